@@ -1,0 +1,202 @@
+//! Starting and stopping one jobq process: which threads run for which ROLE, in what order they
+//! start, and the drain on shutdown.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::config::{Config, ConfigError};
+use crate::metrics::Metrics;
+use crate::server::HttpServer;
+use crate::shutdown::Shutdown;
+use crate::store::{Backend, StoreError};
+use crate::worker::{maintenance, Pool, Registry};
+
+/// What every thread of a process shares, read-only.
+pub struct Shared {
+    pub config: Config,
+    pub registry: Registry,
+    pub backend: Backend,
+    pub metrics: Metrics,
+}
+
+/// Why jobq could not start or stop cleanly.
+#[derive(Debug)]
+pub enum Error {
+    Config(ConfigError),
+    Store(StoreError),
+    Http(String),
+    Thread(std::io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(e) => write!(f, "{e}"),
+            Error::Store(e) => write!(f, "{e}"),
+            Error::Http(e) => write!(f, "{e}"),
+            Error::Thread(e) => write!(f, "cannot start a thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Thread(e)
+    }
+}
+
+/// What the drain did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Jobs that were running when the stop began and finished within SHUTDOWN_TIMEOUT_SECS.
+    pub finished: usize,
+    /// Jobs put back to pending because they outlived the drain.
+    pub requeued: usize,
+}
+
+/// A started jobq process. Dropping it without [`Running::shutdown`] leaves threads running.
+pub struct Running {
+    shared: Arc<Shared>,
+    shutdown: Shutdown,
+    worker_id: Option<String>,
+    http: Option<HttpServer>,
+    addr: Option<SocketAddr>,
+    pool: Option<Pool>,
+    periodic: Vec<JoinHandle<()>>,
+}
+
+/// A name for this process in Redis, unique across restarts: host, pid and a random suffix.
+fn process_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    let rand = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &rand[..6])
+}
+
+/// Starts the threads `config.role` asks for and returns once the HTTP port is listening.
+/// Installs no signal handler and no logger: the binary does that, so a test or an embedding
+/// program can run several instances in one process.
+pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
+    let backend = Backend::new(&config.redis_url, &config.key_prefix).map_err(Error::Store)?;
+    let shared = Arc::new(Shared {
+        config,
+        registry,
+        backend,
+        metrics: Metrics::new(),
+    });
+    let cfg = &shared.config;
+    let shutdown = Shutdown::new();
+    if let Err(e) = shared.backend.open().ping() {
+        log::warn!("{e}; starting anyway: requests get 503 and workers wait until Redis answers");
+    }
+    let runs_jobs = cfg.role.runs_workers() && cfg.num_workers > 0;
+    let worker_id = runs_jobs.then(process_id);
+
+    let mut periodic = vec![
+        maintenance::spawn_scheduler(&shared, &shutdown)?,
+        maintenance::spawn_reaper(&shared, worker_id.clone(), &shutdown)?,
+    ];
+    let mut pool = None;
+    if let Some(id) = &worker_id {
+        // Register before claiming anything, so no reaper can see this process's jobs without
+        // also seeing its heartbeat.
+        let live = maintenance::Liveness::from_recovery_secs(cfg.recovery_secs);
+        let _ = shared.backend.open().heartbeat(id, live.ttl, "{}");
+        periodic.push(maintenance::spawn_heartbeat(&shared, id, &shutdown)?);
+        pool = Some(Pool::start(&shared, id, &shutdown)?);
+    }
+    let addr = format!("{}:{}", cfg.host, cfg.port);
+    let http = HttpServer::start(&shared, &addr, &shutdown).map_err(Error::Http)?;
+    let bound = http.addr();
+    log::info!(
+        "jobq listening on http://{bound} (role {}, {} worker thread(s){}, job types: {})",
+        cfg.role.as_str(),
+        if runs_jobs { cfg.num_workers } else { 0 },
+        worker_id
+            .as_ref()
+            .map(|id| format!(", process id {id}"))
+            .unwrap_or_default(),
+        shared.registry.types().join(", ")
+    );
+    Ok(Running {
+        shared,
+        shutdown,
+        worker_id,
+        http: Some(http),
+        addr: Some(bound),
+        pool,
+        periodic,
+    })
+}
+
+impl Running {
+    /// The address the HTTP API listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr.expect("set at start")
+    }
+
+    /// The handle that stops this process; triggering it from a signal handler begins the drain.
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Blocks until the shutdown handle is triggered, then drains and stops.
+    pub fn wait(self) -> Result<ShutdownReport, Error> {
+        while !self.shutdown.sleep(std::time::Duration::from_secs(3600)) {}
+        self.shutdown()
+    }
+
+    /// Stops accepting requests and fetching jobs, lets running jobs finish within
+    /// SHUTDOWN_TIMEOUT_SECS, puts any unfinished job back to pending and joins the threads.
+    pub fn shutdown(mut self) -> Result<ShutdownReport, Error> {
+        self.shutdown.trigger();
+        let timeout = self.shared.config.shutdown_timeout();
+        if let Some(http) = self.http.take() {
+            http.stop();
+        }
+        let mut report = ShutdownReport::default();
+        if let Some(pool) = self.pool.take() {
+            let busy = pool.busy();
+            if busy > 0 {
+                log::info!(
+                    "draining: waiting up to {} s for {busy} running job(s)",
+                    timeout.as_secs()
+                );
+            }
+            let left = pool.drain(timeout);
+            report.finished = busy.saturating_sub(left);
+        }
+        for t in self.periodic.drain(..) {
+            let _ = t.join();
+        }
+        if let Some(id) = &self.worker_id {
+            let mut store = self.shared.backend.open();
+            match store.requeue_all(id) {
+                Ok(ids) => {
+                    for job in &ids {
+                        log::warn!("job {job} returned to pending: it outlived the shutdown timeout");
+                    }
+                    report.requeued = ids.len();
+                    let _ = store.deregister(id);
+                }
+                Err(e) => log::error!(
+                    "could not return unfinished jobs to pending ({e}); another process will recover them once this one's heartbeat expires"
+                ),
+            }
+        }
+        log::info!(
+            "stopped: {} job(s) finished during the drain, {} returned to pending",
+            report.finished,
+            report.requeued
+        );
+        Ok(report)
+    }
+}

@@ -1,0 +1,506 @@
+//! Configuration: one [`Config`] struct read once from the environment, validated as a whole.
+//!
+//! Every problem is collected before reporting, so an operator fixes a bad deployment in one go
+//! rather than one variable per restart. Defaults live in [`Config::default`] and nowhere else.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Which parts of jobq this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// HTTP API and workers (the default).
+    All,
+    /// HTTP API only: accepts and reports jobs, runs none.
+    Api,
+    /// Workers, plus `/health` and `/metrics` on PORT so every process can be scraped.
+    Worker,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Api => "api",
+            Role::Worker => "worker",
+        }
+    }
+    /// Whether this process serves the job API (`POST /jobs`, `GET /jobs/{id}`, `/stats`).
+    pub fn serves_api(self) -> bool {
+        matches!(self, Role::All | Role::Api)
+    }
+    /// Whether this process runs workers.
+    pub fn runs_workers(self) -> bool {
+        matches!(self, Role::All | Role::Worker)
+    }
+}
+
+impl FromStr for Role {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.to_ascii_lowercase().as_str() {
+            "all" => Ok(Role::All),
+            "api" => Ok(Role::Api),
+            "worker" => Ok(Role::Worker),
+            _ => Err(()),
+        }
+    }
+}
+
+/// The whole configuration of one jobq process. Fields are public so an embedding program or a
+/// test can start from [`Config::default`] and change what it needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `REDIS_URL`: `redis://[user:pass@]host:port[/db]`, or the bare `host:port` form.
+    pub redis_url: String,
+    /// `REDIS_PREFIX`: prefix of every key; it carries a `{hash tag}` so that all of jobq's keys
+    /// live in one Redis Cluster slot and multi-key scripts stay legal there.
+    pub key_prefix: String,
+    /// `HOST`: HTTP bind address.
+    pub host: String,
+    /// `PORT`: HTTP port; 0 picks a free one (tests).
+    pub port: u16,
+    /// `ROLE`: all, api or worker.
+    pub role: Role,
+    /// `NUM_WORKERS`: worker threads; 0 runs no jobs.
+    pub num_workers: usize,
+    /// `HTTP_THREADS`: threads answering HTTP requests.
+    pub http_threads: usize,
+    /// `MAX_QUEUE_SIZE`: pending plus scheduled jobs accepted before `POST /jobs` answers 503.
+    pub max_queue_size: u64,
+    /// `MAX_ATTEMPTS`: attempts before a job goes to the dead-letter queue.
+    pub max_attempts: u32,
+    /// `BACKOFF_BASE_MS`: delay before the second attempt.
+    pub backoff_base_ms: u64,
+    /// `BACKOFF_MAX_MS`: cap of any retry delay.
+    pub backoff_max_ms: u64,
+    /// `JOB_TTL_SECS`: how long a completed job's record is kept.
+    pub job_ttl_secs: u64,
+    /// `MAX_BODY_BYTES`: larger request bodies get 413.
+    pub max_body_bytes: usize,
+    /// `SHUTDOWN_TIMEOUT_SECS`: how long running jobs may take to finish on shutdown.
+    pub shutdown_timeout_secs: u64,
+    /// `RECOVERY_SECS`: a dead process's jobs go back to pending within this many seconds.
+    pub recovery_secs: u64,
+    /// `JOB_TIMEOUT_SECS`: default limit of one attempt.
+    pub job_timeout_secs: u64,
+    /// `LOG_LEVEL`: error, warn, info, debug or trace.
+    pub log_level: log::LevelFilter,
+    /// `ENABLE_DIAGNOSTIC_JOBS`: registers `noop`, `sleep` and `fail`.
+    pub enable_diagnostic_jobs: bool,
+    /// `MAIL_DIR`: where the `email` job writes `.eml` files.
+    pub mail_dir: String,
+    /// `MAIL_FROM`: default sender of `email` jobs.
+    pub mail_from: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            redis_url: "redis://127.0.0.1:6379".into(),
+            key_prefix: "{jobq}".into(),
+            host: "127.0.0.1".into(),
+            port: 8081,
+            role: Role::All,
+            num_workers: 5,
+            http_threads: default_http_threads(),
+            max_queue_size: 1000,
+            max_attempts: 3,
+            backoff_base_ms: 1000,
+            backoff_max_ms: 30_000,
+            job_ttl_secs: 7 * 24 * 3600,
+            max_body_bytes: 1024 * 1024,
+            shutdown_timeout_secs: 30,
+            recovery_secs: 15,
+            job_timeout_secs: 300,
+            log_level: log::LevelFilter::Info,
+            enable_diagnostic_jobs: false,
+            mail_dir: "./data/mail".into(),
+            mail_from: "jobq@localhost".into(),
+        }
+    }
+}
+
+/// Request threads spend most of their time waiting on Redis round trips, so a few per core keep
+/// both cores busy without a thread per connection.
+fn default_http_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cores * 4).clamp(4, 64)
+}
+
+/// Every problem found in the environment, one line each naming the variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for p in &self.problems {
+            writeln!(f, "  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup` (the environment in production, a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut c = Config::default();
+        let mut r = Reader {
+            lookup: &lookup,
+            problems: Vec::new(),
+        };
+        if let Some(url) = r.string("REDIS_URL") {
+            match normalize_redis_url(&url) {
+                Ok(u) => c.redis_url = u,
+                Err(e) => r.problems.push(format!("REDIS_URL={url:?}: {e}")),
+            }
+        }
+        if let Some(p) = r.string("REDIS_PREFIX") {
+            if p.is_empty() || p.contains(char::is_whitespace) {
+                r.problems.push(format!(
+                    "REDIS_PREFIX={p:?}: expected a non-empty key prefix without spaces, e.g. {{jobq}}"
+                ));
+            } else {
+                c.key_prefix = p;
+            }
+        }
+        if let Some(h) = r.string("HOST") {
+            c.host = h;
+        }
+        r.parse("PORT", "a TCP port 0-65535", &mut c.port, |_| true);
+        if let Some(v) = r.string("ROLE") {
+            match v.parse() {
+                Ok(role) => c.role = role,
+                Err(()) => r
+                    .problems
+                    .push(format!("ROLE={v:?}: expected one of all, api, worker")),
+            }
+        }
+        r.parse(
+            "NUM_WORKERS",
+            "an integer 0-1024",
+            &mut c.num_workers,
+            |n| *n <= 1024,
+        );
+        r.parse(
+            "HTTP_THREADS",
+            "an integer 1-1024",
+            &mut c.http_threads,
+            |n| (1..=1024).contains(n),
+        );
+        r.parse(
+            "MAX_QUEUE_SIZE",
+            "a positive integer",
+            &mut c.max_queue_size,
+            |n| *n > 0,
+        );
+        r.parse(
+            "MAX_ATTEMPTS",
+            "an integer 1-1000",
+            &mut c.max_attempts,
+            |n| (1..=1000).contains(n),
+        );
+        r.parse(
+            "BACKOFF_BASE_MS",
+            "an integer of milliseconds, at least 1",
+            &mut c.backoff_base_ms,
+            |n| *n >= 1,
+        );
+        r.parse(
+            "BACKOFF_MAX_MS",
+            "an integer of milliseconds, at least 1",
+            &mut c.backoff_max_ms,
+            |n| *n >= 1,
+        );
+        r.parse(
+            "JOB_TTL_SECS",
+            "a positive integer of seconds",
+            &mut c.job_ttl_secs,
+            |n| *n > 0,
+        );
+        r.parse(
+            "MAX_BODY_BYTES",
+            "an integer of bytes, at least 256",
+            &mut c.max_body_bytes,
+            |n| *n >= 256,
+        );
+        r.parse(
+            "SHUTDOWN_TIMEOUT_SECS",
+            "an integer of seconds",
+            &mut c.shutdown_timeout_secs,
+            |_| true,
+        );
+        r.parse(
+            "RECOVERY_SECS",
+            "an integer of seconds, at least 3",
+            &mut c.recovery_secs,
+            |n| *n >= 3,
+        );
+        r.parse(
+            "JOB_TIMEOUT_SECS",
+            "a positive integer of seconds",
+            &mut c.job_timeout_secs,
+            |n| *n > 0,
+        );
+        if let Some(v) = r.string("LOG_LEVEL") {
+            match v.parse::<log::LevelFilter>() {
+                Ok(l) if l != log::LevelFilter::Off => c.log_level = l,
+                _ => r.problems.push(format!(
+                    "LOG_LEVEL={v:?}: expected one of error, warn, info, debug, trace"
+                )),
+            }
+        }
+        if let Some(v) = r.string("ENABLE_DIAGNOSTIC_JOBS") {
+            match parse_bool(&v) {
+                Some(b) => c.enable_diagnostic_jobs = b,
+                None => r.problems.push(format!(
+                    "ENABLE_DIAGNOSTIC_JOBS={v:?}: expected true or false"
+                )),
+            }
+        }
+        if let Some(v) = r.string("MAIL_DIR") {
+            c.mail_dir = v;
+        }
+        if let Some(v) = r.string("MAIL_FROM") {
+            if crate::handlers::email::is_address(&v) {
+                c.mail_from = v;
+            } else {
+                r.problems.push(format!(
+                    "MAIL_FROM={v:?}: expected an address like jobq@example.com"
+                ));
+            }
+        }
+        if c.backoff_max_ms < c.backoff_base_ms {
+            r.problems.push(format!(
+                "BACKOFF_MAX_MS={} is below BACKOFF_BASE_MS={}: the cap must be at least the base delay",
+                c.backoff_max_ms, c.backoff_base_ms
+            ));
+        }
+        if r.problems.is_empty() {
+            Ok(c)
+        } else {
+            Err(ConfigError {
+                problems: r.problems,
+            })
+        }
+    }
+
+    /// The configuration as one log line, with any password in REDIS_URL masked.
+    pub fn summary(&self) -> String {
+        format!(
+            "role={} redis={} prefix={} http={}:{} http_threads={} workers={} max_queue={} max_attempts={} backoff={}..{}ms job_ttl={}s job_timeout={}s recovery={}s shutdown_timeout={}s max_body={}B diagnostic_jobs={} log_level={}",
+            self.role.as_str(),
+            mask_url(&self.redis_url),
+            self.key_prefix,
+            self.host,
+            self.port,
+            self.http_threads,
+            self.num_workers,
+            self.max_queue_size,
+            self.max_attempts,
+            self.backoff_base_ms,
+            self.backoff_max_ms,
+            self.job_ttl_secs,
+            self.job_timeout_secs,
+            self.recovery_secs,
+            self.shutdown_timeout_secs,
+            self.max_body_bytes,
+            self.enable_diagnostic_jobs,
+            self.log_level,
+        )
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+}
+
+struct Reader<'a, F: Fn(&str) -> Option<String>> {
+    lookup: &'a F,
+    problems: Vec<String>,
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
+    /// The trimmed value of `name`; unset and empty both mean "use the default".
+    fn string(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn parse<T: FromStr + Copy>(
+        &mut self,
+        name: &str,
+        expected: &str,
+        slot: &mut T,
+        valid: impl Fn(&T) -> bool,
+    ) {
+        let Some(raw) = self.string(name) else { return };
+        match raw.parse::<T>() {
+            Ok(v) if valid(&v) => *slot = v,
+            _ => self
+                .problems
+                .push(format!("{name}={raw:?}: expected {expected}")),
+        }
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Accepts `redis://…`, `rediss://…`, `unix://…` as they are and the article's bare `host:port`
+/// (or bare `host`), which becomes `redis://host:port`.
+pub fn normalize_redis_url(raw: &str) -> Result<String, String> {
+    let url = if raw.contains("://") {
+        raw.to_string()
+    } else {
+        let (host, port) = match raw.rsplit_once(':') {
+            Some((h, p)) => (h, p),
+            None => (raw, "6379"),
+        };
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err("expected redis://host:port[/db] or host:port".into());
+        }
+        format!("redis://{host}:{port}")
+    };
+    redis::parse_redis_url(&url)
+        .map(|_| url.clone())
+        .ok_or_else(|| "expected redis://host:port[/db] or host:port".into())
+        .and_then(
+            |u| match redis::IntoConnectionInfo::into_connection_info(u.as_str()) {
+                Ok(_) => Ok(u),
+                Err(e) => Err(format!("not a usable Redis URL: {e}")),
+            },
+        )
+}
+
+/// `redis://user:secret@host` → `redis://user:***@host`, for logs.
+pub fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((cred, host)) => {
+            let user = cred.split_once(':').map_or("", |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_documented_table() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c.redis_url, "redis://127.0.0.1:6379");
+        assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 8081));
+        assert_eq!(c.num_workers, 5);
+        assert_eq!(c.max_queue_size, 1000);
+        assert_eq!(c.max_attempts, 3);
+        assert_eq!((c.backoff_base_ms, c.backoff_max_ms), (1000, 30_000));
+        assert_eq!(c.job_ttl_secs, 604_800);
+        assert_eq!(c.max_body_bytes, 1_048_576);
+        assert_eq!(c.shutdown_timeout_secs, 30);
+        assert_eq!(c.log_level, log::LevelFilter::Info);
+        assert!(!c.enable_diagnostic_jobs);
+        assert_eq!(c.role, Role::All);
+        assert_eq!(c.key_prefix, "{jobq}");
+    }
+
+    #[test]
+    fn bare_host_port_becomes_a_url() {
+        let c = from(&[("REDIS_URL", "redis:6379")]).unwrap();
+        assert_eq!(c.redis_url, "redis://redis:6379");
+        assert_eq!(
+            normalize_redis_url("localhost").unwrap(),
+            "redis://localhost:6379"
+        );
+        assert_eq!(
+            normalize_redis_url("redis://u:p@h:7000/2").unwrap(),
+            "redis://u:p@h:7000/2"
+        );
+        assert!(normalize_redis_url("host:notaport").is_err());
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_by_name() {
+        let err = from(&[
+            ("PORT", "99999"),
+            ("NUM_WORKERS", "-1"),
+            ("MAX_ATTEMPTS", "0"),
+            ("LOG_LEVEL", "loud"),
+            ("ENABLE_DIAGNOSTIC_JOBS", "maybe"),
+            ("ROLE", "boss"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        for name in [
+            "PORT",
+            "NUM_WORKERS",
+            "MAX_ATTEMPTS",
+            "LOG_LEVEL",
+            "ENABLE_DIAGNOSTIC_JOBS",
+            "ROLE",
+        ] {
+            assert!(text.contains(name), "{name} missing from {text}");
+        }
+        assert_eq!(err.problems.len(), 6);
+    }
+
+    #[test]
+    fn backoff_cap_below_base_is_refused() {
+        let err = from(&[("BACKOFF_BASE_MS", "500"), ("BACKOFF_MAX_MS", "100")]).unwrap_err();
+        assert!(err.to_string().contains("BACKOFF_MAX_MS"));
+    }
+
+    #[test]
+    fn values_are_trimmed_and_empty_means_default() {
+        let c = from(&[
+            ("NUM_WORKERS", " 8 "),
+            ("PORT", ""),
+            ("ENABLE_DIAGNOSTIC_JOBS", "yes"),
+        ])
+        .unwrap();
+        assert_eq!(c.num_workers, 8);
+        assert_eq!(c.port, 8081);
+        assert!(c.enable_diagnostic_jobs);
+    }
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            mask_url("redis://user:hunter2@h:6379/0"),
+            "redis://user:***@h:6379/0"
+        );
+        assert_eq!(mask_url("redis://:pw@h:6379"), "redis://:***@h:6379");
+        assert_eq!(mask_url("redis://h:6379"), "redis://h:6379");
+    }
+}

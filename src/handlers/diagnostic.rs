@@ -1,0 +1,93 @@
+//! Diagnostic job types for tests, benchmarks and demos (ENABLE_DIAGNOSTIC_JOBS=true): `noop`
+//! succeeds at once, `sleep` waits `{"ms": N}` (honouring cancellation), `fail` always fails.
+
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+use crate::worker::{Handler, JobContext, JobError, JobResult, Registry};
+
+/// Longest `sleep` job: ten minutes.
+pub const MAX_SLEEP_MS: u64 = 600_000;
+
+pub fn register(r: &mut Registry) {
+    r.register("noop", Noop);
+    r.register("sleep", Sleep);
+    r.register("fail", Fail);
+}
+
+struct Noop;
+
+impl Handler for Noop {
+    fn run(&self, _job: &JobContext) -> JobResult {
+        Ok(Value::Null)
+    }
+}
+
+struct Sleep;
+
+fn sleep_ms(payload: &Value) -> Result<u64, String> {
+    match payload.get("ms") {
+        Some(v) => v
+            .as_u64()
+            .filter(|ms| *ms <= MAX_SLEEP_MS)
+            .ok_or_else(|| format!("\"ms\" must be an integer from 0 to {MAX_SLEEP_MS}, got {v}")),
+        None => Err("\"ms\" is required: {\"ms\": 250} sleeps a quarter second".into()),
+    }
+}
+
+impl Handler for Sleep {
+    fn validate(&self, payload: &Value) -> Result<(), String> {
+        sleep_ms(payload).map(|_| ())
+    }
+
+    fn run(&self, job: &JobContext) -> JobResult {
+        let ms = sleep_ms(&job.payload).map_err(JobError::permanent)?;
+        let start = Instant::now();
+        if job.cancel.sleep(Duration::from_millis(ms)) {
+            Ok(serde_json::json!({ "slept_ms": ms }))
+        } else {
+            Err(JobError::transient(format!(
+                "sleep cancelled after {} of {ms} ms",
+                start.elapsed().as_millis()
+            )))
+        }
+    }
+}
+
+struct Fail;
+
+const DEFAULT_FAIL_MESSAGE: &str = "failed on purpose (fail job)";
+
+impl Handler for Fail {
+    fn validate(&self, payload: &Value) -> Result<(), String> {
+        match payload.get("message") {
+            None | Some(Value::String(_)) => Ok(()),
+            Some(v) => Err(format!("\"message\" must be a string, got {v}")),
+        }
+    }
+
+    fn run(&self, job: &JobContext) -> JobResult {
+        let msg = job.payload["message"]
+            .as_str()
+            .unwrap_or(DEFAULT_FAIL_MESSAGE);
+        Err(JobError::transient(msg))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sleep_payload_is_checked() {
+        assert!(Sleep.validate(&json!({"ms": 10})).is_ok());
+        assert!(Sleep
+            .validate(&json!({"ms": "x"}))
+            .unwrap_err()
+            .contains("\"ms\""));
+        assert!(Sleep.validate(&json!({"ms": 600_001})).is_err());
+        assert!(Sleep.validate(&json!({})).is_err());
+        assert!(Fail.validate(&json!({"message": 3})).is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! Built-in job types, and the registry a plain `jobq` binary starts with.
+
+pub mod diagnostic;
+pub mod email;
+
+use crate::config::Config;
+use crate::worker::Registry;
+
+/// The handlers the `jobq` binary registers: `email` always, the diagnostic types when
+/// ENABLE_DIAGNOSTIC_JOBS is set. An embedding program starts from this and adds its own.
+pub fn builtin_registry(config: &Config) -> Registry {
+    let mut r = Registry::new();
+    r.register("email", email::Email::from_config(config));
+    if config.enable_diagnostic_jobs {
+        diagnostic::register(&mut r);
+    }
+    r
+}

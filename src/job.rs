@@ -1,0 +1,353 @@
+//! The job as the API shows it ([`Job`]), as a client submits it ([`NewJob`]), and its status.
+//!
+//! A job's record in Redis is a hash of strings (see `store::keys::field`); this module turns it
+//! into the article's job JSON: timestamps as RFC 3339 UTC, payload and result as JSON values.
+
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::store::keys::field;
+
+/// Where a job is in its life. Jobs waiting out a delay or a retry backoff are `Pending` with a
+/// `run_at` in the future.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Running => "running",
+            JobStatus::Completed => "completed",
+            JobStatus::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pending" => Ok(JobStatus::Pending),
+            "running" => Ok(JobStatus::Running),
+            "completed" => Ok(JobStatus::Completed),
+            "failed" => Ok(JobStatus::Failed),
+            other => Err(format!("unknown job status {other:?}")),
+        }
+    }
+}
+
+/// A job as `GET /jobs/{id}` returns it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Job {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub payload: Value,
+    pub status: JobStatus,
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339")]
+    pub updated_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// When a delayed job or a retry becomes due; null once it is due.
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub run_at: Option<DateTime<Utc>>,
+    /// Attempts started: 1 for a job that succeeded first time.
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub timeout_secs: Option<u64>,
+    /// The last attempt's error, kept after a later success as a record of what happened.
+    pub error: Option<String>,
+    /// What the handler returned.
+    pub result: Option<Value>,
+}
+
+fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+fn rfc3339_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// Milliseconds since the Unix epoch (as Redis `TIME` gives them to the scripts) → UTC time.
+pub fn from_millis(ms: i64) -> Option<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(ms).single()
+}
+
+impl Job {
+    /// Builds a job from its Redis hash. A record missing a required field is reported rather
+    /// than shown half-empty, since it means the record was written by something else.
+    pub fn from_record(id: &str, rec: &HashMap<String, String>) -> Result<Job, String> {
+        let get = |name: &str| rec.get(name).map(String::as_str).filter(|s| !s.is_empty());
+        let need = |name: &str| get(name).ok_or_else(|| format!("job record {id} lacks {name}"));
+        let time = |name: &str| -> Result<Option<DateTime<Utc>>, String> {
+            match get(name) {
+                None => Ok(None),
+                Some(v) => v
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(from_millis)
+                    .map(Some)
+                    .ok_or_else(|| format!("job record {id} has a bad {name}: {v:?}")),
+            }
+        };
+        let json = |name: &str| -> Result<Option<Value>, String> {
+            match get(name) {
+                None => Ok(None),
+                Some(v) => serde_json::from_str(v)
+                    .map(Some)
+                    .map_err(|e| format!("job record {id} has bad JSON in {name}: {e}")),
+            }
+        };
+        let created_at = time(field::CREATED_AT)?
+            .ok_or_else(|| format!("job record {id} lacks {}", field::CREATED_AT))?;
+        Ok(Job {
+            id: id.to_string(),
+            kind: need(field::TYPE)?.to_string(),
+            payload: json(field::PAYLOAD)?.unwrap_or(Value::Null),
+            status: need(field::STATUS)?.parse()?,
+            created_at,
+            updated_at: time(field::UPDATED_AT)?.unwrap_or(created_at),
+            started_at: time(field::STARTED_AT)?,
+            completed_at: time(field::COMPLETED_AT)?,
+            run_at: time(field::RUN_AT)?,
+            attempt: get(field::ATTEMPT)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            max_attempts: get(field::MAX_ATTEMPTS)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            timeout_secs: get(field::TIMEOUT_SECS).and_then(|v| v.parse().ok()),
+            error: get(field::ERROR).map(str::to_string),
+            result: json(field::RESULT)?,
+        })
+    }
+}
+
+/// The body of `POST /jobs`, exactly as a client may send it; unknown fields are refused so a
+/// typo such as `"dealy_ms"` is an error rather than a job that runs at the wrong time.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewJobRequest {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub payload: Option<Value>,
+    pub delay_ms: Option<u64>,
+    pub run_at: Option<String>,
+    pub max_attempts: Option<u32>,
+    pub timeout_secs: Option<u64>,
+}
+
+/// A validated submission, ready for the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    pub id: String,
+    pub kind: String,
+    /// The payload as compact JSON text, stored as is.
+    pub payload: String,
+    /// Run no earlier than this many milliseconds after Redis's clock at creation.
+    pub delay_ms: u64,
+    /// Or no earlier than this wall-clock time (milliseconds since the epoch).
+    pub run_at_ms: Option<i64>,
+    pub max_attempts: u32,
+    pub timeout_secs: Option<u64>,
+}
+
+/// Longest delay a job may ask for: a year. Anything longer is almost certainly a unit mistake.
+pub const MAX_DELAY_MS: u64 = 365 * 24 * 3600 * 1000;
+/// Most attempts a job may ask for.
+pub const MAX_ATTEMPTS_LIMIT: u32 = 1000;
+
+impl NewJobRequest {
+    /// Checks everything that does not depend on the handler; `known_type` says whether a handler
+    /// exists, and `validate_payload` runs that handler's own checks.
+    pub fn validate(
+        self,
+        default_max_attempts: u32,
+        known_types: &[&str],
+        validate_payload: impl Fn(&str, &Value) -> Result<(), String>,
+    ) -> Result<NewJob, String> {
+        let kind = match self.kind {
+            None => {
+                return Err(format!(
+                    "missing \"type\": name one of the known job types: {}",
+                    known_types.join(", ")
+                ))
+            }
+            Some(k) => k,
+        };
+        if !known_types.contains(&kind.as_str()) {
+            return Err(format!(
+                "unknown job type {kind:?}: known types are {}",
+                if known_types.is_empty() {
+                    "none (this server has no handlers registered)".to_string()
+                } else {
+                    known_types.join(", ")
+                }
+            ));
+        }
+        let payload = self
+            .payload
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        validate_payload(&kind, &payload)
+            .map_err(|e| format!("invalid payload for {kind:?} job: {e}"))?;
+        if self.delay_ms.is_some() && self.run_at.is_some() {
+            return Err("give either \"delay_ms\" or \"run_at\", not both".into());
+        }
+        let delay_ms = self.delay_ms.unwrap_or(0);
+        if delay_ms > MAX_DELAY_MS {
+            return Err(format!(
+                "\"delay_ms\" {delay_ms} is more than a year ({MAX_DELAY_MS}); use \"run_at\" for a fixed time"
+            ));
+        }
+        let run_at_ms = match self.run_at {
+            None => None,
+            Some(s) => Some(
+                DateTime::parse_from_rfc3339(&s)
+                    .map_err(|e| {
+                        format!("\"run_at\" {s:?} is not an RFC 3339 time such as 2026-01-02T15:04:05Z: {e}")
+                    })?
+                    .timestamp_millis(),
+            ),
+        };
+        let max_attempts = self.max_attempts.unwrap_or(default_max_attempts);
+        if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max_attempts) {
+            return Err(format!(
+                "\"max_attempts\" must be between 1 and {MAX_ATTEMPTS_LIMIT}, got {max_attempts}"
+            ));
+        }
+        if let Some(t) = self.timeout_secs {
+            if t == 0 || t > 7 * 24 * 3600 {
+                return Err(format!(
+                    "\"timeout_secs\" must be between 1 and 604800 (a week), got {t}"
+                ));
+            }
+        }
+        Ok(NewJob {
+            id: uuid::Uuid::new_v4().to_string(),
+            kind,
+            payload: payload.to_string(),
+            delay_ms,
+            run_at_ms,
+            max_attempts,
+            timeout_secs: self.timeout_secs,
+        })
+    }
+}
+
+/// A job id as the API accepts it: a UUID, normalised to lower-case hyphenated form.
+pub fn parse_job_id(s: &str) -> Option<String> {
+    uuid::Uuid::parse_str(s).ok().map(|u| u.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn req(v: Value) -> Result<NewJob, String> {
+        let r: NewJobRequest = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        r.validate(3, &["noop", "email"], |_, _| Ok(()))
+    }
+
+    #[test]
+    fn a_minimal_job_gets_defaults() {
+        let j = req(json!({"type": "noop"})).unwrap();
+        assert_eq!(j.kind, "noop");
+        assert_eq!(j.payload, "{}");
+        assert_eq!(j.max_attempts, 3);
+        assert_eq!(j.delay_ms, 0);
+        assert!(uuid::Uuid::parse_str(&j.id).is_ok());
+    }
+
+    #[test]
+    fn unknown_type_lists_the_known_ones() {
+        let e = req(json!({"type": "fax"})).unwrap_err();
+        assert!(e.contains("\"fax\"") && e.contains("noop, email"), "{e}");
+        let e = req(json!({"payload": {}})).unwrap_err();
+        assert!(e.contains("missing \"type\""), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_times_are_named() {
+        let e = req(json!({"type": "noop", "dealy_ms": 5})).unwrap_err();
+        assert!(e.contains("dealy_ms"), "{e}");
+        let e = req(json!({"type": "noop", "run_at": "tomorrow"})).unwrap_err();
+        assert!(e.contains("run_at"), "{e}");
+        let e = req(json!({"type": "noop", "run_at": "2030-01-01T00:00:00Z", "delay_ms": 1}))
+            .unwrap_err();
+        assert!(e.contains("not both"), "{e}");
+        let e = req(json!({"type": "noop", "max_attempts": 0})).unwrap_err();
+        assert!(e.contains("max_attempts"), "{e}");
+    }
+
+    #[test]
+    fn run_at_is_parsed_to_millis() {
+        let j = req(json!({"type": "noop", "run_at": "2030-01-01T00:00:00.250Z"})).unwrap();
+        assert_eq!(j.run_at_ms, Some(1_893_456_000_250));
+    }
+
+    #[test]
+    fn record_becomes_the_article_json() {
+        let rec: HashMap<String, String> = [
+            ("type", "email"),
+            ("payload", r#"{"to":"a@b.c"}"#),
+            ("status", "completed"),
+            ("created_at", "1775557800000"),
+            ("updated_at", "1775557803000"),
+            ("started_at", "1775557801000"),
+            ("completed_at", "1775557803000"),
+            ("attempt", "1"),
+            ("max_attempts", "3"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let job = Job::from_record("550e8400-e29b-41d4-a716-446655440000", &rec).unwrap();
+        let v = serde_json::to_value(&job).unwrap();
+        assert_eq!(v["type"], "email");
+        assert_eq!(v["payload"], json!({"to": "a@b.c"}));
+        assert_eq!(v["status"], "completed");
+        assert_eq!(v["created_at"], "2026-04-07T10:30:00.000Z");
+        assert_eq!(v["started_at"], "2026-04-07T10:30:01.000Z");
+        assert_eq!(v["completed_at"], "2026-04-07T10:30:03.000Z");
+        assert_eq!(v["attempt"], 1);
+        assert_eq!(v["error"], Value::Null);
+        assert_eq!(v["result"], Value::Null);
+        assert_eq!(v["run_at"], Value::Null);
+    }
+
+    #[test]
+    fn job_ids_are_uuids() {
+        assert!(parse_job_id("not-a-uuid").is_none());
+        assert_eq!(
+            parse_job_id("550E8400-E29B-41D4-A716-446655440000").unwrap(),
+            "550e8400-e29b-41d4-a716-446655440000"
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! Prometheus metrics under the article's names. Counters count this process's events; the
+//! `queue_size` gauge is read from Redis at scrape time, so it is the same on every process.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::store::Stats;
+
+pub struct Metrics {
+    registry: Registry,
+    pub jobs_created: IntCounter,
+    pub jobs_processed: IntCounter,
+    pub jobs_failed: IntCounter,
+    pub jobs_retried: IntCounter,
+    pub jobs_dlq: IntCounter,
+    pub jobs_recovered: IntCounter,
+    pub processing_duration: Histogram,
+    queue_size: IntGaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric name");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("metric registered once");
+            c
+        };
+        let jobs_created = counter("jobs_created_total", "Jobs accepted by this process's API.");
+        let jobs_processed = counter(
+            "jobs_processed_total",
+            "Jobs this process's workers completed successfully.",
+        );
+        let jobs_failed = counter(
+            "jobs_failed_total",
+            "Failed attempts on this process's workers (each retry's failure counts).",
+        );
+        let jobs_retried = counter(
+            "jobs_retried_total",
+            "Failed attempts this process scheduled for a retry.",
+        );
+        let jobs_dlq = counter(
+            "jobs_dlq_total",
+            "Jobs this process moved to the dead-letter queue.",
+        );
+        let jobs_recovered = counter(
+            "jobs_recovered_total",
+            "Jobs this process took back from worker processes that died.",
+        );
+        let processing_duration = Histogram::with_opts(HistogramOpts::new(
+            "job_processing_duration_seconds",
+            "Time handlers spent on attempts, successful or not.",
+        ))
+        .expect("valid histogram");
+        registry
+            .register(Box::new(processing_duration.clone()))
+            .expect("metric registered once");
+        let queue_size = IntGaugeVec::new(
+            Opts::new(
+                "queue_size",
+                "Jobs in each state, read from Redis at scrape time.",
+            ),
+            &["state"],
+        )
+        .expect("valid gauge");
+        registry
+            .register(Box::new(queue_size.clone()))
+            .expect("metric registered once");
+        Metrics {
+            registry,
+            jobs_created,
+            jobs_processed,
+            jobs_failed,
+            jobs_retried,
+            jobs_dlq,
+            jobs_recovered,
+            processing_duration,
+            queue_size,
+        }
+    }
+
+    /// The text exposition; `stats` refreshes the queue gauges when Redis answered.
+    pub fn render(&self, stats: Option<&Stats>) -> String {
+        if let Some(s) = stats {
+            for (state, n) in [
+                ("pending", s.pending_jobs),
+                ("scheduled", s.scheduled_jobs),
+                ("running", s.running_jobs),
+                ("dlq", s.dlq_size),
+            ] {
+                self.queue_size
+                    .with_label_values(&[state])
+                    .set(n.min(i64::MAX as u64) as i64);
+            }
+        }
+        let mut buf = Vec::with_capacity(4096);
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding of gathered metrics cannot fail");
+        String::from_utf8(buf).expect("metric text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

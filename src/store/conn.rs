@@ -1,0 +1,139 @@
+//! One thread's Redis connection: connected lazily with a timeout, given read and write timeouts,
+//! and dropped on any transport error so the next call reconnects on a fresh socket.
+//!
+//! [`Health`] is shared by every connection of the process: it turns many failing calls into one
+//! log line when Redis goes away and one when it is back.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::StoreError;
+use crate::config::mask_url;
+
+/// How long to wait for a TCP connection to Redis.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How long any ordinary command may take. Keeps API answers within about 2 s when Redis hangs.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// Whether Redis answered the last call, shared by all threads of a process.
+#[derive(Debug)]
+pub struct Health {
+    up: AtomicBool,
+    url: String,
+}
+
+impl Health {
+    pub fn new(url: &str) -> Arc<Health> {
+        Arc::new(Health {
+            up: AtomicBool::new(true),
+            url: mask_url(url),
+        })
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    fn mark_up(&self) {
+        if !self.up.swap(true, Ordering::Relaxed) {
+            log::warn!("Redis at {} is reachable again", self.url);
+        }
+    }
+
+    fn mark_down(&self, why: &str) {
+        if self.up.swap(false, Ordering::Relaxed) {
+            log::error!(
+                "Redis at {} is unreachable ({why}); jobs wait and requests get 503 until it is back",
+                self.url
+            );
+        }
+    }
+}
+
+/// A connection owned by one thread.
+pub struct Conn {
+    client: redis::Client,
+    conn: Option<redis::Connection>,
+    health: Arc<Health>,
+    read_timeout: Duration,
+}
+
+impl Conn {
+    /// `read_timeout` must exceed the block time of any blocking command sent on this connection.
+    pub fn new(client: redis::Client, health: Arc<Health>, read_timeout: Duration) -> Conn {
+        Conn {
+            client,
+            conn: None,
+            health,
+            read_timeout,
+        }
+    }
+
+    /// Runs `f` on the connection, connecting first if needed. Transport errors drop the socket
+    /// and mark Redis down; server errors (a script bug, a wrong type) leave both alone.
+    pub fn run<T>(
+        &mut self,
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, StoreError> {
+        let fresh = self.conn.is_none();
+        if fresh {
+            match self.connect() {
+                Ok(c) => self.conn = Some(c),
+                Err(e) => {
+                    let msg = describe(&e);
+                    self.health.mark_down(&msg);
+                    return Err(StoreError::Unavailable(msg));
+                }
+            }
+        }
+        let conn = self.conn.as_mut().expect("connected above");
+        match f(conn) {
+            Ok(v) => {
+                self.health.mark_up();
+                Ok(v)
+            }
+            Err(e) if is_transport(&e) => {
+                self.conn = None;
+                let msg = describe(&e);
+                // A socket that had been idle may simply be stale (Redis restarted since); only
+                // a failure on a fresh connection says Redis itself is gone. This keeps the log
+                // to one line when Redis goes away and one when it is back.
+                if fresh {
+                    self.health.mark_down(&msg);
+                }
+                Err(StoreError::Unavailable(msg))
+            }
+            Err(e) => {
+                self.health.mark_up();
+                Err(StoreError::Redis(e.to_string()))
+            }
+        }
+    }
+
+    fn connect(&self) -> redis::RedisResult<redis::Connection> {
+        let c = self.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+        c.set_read_timeout(Some(self.read_timeout))?;
+        c.set_write_timeout(Some(COMMAND_TIMEOUT))?;
+        Ok(c)
+    }
+}
+
+fn is_transport(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_unrecoverable_error()
+}
+
+/// A Redis error in words an operator can act on.
+fn describe(e: &redis::RedisError) -> String {
+    if e.is_connection_refusal() {
+        format!("connection refused: is redis-server running? ({e})")
+    } else if e.is_timeout() {
+        format!("no answer within {} ms ({e})", COMMAND_TIMEOUT.as_millis())
+    } else {
+        e.to_string()
+    }
+}

@@ -1,0 +1,95 @@
+//! Every Redis key name and job-record field jobq uses, built in this one place.
+//!
+//! All keys start with the configured prefix, which carries a `{hash tag}` so they share one
+//! Redis Cluster slot; the Lua scripts rebuild job keys from the same prefix (see `lua/*.lua`).
+//! docs/redis-keys.md describes each key; keep the two in step.
+
+/// Field names of a job record (a Redis hash), so no logic spells one twice.
+pub mod field {
+    pub const TYPE: &str = "type";
+    pub const PAYLOAD: &str = "payload";
+    pub const STATUS: &str = "status";
+    pub const ATTEMPT: &str = "attempt";
+    pub const MAX_ATTEMPTS: &str = "max_attempts";
+    pub const TIMEOUT_SECS: &str = "timeout_secs";
+    pub const CREATED_AT: &str = "created_at";
+    pub const UPDATED_AT: &str = "updated_at";
+    pub const STARTED_AT: &str = "started_at";
+    pub const COMPLETED_AT: &str = "completed_at";
+    pub const RUN_AT: &str = "run_at";
+    pub const ERROR: &str = "error";
+    pub const RESULT: &str = "result";
+}
+
+/// Field names of the counters hash.
+pub mod counter {
+    /// Jobs ever accepted.
+    pub const CREATED: &str = "created";
+    /// Jobs claimed and not yet finished, over all processes.
+    pub const RUNNING: &str = "running";
+    /// Jobs ever completed.
+    pub const COMPLETED: &str = "completed";
+    /// Jobs ever moved to the dead-letter queue.
+    pub const DEAD: &str = "dead";
+}
+
+/// Key names under one prefix.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+    pub pending: String,
+    pub scheduled: String,
+    pub completed: String,
+    pub dlq: String,
+    pub counters: String,
+    pub workers: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Keys {
+        let k = |name: &str| format!("{prefix}:{name}");
+        Keys {
+            prefix: prefix.to_string(),
+            pending: k("pending"),
+            scheduled: k("scheduled"),
+            completed: k("completed"),
+            dlq: k("dlq"),
+            counters: k("counters"),
+            workers: k("workers"),
+        }
+    }
+
+    /// The prefix itself, handed to scripts that build job keys from ids they read.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A job's record.
+    pub fn job(&self, id: &str) -> String {
+        format!("{}:job:{id}", self.prefix)
+    }
+
+    /// The list of jobs one worker process has claimed.
+    pub fn running(&self, worker: &str) -> String {
+        format!("{}:running:{worker}", self.prefix)
+    }
+
+    /// One worker process's liveness key, which expires unless refreshed.
+    pub fn heartbeat(&self, worker: &str) -> String {
+        format!("{}:worker:{worker}", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_the_hash_tag() {
+        let k = Keys::new("{jobq}");
+        assert_eq!(k.pending, "{jobq}:pending");
+        assert_eq!(k.job("abc"), "{jobq}:job:abc");
+        assert_eq!(k.running("w1"), "{jobq}:running:w1");
+        assert_eq!(k.heartbeat("w1"), "{jobq}:worker:w1");
+    }
+}

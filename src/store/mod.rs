@@ -1,0 +1,466 @@
+//! The only code that speaks Redis. One method per state transition, each a single script call
+//! (see `lua/`), plus the reads the API needs. Each thread opens its own [`Store`] from the shared
+//! [`Backend`], so no mutex sits between threads and Redis.
+
+pub mod conn;
+pub mod keys;
+mod scripts;
+
+use redis::Value as RV;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::job::{Job, NewJob};
+pub use conn::Health;
+use conn::{Conn, COMMAND_TIMEOUT};
+use keys::{counter, Keys};
+use scripts::scripts;
+
+/// How many recently completed ids the completed list keeps.
+pub const COMPLETED_LIST_MAX: u64 = 1000;
+
+/// What can go wrong talking to Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// Redis cannot be reached or did not answer in time: retry later (HTTP 503).
+    Unavailable(String),
+    /// Redis answered with an error: a bug or a Redis that is not what jobq expects.
+    Redis(String),
+    /// A record that does not parse.
+    Corrupt(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Unavailable(m) => write!(f, "Redis is unavailable: {m}"),
+            StoreError::Redis(m) => write!(f, "Redis refused a command: {m}"),
+            StoreError::Corrupt(m) => write!(f, "corrupt job record: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Shared by all threads of a process: where Redis is, the key names, and Redis's health.
+#[derive(Clone)]
+pub struct Backend {
+    client: redis::Client,
+    keys: Arc<Keys>,
+    health: Arc<Health>,
+}
+
+impl Backend {
+    pub fn new(url: &str, prefix: &str) -> Result<Backend, StoreError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| StoreError::Redis(format!("bad Redis URL: {e}")))?;
+        Ok(Backend {
+            client,
+            keys: Arc::new(Keys::new(prefix)),
+            health: Health::new(url),
+        })
+    }
+
+    /// A connection for ordinary commands.
+    pub fn open(&self) -> Store {
+        self.open_with_read_timeout(COMMAND_TIMEOUT)
+    }
+
+    /// A connection that may block in `BLMOVE` for up to `block`.
+    pub fn open_blocking(&self, block: Duration) -> Store {
+        self.open_with_read_timeout(block + COMMAND_TIMEOUT)
+    }
+
+    fn open_with_read_timeout(&self, read_timeout: Duration) -> Store {
+        Store {
+            conn: Conn::new(self.client.clone(), self.health.clone(), read_timeout),
+            keys: self.keys.clone(),
+        }
+    }
+
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+}
+
+/// The counts `GET /stats` shows: all O(1) reads (counters and list lengths).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Stats {
+    /// Jobs ever accepted.
+    pub total_jobs: u64,
+    pub pending_jobs: u64,
+    pub running_jobs: u64,
+    /// Jobs ever completed.
+    pub completed_jobs: u64,
+    /// Jobs ever moved to the dead-letter queue.
+    pub failed_jobs: u64,
+    /// Jobs in the dead-letter queue now.
+    pub dlq_size: u64,
+    /// Delayed jobs and retries waiting for their time.
+    pub scheduled_jobs: u64,
+}
+
+/// A job handed to this process by [`Store::claim`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub id: String,
+    pub kind: String,
+    pub payload: String,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub timeout_secs: Option<u64>,
+}
+
+/// What [`Store::fail`] did with a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Scheduled to run again at this time (ms since the epoch).
+    Retry { due_ms: i64 },
+    /// Moved to the dead-letter queue.
+    Dead,
+    /// This process no longer held the job; nothing was written.
+    NotOwned,
+}
+
+/// What [`Store::create`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created,
+    /// Pending plus scheduled jobs would exceed the limit; nothing was written.
+    Full,
+}
+
+/// What [`Store::promote`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Promoted {
+    pub moved: u64,
+    /// When the next scheduled job is due, if any (ms since the epoch, Redis's clock).
+    pub next_due_ms: Option<i64>,
+    /// Redis's clock when the script ran.
+    pub now_ms: i64,
+}
+
+/// The jobs recovered from a dead process by [`Store::reap`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reaped {
+    pub requeued: Vec<String>,
+    pub dead: Vec<String>,
+}
+
+/// One thread's handle on Redis.
+pub struct Store {
+    conn: Conn,
+    keys: Arc<Keys>,
+}
+
+impl Store {
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn ping(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .run(|c| redis::cmd("PING").query::<String>(c))
+            .map(|_| ())
+    }
+
+    /// Creates `jobs` atomically: all of them, or none when they would take pending plus scheduled
+    /// jobs past `max_queue`.
+    pub fn create(&mut self, jobs: &[NewJob], max_queue: u64) -> Result<CreateOutcome, StoreError> {
+        let k = &self.keys;
+        let mut inv = scripts().create.prepare_invoke();
+        inv.key(&k.pending).key(&k.scheduled).key(&k.counters);
+        inv.arg(max_queue);
+        for j in jobs {
+            inv.key(k.job(&j.id));
+            inv.arg(&j.id)
+                .arg(&j.kind)
+                .arg(&j.payload)
+                .arg(j.max_attempts)
+                .arg(j.delay_ms)
+                .arg(j.run_at_ms.map(|t| t.to_string()).unwrap_or_default())
+                .arg(j.timeout_secs.map(|t| t.to_string()).unwrap_or_default());
+        }
+        let n: i64 = self.conn.run(|c| inv.invoke(c))?;
+        match n {
+            0 => Ok(CreateOutcome::Full),
+            n if n == jobs.len() as i64 => Ok(CreateOutcome::Created),
+            -1 => Err(StoreError::Redis("a job id already exists".into())),
+            n => Err(StoreError::Redis(format!(
+                "create script created {n} of {} jobs",
+                jobs.len()
+            ))),
+        }
+    }
+
+    /// A job's record, or None when there is no such job (or its record has expired).
+    pub fn job(&mut self, id: &str) -> Result<Option<Job>, StoreError> {
+        let key = self.keys.job(id);
+        let rec: HashMap<String, String> = self
+            .conn
+            .run(|c| redis::cmd("HGETALL").arg(&key).query(c))?;
+        if rec.is_empty() {
+            return Ok(None);
+        }
+        Job::from_record(id, &rec)
+            .map(Some)
+            .map_err(StoreError::Corrupt)
+    }
+
+    /// Counts for `GET /stats` and the `queue_size` gauge, in one round trip.
+    pub fn stats(&mut self) -> Result<Stats, StoreError> {
+        let k = self.keys.clone();
+        let (pending, scheduled, dlq, counters): (u64, u64, u64, Vec<Option<u64>>) =
+            self.conn.run(|c| {
+                redis::pipe()
+                    .cmd("LLEN")
+                    .arg(&k.pending)
+                    .cmd("ZCARD")
+                    .arg(&k.scheduled)
+                    .cmd("ZCARD")
+                    .arg(&k.dlq)
+                    .cmd("HMGET")
+                    .arg(&k.counters)
+                    .arg(counter::CREATED)
+                    .arg(counter::RUNNING)
+                    .arg(counter::COMPLETED)
+                    .arg(counter::DEAD)
+                    .query(c)
+            })?;
+        let n = |i: usize| counters.get(i).copied().flatten().unwrap_or(0);
+        Ok(Stats {
+            total_jobs: n(0),
+            pending_jobs: pending,
+            running_jobs: n(1),
+            completed_jobs: n(2),
+            failed_jobs: n(3),
+            dlq_size: dlq,
+            scheduled_jobs: scheduled,
+        })
+    }
+
+    /// Claims up to `max` pending jobs for `worker`; an empty answer means pending is empty.
+    pub fn claim(&mut self, worker: &str, max: usize) -> Result<Vec<Claimed>, StoreError> {
+        let k = &self.keys;
+        let mut inv = scripts().claim.prepare_invoke();
+        inv.key(&k.pending)
+            .key(k.running(worker))
+            .key(&k.counters)
+            .arg(k.prefix())
+            .arg(max);
+        let flat: Vec<String> = self.conn.run(|c| inv.invoke(c))?;
+        let mut out = Vec::with_capacity(flat.len() / 6);
+        for c in flat.chunks_exact(6) {
+            out.push(Claimed {
+                id: c[0].clone(),
+                kind: c[1].clone(),
+                payload: c[2].clone(),
+                attempt: c[3].parse().unwrap_or(1),
+                max_attempts: c[4].parse().unwrap_or(1),
+                timeout_secs: c[5].parse().ok(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Blocks until pending has a job or `timeout` passes; returns whether it has one.
+    ///
+    /// `BLMOVE pending pending LEFT LEFT` rotates the list onto itself, which changes nothing:
+    /// it is a blocking "wait until not empty". The claim itself stays one atomic script, so a
+    /// crash between waking and claiming cannot strand a job.
+    pub fn wait_for_pending(&mut self, timeout: Duration) -> Result<bool, StoreError> {
+        let k = &self.keys.pending;
+        let got: Option<String> = self.conn.run(|c| {
+            redis::cmd("BLMOVE")
+                .arg(k)
+                .arg(k)
+                .arg("LEFT")
+                .arg("LEFT")
+                .arg(timeout.as_secs_f64())
+                .query(c)
+        })?;
+        Ok(got.is_some())
+    }
+
+    /// Marks a job this process ran as completed, storing `result` (JSON) if any.
+    /// Returns false when the job was no longer this process's to finish.
+    pub fn complete(
+        &mut self,
+        worker: &str,
+        id: &str,
+        result: Option<&str>,
+        ttl_secs: u64,
+    ) -> Result<bool, StoreError> {
+        let k = &self.keys;
+        let mut inv = scripts().complete.prepare_invoke();
+        inv.key(k.running(worker))
+            .key(&k.completed)
+            .key(&k.counters)
+            .key(k.job(id))
+            .arg(id)
+            .arg(result.unwrap_or(""))
+            .arg(ttl_secs)
+            .arg(COMPLETED_LIST_MAX);
+        let n: i64 = self.conn.run(|c| inv.invoke(c))?;
+        Ok(n == 1)
+    }
+
+    /// Records a failed attempt: retry after `retry_delay_ms`, or the dead-letter queue when the
+    /// attempts are spent or `permanent` is set.
+    pub fn fail(
+        &mut self,
+        worker: &str,
+        id: &str,
+        error: &str,
+        retry_delay_ms: u64,
+        permanent: bool,
+    ) -> Result<FailOutcome, StoreError> {
+        let k = &self.keys;
+        let mut inv = scripts().fail.prepare_invoke();
+        inv.key(k.running(worker))
+            .key(&k.scheduled)
+            .key(&k.dlq)
+            .key(&k.counters)
+            .key(k.job(id))
+            .arg(id)
+            .arg(error)
+            .arg(retry_delay_ms)
+            .arg(if permanent { "1" } else { "0" });
+        let (code, t): (i64, i64) = self.conn.run(|c| inv.invoke(c))?;
+        Ok(match code {
+            1 => FailOutcome::Retry { due_ms: t },
+            2 => FailOutcome::Dead,
+            _ => FailOutcome::NotOwned,
+        })
+    }
+
+    /// Moves up to `limit` due scheduled jobs into pending.
+    pub fn promote(&mut self, limit: usize) -> Result<Promoted, StoreError> {
+        let k = &self.keys;
+        let mut inv = scripts().promote.prepare_invoke();
+        inv.key(&k.scheduled)
+            .key(&k.pending)
+            .arg(k.prefix())
+            .arg(limit);
+        let (moved, next, now): (u64, i64, i64) = self.conn.run(|c| inv.invoke(c))?;
+        Ok(Promoted {
+            moved,
+            next_due_ms: (next >= 0).then_some(next),
+            now_ms: now,
+        })
+    }
+
+    /// Puts every job `worker` holds back at the front of pending; returns their ids.
+    pub fn requeue_all(&mut self, worker: &str) -> Result<Vec<String>, StoreError> {
+        let k = &self.keys;
+        let mut inv = scripts().requeue.prepare_invoke();
+        inv.key(k.running(worker))
+            .key(&k.pending)
+            .key(&k.counters)
+            .arg(k.prefix());
+        self.conn.run(|c| inv.invoke(c))
+    }
+
+    /// Refreshes `worker`'s liveness key (expiring after `ttl`) and registers it as a worker.
+    pub fn heartbeat(&mut self, worker: &str, ttl: Duration, info: &str) -> Result<(), StoreError> {
+        let k = &self.keys;
+        let hb = k.heartbeat(worker);
+        self.conn.run(|c| {
+            redis::pipe()
+                .atomic()
+                .cmd("SET")
+                .arg(&hb)
+                .arg(info)
+                .arg("PX")
+                .arg(ttl.as_millis() as u64)
+                .ignore()
+                .cmd("SADD")
+                .arg(&k.workers)
+                .arg(worker)
+                .ignore()
+                .query::<()>(c)
+        })
+    }
+
+    /// Removes `worker`'s liveness key and registration, once it holds no jobs.
+    pub fn deregister(&mut self, worker: &str) -> Result<(), StoreError> {
+        let k = &self.keys;
+        let hb = k.heartbeat(worker);
+        self.conn.run(|c| {
+            redis::pipe()
+                .atomic()
+                .cmd("DEL")
+                .arg(&hb)
+                .ignore()
+                .cmd("SREM")
+                .arg(&k.workers)
+                .arg(worker)
+                .ignore()
+                .query::<()>(c)
+        })
+    }
+
+    /// Every registered worker process, alive or not.
+    pub fn workers(&mut self) -> Result<Vec<String>, StoreError> {
+        let key = self.keys.workers.clone();
+        self.conn.run(|c| redis::cmd("SMEMBERS").arg(&key).query(c))
+    }
+
+    /// Recovers the jobs of `worker` if its heartbeat has expired: each counts as a failed
+    /// attempt with `error`. None when the process is alive after all.
+    pub fn reap(&mut self, worker: &str, error: &str) -> Result<Option<Reaped>, StoreError> {
+        let k = &self.keys;
+        let mut inv = scripts().reap.prepare_invoke();
+        inv.key(&k.workers)
+            .key(&k.pending)
+            .key(&k.dlq)
+            .key(&k.counters)
+            .key(k.heartbeat(worker))
+            .key(k.running(worker))
+            .arg(k.prefix())
+            .arg(worker)
+            .arg(error);
+        let v: RV = self.conn.run(|c| inv.invoke(c))?;
+        let items: Vec<String> = match v {
+            RV::Nil => return Ok(None),
+            other => redis::from_redis_value(other)
+                .map_err(|e| StoreError::Redis(format!("reap script answered oddly: {e}")))?,
+        };
+        let mut out = Reaped::default();
+        let mut dead = false;
+        for id in items {
+            if id == "|" {
+                dead = true;
+            } else if dead {
+                out.dead.push(id);
+            } else {
+                out.requeued.push(id);
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Seconds since Redis started, from `INFO server`.
+    pub fn uptime_secs(&mut self) -> Result<u64, StoreError> {
+        let info: String = self
+            .conn
+            .run(|c| redis::cmd("INFO").arg("server").query(c))?;
+        Ok(info_field(&info, "uptime_in_seconds")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+}
+
+/// A field of an `INFO` answer (`name:value` lines).
+pub fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}

@@ -1,0 +1,241 @@
+//! The [`Handler`] trait, the context a handler runs with, and the [`Registry`] of job types.
+//!
+//! This is what a Rust program embedding jobq implements: a handler takes a [`JobContext`] and
+//! returns a JSON result or a [`JobError`] that says whether a retry could help.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a handler returns: a result (stored with the job; `Value::Null` for none) or an error.
+pub type JobResult = Result<Value, JobError>;
+
+/// Why an attempt failed, and whether another attempt could succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobError {
+    pub message: String,
+    /// A permanent error sends the job to the dead-letter queue at once: a corrupt input or a
+    /// rejected recipient will not heal by waiting.
+    pub permanent: bool,
+}
+
+impl JobError {
+    /// An error worth retrying after the backoff (a timeout, a peer that is down).
+    pub fn transient(message: impl Into<String>) -> JobError {
+        JobError {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+    /// An error no retry can fix.
+    pub fn permanent(message: impl Into<String>) -> JobError {
+        JobError {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for JobError {}
+
+impl From<String> for JobError {
+    fn from(message: String) -> Self {
+        JobError::transient(message)
+    }
+}
+
+impl From<&str> for JobError {
+    fn from(message: &str) -> Self {
+        JobError::transient(message)
+    }
+}
+
+/// A flag a handler polls to learn that it should stop: its attempt timed out or the process is
+/// shutting down. Threads cannot be killed, so long handlers check it between steps.
+#[derive(Debug, Clone)]
+pub struct Cancellation {
+    flag: Arc<AtomicBool>,
+    deadline: Option<Instant>,
+}
+
+impl Cancellation {
+    pub fn new(deadline: Option<Instant>) -> Cancellation {
+        Cancellation {
+            flag: Arc::new(AtomicBool::new(false)),
+            deadline,
+        }
+    }
+    /// Asks the handler to stop.
+    pub fn cancel(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+    }
+    /// True once the attempt's deadline has passed or [`Cancellation::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.flag.load(Ordering::SeqCst) || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+    /// When the attempt times out, if it has a limit.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+    /// Sleeps for `d` unless cancelled first; returns false if it was cut short.
+    pub fn sleep(&self, d: Duration) -> bool {
+        let end = Instant::now() + d;
+        loop {
+            if self.is_cancelled() {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= end {
+                return true;
+            }
+            std::thread::sleep((end - now).min(Duration::from_millis(20)));
+        }
+    }
+}
+
+/// Everything a handler knows about the job it runs.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    pub id: String,
+    pub kind: String,
+    pub payload: Value,
+    /// This attempt's number, from 1.
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub cancel: Cancellation,
+}
+
+/// Runs jobs of one type. Closures `Fn(&JobContext) -> JobResult` are handlers too.
+pub trait Handler: Send + Sync + 'static {
+    /// Does the work. Runs on a worker thread; may block.
+    fn run(&self, job: &JobContext) -> JobResult;
+
+    /// Checks a payload when the job is submitted, so a doomed job is refused with a 400 instead
+    /// of being accepted. The message names the offending field.
+    fn validate(&self, _payload: &Value) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<F> Handler for F
+where
+    F: Fn(&JobContext) -> JobResult + Send + Sync + 'static,
+{
+    fn run(&self, job: &JobContext) -> JobResult {
+        self(job)
+    }
+}
+
+/// Job types and their handlers. Built once at start-up, then shared read-only by every thread.
+#[derive(Clone, Default)]
+pub struct Registry {
+    handlers: BTreeMap<String, Arc<dyn Handler>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.handlers.keys()).finish()
+    }
+}
+
+/// Longest job type name; type names go into logs, metrics and Redis records.
+pub const MAX_TYPE_LEN: usize = 64;
+
+/// Whether `kind` is a usable job type name: 1-64 of `[A-Za-z0-9_.:-]`.
+pub fn is_valid_type_name(kind: &str) -> bool {
+    !kind.is_empty()
+        && kind.len() <= MAX_TYPE_LEN
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// Registers `handler` for jobs of type `kind`, replacing any earlier one.
+    ///
+    /// # Panics
+    /// If `kind` is not 1-64 characters of letters, digits, `_`, `-`, `.` or `:` — a programming
+    /// error in the embedding program, caught at start-up.
+    pub fn register(&mut self, kind: &str, handler: impl Handler) -> &mut Registry {
+        assert!(
+            is_valid_type_name(kind),
+            "job type {kind:?} must be 1-{MAX_TYPE_LEN} characters of A-Z a-z 0-9 _ - . :"
+        );
+        self.handlers.insert(kind.to_string(), Arc::new(handler));
+        self
+    }
+
+    /// Whether `kind` has a handler.
+    pub fn contains(&self, kind: &str) -> bool {
+        self.handlers.contains_key(kind)
+    }
+
+    pub fn get(&self, kind: &str) -> Option<&Arc<dyn Handler>> {
+        self.handlers.get(kind)
+    }
+
+    /// Registered type names, sorted.
+    pub fn types(&self) -> Vec<&str> {
+        self.handlers.keys().map(String::as_str).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn closures_are_handlers() {
+        let mut r = Registry::new();
+        r.register("double", |job: &JobContext| -> JobResult {
+            let n = job.payload["n"]
+                .as_i64()
+                .ok_or_else(|| JobError::permanent("n"))?;
+            Ok(json!(n * 2))
+        });
+        let ctx = JobContext {
+            id: "x".into(),
+            kind: "double".into(),
+            payload: json!({"n": 21}),
+            attempt: 1,
+            max_attempts: 3,
+            cancel: Cancellation::new(None),
+        };
+        assert_eq!(r.get("double").unwrap().run(&ctx), Ok(json!(42)));
+        assert_eq!(r.types(), vec!["double"]);
+    }
+
+    #[test]
+    fn type_names_are_checked() {
+        assert!(is_valid_type_name("image_resize"));
+        assert!(is_valid_type_name("billing.invoice:v2"));
+        assert!(!is_valid_type_name(""));
+        assert!(!is_valid_type_name("has space"));
+        assert!(!is_valid_type_name(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn cancellation_cuts_a_sleep_short() {
+        let c = Cancellation::new(Some(Instant::now() + Duration::from_millis(30)));
+        assert!(!c.sleep(Duration::from_secs(5)));
+        assert!(c.is_cancelled());
+        let c = Cancellation::new(None);
+        assert!(c.sleep(Duration::from_millis(1)));
+        c.cancel();
+        assert!(c.is_cancelled());
+    }
+}

@@ -1,0 +1,362 @@
+//! Running jobs: a fetcher thread claims jobs from Redis and hands them over a channel to a fixed
+//! pool of worker threads, which run the handler and record the outcome.
+//!
+//! The fetcher claims only as many jobs as there are idle workers (each idle worker sends a
+//! "ready" token), so a process never holds jobs it cannot start: another process with idle
+//! workers gets them instead, and a crash strands at most one job per busy worker.
+
+pub mod backoff;
+pub mod handler;
+pub mod maintenance;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use serde_json::Value;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::app::Shared;
+use crate::shutdown::{RetryDelay, Shutdown};
+use crate::store::{Claimed, FailOutcome, Store, StoreError};
+pub use handler::{Cancellation, Handler, JobContext, JobError, JobResult, Registry};
+
+/// How long the fetcher blocks waiting for a job; bounds how late it notices a shutdown.
+const FETCH_BLOCK: Duration = Duration::from_secs(1);
+/// Most jobs claimed in one script call.
+const CLAIM_BATCH: usize = 64;
+
+/// The cancellation of each worker's current job, so a drain that runs out of time can ask the
+/// handlers to stop.
+type InFlight = Arc<Vec<Mutex<Option<Cancellation>>>>;
+
+/// The running fetcher and worker threads of one process.
+pub struct Pool {
+    fetcher: JoinHandle<()>,
+    workers: Vec<JoinHandle<()>>,
+    done_rx: Receiver<()>,
+    in_flight: InFlight,
+    /// Set when the drain gave up: workers stop retrying to record outcomes.
+    abandoned: Arc<AtomicBool>,
+}
+
+impl Pool {
+    /// Starts the fetcher and `config.num_workers` workers for the process `worker_id`.
+    pub fn start(
+        shared: &Arc<Shared>,
+        worker_id: &str,
+        shutdown: &Shutdown,
+    ) -> std::io::Result<Pool> {
+        let n = shared.config.num_workers;
+        let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<()>();
+        let (job_tx, job_rx) = crossbeam_channel::unbounded::<Claimed>();
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<()>();
+        let in_flight: InFlight = Arc::new((0..n).map(|_| Mutex::new(None)).collect());
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let mut workers = Vec::with_capacity(n);
+        for i in 0..n {
+            let w = Worker {
+                shared: shared.clone(),
+                worker_id: worker_id.to_string(),
+                store: shared.backend.open(),
+                slot: i,
+                in_flight: in_flight.clone(),
+                abandoned: abandoned.clone(),
+            };
+            let (ready_tx, job_rx, done_tx) = (ready_tx.clone(), job_rx.clone(), done_tx.clone());
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("jobq-worker-{i}"))
+                    .spawn(move || {
+                        w.run(ready_tx, job_rx);
+                        let _ = done_tx.send(());
+                    })?,
+            );
+        }
+        let fetcher = Fetcher {
+            store: shared.backend.open_blocking(FETCH_BLOCK),
+            worker_id: worker_id.to_string(),
+            shutdown: shutdown.clone(),
+        };
+        let fetcher = std::thread::Builder::new()
+            .name("jobq-fetcher".into())
+            .spawn(move || fetcher.run(ready_rx, job_tx))?;
+        Ok(Pool {
+            fetcher,
+            workers,
+            done_rx,
+            in_flight,
+            abandoned,
+        })
+    }
+
+    /// How many workers are running a job now.
+    pub fn busy(&self) -> usize {
+        self.in_flight
+            .iter()
+            .filter(|s| s.lock().unwrap_or_else(|e| e.into_inner()).is_some())
+            .count()
+    }
+
+    /// After shutdown was triggered: waits for the fetcher, then up to `timeout` for running jobs
+    /// to finish. Returns how many workers were still busy when the time ran out; their jobs'
+    /// handlers are asked to stop, and the caller puts the jobs back to pending.
+    pub fn drain(self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        let _ = self.fetcher.join();
+        let total = self.workers.len();
+        let mut finished = 0;
+        while finished < total {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.done_rx.recv_timeout(left) {
+                Ok(()) => finished += 1,
+                Err(_) => break,
+            }
+        }
+        let busy = total - finished;
+        if busy == 0 {
+            for w in self.workers {
+                let _ = w.join();
+            }
+        } else {
+            self.abandoned.store(true, Ordering::SeqCst);
+            for slot in self.in_flight.iter() {
+                if let Some(c) = &*slot.lock().unwrap_or_else(|e| e.into_inner()) {
+                    c.cancel();
+                }
+            }
+        }
+        busy
+    }
+}
+
+struct Fetcher {
+    store: Store,
+    worker_id: String,
+    shutdown: Shutdown,
+}
+
+impl Fetcher {
+    fn run(mut self, ready: Receiver<()>, jobs: Sender<Claimed>) {
+        let mut idle = 0usize;
+        let mut retry = RetryDelay::default();
+        while !self.shutdown.is_triggered() {
+            if idle == 0 {
+                match ready.recv_timeout(Duration::from_millis(250)) {
+                    Ok(()) => idle += 1,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            idle += ready.try_iter().count();
+            match self.store.claim(&self.worker_id, idle.min(CLAIM_BATCH)) {
+                Ok(claimed) if claimed.is_empty() => {
+                    retry.reset();
+                    if let Err(e) = self.store.wait_for_pending(FETCH_BLOCK) {
+                        self.pause(&mut retry, &e);
+                    }
+                }
+                Ok(claimed) => {
+                    retry.reset();
+                    for job in claimed {
+                        idle -= 1;
+                        // A worker is waiting for this job (it sent a ready token), so the send
+                        // only fails if every worker is gone, which happens only at shutdown.
+                        if jobs.send(job).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => self.pause(&mut retry, &e),
+            }
+        }
+    }
+
+    /// Waits before the next Redis call after an error. Outages are logged once by `Health`;
+    /// other errors are bugs worth a line each time.
+    fn pause(&self, retry: &mut RetryDelay, e: &StoreError) {
+        if !matches!(e, StoreError::Unavailable(_)) {
+            log::error!("fetcher: {e}");
+        }
+        self.shutdown.sleep(retry.next_delay());
+    }
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    worker_id: String,
+    store: Store,
+    slot: usize,
+    in_flight: InFlight,
+    abandoned: Arc<AtomicBool>,
+}
+
+impl Worker {
+    fn run(mut self, ready: Sender<()>, jobs: Receiver<Claimed>) {
+        loop {
+            if ready.send(()).is_err() {
+                return;
+            }
+            match jobs.recv() {
+                Ok(job) => self.run_job(job),
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn run_job(&mut self, job: Claimed) {
+        let cfg = &self.shared.config;
+        let timeout_secs = job.timeout_secs.unwrap_or(cfg.job_timeout_secs);
+        let started = Instant::now();
+        let cancel = Cancellation::new(Some(started + Duration::from_secs(timeout_secs)));
+        *self.in_flight[self.slot]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(cancel.clone());
+        log::info!(
+            "job {} ({}) started, attempt {}/{}",
+            job.id,
+            job.kind,
+            job.attempt,
+            job.max_attempts
+        );
+        let outcome = self.execute(&job, cancel.clone());
+        let elapsed = started.elapsed();
+        *self.in_flight[self.slot]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        self.shared
+            .metrics
+            .processing_duration
+            .observe(elapsed.as_secs_f64());
+        // A handler that gave up because its deadline passed reports the timeout, whatever it
+        // said; one that finished its work late still counts as done.
+        let outcome = match outcome {
+            Err(_) if elapsed >= Duration::from_secs(timeout_secs) => Err(JobError::transient(
+                format!("timed out after {timeout_secs} s"),
+            )),
+            other => other,
+        };
+        self.record(&job, outcome, elapsed);
+    }
+
+    /// Runs the handler, turning a panic into a failed attempt so the thread lives on.
+    fn execute(&self, job: &Claimed, cancel: Cancellation) -> JobResult {
+        let Some(handler) = self.shared.registry.get(&job.kind) else {
+            return Err(JobError::transient(format!(
+                "no handler for job type {:?} in this process (it knows {}); deploy one that does",
+                job.kind,
+                self.shared.registry.types().join(", ")
+            )));
+        };
+        let payload: Value = serde_json::from_str(&job.payload)
+            .map_err(|e| JobError::permanent(format!("stored payload is not JSON: {e}")))?;
+        let ctx = JobContext {
+            id: job.id.clone(),
+            kind: job.kind.clone(),
+            payload,
+            attempt: job.attempt,
+            max_attempts: job.max_attempts,
+            cancel,
+        };
+        match catch_unwind(AssertUnwindSafe(|| handler.run(&ctx))) {
+            Ok(r) => r,
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-text panic value".into());
+                Err(JobError::transient(format!("handler panicked: {msg}")))
+            }
+        }
+    }
+
+    /// Writes the outcome to Redis, retrying while Redis is unreachable: a finished job keeps its
+    /// outcome and is not run again. Gives up only when the drain was abandoned.
+    fn record(&mut self, job: &Claimed, outcome: JobResult, elapsed: Duration) {
+        let shared = self.shared.clone();
+        let (cfg, m) = (&shared.config, &shared.metrics);
+        let ms = elapsed.as_millis();
+        match outcome {
+            Ok(result) => {
+                let result = (!result.is_null()).then(|| result.to_string());
+                let wid = self.worker_id.clone();
+                let ttl = cfg.job_ttl_secs;
+                match self.persist(|s| s.complete(&wid, &job.id, result.as_deref(), ttl)) {
+                    Some(true) => {
+                        m.jobs_processed.inc();
+                        log::info!("job {} ({}) completed in {ms} ms", job.id, job.kind);
+                    }
+                    Some(false) => log::warn!(
+                        "job {} ({}) completed in {ms} ms, but another process had already taken it back; its outcome is dropped",
+                        job.id, job.kind
+                    ),
+                    None => log::error!(
+                        "job {} ({}) completed in {ms} ms but the outcome could not be stored before shutdown; it will run again",
+                        job.id, job.kind
+                    ),
+                }
+            }
+            Err(err) => {
+                m.jobs_failed.inc();
+                let delay = backoff::delay_ms(job.attempt, cfg.backoff_base_ms, cfg.backoff_max_ms);
+                let wid = self.worker_id.clone();
+                let permanent = err.permanent;
+                let msg = err.message.clone();
+                match self.persist(|s| s.fail(&wid, &job.id, &msg, delay, permanent)) {
+                    Some(FailOutcome::Retry { .. }) => {
+                        m.jobs_retried.inc();
+                        log::warn!(
+                            "job {} ({}) attempt {}/{} failed after {ms} ms: {}; retry in {delay} ms",
+                            job.id, job.kind, job.attempt, job.max_attempts, err.message
+                        );
+                    }
+                    Some(FailOutcome::Dead) => {
+                        m.jobs_dlq.inc();
+                        log::error!(
+                            "job {} ({}) attempt {}/{} failed after {ms} ms: {}; moved to the DLQ{}",
+                            job.id,
+                            job.kind,
+                            job.attempt,
+                            job.max_attempts,
+                            err.message,
+                            if permanent && job.attempt < job.max_attempts {
+                                " (permanent error, no retry)"
+                            } else {
+                                ""
+                            }
+                        );
+                    }
+                    Some(FailOutcome::NotOwned) => log::warn!(
+                        "job {} ({}) attempt {} failed, but another process had already taken it back: {}",
+                        job.id, job.kind, job.attempt, err.message
+                    ),
+                    None => log::error!(
+                        "job {} ({}) attempt {} failed ({}) but the outcome could not be stored before shutdown",
+                        job.id, job.kind, job.attempt, err.message
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Retries `op` with capped backoff while Redis is unavailable. None if the drain gave up.
+    fn persist<T>(&mut self, mut op: impl FnMut(&mut Store) -> Result<T, StoreError>) -> Option<T> {
+        let mut retry = RetryDelay::default();
+        loop {
+            match op(&mut self.store) {
+                Ok(v) => return Some(v),
+                Err(e) => {
+                    if !matches!(e, StoreError::Unavailable(_)) {
+                        log::error!("recording a job outcome: {e}");
+                    }
+                    if self.abandoned.load(Ordering::SeqCst) {
+                        return None;
+                    }
+                    std::thread::sleep(retry.next_delay());
+                }
+            }
+        }
+    }
+}
