@@ -94,8 +94,11 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
     });
     let cfg = &shared.config;
     let shutdown = Shutdown::new();
-    if let Err(e) = shared.backend.open().ping() {
-        log::warn!("{e}; starting anyway: requests get 503 and workers wait until Redis answers");
+    match shared.backend.open().durability_warnings() {
+        Ok(warnings) => warnings.iter().for_each(|w| log::warn!("{w}")),
+        Err(e) => log::warn!(
+            "{e}; starting anyway: requests get 503 and workers wait until Redis answers"
+        ),
     }
     let runs_jobs = cfg.role.runs_workers() && cfg.num_workers > 0;
     let worker_id = runs_jobs.then(process_id);
@@ -171,7 +174,7 @@ impl Running {
                     timeout.as_secs()
                 );
             }
-            let left = pool.drain(timeout);
+            let left = pool.drain(timeout, self.shared.backend.health());
             report.finished = busy.saturating_sub(left);
         }
         for t in self.periodic.drain(..) {

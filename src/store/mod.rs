@@ -447,6 +447,44 @@ impl Store {
         Ok(Some(out))
     }
 
+    /// What a restart or memory pressure of this Redis could lose, as advice for the log.
+    pub fn durability_warnings(&mut self) -> Result<Vec<String>, StoreError> {
+        let (persistence, memory): (String, String) = self.conn.run(|c| {
+            redis::pipe()
+                .cmd("INFO")
+                .arg("persistence")
+                .cmd("INFO")
+                .arg("memory")
+                .query(c)
+        })?;
+        let mut out = Vec::new();
+        match info_field(&memory, "maxmemory_policy") {
+            Some("noeviction") | None => {}
+            Some(policy) => out.push(format!(
+                "Redis maxmemory-policy is {policy}: when Redis fills up it may evict job records and queues, losing accepted jobs; set maxmemory-policy noeviction (POST /jobs then gets 503 instead)"
+            )),
+        }
+        if info_field(&persistence, "aof_enabled") != Some("1") {
+            // CONFIG may be disabled on managed Redis; then RDB cannot be checked.
+            let save: Result<Vec<String>, StoreError> = self
+                .conn
+                .run(|c| redis::cmd("CONFIG").arg("GET").arg("save").query(c));
+            match save {
+                Ok(kv) if kv.get(1).is_some_and(|v| !v.trim().is_empty()) => out.push(
+                    "Redis persists with RDB snapshots only: a Redis crash loses jobs accepted since the last snapshot; set appendonly yes to keep them".into(),
+                ),
+                Ok(_) => out.push(
+                    "Redis has neither AOF nor RDB persistence: a Redis restart loses every job; set appendonly yes".into(),
+                ),
+                Err(StoreError::Unavailable(m)) => return Err(StoreError::Unavailable(m)),
+                Err(_) => out.push(
+                    "Redis has AOF off and CONFIG GET is refused, so RDB could not be checked: unless snapshots are on, a Redis restart loses every job; set appendonly yes".into(),
+                ),
+            }
+        }
+        Ok(out)
+    }
+
     /// Seconds since Redis started, from `INFO server`.
     pub fn uptime_secs(&mut self) -> Result<u64, StoreError> {
         let info: String = self

@@ -19,11 +19,13 @@ use std::time::{Duration, Instant};
 
 use crate::app::Shared;
 use crate::shutdown::{RetryDelay, Shutdown};
-use crate::store::{Claimed, FailOutcome, Store, StoreError};
+use crate::store::{Claimed, FailOutcome, Health, Store, StoreError};
 pub use handler::{Cancellation, Handler, JobContext, JobError, JobResult, Registry};
 
 /// How long the fetcher blocks waiting for a job; bounds how late it notices a shutdown.
 const FETCH_BLOCK: Duration = Duration::from_secs(1);
+/// How long a drain waits for running jobs once Redis is found to be down.
+const OUTAGE_DRAIN: Duration = Duration::from_secs(3);
 /// Most jobs claimed in one script call.
 const CLAIM_BATCH: usize = 64;
 
@@ -102,16 +104,29 @@ impl Pool {
     /// After shutdown was triggered: waits for the fetcher, then up to `timeout` for running jobs
     /// to finish. Returns how many workers were still busy when the time ran out; their jobs'
     /// handlers are asked to stop, and the caller puts the jobs back to pending.
-    pub fn drain(self, timeout: Duration) -> usize {
-        let deadline = Instant::now() + timeout;
+    pub fn drain(self, timeout: Duration, health: &Health) -> usize {
+        let start = Instant::now();
+        let mut deadline = start + timeout;
         let _ = self.fetcher.join();
         let total = self.workers.len();
         let mut finished = 0;
         while finished < total {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.done_rx.recv_timeout(left) {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            // While Redis is down no outcome can be stored, so waiting the full timeout would
+            // only delay the exit: give finishing jobs a few seconds, then stop. Their jobs stay
+            // in this process's running list and are recovered once its heartbeat expires.
+            if !health.is_up() {
+                deadline = deadline.min(now + OUTAGE_DRAIN);
+            }
+            match self
+                .done_rx
+                .recv_timeout((deadline - now).min(Duration::from_millis(250)))
+            {
                 Ok(()) => finished += 1,
-                Err(_) => break,
+                Err(_) => continue,
             }
         }
         let busy = total - finished;
