@@ -89,6 +89,21 @@ pub struct Config {
     pub log_level: log::LevelFilter,
     /// `ENABLE_DIAGNOSTIC_JOBS`: registers `noop`, `sleep` and `fail`.
     pub enable_diagnostic_jobs: bool,
+    /// `DLQ_MAX_SIZE`: dead-letter entries kept; past it the oldest are dropped (and counted).
+    pub dlq_max_size: u64,
+    /// `IDEMPOTENCY_TTL_SECS`: how long an `Idempotency-Key` maps to its first job.
+    pub idempotency_ttl_secs: u64,
+    /// `API_TOKEN`: when set, every endpoint but `GET /health` needs `Authorization: Bearer …`.
+    pub api_token: Option<String>,
+    /// `METRICS_PUBLIC`: leaves `/metrics` open to a scraper even with API_TOKEN set.
+    pub metrics_public: bool,
+    /// `MAX_CONNECTIONS`: open HTTP connections served at once; more get 503.
+    pub max_connections: usize,
+    /// `REDIS_CA_CERT`: PEM file of the CA that signed a `rediss://` server's certificate.
+    pub redis_ca_cert: Option<String>,
+    /// `REDIS_CLIENT_CERT` / `REDIS_CLIENT_KEY`: PEM client certificate and key for `rediss://`.
+    pub redis_client_cert: Option<String>,
+    pub redis_client_key: Option<String>,
     /// `MAIL_DIR`: where the `email` job writes `.eml` files.
     pub mail_dir: String,
     /// `MAIL_FROM`: default sender of `email` jobs.
@@ -116,6 +131,14 @@ impl Default for Config {
             job_timeout_secs: 300,
             log_level: log::LevelFilter::Info,
             enable_diagnostic_jobs: false,
+            dlq_max_size: 10_000,
+            idempotency_ttl_secs: 86_400,
+            api_token: None,
+            metrics_public: false,
+            max_connections: 1024,
+            redis_ca_cert: None,
+            redis_client_cert: None,
+            redis_client_key: None,
             mail_dir: "./data/mail".into(),
             mail_from: "jobq@localhost".into(),
         }
@@ -261,13 +284,52 @@ impl Config {
                 )),
             }
         }
-        if let Some(v) = r.string("ENABLE_DIAGNOSTIC_JOBS") {
-            match parse_bool(&v) {
-                Some(b) => c.enable_diagnostic_jobs = b,
-                None => r.problems.push(format!(
-                    "ENABLE_DIAGNOSTIC_JOBS={v:?}: expected true or false"
-                )),
+        r.flag("ENABLE_DIAGNOSTIC_JOBS", &mut c.enable_diagnostic_jobs);
+        r.parse(
+            "DLQ_MAX_SIZE",
+            "a positive integer",
+            &mut c.dlq_max_size,
+            |n| *n > 0,
+        );
+        r.parse(
+            "IDEMPOTENCY_TTL_SECS",
+            "a positive integer of seconds",
+            &mut c.idempotency_ttl_secs,
+            |n| *n > 0,
+        );
+        r.parse(
+            "MAX_CONNECTIONS",
+            "an integer 1-65536",
+            &mut c.max_connections,
+            |n| (1..=65_536).contains(n),
+        );
+        if let Some(t) = r.string("API_TOKEN") {
+            if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                r.problems.push(
+                    "API_TOKEN: expected at least 16 printable characters without spaces (e.g. from `openssl rand -hex 32`)".into(),
+                );
+            } else {
+                c.api_token = Some(t);
             }
+        }
+        r.flag("METRICS_PUBLIC", &mut c.metrics_public);
+        for (name, slot) in [
+            ("REDIS_CA_CERT", &mut c.redis_ca_cert),
+            ("REDIS_CLIENT_CERT", &mut c.redis_client_cert),
+            ("REDIS_CLIENT_KEY", &mut c.redis_client_key),
+        ] {
+            if let Some(path) = r.string(name) {
+                if std::path::Path::new(&path).is_file() {
+                    *slot = Some(path);
+                } else {
+                    r.problems
+                        .push(format!("{name}={path:?}: expected a readable PEM file"));
+                }
+            }
+        }
+        if c.redis_client_cert.is_some() != c.redis_client_key.is_some() {
+            r.problems
+                .push("REDIS_CLIENT_CERT and REDIS_CLIENT_KEY: set both or neither".into());
         }
         if let Some(v) = r.string("MAIL_DIR") {
             c.mail_dir = v;
@@ -299,7 +361,7 @@ impl Config {
     /// The configuration as one log line, with any password in REDIS_URL masked.
     pub fn summary(&self) -> String {
         format!(
-            "role={} redis={} prefix={} http={}:{} http_threads={} workers={} max_queue={} max_attempts={} backoff={}..{}ms job_ttl={}s job_timeout={}s recovery={}s shutdown_timeout={}s max_body={}B diagnostic_jobs={} log_level={}",
+            "role={} redis={} prefix={} http={}:{} http_threads={} workers={} max_queue={} max_attempts={} backoff={}..{}ms job_ttl={}s job_timeout={}s recovery={}s shutdown_timeout={}s max_body={}B max_connections={} dlq_max={} idempotency_ttl={}s api_token={} metrics_public={} diagnostic_jobs={} log_level={}",
             self.role.as_str(),
             mask_url(&self.redis_url),
             self.key_prefix,
@@ -316,6 +378,11 @@ impl Config {
             self.recovery_secs,
             self.shutdown_timeout_secs,
             self.max_body_bytes,
+            self.max_connections,
+            self.dlq_max_size,
+            self.idempotency_ttl_secs,
+            if self.api_token.is_some() { "set" } else { "none" },
+            self.metrics_public,
             self.enable_diagnostic_jobs,
             self.log_level,
         )
@@ -352,6 +419,18 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
             _ => self
                 .problems
                 .push(format!("{name}={raw:?}: expected {expected}")),
+        }
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
+    fn flag(&mut self, name: &str, slot: &mut bool) {
+        let Some(v) = self.string(name) else { return };
+        match parse_bool(&v) {
+            Some(b) => *slot = b,
+            None => self
+                .problems
+                .push(format!("{name}={v:?}: expected true or false")),
         }
     }
 }

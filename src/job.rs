@@ -78,8 +78,32 @@ pub struct Job {
     pub timeout_secs: Option<u64>,
     /// The last attempt's error, kept after a later success as a record of what happened.
     pub error: Option<String>,
+    /// The last 20 failed attempts, oldest first; kept when a dead job is retried.
+    pub errors: Vec<AttemptError>,
     /// What the handler returned.
     pub result: Option<Value>,
+}
+
+/// One failed attempt in a job's history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AttemptError {
+    pub attempt: u32,
+    pub error: String,
+    /// When it failed (RFC 3339 in the API; ms since the epoch in Redis).
+    #[serde(serialize_with = "rfc3339_ms", deserialize_with = "f64_ms")]
+    pub at: i64,
+}
+
+fn rfc3339_ms<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    match from_millis(*ms) {
+        Some(t) => rfc3339(&t, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// Lua's cjson writes numbers as floats; accept either form.
+fn f64_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    Ok(f64::deserialize(d)? as i64)
 }
 
 fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -143,6 +167,11 @@ impl Job {
                 .unwrap_or(0),
             timeout_secs: get(field::TIMEOUT_SECS).and_then(|v| v.parse().ok()),
             error: get(field::ERROR).map(str::to_string),
+            errors: match get(field::ERRORS) {
+                None => Vec::new(),
+                Some(v) => serde_json::from_str(v)
+                    .map_err(|e| format!("job record {id} has a bad error history: {e}"))?,
+            },
             result: json(field::RESULT)?,
         })
     }
@@ -161,6 +190,9 @@ pub struct NewJobRequest {
     pub run_at: Option<String>,
     pub max_attempts: Option<u32>,
     pub timeout_secs: Option<u64>,
+    /// Same as the `Idempotency-Key` header: a repeat within IDEMPOTENCY_TTL_SECS returns the
+    /// first job's id instead of creating another job.
+    pub idempotency_key: Option<String>,
 }
 
 /// A validated submission, ready for the store.
@@ -176,6 +208,23 @@ pub struct NewJob {
     pub run_at_ms: Option<i64>,
     pub max_attempts: u32,
     pub timeout_secs: Option<u64>,
+    pub idempotency_key: Option<String>,
+}
+
+/// Longest idempotency key.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;
+
+/// Checks an idempotency key: 1-200 printable ASCII characters.
+pub fn check_idempotency_key(key: &str) -> Result<(), String> {
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY_LEN
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(format!(
+            "idempotency key must be 1-{MAX_IDEMPOTENCY_KEY_LEN} printable ASCII characters without spaces"
+        ));
+    }
+    Ok(())
 }
 
 /// Longest delay a job may ask for: a year. Anything longer is almost certainly a unit mistake.
@@ -248,7 +297,11 @@ impl NewJobRequest {
                 ));
             }
         }
+        if let Some(k) = &self.idempotency_key {
+            check_idempotency_key(k).map_err(|e| format!("\"idempotency_key\": {e}"))?;
+        }
         Ok(NewJob {
+            idempotency_key: self.idempotency_key,
             id: uuid::Uuid::new_v4().to_string(),
             kind,
             payload: payload.to_string(),
@@ -340,6 +393,28 @@ mod tests {
         assert_eq!(v["error"], Value::Null);
         assert_eq!(v["result"], Value::Null);
         assert_eq!(v["run_at"], Value::Null);
+        assert_eq!(v["errors"], json!([]));
+    }
+
+    #[test]
+    fn error_history_comes_from_lua_json() {
+        let mut rec: HashMap<String, String> = [
+            ("type", "fail"),
+            ("status", "failed"),
+            ("created_at", "1775557800000"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        rec.insert(
+            "errors".into(),
+            r#"[{"attempt":1,"error":"nope","at":1.775557801e+12}]"#.into(),
+        );
+        let v = serde_json::to_value(Job::from_record("x", &rec).unwrap()).unwrap();
+        assert_eq!(
+            v["errors"],
+            json!([{"attempt": 1, "error": "nope", "at": "2026-04-07T10:30:01.000Z"}])
+        );
     }
 
     #[test]

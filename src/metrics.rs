@@ -15,6 +15,7 @@ pub struct Metrics {
     pub jobs_retried: IntCounter,
     pub jobs_dlq: IntCounter,
     pub jobs_recovered: IntCounter,
+    pub jobs_dlq_evicted: IntCounter,
     pub processing_duration: Histogram,
     queue_size: IntGaugeVec,
 }
@@ -50,6 +51,10 @@ impl Metrics {
             "jobs_recovered_total",
             "Jobs this process took back from worker processes that died.",
         );
+        let jobs_dlq_evicted = counter(
+            "jobs_dlq_evicted_total",
+            "Oldest dead-letter jobs this process dropped because the DLQ reached DLQ_MAX_SIZE.",
+        );
         let processing_duration = Histogram::with_opts(HistogramOpts::new(
             "job_processing_duration_seconds",
             "Time handlers spent on attempts, successful or not.",
@@ -77,6 +82,7 @@ impl Metrics {
             jobs_retried,
             jobs_dlq,
             jobs_recovered,
+            jobs_dlq_evicted,
             processing_duration,
             queue_size,
         }

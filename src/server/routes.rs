@@ -1,54 +1,194 @@
-//! Routing and the endpoint handlers. The route table is the one `match` in [`handle`].
+//! The route table and the endpoint handlers. [`ROUTES`] is the router: a request's path is
+//! matched against its patterns, so the table, the OpenAPI spec (checked by a test) and what the
+//! server answers cannot drift apart.
 
-use serde_json::json;
+use serde::Deserialize;
+use serde_json::{json, Value};
 use std::io::Read;
 use std::sync::Arc;
 use tiny_http::{Method, Request};
 
 use super::Reply;
 use crate::app::Shared;
-use crate::job::{parse_job_id, NewJobRequest};
-use crate::store::{CreateOutcome, Store};
+use crate::job::{check_idempotency_key, parse_job_id, NewJob, NewJobRequest};
+use crate::store::{CreateOutcome, DlqSelect, Store};
+use crate::worker::handler::is_valid_type_name;
+
+/// What a request asks for, once matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    CreateJob,
+    CreateBatch,
+    GetJob,
+    Stats,
+    Health,
+    Metrics,
+    OpenApi,
+    DlqList,
+    DlqPurge,
+    DlqRetryAll,
+    DlqGet,
+    DlqDelete,
+    DlqRetryOne,
+}
+
+/// Every route: method, path pattern (`{id}` matches one segment), handler.
+pub const ROUTES: &[(&str, &str, Route)] = &[
+    ("POST", "/jobs", Route::CreateJob),
+    ("POST", "/jobs/batch", Route::CreateBatch),
+    ("GET", "/jobs/{id}", Route::GetJob),
+    ("GET", "/stats", Route::Stats),
+    ("GET", "/health", Route::Health),
+    ("GET", "/metrics", Route::Metrics),
+    ("GET", "/openapi.json", Route::OpenApi),
+    ("GET", "/dlq", Route::DlqList),
+    ("DELETE", "/dlq", Route::DlqPurge),
+    ("POST", "/dlq/retry", Route::DlqRetryAll),
+    ("GET", "/dlq/{id}", Route::DlqGet),
+    ("DELETE", "/dlq/{id}", Route::DlqDelete),
+    ("POST", "/dlq/{id}/retry", Route::DlqRetryOne),
+];
+
+/// The OpenAPI 3 description of [`ROUTES`], served at `GET /openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Longest batch accepted by `POST /jobs/batch`.
+pub const MAX_BATCH: usize = 1000;
+
+impl Route {
+    /// Routes every process serves, whatever its ROLE.
+    fn always_served(self) -> bool {
+        matches!(self, Route::Health | Route::Metrics | Route::OpenApi)
+    }
+}
+
+/// Matches `path` against `pattern`; on success returns the `{id}` segment, if any.
+fn matches<'p>(pattern: &str, path: &'p str) -> Option<Option<&'p str>> {
+    let mut id = None;
+    let mut pat = pattern.trim_start_matches('/').split('/');
+    let mut segs = path.trim_start_matches('/').split('/');
+    loop {
+        match (pat.next(), segs.next()) {
+            (None, None) => return Some(id),
+            (Some("{id}"), Some(s)) if !s.is_empty() => id = Some(s),
+            (Some(p), Some(s)) if p == s => {}
+            _ => return None,
+        }
+    }
+}
 
 /// Answers one request.
 pub fn handle(req: &mut Request, shared: &Arc<Shared>, store: &mut Store) -> Reply {
     let url = req.url().to_string();
-    let path = url.split('?').next().unwrap_or("");
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let method = req.method().clone();
-    let api = shared.config.role.serves_api();
-    match (segments.as_slice(), &method) {
-        (["health"], Method::Get | Method::Head) => health(store),
-        (["health"], _) => not_allowed("GET"),
-        (["metrics"], Method::Get | Method::Head) => metrics(shared, store),
-        (["metrics"], _) => not_allowed("GET"),
-        (["jobs"] | ["jobs", _] | ["stats"], _) if !api => Reply::error(
+    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    let method = match req.method() {
+        Method::Head => "GET".to_string(),
+        m => m.as_str().to_ascii_uppercase(),
+    };
+    let mut allowed: Vec<&str> = Vec::new();
+    let mut found = None;
+    for (m, pattern, route) in ROUTES {
+        if let Some(id) = matches(pattern, path) {
+            if *m == method {
+                found = Some((*route, id));
+                break;
+            }
+            allowed.push(m);
+        }
+    }
+    let Some((route, id)) = found else {
+        if allowed.is_empty() {
+            return Reply::error(
+                404,
+                format!("no route {path}; see GET /openapi.json for the API"),
+            );
+        }
+        let allow = allowed.join(", ");
+        return Reply::error(
+            405,
+            format!("{method} is not allowed on {path}; use {allow}"),
+        )
+        .with_header("Allow", allow);
+    };
+    if let Some(denied) = authorize(req, shared, route) {
+        return denied;
+    }
+    let cfg = &shared.config;
+    if !route.always_served() && !cfg.role.serves_api() {
+        return Reply::error(
             404,
             format!(
                 "{path} is not served by this process (ROLE={}); send job requests to a process with ROLE=api or ROLE=all",
-                shared.config.role.as_str()
+                cfg.role.as_str()
             ),
-        ),
-        (["jobs"], Method::Post) => create_job(req, shared, store),
-        (["jobs"], _) => not_allowed("POST"),
-        (["jobs", id], Method::Get | Method::Head) => get_job(id, store),
-        (["jobs", _], _) => not_allowed("GET"),
-        (["stats"], Method::Get | Method::Head) => match store.stats() {
-            Ok(s) => Reply::json(200, &s),
-            Err(e) => e.into(),
-        },
-        (["stats"], _) => not_allowed("GET"),
-        _ => Reply::error(
-            404,
-            format!(
-                "no route {path}; the API has POST /jobs, GET /jobs/{{id}}, GET /stats, GET /health, GET /metrics"
-            ),
-        ),
+        );
+    }
+    let id = id.unwrap_or_default();
+    let result = match route {
+        Route::Health => Ok(health(store)),
+        Route::Metrics => Ok(metrics(shared, store)),
+        Route::OpenApi => Ok(Reply::text(200, "application/json", OPENAPI.to_string())),
+        Route::CreateJob => create_job(req, shared, store),
+        Route::CreateBatch => create_batch(req, shared, store),
+        Route::GetJob => get_job(id, store),
+        Route::Stats => store
+            .stats()
+            .map(|s| Reply::json(200, &s))
+            .map_err(Reply::from),
+        Route::DlqList => dlq_list(query, store),
+        Route::DlqGet => dlq_get(id, store),
+        Route::DlqRetryOne => dlq_retry_one(id, store),
+        Route::DlqRetryAll => dlq_type(query).and_then(|kind| {
+            let ids = store.dlq_retry(select(&kind))?;
+            log::info!("{} job(s) sent back from the DLQ to pending", ids.len());
+            Ok(Reply::json(
+                200,
+                &json!({"retried": ids.len(), "job_ids": ids}),
+            ))
+        }),
+        Route::DlqDelete => dlq_delete_one(id, store),
+        Route::DlqPurge => dlq_type(query).and_then(|kind| {
+            let n = store.dlq_delete(select(&kind))?;
+            log::info!("{n} job(s) deleted from the DLQ");
+            Ok(Reply::json(200, &json!({"deleted": n})))
+        }),
+    };
+    result.unwrap_or_else(|r| r)
+}
+
+/// With API_TOKEN set, checks the bearer token (in constant time) on every route but `/health`
+/// (and `/metrics` when METRICS_PUBLIC is set). Returns the 401 to send, if any.
+fn authorize(req: &Request, shared: &Shared, route: Route) -> Option<Reply> {
+    let token = shared.config.api_token.as_deref()?;
+    if route == Route::Health || (route == Route::Metrics && shared.config.metrics_public) {
+        return None;
+    }
+    let given = req
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))
+        .and_then(|h| h.value.as_str().strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => None,
+        Some(_) => Some(unauthorized("the bearer token is wrong")),
+        None => Some(unauthorized(
+            "this server requires a token: send Authorization: Bearer <API_TOKEN>",
+        )),
     }
 }
 
-fn not_allowed(allow: &'static str) -> Reply {
-    Reply::error(405, format!("method not allowed here; use {allow}")).with_header("Allow", allow)
+fn unauthorized(msg: &str) -> Reply {
+    Reply::error(401, msg).with_header("WWW-Authenticate", "Bearer realm=\"jobq\"")
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal the token.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(!x));
+    }
+    diff == 0
 }
 
 fn health(store: &mut Store) -> Reply {
@@ -67,20 +207,23 @@ fn metrics(shared: &Shared, store: &mut Store) -> Reply {
     )
 }
 
-fn get_job(id: &str, store: &mut Store) -> Reply {
-    let Some(id) = parse_job_id(id) else {
-        return Reply::error(
+fn job_id(raw: &str) -> Result<String, Reply> {
+    parse_job_id(raw).ok_or_else(|| {
+        Reply::error(
             400,
-            format!("{id:?} is not a job id; job ids are UUIDs as returned by POST /jobs"),
-        );
-    };
-    match store.job(&id) {
-        Ok(Some(job)) => Reply::json(200, &job),
-        Ok(None) => Reply::error(
+            format!("{raw:?} is not a job id; job ids are UUIDs as returned by POST /jobs"),
+        )
+    })
+}
+
+fn get_job(raw: &str, store: &mut Store) -> Result<Reply, Reply> {
+    let id = job_id(raw)?;
+    match store.job(&id)? {
+        Some(job) => Ok(Reply::json(200, &job)),
+        None => Err(Reply::error(
             404,
             format!("no job {id}; it never existed or its record expired (finished jobs are kept for JOB_TTL_SECS)"),
-        ),
-        Err(e) => e.into(),
+        )),
     }
 }
 
@@ -108,48 +251,348 @@ fn read_body(req: &mut Request, max: usize) -> Result<Vec<u8>, Reply> {
     Ok(body)
 }
 
-fn create_job(req: &mut Request, shared: &Shared, store: &mut Store) -> Reply {
-    let cfg = &shared.config;
-    let body = match read_body(req, cfg.max_body_bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let parsed: NewJobRequest = match serde_json::from_slice(&body) {
-        Ok(p) => p,
-        Err(e) if e.is_data() => return Reply::error(400, format!("invalid job: {e}")),
-        Err(e) => {
-            return Reply::error(
-                400,
-                format!("malformed JSON: {e}; send {{\"type\": \"...\", \"payload\": {{...}}}}"),
-            )
+/// Most nested arrays and objects a request body may have; deeper input is refused before
+/// parsing so no request can exhaust the stack.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// Parses a JSON body into `T`, with errors that say whether the JSON or its shape is wrong.
+fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8], shape: &str) -> Result<T, Reply> {
+    if json_depth(body) > MAX_JSON_DEPTH {
+        return Err(Reply::error(
+            400,
+            format!("JSON nested deeper than {MAX_JSON_DEPTH} levels; flatten the payload"),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            Reply::error(400, format!("invalid request: {e}"))
+        } else {
+            Reply::error(400, format!("malformed JSON: {e}; send {shape}"))
         }
-    };
+    })
+}
+
+/// The deepest nesting of `[` and `{` outside strings.
+pub fn json_depth(body: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_str, mut escaped) = (0usize, 0usize, false, false);
+    for &b in body {
+        if in_str {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Validates one submission against the registry and configuration.
+fn validate(shared: &Shared, req: NewJobRequest) -> Result<NewJob, String> {
+    if let Some(kind) = &req.kind {
+        if !is_valid_type_name(kind) {
+            return Err(format!(
+                "\"type\" must be 1-64 characters of A-Z a-z 0-9 _ - . : (got {} characters)",
+                kind.chars().count()
+            ));
+        }
+    }
     let registry = &shared.registry;
     let types = registry.types();
-    let job = match parsed.validate(cfg.max_attempts, &types, |kind, payload| {
+    req.validate(shared.config.max_attempts, &types, |kind, payload| {
         registry.get(kind).map_or(Ok(()), |h| h.validate(payload))
-    }) {
-        Ok(j) => j,
-        Err(msg) => return Reply::error(400, msg),
-    };
-    match store.create(std::slice::from_ref(&job), cfg.max_queue_size) {
-        Ok(CreateOutcome::Created) => {
-            shared.metrics.jobs_created.inc();
-            if job.delay_ms > 0 || job.run_at_ms.is_some() {
-                log::info!("job {} ({}) created, scheduled for later", job.id, job.kind);
-            } else {
-                log::info!("job {} ({}) created", job.id, job.kind);
+    })
+}
+
+fn queue_full(shared: &Shared) -> Reply {
+    Reply::error(
+        503,
+        format!(
+            "queue is full: {} jobs are waiting (MAX_QUEUE_SIZE); retry later or add workers",
+            shared.config.max_queue_size
+        ),
+    )
+    .with_header("Retry-After", "1")
+}
+
+fn create_job(req: &mut Request, shared: &Shared, store: &mut Store) -> Result<Reply, Reply> {
+    let header_key = req
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Idempotency-Key"))
+        .map(|h| h.value.as_str().trim().to_string());
+    let body = read_body(req, shared.config.max_body_bytes)?;
+    let mut parsed: NewJobRequest = parse_json(&body, "{\"type\": \"...\", \"payload\": {...}}")?;
+    if let Some(key) = header_key {
+        check_idempotency_key(&key)
+            .map_err(|e| Reply::error(400, format!("Idempotency-Key header: {e}")))?;
+        match &parsed.idempotency_key {
+            Some(k) if *k != key => {
+                return Err(Reply::error(
+                    400,
+                    "the Idempotency-Key header and \"idempotency_key\" differ; send one of them",
+                ))
             }
-            Reply::json(201, &json!({"job_id": job.id}))
+            _ => parsed.idempotency_key = Some(key),
         }
-        Ok(CreateOutcome::Full) => Reply::error(
-            503,
+    }
+    let job = validate(shared, parsed).map_err(|m| Reply::error(400, m))?;
+    let cfg = &shared.config;
+    match store.create(
+        std::slice::from_ref(&job),
+        cfg.max_queue_size,
+        cfg.idempotency_ttl_secs,
+    )? {
+        CreateOutcome::Created(created) => {
+            let first = &created[0];
+            if first.new {
+                shared.metrics.jobs_created.inc();
+                log_created(&job);
+                Ok(Reply::json(201, &json!({"job_id": first.id})))
+            } else {
+                Ok(Reply::json(200, &json!({"job_id": first.id})))
+            }
+        }
+        CreateOutcome::Full => Err(queue_full(shared)),
+    }
+}
+
+fn log_created(job: &NewJob) {
+    if job.delay_ms > 0 || job.run_at_ms.is_some() {
+        log::info!("job {} ({}) created, scheduled for later", job.id, job.kind);
+    } else {
+        log::info!("job {} ({}) created", job.id, job.kind);
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest {
+    jobs: Vec<Value>,
+}
+
+fn create_batch(req: &mut Request, shared: &Shared, store: &mut Store) -> Result<Reply, Reply> {
+    let body = read_body(req, shared.config.max_body_bytes)?;
+    let batch: BatchRequest = parse_json(&body, "{\"jobs\": [{\"type\": \"...\"}, ...]}")?;
+    if batch.jobs.is_empty() || batch.jobs.len() > MAX_BATCH {
+        return Err(Reply::error(
+            400,
             format!(
-                "queue is full: {} jobs are waiting (MAX_QUEUE_SIZE); retry later or add workers",
-                cfg.max_queue_size
+                "\"jobs\" must hold 1 to {MAX_BATCH} jobs, got {}",
+                batch.jobs.len()
             ),
-        )
-        .with_header("Retry-After", "1"),
-        Err(e) => e.into(),
+        ));
+    }
+    let mut jobs = Vec::with_capacity(batch.jobs.len());
+    for (i, v) in batch.jobs.into_iter().enumerate() {
+        let job = serde_json::from_value::<NewJobRequest>(v)
+            .map_err(|e| e.to_string())
+            .and_then(|r| validate(shared, r))
+            .map_err(|m| Reply::error(400, format!("jobs[{i}]: {m}")))?;
+        jobs.push(job);
+    }
+    let cfg = &shared.config;
+    match store.create(&jobs, cfg.max_queue_size, cfg.idempotency_ttl_secs)? {
+        CreateOutcome::Created(created) => {
+            let mut ids = Vec::with_capacity(created.len());
+            for (job, c) in jobs.iter().zip(created) {
+                if c.new {
+                    shared.metrics.jobs_created.inc();
+                    log_created(job);
+                }
+                ids.push(c.id);
+            }
+            Ok(Reply::json(201, &json!({ "job_ids": ids })))
+        }
+        CreateOutcome::Full => Err(queue_full(shared)),
+    }
+}
+
+/// Decoded `name=value` pairs of a query string.
+fn query_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = match bytes.get(i..i + 3) {
+            Some([b'%', h, l]) => hex(*h).zip(hex(*l)).map(|(h, l)| (h * 16 + l) as u8),
+            _ => None,
+        };
+        match (escaped, bytes[i]) {
+            (Some(b), _) => {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+            (None, b'+') => out.push(b' '),
+            (None, b) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads optional query parameters, refusing unknown names and bad values.
+fn query_params<'q>(
+    query: &'q [(String, String)],
+    known: &[&str],
+) -> Result<impl Fn(&str) -> Option<&'q str>, Reply> {
+    if let Some((k, _)) = query.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        return Err(Reply::error(
+            400,
+            format!(
+                "unknown query parameter {k:?}; this endpoint takes {}",
+                known.join(", ")
+            ),
+        ));
+    }
+    Ok(move |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    })
+}
+
+fn number(name: &str, raw: Option<&str>, default: u64, max: u64) -> Result<u64, Reply> {
+    match raw {
+        None => Ok(default),
+        Some(v) => v.parse::<u64>().ok().filter(|n| *n <= max).ok_or_else(|| {
+            Reply::error(
+                400,
+                format!("{name} must be an integer from 0 to {max}, got {v:?}"),
+            )
+        }),
+    }
+}
+
+fn dlq_list(query: &str, store: &mut Store) -> Result<Reply, Reply> {
+    let pairs = query_pairs(query);
+    let q = query_params(&pairs, &["offset", "limit"])?;
+    let offset = number("offset", q("offset"), 0, 1_000_000_000)?;
+    let limit = number("limit", q("limit"), 50, 1000)?;
+    let (total, jobs) = store.dlq_page(offset, limit)?;
+    Ok(Reply::json(
+        200,
+        &json!({"total": total, "offset": offset, "limit": limit, "jobs": jobs}),
+    ))
+}
+
+/// The `?type=X` of a DLQ-wide operation; none means every dead-letter job.
+fn dlq_type(query: &str) -> Result<Option<String>, Reply> {
+    let pairs = query_pairs(query);
+    let q = query_params(&pairs, &["type"])?;
+    match q("type") {
+        None => Ok(None),
+        Some(t) if is_valid_type_name(t) => Ok(Some(t.to_string())),
+        Some(t) => Err(Reply::error(
+            400,
+            format!("type {t:?} is not a job type name"),
+        )),
+    }
+}
+
+fn select(kind: &Option<String>) -> DlqSelect<'_> {
+    kind.as_deref().map_or(DlqSelect::All, DlqSelect::Type)
+}
+
+fn not_in_dlq(id: &str) -> Reply {
+    Reply::error(404, format!("job {id} is not in the dead-letter queue"))
+}
+
+fn dlq_get(raw: &str, store: &mut Store) -> Result<Reply, Reply> {
+    let id = job_id(raw)?;
+    match store.dlq_job(&id)? {
+        Some(job) => Ok(Reply::json(200, &job)),
+        None => Err(not_in_dlq(&id)),
+    }
+}
+
+fn dlq_retry_one(raw: &str, store: &mut Store) -> Result<Reply, Reply> {
+    let id = job_id(raw)?;
+    if store.dlq_retry(DlqSelect::One(&id))?.is_empty() {
+        return Err(not_in_dlq(&id));
+    }
+    log::info!("job {id} sent back from the DLQ to pending");
+    Ok(Reply::json(
+        200,
+        &json!({"job_id": id, "status": "pending"}),
+    ))
+}
+
+fn dlq_delete_one(raw: &str, store: &mut Store) -> Result<Reply, Reply> {
+    let id = job_id(raw)?;
+    if store.dlq_delete(DlqSelect::One(&id))? == 0 {
+        return Err(not_in_dlq(&id));
+    }
+    log::info!("job {id} deleted from the DLQ");
+    Ok(Reply::json(200, &json!({"deleted": 1})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_segments() {
+        assert_eq!(matches("/jobs/{id}", "/jobs/abc"), Some(Some("abc")));
+        assert_eq!(matches("/jobs", "/jobs"), Some(None));
+        assert_eq!(matches("/jobs/{id}", "/jobs/"), None);
+        assert_eq!(matches("/jobs/{id}", "/jobs/a/b"), None);
+        assert_eq!(matches("/dlq/{id}/retry", "/dlq/x/retry"), Some(Some("x")));
+        assert_eq!(matches("/jobs/batch", "/jobs/batch"), Some(None));
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret-token-123", b"secret-token-123"));
+        assert!(!constant_time_eq(b"secret-token-123", b"secret-token-124"));
+        assert!(!constant_time_eq(b"secret", b"secret-token"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+
+    #[test]
+    fn depth_ignores_brackets_in_strings() {
+        assert_eq!(json_depth(br#"{"a": [1, {"b": "[[[["}]}"#), 3);
+        assert_eq!(json_depth(br#""\"[""#), 0);
+        assert_eq!(json_depth(&[b'['; 100]), 100);
+    }
+
+    #[test]
+    fn query_strings_decode() {
+        assert_eq!(
+            query_pairs("type=image%5Fresize&limit=5&x"),
+            vec![
+                ("type".to_string(), "image_resize".to_string()),
+                ("limit".to_string(), "5".to_string()),
+                ("x".to_string(), String::new())
+            ]
+        );
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("%e2%82%ac%zz"), "€%zz");
+        assert_eq!(percent_decode("%é"), "%é");
     }
 }

@@ -19,6 +19,8 @@ pub mod field {
     pub const RUN_AT: &str = "run_at";
     pub const ERROR: &str = "error";
     pub const RESULT: &str = "result";
+    /// JSON list of the last 20 failed attempts: `[{"attempt", "error", "at"}]`.
+    pub const ERRORS: &str = "errors";
 }
 
 /// Field names of the counters hash.
@@ -72,6 +74,11 @@ impl Keys {
     /// The list of jobs one worker process has claimed.
     pub fn running(&self, worker: &str) -> String {
         format!("{}:running:{worker}", self.prefix)
+    }
+
+    /// The job id an idempotency key was first used for.
+    pub fn idempotency(&self, key: &str) -> String {
+        format!("{}:idem:{key}", self.prefix)
     }
 
     /// One worker process's liveness key, which expires unless refreshed.

@@ -119,22 +119,49 @@ pub struct Claimed {
 }
 
 /// What [`Store::fail`] did with a failed attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FailOutcome {
     /// Scheduled to run again at this time (ms since the epoch).
     Retry { due_ms: i64 },
-    /// Moved to the dead-letter queue.
-    Dead,
+    /// Moved to the dead-letter queue; `evicted` are the oldest DLQ entries dropped past the cap.
+    Dead { evicted: Vec<String> },
     /// This process no longer held the job; nothing was written.
     NotOwned,
 }
 
 /// What [`Store::create`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateOutcome {
-    Created,
+    /// One entry per submitted job, in order.
+    Created(Vec<Created>),
     /// Pending plus scheduled jobs would exceed the limit; nothing was written.
     Full,
+}
+
+/// One job of a [`CreateOutcome::Created`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub id: String,
+    /// False when an idempotency key named an earlier job, whose id this is.
+    pub new: bool,
+}
+
+/// Which dead-letter jobs a DLQ operation applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DlqSelect<'a> {
+    One(&'a str),
+    Type(&'a str),
+    All,
+}
+
+impl DlqSelect<'_> {
+    fn args(&self) -> (&str, &str) {
+        match self {
+            DlqSelect::One(id) => ("id", id),
+            DlqSelect::Type(t) => ("type", t),
+            DlqSelect::All => ("all", ""),
+        }
+    }
 }
 
 /// What [`Store::promote`] did.
@@ -152,6 +179,8 @@ pub struct Promoted {
 pub struct Reaped {
     pub requeued: Vec<String>,
     pub dead: Vec<String>,
+    /// The oldest DLQ entries dropped past the cap to make room.
+    pub evicted: Vec<String>,
 }
 
 /// One thread's handle on Redis.
@@ -171,15 +200,26 @@ impl Store {
             .map(|_| ())
     }
 
-    /// Creates `jobs` atomically: all of them, or none when they would take pending plus scheduled
-    /// jobs past `max_queue`.
-    pub fn create(&mut self, jobs: &[NewJob], max_queue: u64) -> Result<CreateOutcome, StoreError> {
+    /// Creates `jobs` atomically: all of them, or none when the new ones would take pending plus
+    /// scheduled jobs past `max_queue`. A job whose idempotency key was seen within
+    /// `idempotency_ttl_secs` is not created again; the earlier job's id is returned instead.
+    pub fn create(
+        &mut self,
+        jobs: &[NewJob],
+        max_queue: u64,
+        idempotency_ttl_secs: u64,
+    ) -> Result<CreateOutcome, StoreError> {
         let k = &self.keys;
         let mut inv = scripts().create.prepare_invoke();
         inv.key(&k.pending).key(&k.scheduled).key(&k.counters);
-        inv.arg(max_queue);
+        inv.arg(max_queue).arg(idempotency_ttl_secs);
         for j in jobs {
-            inv.key(k.job(&j.id));
+            inv.key(k.job(&j.id)).key(
+                j.idempotency_key
+                    .as_deref()
+                    .map(|key| k.idempotency(key))
+                    .unwrap_or_default(),
+            );
             inv.arg(&j.id)
                 .arg(&j.kind)
                 .arg(&j.payload)
@@ -188,14 +228,26 @@ impl Store {
                 .arg(j.run_at_ms.map(|t| t.to_string()).unwrap_or_default())
                 .arg(j.timeout_secs.map(|t| t.to_string()).unwrap_or_default());
         }
-        let n: i64 = self.conn.run(|c| inv.invoke(c))?;
-        match n {
-            0 => Ok(CreateOutcome::Full),
-            n if n == jobs.len() as i64 => Ok(CreateOutcome::Created),
-            -1 => Err(StoreError::Redis("a job id already exists".into())),
-            n => Err(StoreError::Redis(format!(
-                "create script created {n} of {} jobs",
-                jobs.len()
+        let reply: Vec<RV> = self.conn.run(|c| inv.invoke(c))?;
+        let code = reply
+            .first()
+            .and_then(|v| redis::from_redis_value_ref::<i64>(v).ok());
+        match code {
+            Some(0) => Ok(CreateOutcome::Full),
+            Some(1) => {
+                let flat: Vec<String> = redis::from_redis_value(RV::Array(reply[1..].to_vec()))
+                    .map_err(|e| StoreError::Redis(format!("create script answered oddly: {e}")))?;
+                Ok(CreateOutcome::Created(
+                    flat.chunks_exact(2)
+                        .map(|c| Created {
+                            id: c[0].clone(),
+                            new: c[1] == "1",
+                        })
+                        .collect(),
+                ))
+            }
+            _ => Err(StoreError::Redis(format!(
+                "create script refused the jobs: {reply:?}"
             ))),
         }
     }
@@ -312,8 +364,8 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Records a failed attempt: retry after `retry_delay_ms`, or the dead-letter queue when the
-    /// attempts are spent or `permanent` is set.
+    /// Records a failed attempt: retry after `retry_delay_ms`, or the dead-letter queue (capped
+    /// at `dlq_cap` entries) when the attempts are spent or `permanent` is set.
     pub fn fail(
         &mut self,
         worker: &str,
@@ -321,6 +373,7 @@ impl Store {
         error: &str,
         retry_delay_ms: u64,
         permanent: bool,
+        dlq_cap: u64,
     ) -> Result<FailOutcome, StoreError> {
         let k = &self.keys;
         let mut inv = scripts().fail.prepare_invoke();
@@ -332,11 +385,17 @@ impl Store {
             .arg(id)
             .arg(error)
             .arg(retry_delay_ms)
-            .arg(if permanent { "1" } else { "0" });
-        let (code, t): (i64, i64) = self.conn.run(|c| inv.invoke(c))?;
-        Ok(match code {
-            1 => FailOutcome::Retry { due_ms: t },
-            2 => FailOutcome::Dead,
+            .arg(if permanent { "1" } else { "0" })
+            .arg(k.prefix())
+            .arg(dlq_cap);
+        let reply: Vec<String> = self.conn.run(|c| inv.invoke(c))?;
+        Ok(match reply.first().map(String::as_str) {
+            Some("1") => FailOutcome::Retry {
+                due_ms: reply.get(1).and_then(|t| t.parse().ok()).unwrap_or(0),
+            },
+            Some("2") => FailOutcome::Dead {
+                evicted: reply[2..].to_vec(),
+            },
             _ => FailOutcome::NotOwned,
         })
     }
@@ -415,7 +474,12 @@ impl Store {
 
     /// Recovers the jobs of `worker` if its heartbeat has expired: each counts as a failed
     /// attempt with `error`. None when the process is alive after all.
-    pub fn reap(&mut self, worker: &str, error: &str) -> Result<Option<Reaped>, StoreError> {
+    pub fn reap(
+        &mut self,
+        worker: &str,
+        error: &str,
+        dlq_cap: u64,
+    ) -> Result<Option<Reaped>, StoreError> {
         let k = &self.keys;
         let mut inv = scripts().reap.prepare_invoke();
         inv.key(&k.workers)
@@ -426,25 +490,94 @@ impl Store {
             .key(k.running(worker))
             .arg(k.prefix())
             .arg(worker)
-            .arg(error);
+            .arg(error)
+            .arg(dlq_cap);
         let v: RV = self.conn.run(|c| inv.invoke(c))?;
         let items: Vec<String> = match v {
             RV::Nil => return Ok(None),
             other => redis::from_redis_value(other)
                 .map_err(|e| StoreError::Redis(format!("reap script answered oddly: {e}")))?,
         };
-        let mut out = Reaped::default();
-        let mut dead = false;
-        for id in items {
-            if id == "|" {
-                dead = true;
-            } else if dead {
-                out.dead.push(id);
-            } else {
-                out.requeued.push(id);
-            }
+        let mut parts = items.split(|id| id == "|");
+        let mut next = || parts.next().unwrap_or_default().to_vec();
+        Ok(Some(Reaped {
+            requeued: next(),
+            dead: next(),
+            evicted: next(),
+        }))
+    }
+
+    /// One page of the dead-letter queue, newest first, and its total size.
+    pub fn dlq_page(&mut self, offset: u64, limit: u64) -> Result<(u64, Vec<Job>), StoreError> {
+        let dlq = self.keys.dlq.clone();
+        let (total, ids): (u64, Vec<String>) = self.conn.run(|c| {
+            redis::pipe()
+                .cmd("ZCARD")
+                .arg(&dlq)
+                .cmd("ZRANGE")
+                .arg(&dlq)
+                .arg(offset)
+                .arg((offset + limit).saturating_sub(1))
+                .arg("REV")
+                .query(c)
+        })?;
+        if ids.is_empty() || limit == 0 {
+            return Ok((total, Vec::new()));
         }
-        Ok(Some(out))
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.cmd("HGETALL").arg(self.keys.job(id));
+        }
+        let records: Vec<HashMap<String, String>> = self.conn.run(|c| pipe.query(c))?;
+        let jobs = ids
+            .iter()
+            .zip(records)
+            .filter(|(_, r)| !r.is_empty())
+            .map(|(id, r)| Job::from_record(id, &r).map_err(StoreError::Corrupt))
+            .collect::<Result<_, _>>()?;
+        Ok((total, jobs))
+    }
+
+    /// A job in the dead-letter queue, or None when it is not there.
+    pub fn dlq_job(&mut self, id: &str) -> Result<Option<Job>, StoreError> {
+        let (dlq, key) = (self.keys.dlq.clone(), self.keys.job(id));
+        let (score, rec): (Option<f64>, HashMap<String, String>) = self.conn.run(|c| {
+            redis::pipe()
+                .cmd("ZSCORE")
+                .arg(&dlq)
+                .arg(id)
+                .cmd("HGETALL")
+                .arg(&key)
+                .query(c)
+        })?;
+        if score.is_none() || rec.is_empty() {
+            return Ok(None);
+        }
+        Job::from_record(id, &rec)
+            .map(Some)
+            .map_err(StoreError::Corrupt)
+    }
+
+    /// Sends the selected dead-letter jobs back to pending with attempts reset; returns their ids.
+    pub fn dlq_retry(&mut self, which: DlqSelect) -> Result<Vec<String>, StoreError> {
+        let k = &self.keys;
+        let (mode, value) = which.args();
+        let mut inv = scripts().dlq_retry.prepare_invoke();
+        inv.key(&k.dlq)
+            .key(&k.pending)
+            .arg(k.prefix())
+            .arg(mode)
+            .arg(value);
+        self.conn.run(|c| inv.invoke(c))
+    }
+
+    /// Deletes the selected dead-letter jobs and their records; returns how many.
+    pub fn dlq_delete(&mut self, which: DlqSelect) -> Result<u64, StoreError> {
+        let k = &self.keys;
+        let (mode, value) = which.args();
+        let mut inv = scripts().dlq_delete.prepare_invoke();
+        inv.key(&k.dlq).arg(k.prefix()).arg(mode).arg(value);
+        self.conn.run(|c| inv.invoke(c))
     }
 
     /// What a restart or memory pressure of this Redis could lose, as advice for the log.

@@ -1,7 +1,9 @@
 //! The Lua scripts behind every state transition, hashed once at start-up.
 //!
 //! Each script is one atomic step in Redis: a crash of jobq between two commands can never leave
-//! a job half-moved. `redis::Script` sends EVALSHA and reloads the script after a Redis restart.
+//! a job half-moved. `lua/common.lua` (the clock, error history, the DLQ move) is prepended to
+//! each script, so those steps are written once. `redis::Script` sends EVALSHA and reloads the
+//! script after a Redis restart.
 
 use redis::Script;
 use std::sync::OnceLock;
@@ -14,18 +16,31 @@ pub struct Scripts {
     pub promote: Script,
     pub requeue: Script,
     pub reap: Script,
+    pub dlq_retry: Script,
+    pub dlq_delete: Script,
+}
+
+macro_rules! script {
+    ($file:literal) => {
+        Script::new(concat!(
+            include_str!("lua/common.lua"),
+            include_str!(concat!("lua/", $file))
+        ))
+    };
 }
 
 /// The scripts, built (and their SHA1 computed) on first use only.
 pub fn scripts() -> &'static Scripts {
     static SCRIPTS: OnceLock<Scripts> = OnceLock::new();
     SCRIPTS.get_or_init(|| Scripts {
-        create: Script::new(include_str!("lua/create.lua")),
-        claim: Script::new(include_str!("lua/claim.lua")),
-        complete: Script::new(include_str!("lua/complete.lua")),
-        fail: Script::new(include_str!("lua/fail.lua")),
-        promote: Script::new(include_str!("lua/promote.lua")),
-        requeue: Script::new(include_str!("lua/requeue.lua")),
-        reap: Script::new(include_str!("lua/reap.lua")),
+        create: script!("create.lua"),
+        claim: script!("claim.lua"),
+        complete: script!("complete.lua"),
+        fail: script!("fail.lua"),
+        promote: script!("promote.lua"),
+        requeue: script!("requeue.lua"),
+        reap: script!("reap.lua"),
+        dlq_retry: script!("dlq_retry.lua"),
+        dlq_delete: script!("dlq_delete.lua"),
     })
 }

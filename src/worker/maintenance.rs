@@ -125,7 +125,7 @@ pub fn spawn_reaper(
             }
         };
         for w in workers.iter().filter(|w| Some(*w) != own_id.as_ref()) {
-            match store.reap(w, DIED_ERROR) {
+            match store.reap(w, DIED_ERROR, shared.config.dlq_max_size) {
                 Ok(Some(r)) => {
                     let n = r.requeued.len() + r.dead.len();
                     shared.metrics.jobs_recovered.inc_by(n as u64);
@@ -141,6 +141,7 @@ pub fn spawn_reaper(
                     for id in &r.dead {
                         log::error!("job {id} moved to the DLQ: {DIED_ERROR}, attempts spent");
                     }
+                    super::note_evicted(&shared, &r.evicted);
                 }
                 Ok(None) => {}
                 Err(e) => log_unexpected("reaper", &e),

@@ -146,6 +146,20 @@ impl Pool {
     }
 }
 
+/// Counts and logs dead-letter jobs dropped to keep the DLQ within DLQ_MAX_SIZE: never silently.
+pub fn note_evicted(shared: &Shared, evicted: &[String]) {
+    if evicted.is_empty() {
+        return;
+    }
+    shared.metrics.jobs_dlq_evicted.inc_by(evicted.len() as u64);
+    for id in evicted {
+        log::warn!(
+            "job {id} dropped from the DLQ and deleted: the DLQ is full (DLQ_MAX_SIZE={})",
+            shared.config.dlq_max_size
+        );
+    }
+}
+
 struct Fetcher {
     store: Store,
     worker_id: String,
@@ -319,7 +333,8 @@ impl Worker {
                 let wid = self.worker_id.clone();
                 let permanent = err.permanent;
                 let msg = err.message.clone();
-                match self.persist(|s| s.fail(&wid, &job.id, &msg, delay, permanent)) {
+                let cap = cfg.dlq_max_size;
+                match self.persist(|s| s.fail(&wid, &job.id, &msg, delay, permanent, cap)) {
                     Some(FailOutcome::Retry { .. }) => {
                         m.jobs_retried.inc();
                         log::warn!(
@@ -327,8 +342,9 @@ impl Worker {
                             job.id, job.kind, job.attempt, job.max_attempts, err.message
                         );
                     }
-                    Some(FailOutcome::Dead) => {
+                    Some(FailOutcome::Dead { evicted }) => {
                         m.jobs_dlq.inc();
+                        note_evicted(&shared, &evicted);
                         log::error!(
                             "job {} ({}) attempt {}/{} failed after {ms} ms: {}; moved to the DLQ{}",
                             job.id,

@@ -4,8 +4,7 @@
 -- KEYS: pending, running list of this process, counters
 -- ARGV: key prefix, max jobs
 -- Returns: flat array, 6 entries per job: id, type, payload, attempt, max_attempts, timeout_secs
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local out = {}
 local claimed = 0
 for _ = 1, tonumber(ARGV[2]) do

@@ -6,8 +6,7 @@
 if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then
   return 0
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 redis.call('HSET', KEYS[4], 'status', 'completed', 'completed_at', now, 'updated_at', now)
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[4], 'result', ARGV[2])

@@ -3,8 +3,7 @@
 -- KEYS: scheduled, pending
 -- ARGV: key prefix, most jobs to move
 -- Returns: {jobs moved, due time of the next scheduled job in ms or -1, Redis time in ms}
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)

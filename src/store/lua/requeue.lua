@@ -3,8 +3,7 @@
 -- KEYS: running list of this process, pending, counters
 -- ARGV: key prefix
 -- Returns: the ids requeued
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local ids = redis.call('LRANGE', KEYS[1], 0, -1)
 for i = #ids, 1, -1 do
   local key = ARGV[1] .. ':job:' .. ids[i]
