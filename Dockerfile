@@ -4,8 +4,8 @@
 #   docker build -t jobq .
 #   docker run --rm -p 8081:8081 -e REDIS_URL=redis-host:6379 jobq
 #
-# Only Cargo.toml, Cargo.lock and src/ are copied in: tests, benches, examples
-# and docs are not needed to build the binary.
+# Only Cargo.toml, Cargo.lock, vendor/ (the patched tiny_http) and src/ are
+# copied in: tests, benches, examples and docs are not needed to build the binary.
 
 # ---- build stage -------------------------------------------------------------
 FROM rust:1-bookworm AS builder
@@ -14,6 +14,7 @@ WORKDIR /build
 # Dependency-caching layer: build all dependencies against placeholder sources,
 # so this layer is reused until Cargo.toml or Cargo.lock change.
 COPY Cargo.toml Cargo.lock ./
+COPY vendor ./vendor
 RUN mkdir src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \

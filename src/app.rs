@@ -166,7 +166,9 @@ impl Running {
             http.stop();
         }
         let mut report = ShutdownReport::default();
+        let mut stopper = None;
         if let Some(pool) = self.pool.take() {
+            stopper = Some(pool.stopper());
             let busy = pool.busy();
             if busy > 0 {
                 log::info!(
@@ -190,10 +192,13 @@ impl Running {
                     report.requeued = ids.len();
                     let _ = store.deregister(id);
                 }
-                Err(e) => log::error!(
-                    "could not return unfinished jobs to pending ({e}); another process will recover them once this one's heartbeat expires"
+                Err(e) => log::warn!(
+                    "could not check for unfinished jobs ({e}); any this process still held are recovered by another process once its heartbeat expires"
                 ),
             }
+        }
+        if let Some(s) = stopper {
+            s.cancel_all();
         }
         log::info!(
             "stopped: {} job(s) finished during the drain, {} returned to pending",

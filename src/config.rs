@@ -190,9 +190,9 @@ impl Config {
             }
         }
         if let Some(p) = r.string("REDIS_PREFIX") {
-            if p.is_empty() || p.contains(char::is_whitespace) {
+            if !has_hash_tag(&p) || p.contains(char::is_whitespace) {
                 r.problems.push(format!(
-                    "REDIS_PREFIX={p:?}: expected a non-empty key prefix without spaces, e.g. {{jobq}}"
+                    "REDIS_PREFIX={p:?}: expected a key prefix with a {{hash tag}} and no spaces, e.g. {{jobq}} or {{jobq-staging}}, so every key lands in one Redis Cluster slot"
                 ));
             } else {
                 c.key_prefix = p;
@@ -260,9 +260,9 @@ impl Config {
         );
         r.parse(
             "SHUTDOWN_TIMEOUT_SECS",
-            "an integer of seconds",
+            "an integer of seconds, at most 86400",
             &mut c.shutdown_timeout_secs,
-            |_| true,
+            |n| *n <= 86_400,
         );
         r.parse(
             "RECOVERY_SECS",
@@ -272,9 +272,9 @@ impl Config {
         );
         r.parse(
             "JOB_TIMEOUT_SECS",
-            "a positive integer of seconds",
+            "an integer of seconds from 1 to 604800 (a week)",
             &mut c.job_timeout_secs,
-            |n| *n > 0,
+            |n| (1..=604_800).contains(n),
         );
         if let Some(v) = r.string("LOG_LEVEL") {
             match v.parse::<log::LevelFilter>() {
@@ -435,6 +435,15 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
     }
 }
 
+/// Whether a key prefix carries a non-empty `{hash tag}`: Redis Cluster hashes only the part
+/// between the first `{` and the next `}`.
+fn has_hash_tag(prefix: &str) -> bool {
+    prefix
+        .split_once('{')
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .is_some_and(|(tag, _)| !tag.is_empty())
+}
+
 fn parse_bool(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Some(true),
@@ -571,6 +580,18 @@ mod tests {
         assert_eq!(c.num_workers, 8);
         assert_eq!(c.port, 8081);
         assert!(c.enable_diagnostic_jobs);
+    }
+
+    #[test]
+    fn prefix_needs_a_hash_tag() {
+        assert!(from(&[("REDIS_PREFIX", "{staging}")]).is_ok());
+        assert!(from(&[("REDIS_PREFIX", "app:{jobq}")]).is_ok());
+        for bad in ["jobq", "{}jobq", "{jobq", "jo bq{x}"] {
+            let e = from(&[("REDIS_PREFIX", bad)]).unwrap_err();
+            assert!(e.to_string().contains("REDIS_PREFIX"), "{bad}");
+        }
+        assert!(from(&[("SHUTDOWN_TIMEOUT_SECS", "99999999999")]).is_err());
+        assert!(from(&[("JOB_TIMEOUT_SECS", "99999999999")]).is_err());
     }
 
     #[test]

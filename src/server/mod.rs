@@ -1,6 +1,11 @@
 //! The HTTP API: a tiny_http server shared by a fixed set of request threads, each with its own
 //! Redis connection. tiny_http reads requests on its own per-connection threads and queues them;
 //! our threads take them with a timeout so a shutdown is noticed within 250 ms.
+//!
+//! Hostile clients are bounded here: the listening socket carries read and write timeouts that
+//! every accepted connection inherits (so an idle or trickling client is dropped), and the
+//! patched tiny_http (vendor/tiny_http) serves at most MAX_CONNECTIONS at once, refusing the
+//! rest with a 503 instead of a thread each.
 
 mod reply;
 mod routes;
@@ -27,9 +32,25 @@ impl HttpServer {
         addr: &str,
         shutdown: &Shutdown,
     ) -> Result<HttpServer, String> {
-        let server = tiny_http::Server::http(addr).map_err(|e| {
+        let listener = listen(addr).map_err(|e| {
             format!("cannot listen on {addr}: {e}; is another process using the port?")
         })?;
+        let refusal = Reply::error(
+            503,
+            format!(
+                "too many open connections (MAX_CONNECTIONS={}); retry shortly",
+                shared.config.max_connections
+            ),
+        )
+        .with_header("Retry-After", "1")
+        .into_raw_close();
+        let limit = tiny_http::ConnectionLimit {
+            max_connections: shared.config.max_connections,
+            refusal,
+            eager_body: shared.config.max_body_bytes,
+        };
+        let server = tiny_http::Server::from_listener_with_limit(listener, None, limit)
+            .map_err(|e| format!("cannot serve HTTP on {addr}: {e}"))?;
         let server = Arc::new(server);
         let mut threads = Vec::new();
         for i in 0..shared.config.http_threads {
@@ -58,6 +79,31 @@ impl HttpServer {
             let _ = t.join();
         }
     }
+}
+
+/// How long a connection may stay silent, whether between requests or in the middle of one,
+/// and how long a write to a client that does not read may block.
+pub const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Binds `addr` with SO_REUSEADDR and the socket timeouts set on the listening socket, which
+/// Linux copies to every accepted socket.
+fn listen(addr: &str) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::net::ToSocketAddrs;
+    let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "address resolves to nothing",
+        )
+    })?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_read_timeout(Some(SOCKET_TIMEOUT))?;
+    socket.set_write_timeout(Some(SOCKET_TIMEOUT))?;
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 fn serve(server: &tiny_http::Server, shared: &Arc<Shared>, shutdown: &Shutdown) {

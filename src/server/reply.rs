@@ -43,6 +43,25 @@ impl Reply {
         self
     }
 
+    /// The whole HTTP/1.1 response as bytes, closing the connection: for answers written by the
+    /// accept loop itself (a connection over MAX_CONNECTIONS).
+    pub fn into_raw_close(self) -> Vec<u8> {
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            self.status,
+            reason(self.status),
+            self.content_type,
+            self.body.len()
+        );
+        for (name, value) in &self.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(self.body.as_bytes());
+        bytes
+    }
+
     pub fn into_response(self) -> Response<std::io::Cursor<Vec<u8>>> {
         let mut r = Response::from_data(self.body.into_bytes()).with_status_code(self.status);
         r.add_header(header("Content-Type", self.content_type));
@@ -50,6 +69,13 @@ impl Reply {
             r.add_header(header(name, value));
         }
         r
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        503 => "Service Unavailable",
+        _ => "Error",
     }
 }
 

@@ -222,7 +222,7 @@ fn get_job(raw: &str, store: &mut Store) -> Result<Reply, Reply> {
         Some(job) => Ok(Reply::json(200, &job)),
         None => Err(Reply::error(
             404,
-            format!("no job {id}; it never existed or its record expired (finished jobs are kept for JOB_TTL_SECS)"),
+            format!("no job {id}; it never existed, its record expired (completed jobs are kept for JOB_TTL_SECS) or it was deleted from the DLQ"),
         )),
     }
 }

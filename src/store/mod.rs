@@ -618,14 +618,12 @@ impl Store {
         Ok(out)
     }
 
-    /// Seconds since Redis started, from `INFO server`.
-    pub fn uptime_secs(&mut self) -> Result<u64, StoreError> {
+    /// Seconds since Redis started, from `INFO server`; None if the server does not say.
+    pub fn uptime_secs(&mut self) -> Result<Option<u64>, StoreError> {
         let info: String = self
             .conn
             .run(|c| redis::cmd("INFO").arg("server").query(c))?;
-        Ok(info_field(&info, "uptime_in_seconds")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0))
+        Ok(info_field(&info, "uptime_in_seconds").and_then(|v| v.parse().ok()))
     }
 }
 

@@ -110,7 +110,7 @@ pub fn spawn_reaper(
         // After a Redis restart every heartbeat restored from disk may already have expired;
         // give live processes one TTL to beat again before judging anyone dead.
         match store.uptime_secs() {
-            Ok(up) if Duration::from_secs(up) < live.ttl => return live.reap_every,
+            Ok(Some(up)) if Duration::from_secs(up) < live.ttl => return live.reap_every,
             Ok(_) => {}
             Err(e) => {
                 log_unexpected("reaper", &e);
@@ -128,7 +128,12 @@ pub fn spawn_reaper(
             match store.reap(w, DIED_ERROR, shared.config.dlq_max_size) {
                 Ok(Some(r)) => {
                     let n = r.requeued.len() + r.dead.len();
-                    shared.metrics.jobs_recovered.inc_by(n as u64);
+                    let m = &shared.metrics;
+                    // Each recovered job is a failed attempt, retried or buried like any other.
+                    m.jobs_recovered.inc_by(n as u64);
+                    m.jobs_failed.inc_by(n as u64);
+                    m.jobs_retried.inc_by(r.requeued.len() as u64);
+                    m.jobs_dlq.inc_by(r.dead.len() as u64);
                     log::warn!(
                         "worker process {w} stopped beating; recovered {} job(s): {} back to pending, {} to the DLQ",
                         n,

@@ -93,6 +93,11 @@ impl Pool {
         })
     }
 
+    /// The handle that cancels the handlers still running after a drain gave up.
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.in_flight.clone())
+    }
+
     /// How many workers are running a job now.
     pub fn busy(&self) -> usize {
         self.in_flight
@@ -135,12 +140,9 @@ impl Pool {
                 let _ = w.join();
             }
         } else {
+            // The handlers are not cancelled here: their jobs must be back in pending first, or
+            // a handler that stops at once would record a failed attempt. See `Stopper`.
             self.abandoned.store(true, Ordering::SeqCst);
-            for slot in self.in_flight.iter() {
-                if let Some(c) = &*slot.lock().unwrap_or_else(|e| e.into_inner()) {
-                    c.cancel();
-                }
-            }
         }
         busy
     }
@@ -157,6 +159,20 @@ pub fn note_evicted(shared: &Shared, evicted: &[String]) {
             "job {id} dropped from the DLQ and deleted: the DLQ is full (DLQ_MAX_SIZE={})",
             shared.config.dlq_max_size
         );
+    }
+}
+
+/// Cancels running handlers, once the drain has put their jobs back to pending: their outcome
+/// can no longer be recorded (the process no longer owns the jobs), so they may as well stop.
+pub struct Stopper(InFlight);
+
+impl Stopper {
+    pub fn cancel_all(&self) {
+        for slot in self.0.iter() {
+            if let Some(c) = &*slot.lock().unwrap_or_else(|e| e.into_inner()) {
+                c.cancel();
+            }
+        }
     }
 }
 
@@ -238,7 +254,7 @@ impl Worker {
         let cfg = &self.shared.config;
         let timeout_secs = job.timeout_secs.unwrap_or(cfg.job_timeout_secs);
         let started = Instant::now();
-        let cancel = Cancellation::new(Some(started + Duration::from_secs(timeout_secs)));
+        let cancel = Cancellation::new(started.checked_add(Duration::from_secs(timeout_secs)));
         *self.in_flight[self.slot]
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(cancel.clone());

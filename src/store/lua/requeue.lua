@@ -9,6 +9,7 @@ for i = #ids, 1, -1 do
   local key = ARGV[1] .. ':job:' .. ids[i]
   redis.call('LPUSH', KEYS[2], ids[i])
   redis.call('HSET', key, 'status', 'pending', 'updated_at', now)
+  redis.call('HDEL', key, 'started_at')
   if tonumber(redis.call('HGET', key, 'attempt') or '0') > 0 then
     redis.call('HINCRBY', key, 'attempt', -1)
   end
