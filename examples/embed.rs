@@ -39,7 +39,7 @@ impl Handler for WordCount {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_env()?;
-    let mut registry = jobq::builtin_registry(&config);
+    let mut registry = jobq::builtin_registry(&config)?;
     registry.register("word_count", WordCount);
     // Closures are handlers too.
     registry.register("shout", |job: &JobContext| -> JobResult {

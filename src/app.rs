@@ -85,7 +85,7 @@ fn process_id() -> String {
 /// Installs no signal handler and no logger: the binary does that, so a test or an embedding
 /// program can run several instances in one process.
 pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
-    let backend = Backend::new(&config.redis_url, &config.key_prefix).map_err(Error::Store)?;
+    let backend = Backend::from_config(&config).map_err(Error::Store)?;
     let shared = Arc::new(Shared {
         config,
         registry,
@@ -96,6 +96,8 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
     let shutdown = Shutdown::new();
     match shared.backend.open().durability_warnings() {
         Ok(warnings) => warnings.iter().for_each(|w| log::warn!("{w}")),
+        // A wrong password or a certificate that does not verify will not fix itself.
+        Err(e @ StoreError::Rejected(_)) => return Err(Error::Store(e)),
         Err(e) => log::warn!(
             "{e}; starting anyway: requests get 503 and workers wait until Redis answers"
         ),

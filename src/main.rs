@@ -27,7 +27,13 @@ fn main() -> ExitCode {
         config.summary()
     );
 
-    let registry = jobq::builtin_registry(&config);
+    let registry = match jobq::builtin_registry(&config) {
+        Ok(r) => r,
+        Err(e) => {
+            log::error!("cannot start: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let running = match jobq::start(config, registry) {
         Ok(r) => r,
         Err(e) => {

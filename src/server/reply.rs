@@ -87,7 +87,7 @@ fn header(name: &str, value: &str) -> Header {
 impl From<StoreError> for Reply {
     fn from(e: StoreError) -> Reply {
         match e {
-            StoreError::Unavailable(_) => Reply::error(
+            StoreError::Unavailable(_) | StoreError::Rejected(_) => Reply::error(
                 503,
                 format!("{e}; the request was not processed, retry shortly"),
             )

@@ -83,7 +83,11 @@ impl Conn {
                 Err(e) => {
                     let msg = describe(&e);
                     self.health.mark_down(&msg);
-                    return Err(StoreError::Unavailable(msg));
+                    return Err(if is_rejection(&e) {
+                        StoreError::Rejected(msg)
+                    } else {
+                        StoreError::Unavailable(msg)
+                    });
                 }
             }
         }
@@ -104,7 +108,16 @@ impl Conn {
                 }
                 Err(StoreError::Unavailable(msg))
             }
+            Err(e) if is_rejection(&e) => {
+                self.conn = None;
+                Err(StoreError::Rejected(describe(&e)))
+            }
             Err(e) => {
+                // Redis answered, but not as expected (a script error, a reply of another
+                // type). A reply that did not parse may leave the socket mid-stream: replace it.
+                if e.kind() == redis::ErrorKind::Parse {
+                    self.conn = None;
+                }
                 self.health.mark_up();
                 Err(StoreError::Redis(e.to_string()))
             }
@@ -119,18 +132,41 @@ impl Conn {
     }
 }
 
+/// Whether the connection itself failed (as opposed to Redis answering with an error).
 fn is_transport(e: &redis::RedisError) -> bool {
-    e.is_io_error()
-        || e.is_timeout()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_unrecoverable_error()
+    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
+}
+
+/// Whether connecting failed because Redis (or its TLS layer) refused us, which no amount of
+/// waiting fixes: a wrong password or user, or a certificate that does not verify.
+fn is_rejection(e: &redis::RedisError) -> bool {
+    if e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
+    {
+        return true;
+    }
+    let text = e.to_string().to_ascii_lowercase();
+    [
+        "password",
+        "authentication",
+        "certificate",
+        "tls",
+        "handshake",
+    ]
+    .iter()
+    .any(|w| text.contains(w))
 }
 
 /// A Redis error in words an operator can act on.
 fn describe(e: &redis::RedisError) -> String {
     if e.is_connection_refusal() {
         format!("connection refused: is redis-server running? ({e})")
+    } else if e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
+    {
+        format!("wrong password or user: check the credentials in REDIS_URL ({e})")
+    } else if is_rejection(e) {
+        format!("check REDIS_URL and the TLS settings (REDIS_CA_CERT, REDIS_CLIENT_CERT) ({e})")
     } else if e.is_timeout() {
         format!("no answer within {} ms ({e})", COMMAND_TIMEOUT.as_millis())
     } else {

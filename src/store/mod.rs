@@ -13,6 +13,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::Config;
 use crate::job::{Job, NewJob};
 pub use conn::Health;
 use conn::{Conn, COMMAND_TIMEOUT};
@@ -31,6 +32,9 @@ pub enum StoreError {
     Redis(String),
     /// A record that does not parse.
     Corrupt(String),
+    /// Redis refused us: a wrong password, a failed TLS handshake or certificate check, or
+    /// settings that cannot work. Waiting will not help; the configuration must change.
+    Rejected(String),
 }
 
 impl fmt::Display for StoreError {
@@ -39,6 +43,7 @@ impl fmt::Display for StoreError {
             StoreError::Unavailable(m) => write!(f, "Redis is unavailable: {m}"),
             StoreError::Redis(m) => write!(f, "Redis refused a command: {m}"),
             StoreError::Corrupt(m) => write!(f, "corrupt job record: {m}"),
+            StoreError::Rejected(m) => write!(f, "Redis refused the connection: {m}"),
         }
     }
 }
@@ -54,13 +59,19 @@ pub struct Backend {
 }
 
 impl Backend {
-    pub fn new(url: &str, prefix: &str) -> Result<Backend, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::Redis(format!("bad Redis URL: {e}")))?;
+    /// Where Redis is (REDIS_URL), with the TLS files of a `rediss://` URL, and the key prefix.
+    pub fn from_config(c: &Config) -> Result<Backend, StoreError> {
+        let bad = |e: redis::RedisError| StoreError::Rejected(format!("REDIS_URL: {e}"));
+        let tls_files = c.redis_ca_cert.is_some() || c.redis_client_cert.is_some();
+        let client = if tls_files {
+            tls_client(c)?
+        } else {
+            redis::Client::open(c.redis_url.as_str()).map_err(bad)?
+        };
         Ok(Backend {
             client,
-            keys: Arc::new(Keys::new(prefix)),
-            health: Health::new(url),
+            keys: Arc::new(Keys::new(&c.key_prefix)),
+            health: Health::new(&c.redis_url),
         })
     }
 
@@ -88,6 +99,39 @@ impl Backend {
     pub fn keys(&self) -> &Keys {
         &self.keys
     }
+}
+
+#[cfg(feature = "redis-tls")]
+fn tls_client(c: &Config) -> Result<redis::Client, StoreError> {
+    let read = |what: &str, path: &str| {
+        std::fs::read(path).map_err(|e| StoreError::Rejected(format!("{what} {path}: {e}")))
+    };
+    let root_cert = match &c.redis_ca_cert {
+        Some(p) => Some(read("REDIS_CA_CERT", p)?),
+        None => None,
+    };
+    let client_tls = match (&c.redis_client_cert, &c.redis_client_key) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: read("REDIS_CLIENT_CERT", cert)?,
+            client_key: read("REDIS_CLIENT_KEY", key)?,
+        }),
+        _ => None,
+    };
+    redis::Client::build_with_tls(
+        c.redis_url.as_str(),
+        redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        },
+    )
+    .map_err(|e| StoreError::Rejected(format!("Redis TLS settings: {e}")))
+}
+
+#[cfg(not(feature = "redis-tls"))]
+fn tls_client(_: &Config) -> Result<redis::Client, StoreError> {
+    Err(StoreError::Rejected(
+        "REDIS_CA_CERT and REDIS_CLIENT_CERT need the redis-tls feature; rebuild with it".into(),
+    ))
 }
 
 /// The counts `GET /stats` shows: all O(1) reads (counters and list lengths).

@@ -1,0 +1,21 @@
+//! Integration tests of jobq: a real redis-server per test, jobq started in-process through the
+//! library (or as the real binary where signals or per-process counters matter), and a small
+//! HTTP/1.1 client speaking to it over loopback.
+//!
+//! One test binary with a module per topic, so the harness is compiled once. Every test starts
+//! its own redis-server on a free port, so tests run in parallel without sharing state.
+//!
+//! Needs `redis-server` (and `promtool` for one metrics test); `scripts/test` installs both.
+//! `JOBQ_TEST_REDIS_SERVER` and `JOBQ_TEST_PROMTOOL` override where they are looked for.
+
+#![forbid(unsafe_code)]
+
+mod harness;
+
+mod api;
+mod concurrency;
+mod lifecycle;
+mod metrics;
+mod retry;
+mod scheduling;
+mod shutdown;

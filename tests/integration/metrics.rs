@@ -1,0 +1,166 @@
+//! `GET /metrics`: the Prometheus text format, its counters and gauges, and promtool's verdict.
+//!
+//! Counters are per process, so tests that assert on their values use the real binary.
+
+use crate::harness::*;
+use serde_json::json;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[test]
+fn metrics_count_created_and_processed_jobs() {
+    let redis = RedisServer::start();
+    let server = BinaryServer::spawn(&redis.url(), &[]);
+    let ids: Vec<String> = (0..2)
+        .map(|_| server.submit(&json!({"type": "noop"})))
+        .collect();
+    for id in &ids {
+        server.wait_for_status(id, "completed", Duration::from_secs(10));
+    }
+    let text = server.wait_for_metric("jobs_processed_total", 2.0, Duration::from_secs(5));
+    assert_eq!(metric_sum(&text, "jobs_created_total"), Some(2.0), "{text}");
+    assert_eq!(
+        metric_sum(&text, "jobs_processed_total"),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric_sum(&text, "jobs_failed_total").unwrap_or(0.0),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric_sum(&text, "jobs_dlq_total").unwrap_or(0.0),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric_sum(&text, "job_processing_duration_seconds_count"),
+        Some(2.0),
+        "{text}"
+    );
+    assert!(
+        metric_sum(&text, "job_processing_duration_seconds_sum").is_some_and(|s| s >= 0.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            "job_processing_duration_seconds_bucket",
+            &[("le", "+Inf")]
+        ),
+        Some(2.0),
+        "{text}"
+    );
+}
+
+#[test]
+fn metrics_expose_every_documented_family_as_text() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis, |_| {});
+    let id = server.submit(&json!({"type": "noop"}));
+    server.wait_for_status(&id, "completed", Duration::from_secs(10));
+
+    let r = server.get("/metrics");
+    r.expect_status(200, "GET /metrics");
+    let ct = r.header("content-type").unwrap_or("");
+    assert!(
+        ct.starts_with("text/plain"),
+        "Prometheus text should be text/plain, got {ct:?}"
+    );
+    for family in [
+        "jobs_created_total",
+        "jobs_processed_total",
+        "jobs_failed_total",
+        "jobs_retried_total",
+        "jobs_dlq_total",
+        "job_processing_duration_seconds",
+        "queue_size",
+    ] {
+        assert!(
+            r.body
+                .lines()
+                .any(|l| l.starts_with("# TYPE ") && l.split_whitespace().nth(2) == Some(family)),
+            "no # TYPE line for {family}:\n{}",
+            r.body
+        );
+    }
+    assert!(
+        r.body
+            .lines()
+            .any(|l| l.starts_with("# TYPE job_processing_duration_seconds histogram")),
+        "job_processing_duration_seconds should be a histogram:\n{}",
+        r.body
+    );
+    assert!(
+        metric_value(&r.body, "queue_size", &[("state", "pending")]).is_some(),
+        "queue_size{{state=\"pending\"}} missing:\n{}",
+        r.body
+    );
+}
+
+#[test]
+fn queue_size_gauge_shows_pending_jobs() {
+    let redis = RedisServer::start();
+    let server = BinaryServer::spawn(&redis.url(), &[("NUM_WORKERS", "0")]);
+    for _ in 0..2 {
+        server.submit(&json!({"type": "noop"}));
+    }
+    wait_for(
+        "queue_size{state=\"pending\"} == 2",
+        Duration::from_secs(10),
+        || {
+            let text = server.metrics();
+            match metric_value(&text, "queue_size", &[("state", "pending")]) {
+                Some(2.0) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    );
+}
+
+#[test]
+fn metrics_pass_promtool_check() {
+    let promtool = promtool_bin();
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis, |_| {});
+    // Give every family samples: a success, a retried failure that ends in the DLQ.
+    let ok = server.submit(&json!({"type": "noop"}));
+    let bad = server.submit(&json!({
+        "type": "fail",
+        "payload": {"message": "for the metrics"},
+        "max_attempts": 2
+    }));
+    server.wait_for_status(&ok, "completed", Duration::from_secs(10));
+    server.wait_for_status(&bad, "failed", Duration::from_secs(15));
+    let text = server.metrics();
+
+    let mut child = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {} check metrics: {e}", promtool.display()));
+    child
+        .stdin
+        .take()
+        .expect("promtool stdin")
+        .write_all(text.as_bytes())
+        .expect("write metrics to promtool");
+    let out = child.wait_with_output().expect("wait for promtool");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let problems: Vec<&str> = stdout
+        .lines()
+        .chain(stderr.lines())
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert!(
+        out.status.success() && problems.is_empty(),
+        "promtool check metrics: {}; problems:\n{}\n--- metrics ---\n{text}",
+        out.status,
+        problems.join("\n")
+    );
+}
