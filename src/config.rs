@@ -108,6 +108,22 @@ pub struct Config {
     pub mail_dir: String,
     /// `MAIL_FROM`: default sender of `email` jobs.
     pub mail_from: String,
+    /// `SMTP_URL`: `smtp://user:pass@host:port` (STARTTLS when offered; `?tls=required` insists)
+    /// or `smtps://…` (TLS from the start). When set, `email` jobs are sent through it instead
+    /// of written into MAIL_DIR. Needs the `smtp` cargo feature (on by default).
+    pub smtp_url: Option<String>,
+    /// `SMTP_TIMEOUT_SECS`: limit of the SMTP connect and of each SMTP command.
+    pub smtp_timeout_secs: u64,
+    /// `IMAGE_DIR`: the folder `image_resize` paths are relative to; nothing outside it is read
+    /// or written.
+    pub image_dir: String,
+    /// `REPORT_DIR`: where `report` jobs write their files.
+    pub report_dir: String,
+    /// `ANALYTICS_RETENTION_DAYS`: how long a day of `analytics` aggregates is kept in Redis after
+    /// its last event.
+    pub analytics_retention_days: u64,
+    /// `HANDLERS_FILE`: a TOML file of operator-defined command job types (see docs/job-types.md).
+    pub handlers_file: Option<String>,
 }
 
 impl Default for Config {
@@ -141,6 +157,12 @@ impl Default for Config {
             redis_client_key: None,
             mail_dir: "./data/mail".into(),
             mail_from: "jobq@localhost".into(),
+            smtp_url: None,
+            smtp_timeout_secs: 30,
+            image_dir: "./data/images".into(),
+            report_dir: "./data/reports".into(),
+            analytics_retention_days: 400,
+            handlers_file: None,
         }
     }
 }
@@ -341,6 +363,46 @@ impl Config {
                 r.problems.push(format!(
                     "MAIL_FROM={v:?}: expected an address like jobq@example.com"
                 ));
+            }
+        }
+        if let Some(v) = r.string("SMTP_URL") {
+            match crate::handlers::email::SmtpUrl::parse(&v) {
+                Ok(_) if !cfg!(feature = "smtp") => r.problems.push(format!(
+                    "SMTP_URL={}: this jobq was built without the \"smtp\" feature; unset SMTP_URL (email jobs then write .eml files into MAIL_DIR) or build with default features",
+                    mask_url(&v)
+                )),
+                Ok(_) => c.smtp_url = Some(v),
+                Err(e) if v.contains("://") => {
+                    r.problems.push(format!("SMTP_URL={}: {e}", mask_url(&v)))
+                }
+                // Not even URL-shaped: it cannot be masked reliably, so it is not echoed.
+                Err(e) => r.problems.push(format!("SMTP_URL (value not shown): {e}")),
+            }
+        }
+        r.parse(
+            "SMTP_TIMEOUT_SECS",
+            "an integer of seconds 1-600",
+            &mut c.smtp_timeout_secs,
+            |n| (1..=600).contains(n),
+        );
+        if let Some(v) = r.string("IMAGE_DIR") {
+            c.image_dir = v;
+        }
+        if let Some(v) = r.string("REPORT_DIR") {
+            c.report_dir = v;
+        }
+        r.parse(
+            "ANALYTICS_RETENTION_DAYS",
+            "an integer of days 1-36500",
+            &mut c.analytics_retention_days,
+            |n| (1..=36_500).contains(n),
+        );
+        if let Some(v) = r.string("HANDLERS_FILE") {
+            // Loaded again when the registry is built; reading it here reports a bad file with
+            // every other problem, before anything starts.
+            match crate::handlers::command::load_file(std::path::Path::new(&v)) {
+                Ok(_) => c.handlers_file = Some(v),
+                Err(e) => r.problems.push(format!("HANDLERS_FILE={v:?}: {e}")),
             }
         }
         if c.backoff_max_ms < c.backoff_base_ms {
@@ -602,5 +664,94 @@ mod tests {
         );
         assert_eq!(mask_url("redis://:pw@h:6379"), "redis://:***@h:6379");
         assert_eq!(mask_url("redis://h:6379"), "redis://h:6379");
+    }
+
+    #[test]
+    fn job_handler_settings_have_defaults_and_are_read() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c.smtp_url, None);
+        assert_eq!(c.smtp_timeout_secs, 30);
+        assert_eq!(c.image_dir, "./data/images");
+        assert_eq!(c.report_dir, "./data/reports");
+        assert_eq!(c.analytics_retention_days, 400);
+        assert_eq!(c.handlers_file, None);
+
+        let handlers = std::env::temp_dir().join(format!("jobq-cfg-{}.toml", std::process::id()));
+        std::fs::write(
+            &handlers,
+            "[commands.hello]\nrun = [\"/bin/echo\", \"hi\"]\n",
+        )
+        .unwrap();
+        let c = from(&[
+            ("IMAGE_DIR", "/srv/images"),
+            ("REPORT_DIR", "/srv/reports"),
+            ("SMTP_TIMEOUT_SECS", "5"),
+            ("ANALYTICS_RETENTION_DAYS", "30"),
+            ("HANDLERS_FILE", handlers.to_str().unwrap()),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.image_dir.as_str(), c.report_dir.as_str()),
+            ("/srv/images", "/srv/reports")
+        );
+        assert_eq!((c.smtp_timeout_secs, c.analytics_retention_days), (5, 30));
+        assert_eq!(c.handlers_file.as_deref(), handlers.to_str());
+        let _ = std::fs::remove_file(&handlers);
+    }
+
+    #[test]
+    fn bad_job_handler_settings_are_reported_by_name() {
+        let handlers =
+            std::env::temp_dir().join(format!("jobq-cfg-bad-{}.toml", std::process::id()));
+        std::fs::write(&handlers, "[commands.hello]\nrun = [\"/bin/echo\"\n").unwrap();
+        let err = from(&[
+            ("SMTP_URL", "http://user:hunter2@mail.example.com"),
+            ("SMTP_TIMEOUT_SECS", "0"),
+            ("ANALYTICS_RETENTION_DAYS", "-1"),
+            ("HANDLERS_FILE", handlers.to_str().unwrap()),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        for name in [
+            "SMTP_URL",
+            "SMTP_TIMEOUT_SECS",
+            "ANALYTICS_RETENTION_DAYS",
+            "HANDLERS_FILE",
+        ] {
+            assert!(text.contains(name), "{name} missing from {text}");
+        }
+        assert_eq!(err.problems.len(), 4, "{text}");
+        assert!(
+            !text.contains("hunter2"),
+            "the SMTP password leaked: {text}"
+        );
+        assert!(
+            text.contains(":2:"),
+            "the handlers file error names the line: {text}"
+        );
+        let _ = std::fs::remove_file(&handlers);
+
+        let err = from(&[("HANDLERS_FILE", "/no/such/handlers.toml")]).unwrap_err();
+        assert!(err.to_string().contains("cannot read"), "{err}");
+        // Not URL-shaped: not echoed at all, since it cannot be masked reliably.
+        let err = from(&[("SMTP_URL", "user:hunter2@mail")]).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn smtp_url_needs_the_smtp_feature() {
+        let r = from(&[("SMTP_URL", "smtps://u:pw@mail.example.com")]);
+        if cfg!(feature = "smtp") {
+            assert_eq!(
+                r.unwrap().smtp_url.as_deref(),
+                Some("smtps://u:pw@mail.example.com")
+            );
+        } else {
+            let text = r.unwrap_err().to_string();
+            assert!(
+                text.contains("\"smtp\" feature") && !text.contains(":pw@"),
+                "{text}"
+            );
+        }
     }
 }

@@ -1,14 +1,21 @@
 //! The `email` job: `{"to": "a@b.c" | [...], "subject", "body", "from"?, "html"?, "reply_to"?}`.
 //!
-//! Each message is written as an RFC 5322 `.eml` file into MAIL_DIR (the embedded default for
-//! local runs, readable by any mail client), atomically: a temp file renamed into place, so a
-//! reader never sees half a message.
+//! The message is built with lettre's builder (RFC 5322 headers, MIME parts, encoded words and
+//! transfer encodings all done by a library that mail servers have seen a lot of). Then either:
+//!
+//! - with `SMTP_URL` set (and the `smtp` feature, on by default), it is sent through that server
+//!   with lettre's blocking client: `smtps://` wraps the connection in TLS from the start,
+//!   `smtp://` upgrades with STARTTLS when the server offers it (`?tls=required` insists). A 4xx
+//!   answer or a connection problem is transient (retried after the backoff); a 5xx answer is
+//!   permanent and sends the job straight to the dead-letter queue, with the server's answer
+//!   quoted in the job's error.
+//! - otherwise it is written as an `.eml` file into MAIL_DIR, atomically: a temp file renamed into
+//!   place, so a reader never sees half a message. Any mail client opens these files.
 
-use chrono::Utc;
 use serde_json::{json, Value};
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use crate::config::Config;
 use crate::worker::{Handler, JobContext, JobError, JobResult};
@@ -16,10 +23,12 @@ use crate::worker::{Handler, JobContext, JobError, JobResult};
 pub struct Email {
     dir: PathBuf,
     default_from: String,
+    #[cfg(feature = "smtp")]
+    smtp: Option<smtp::Sender>,
 }
 
 /// A payload that passed validation.
-struct Message {
+struct Mail {
     from: String,
     to: Vec<String>,
     reply_to: Option<String>,
@@ -50,7 +59,7 @@ pub fn is_address(s: &str) -> bool {
                 && !l.ends_with('-')
                 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
-    local_ok && domain_ok
+    local_ok && domain_ok && lettre::Address::from_str(s).is_ok()
 }
 
 fn address(payload: &Value, field: &str) -> Result<Option<String>, String> {
@@ -72,15 +81,201 @@ fn text(payload: &Value, field: &str, required: bool) -> Result<Option<String>, 
     }
 }
 
-impl Email {
-    pub fn from_config(c: &Config) -> Email {
-        Email {
-            dir: PathBuf::from(&c.mail_dir),
-            default_from: c.mail_from.clone(),
+/// Where `SMTP_URL` points: `smtp://[user[:password]@]host[:port][?tls=required]` or
+/// `smtps://…`. User and password are percent-decoded (`%40` for `@` in a user name).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpUrl {
+    /// `smtps://`: TLS from the first byte (port 465 by default).
+    pub implicit_tls: bool,
+    /// `smtp://…?tls=required`: refuse to send when the server does not offer STARTTLS.
+    pub require_starttls: bool,
+    pub host: String,
+    pub port: u16,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.display())
+    }
+}
+
+impl SmtpUrl {
+    /// Parses and checks an SMTP URL; the error says what is wrong in words.
+    pub fn parse(raw: &str) -> Result<SmtpUrl, String> {
+        let expected = "expected smtp://user:pass@host:port or smtps://user:pass@host:port";
+        let (scheme, rest) = raw.split_once("://").ok_or(expected)?;
+        let implicit_tls = match scheme.to_ascii_lowercase().as_str() {
+            "smtp" => false,
+            "smtps" => true,
+            _ => return Err(format!("unknown scheme {scheme:?}: {expected}")),
+        };
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
+        let require_starttls = match query {
+            None | Some("") => false,
+            Some("tls=required") if !implicit_tls => true,
+            Some("tls=opportunistic") if !implicit_tls => false,
+            Some(q) => {
+                return Err(format!(
+                    "unsupported query {q:?}: only ?tls=required (or ?tls=opportunistic, the default) on smtp:// URLs"
+                ))
+            }
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains('/') {
+            return Err(format!("unexpected path in {rest:?}: {expected}"));
         }
+        let (userinfo, hostport) = match rest.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, rest),
+        };
+        let (user, password) = match userinfo {
+            None => (None, None),
+            Some(u) => {
+                let (user, pass) = match u.split_once(':') {
+                    Some((user, pass)) => (user, Some(pass)),
+                    None => (u, None),
+                };
+                let user = percent_decode(user).map_err(|e| format!("user name: {e}"))?;
+                let pass = pass
+                    .map(percent_decode)
+                    .transpose()
+                    .map_err(|e| format!("password: {e}"))?;
+                ((!user.is_empty()).then_some(user), pass)
+            }
+        };
+        let default_port = if implicit_tls { 465 } else { 587 };
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or("unclosed [ in an IPv6 host".to_string())?;
+            let port = match after {
+                "" => default_port,
+                p => p
+                    .strip_prefix(':')
+                    .and_then(|p| p.parse().ok())
+                    .ok_or(format!("bad port {p:?}"))?,
+            };
+            (h.to_string(), port)
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (
+                    h.to_string(),
+                    p.parse::<u16>()
+                        .ok()
+                        .filter(|p| *p > 0)
+                        .ok_or(format!("bad port {p:?}: expected 1-65535"))?,
+                ),
+                None => (hostport.to_string(), default_port),
+            }
+        };
+        if host.is_empty()
+            || !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
+        {
+            return Err(format!("bad host {host:?}: {expected}"));
+        }
+        if password.is_some() && user.is_none() {
+            return Err("a password without a user name".into());
+        }
+        Ok(SmtpUrl {
+            implicit_tls,
+            require_starttls,
+            host,
+            port,
+            user,
+            password,
+        })
     }
 
-    fn parse(&self, p: &Value) -> Result<Message, String> {
+    /// The URL for logs and results, password masked.
+    pub fn display(&self) -> String {
+        let scheme = if self.implicit_tls { "smtps" } else { "smtp" };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let cred = match (&self.user, &self.password) {
+            (Some(u), Some(_)) => format!("{u}:***@"),
+            (Some(u), None) => format!("{u}@"),
+            _ => String::new(),
+        };
+        let query = if self.require_starttls {
+            "?tls=required"
+        } else {
+            ""
+        };
+        format!("{scheme}://{cred}{host}:{}{query}", self.port)
+    }
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or("a % not followed by two hex digits")?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "percent-encoded bytes that are not UTF-8".to_string())
+}
+
+impl Email {
+    /// The handler for `config`: SMTP when SMTP_URL is set, else `.eml` files into MAIL_DIR.
+    /// Fails when SMTP_URL cannot be used (a bad URL, or a build without the `smtp` feature).
+    pub fn from_config(c: &Config) -> Result<Email, String> {
+        #[cfg(feature = "smtp")]
+        let smtp = match &c.smtp_url {
+            Some(raw) => {
+                let url = SmtpUrl::parse(raw).map_err(|e| format!("SMTP_URL: {e}"))?;
+                let sender =
+                    smtp::Sender::new(&url, std::time::Duration::from_secs(c.smtp_timeout_secs))?;
+                log::info!(
+                    "email jobs are sent through {} ({})",
+                    url.display(),
+                    if url.implicit_tls {
+                        "TLS"
+                    } else if url.require_starttls {
+                        "STARTTLS required"
+                    } else {
+                        "STARTTLS when the server offers it"
+                    }
+                );
+                Some(sender)
+            }
+            None => None,
+        };
+        #[cfg(not(feature = "smtp"))]
+        if c.smtp_url.is_some() {
+            return Err(
+                "SMTP_URL is set, but this jobq was built without the \"smtp\" feature; unset it to write .eml files into MAIL_DIR, or build with default features"
+                    .into(),
+            );
+        }
+        Ok(Email {
+            dir: PathBuf::from(&c.mail_dir),
+            default_from: c.mail_from.clone(),
+            #[cfg(feature = "smtp")]
+            smtp,
+        })
+    }
+
+    fn parse(&self, p: &Value) -> Result<Mail, String> {
         if !p.is_object() {
             return Err(
                 "the payload must be an object with \"to\", \"subject\" and \"body\"".into(),
@@ -113,7 +308,7 @@ impl Email {
         if subject.contains(['\r', '\n']) {
             return Err("\"subject\" must be one line".into());
         }
-        Ok(Message {
+        Ok(Mail {
             from: address(p, "from")?.unwrap_or_else(|| self.default_from.clone()),
             to,
             reply_to: address(p, "reply_to")?,
@@ -122,16 +317,8 @@ impl Email {
             html: text(p, "html", false)?,
         })
     }
-}
 
-impl Handler for Email {
-    fn validate(&self, payload: &Value) -> Result<(), String> {
-        self.parse(payload).map(|_| ())
-    }
-
-    fn run(&self, job: &JobContext) -> JobResult {
-        let msg = self.parse(&job.payload).map_err(JobError::permanent)?;
-        let eml = render(&msg, &job.id);
+    fn write_eml(&self, job: &JobContext, mail: &Mail, eml: &[u8]) -> JobResult {
         std::fs::create_dir_all(&self.dir).map_err(|e| {
             JobError::transient(format!(
                 "cannot create MAIL_DIR {}: {e}",
@@ -142,7 +329,7 @@ impl Handler for Email {
         let tmp = self.dir.join(format!(".{}.eml.tmp", job.id));
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(eml.as_bytes())?;
+            f.write_all(eml)?;
             f.sync_all()?;
             std::fs::rename(&tmp, &path)
         };
@@ -154,78 +341,183 @@ impl Handler for Email {
             "job {} (email) wrote {} for {}",
             job.id,
             path.display(),
-            msg.to.join(", ")
+            mail.to.join(", ")
         );
-        Ok(json!({ "file": path.display().to_string(), "to": msg.to, "bytes": eml.len() }))
+        Ok(json!({ "file": path.display().to_string(), "to": mail.to, "bytes": eml.len() }))
     }
 }
 
-/// An RFC 2047 encoded word for non-ASCII header text; ASCII passes through.
-fn header_text(s: &str) -> String {
-    if s.is_ascii() {
-        s.to_string()
-    } else {
-        format!("=?UTF-8?B?{}?=", base64(s.as_bytes()))
+/// The message-id of a job's email: stable across retries, so a receiver can spot a duplicate.
+fn message_id(mail: &Mail, id: &str) -> String {
+    let domain = mail.from.rsplit_once('@').map_or("localhost", |(_, d)| d);
+    format!("<{id}@{domain}>")
+}
+
+/// Builds the RFC 5322 message. Fails only on input validation let through, so: permanent.
+fn build(mail: &Mail, id: &str) -> Result<lettre::Message, JobError> {
+    use lettre::message::{Mailbox, MultiPart, SinglePart};
+    let mailbox = |field: &str, a: &str| -> Result<Mailbox, JobError> {
+        a.parse::<Mailbox>()
+            .map_err(|e| JobError::permanent(format!("\"{field}\": {a:?}: {e}")))
+    };
+    let mut b = lettre::Message::builder()
+        .from(mailbox("from", &mail.from)?)
+        .subject(mail.subject.clone())
+        .message_id(Some(message_id(mail, id)))
+        .date_now();
+    for to in &mail.to {
+        b = b.to(mailbox("to", to)?);
+    }
+    if let Some(r) = &mail.reply_to {
+        b = b.reply_to(mailbox("reply_to", r)?);
+    }
+    let built = match &mail.html {
+        None => b.singlepart(SinglePart::plain(mail.body.clone())),
+        Some(html) => b.multipart(MultiPart::alternative_plain_html(
+            mail.body.clone(),
+            html.clone(),
+        )),
+    };
+    built.map_err(|e| JobError::permanent(format!("cannot build the message: {e}")))
+}
+
+impl Handler for Email {
+    fn validate(&self, payload: &Value) -> Result<(), String> {
+        self.parse(payload).map(|_| ())
+    }
+
+    fn run(&self, job: &JobContext) -> JobResult {
+        let mail = self.parse(&job.payload).map_err(JobError::permanent)?;
+        let msg = build(&mail, &job.id)?;
+        #[cfg(feature = "smtp")]
+        if let Some(smtp) = &self.smtp {
+            return smtp.send(job, &mail, &msg);
+        }
+        self.write_eml(job, &mail, &msg.formatted())
     }
 }
 
-fn base64(data: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+#[cfg(feature = "smtp")]
+mod smtp {
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Tls, TlsParameters};
+    use lettre::transport::smtp::extension::ClientId;
+    use lettre::transport::smtp::SmtpTransport;
+    use lettre::Transport as _;
+    use serde_json::json;
+    use std::time::Duration;
+
+    use super::{message_id, Mail, SmtpUrl};
+    use crate::worker::{JobContext, JobError, JobResult};
+
+    /// A configured SMTP client. Each send opens its own connection (no pool): a handful of
+    /// worker threads need no more, and a fresh connection never trips over a server that closed
+    /// an idle one.
+    pub struct Sender {
+        transport: SmtpTransport,
+        /// SMTP_URL with the password masked, for logs, errors and results.
+        display: String,
+        timeout: Duration,
+    }
+
+    /// The name this host gives in EHLO: its host name when it is a plain DNS name, else the
+    /// address literal lettre uses by default.
+    fn hello_name() -> ClientId {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| {
+                !h.is_empty()
+                    && h.len() <= 253
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            })
+            .map(ClientId::Domain)
+            .unwrap_or_default()
+    }
+
+    impl Sender {
+        pub fn new(url: &SmtpUrl, timeout: Duration) -> Result<Sender, String> {
+            let display = url.display();
+            let tls_params = || {
+                TlsParameters::new(url.host.clone())
+                    .map_err(|e| format!("SMTP_URL {display}: cannot set up TLS: {e}"))
+            };
+            let tls = if url.implicit_tls {
+                Tls::Wrapper(tls_params()?)
+            } else if url.require_starttls {
+                Tls::Required(tls_params()?)
             } else {
-                out.push('=');
+                Tls::Opportunistic(tls_params()?)
+            };
+            let mut b = SmtpTransport::builder_dangerous(url.host.clone())
+                .port(url.port)
+                .tls(tls)
+                .hello_name(hello_name())
+                .timeout(Some(timeout));
+            if let Some(user) = &url.user {
+                b = b.credentials(Credentials::new(
+                    user.clone(),
+                    url.password.clone().unwrap_or_default(),
+                ));
+            }
+            Ok(Sender {
+                transport: b.build(),
+                display,
+                timeout,
+            })
+        }
+
+        pub fn send(&self, job: &JobContext, mail: &Mail, msg: &lettre::Message) -> JobResult {
+            match self.transport.send(msg) {
+                Ok(resp) => {
+                    let answer = format!(
+                        "{} {}",
+                        resp.code(),
+                        resp.message().collect::<Vec<_>>().join(" ")
+                    );
+                    log::info!(
+                        "job {} (email) sent through {} to {}: {}",
+                        job.id,
+                        self.display,
+                        mail.to.join(", "),
+                        answer.trim_end()
+                    );
+                    Ok(json!({
+                        "sent_via": self.display,
+                        "to": mail.to,
+                        "message_id": message_id(mail, &job.id),
+                        "response": answer.trim_end(),
+                    }))
+                }
+                Err(e) => Err(self.classify(&e)),
+            }
+        }
+
+        /// 5xx → permanent (no retry can make the server accept it); 4xx, timeouts, refused
+        /// connections and TLS failures → transient.
+        fn classify(&self, e: &lettre::transport::smtp::Error) -> JobError {
+            let server = &self.display;
+            if e.is_permanent() {
+                JobError::permanent(format!("SMTP server {server} rejected the message: {e}"))
+            } else if e.is_transient() {
+                JobError::transient(format!(
+                    "SMTP server {server} deferred the message (retrying later): {e}"
+                ))
+            } else if e.is_timeout() {
+                JobError::transient(format!(
+                    "SMTP server {server} did not answer within {} s: {e}",
+                    self.timeout.as_secs()
+                ))
+            } else if e.is_tls() {
+                JobError::transient(format!(
+                    "TLS with SMTP server {server} failed: {e}; check that its certificate is trusted by this host (ca-certificates)"
+                ))
+            } else {
+                JobError::transient(format!("cannot send through SMTP server {server}: {e}"))
             }
         }
     }
-    out
-}
-
-/// Body text with CRLF line ends, as RFC 5322 requires.
-fn crlf(s: &str) -> String {
-    s.replace("\r\n", "\n").replace('\n', "\r\n")
-}
-
-fn render(m: &Message, id: &str) -> String {
-    let domain = m.from.rsplit_once('@').map_or("localhost", |(_, d)| d);
-    let mut out = String::new();
-    let _ = write!(out, "Date: {}\r\n", Utc::now().to_rfc2822());
-    let _ = write!(out, "From: {}\r\n", m.from);
-    let _ = write!(out, "To: {}\r\n", m.to.join(", "));
-    if let Some(r) = &m.reply_to {
-        let _ = write!(out, "Reply-To: {r}\r\n");
-    }
-    let _ = write!(out, "Subject: {}\r\n", header_text(&m.subject));
-    let _ = write!(out, "Message-ID: <{id}@{domain}>\r\n");
-    out.push_str("MIME-Version: 1.0\r\n");
-    let plain = "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n";
-    match &m.html {
-        None => {
-            let _ = write!(out, "{plain}\r\n{}\r\n", crlf(&m.body));
-        }
-        Some(html) => {
-            let boundary = format!("jobq-{id}");
-            let _ = write!(
-                out,
-                "Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n\
-                 --{boundary}\r\n{plain}\r\n{}\r\n\
-                 --{boundary}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}\r\n\
-                 --{boundary}--\r\n",
-                crlf(&m.body),
-                crlf(html)
-            );
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -236,6 +528,8 @@ mod tests {
         Email {
             dir: PathBuf::from("/nonexistent"),
             default_from: "jobq@localhost".into(),
+            #[cfg(feature = "smtp")]
+            smtp: None,
         }
     }
 
@@ -282,25 +576,91 @@ mod tests {
             .validate(&json!({"to": ["a@b.c", 3], "subject": "s", "body": "b"}))
             .is_err());
         assert!(e
+            .validate(&json!({"to": "a@b.c", "subject": "s", "body": "b", "reply_to": "x"}))
+            .unwrap_err()
+            .contains("\"reply_to\""));
+        assert!(e
             .validate(
                 &json!({"to": ["a@b.c", "d@e.f"], "subject": "s", "body": "b", "from": "x@y.z"})
             )
             .is_ok());
     }
 
+    fn eml(payload: Value) -> String {
+        let m = email().parse(&payload).unwrap();
+        String::from_utf8(build(&m, "id-1").unwrap().formatted()).unwrap()
+    }
+
     #[test]
     fn renders_rfc5322() {
-        let m = email()
-            .parse(&json!({"to": "user@example.com", "subject": "Grüße", "body": "line1\nline2"}))
-            .unwrap();
-        let eml = render(&m, "id-1");
-        assert!(eml.contains("From: jobq@localhost\r\n"));
-        assert!(eml.contains("To: user@example.com\r\n"));
-        assert!(eml.contains("Subject: =?UTF-8?B?R3LDvMOfZQ==?=\r\n"));
-        assert!(eml.contains("Message-ID: <id-1@localhost>\r\n"));
-        assert!(eml.ends_with("\r\n\r\nline1\r\nline2\r\n"));
-        assert_eq!(base64(b"Ma"), "TWE=");
-        assert_eq!(base64(b"M"), "TQ==");
-        assert_eq!(base64(b"Man"), "TWFu");
+        let text =
+            eml(json!({"to": "user@example.com", "subject": "Grüße", "body": "line1\nline2"}));
+        assert!(text.contains("From: jobq@localhost\r\n"), "{text}");
+        assert!(text.contains("To: user@example.com\r\n"), "{text}");
+        assert!(text.contains("Message-ID: <id-1@localhost>\r\n"), "{text}");
+        assert!(text.contains("Date: "), "{text}");
+        assert!(
+            text.contains("Content-Type: text/plain; charset=utf-8"),
+            "{text}"
+        );
+        // Non-ASCII subjects become RFC 2047 encoded words.
+        let subject = text.lines().find(|l| l.starts_with("Subject: ")).unwrap();
+        assert!(
+            subject.is_ascii() && subject.contains("=?utf-8?"),
+            "{subject}"
+        );
+        assert!(text.contains("line1\r\nline2"), "{text}");
+    }
+
+    #[test]
+    fn html_makes_a_multipart_alternative() {
+        let text = eml(json!({
+            "to": ["a@b.c", "d@e.f"], "subject": "s", "body": "plain", "html": "<b>rich</b>",
+            "from": "x@y.z", "reply_to": "r@y.z"
+        }));
+        assert!(text.contains("To: a@b.c, d@e.f\r\n"), "{text}");
+        assert!(text.contains("Reply-To: r@y.z\r\n"), "{text}");
+        assert!(text.contains("Message-ID: <id-1@y.z>\r\n"), "{text}");
+        assert!(text.contains("multipart/alternative"), "{text}");
+        assert!(
+            text.contains("<b>rich</b>") && text.contains("plain"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn smtp_urls() {
+        let u = SmtpUrl::parse("smtp://user%40x:p%3Ass@mail.example.com:2525").unwrap();
+        assert_eq!(u.host, "mail.example.com");
+        assert_eq!(u.port, 2525);
+        assert_eq!(u.user.as_deref(), Some("user@x"));
+        assert_eq!(u.password.as_deref(), Some("p:ss"));
+        assert!(!u.implicit_tls && !u.require_starttls);
+        assert_eq!(u.display(), "smtp://user@x:***@mail.example.com:2525");
+        assert!(!format!("{u:?}").contains("p:ss"));
+
+        let u = SmtpUrl::parse("smtps://mail.example.com").unwrap();
+        assert!(u.implicit_tls);
+        assert_eq!((u.port, u.user.clone()), (465, None));
+        let u = SmtpUrl::parse("smtp://127.0.0.1?tls=required").unwrap();
+        assert_eq!(u.port, 587);
+        assert!(u.require_starttls);
+        let u = SmtpUrl::parse("SMTP://[::1]:25").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("::1", 25));
+
+        for bad in [
+            "http://mail.example.com",
+            "mail.example.com:25",
+            "smtp://",
+            "smtp://host:0",
+            "smtp://host:99999",
+            "smtp://host:25/path",
+            "smtp://host?tls=maybe",
+            "smtps://host?tls=required",
+            "smtp://:pw@host",
+            "smtp://u:%zz@host",
+        ] {
+            assert!(SmtpUrl::parse(bad).is_err(), "{bad}");
+        }
     }
 }

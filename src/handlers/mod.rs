@@ -1,20 +1,57 @@
 //! Built-in job types, and the registry a plain `jobq` binary starts with.
 
+pub mod analytics;
+pub mod command;
 pub mod diagnostic;
 pub mod email;
+#[cfg(feature = "image")]
+pub mod image_resize;
+pub mod report;
 
 use crate::config::Config;
+use crate::store::Backend;
 use crate::worker::Registry;
 
-/// The handlers the `jobq` binary registers: `email` always, the diagnostic types when
-/// ENABLE_DIAGNOSTIC_JOBS is set. An embedding program starts from this and adds its own.
+/// Names no HANDLERS_FILE command may take: every built-in type, whether or not this build or
+/// configuration registers it, so a handlers file means the same everywhere.
+pub const BUILTIN_TYPES: &[&str] = &[
+    "email",
+    "image_resize",
+    "analytics",
+    "report",
+    "noop",
+    "sleep",
+    "fail",
+];
+
+/// The handlers the `jobq` binary registers: `email`, `analytics`, `report`, `image_resize`
+/// (with the `image` feature), the diagnostic types when ENABLE_DIAGNOSTIC_JOBS is set, and the
+/// command types of HANDLERS_FILE. An embedding program starts from this and adds its own.
 ///
-/// Fails with a message naming the variable when a handler's configuration cannot work.
+/// Fails, with a message naming the variable, when SMTP_URL cannot be used or HANDLERS_FILE
+/// cannot be read or is wrong (the message then names its line and column).
 pub fn builtin_registry(config: &Config) -> Result<Registry, String> {
     let mut r = Registry::new();
-    r.register("email", email::Email::from_config(config));
+    r.register("email", email::Email::from_config(config)?);
+    #[cfg(feature = "image")]
+    r.register(
+        "image_resize",
+        image_resize::ImageResize::from_config(config),
+    );
+    let backend = Backend::from_config(config).map_err(|e| e.to_string())?;
+    let pool = analytics::StorePool::new(backend);
+    r.register("analytics", analytics::Analytics::new(pool.clone(), config));
+    r.register("report", report::Report::new(pool, config));
     if config.enable_diagnostic_jobs {
         diagnostic::register(&mut r);
+    }
+    if let Some(path) = &config.handlers_file {
+        let specs = command::load_file(std::path::Path::new(path))
+            .map_err(|e| format!("HANDLERS_FILE={path:?}: {e}"))?;
+        for spec in specs {
+            let kind = spec.kind.clone();
+            r.register(&kind, command::Command::new(spec));
+        }
     }
     Ok(r)
 }

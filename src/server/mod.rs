@@ -8,7 +8,7 @@
 //! rest with a 503 instead of a thread each.
 
 mod reply;
-mod routes;
+pub mod routes;
 
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};

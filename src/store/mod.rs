@@ -2,6 +2,7 @@
 //! (see `lua/`), plus the reads the API needs. Each thread opens its own [`Store`] from the shared
 //! [`Backend`], so no mutex sits between threads and Redis.
 
+pub mod analytics;
 pub mod conn;
 pub mod keys;
 mod scripts;

@@ -142,13 +142,37 @@ fn tail_of(path: &Path, max: usize) -> String {
 // Redis
 // ------------------------------------------------------------------------------------------------
 
-/// A private `redis-server` on a free loopback port, in its own temp dir, without persistence.
-/// Dropping it kills the process (by its own handle) and removes the dir.
+/// A private `redis-server` on a free loopback port, in its own temp dir, without persistence
+/// unless started with [`RedisServer::start_persistent`]. Dropping it kills the process (by its
+/// own handle) and removes the dir.
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     bin: PathBuf,
+    opts: RedisOptions,
     child: Mutex<Option<Child>>,
+}
+
+/// How to start a redis-server beyond the defaults (loopback, no persistence).
+#[derive(Debug, Clone, Default)]
+pub struct RedisOptions {
+    /// Extra command-line arguments, after the defaults (a later one wins), e.g.
+    /// `["--requirepass", "pw"]`. Files they name (certificates) can live in a [`temp_dir`].
+    pub args: Vec<String>,
+    /// Serve TLS only: the port is given as `--tls-port` and `--port` is 0; `args` must carry
+    /// `--tls-cert-file`, `--tls-key-file` and `--tls-ca-cert-file`. [`RedisServer::redis_cmd`]
+    /// does not speak TLS.
+    pub tls: bool,
+}
+
+impl RedisOptions {
+    /// Options with these extra arguments.
+    pub fn args(args: &[&str]) -> RedisOptions {
+        RedisOptions {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            tls: false,
+        }
+    }
 }
 
 /// A Redis reply.
@@ -196,17 +220,34 @@ impl RespValue {
 impl RedisServer {
     /// Starts redis-server on a free port; tries up to 5 ports.
     pub fn start() -> RedisServer {
+        RedisServer::start_with(RedisOptions::default())
+    }
+
+    /// Starts redis-server with the AOF on and fsynced on every write, so [`RedisServer::stop`]
+    /// (a SIGKILL) and [`RedisServer::restart`] keep every acknowledged write.
+    pub fn start_persistent() -> RedisServer {
+        RedisServer::start_with(RedisOptions::args(&[
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ]))
+    }
+
+    /// Starts redis-server with extra options; tries up to 5 ports.
+    pub fn start_with(opts: RedisOptions) -> RedisServer {
         let bin = redis_server_bin();
         let dir = temp_dir("redis");
         let mut errors = Vec::new();
         for _ in 0..5 {
             let port = free_port();
-            match spawn_redis(&bin, port, &dir) {
+            match spawn_redis(&bin, port, &dir, &opts) {
                 Ok(child) => {
                     return RedisServer {
                         port,
                         dir,
                         bin,
+                        opts,
                         child: Mutex::new(Some(child)),
                     }
                 }
@@ -239,7 +280,8 @@ impl RedisServer {
         self.child.lock().unwrap().is_some()
     }
 
-    /// Kills the server (its data is lost: there is no persistence); keeps the dir and port.
+    /// Kills the server (SIGKILL); keeps the dir and port. Its data is lost unless it was started
+    /// with [`RedisServer::start_persistent`], whose AOF a restart reloads.
     pub fn stop(&self) {
         if let Some(mut child) = self.child.lock().unwrap().take() {
             let _ = child.kill();
@@ -247,12 +289,36 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server again on the same port and dir.
+    /// Freezes the server (SIGSTOP): it keeps its port and accepts connections but answers
+    /// nothing, like a Redis that hangs. [`RedisServer::resume`] undoes it; dropping kills it.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = match &*self.child.lock().unwrap() {
+            Some(child) => child.id().to_string(),
+            None => panic!("redis-server on port {} is not running", self.port),
+        };
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(&pid)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run kill -{sig} {pid}: {e}"));
+        assert!(status.success(), "kill -{sig} {pid} failed: {status}");
+    }
+
+    /// Starts the server again on the same port, dir and options.
     pub fn restart(&self) {
         self.stop();
         let mut errors = Vec::new();
         for _ in 0..5 {
-            match spawn_redis(&self.bin, self.port, &self.dir) {
+            match spawn_redis(&self.bin, self.port, &self.dir, &self.opts) {
                 Ok(child) => {
                     *self.child.lock().unwrap() = Some(child);
                     return;
@@ -323,8 +389,14 @@ impl Drop for RedisServer {
     }
 }
 
-fn spawn_redis(bin: &Path, port: u16, dir: &Path) -> Result<Child, String> {
+fn spawn_redis(bin: &Path, port: u16, dir: &Path, opts: &RedisOptions) -> Result<Child, String> {
     let log_path = dir.join("redis.log");
+    let log_start = fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
+    let (plain_port, tls_port) = if opts.tls {
+        (0, Some(port))
+    } else {
+        (port, None)
+    };
     let log = OpenOptions::new()
         .create(true)
         .append(true)
@@ -333,13 +405,18 @@ fn spawn_redis(bin: &Path, port: u16, dir: &Path) -> Result<Child, String> {
     let log2 = log
         .try_clone()
         .map_err(|e| format!("dup log handle: {e}"))?;
-    let mut child = Command::new(bin)
-        .arg("--port")
-        .arg(port.to_string())
+    let mut cmd = Command::new(bin);
+    cmd.arg("--port")
+        .arg(plain_port.to_string())
         .args(["--bind", "127.0.0.1"])
         .arg("--dir")
         .arg(dir)
-        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"]);
+    if let Some(p) = tls_port {
+        cmd.arg("--tls-port").arg(p.to_string());
+    }
+    let mut child = cmd
+        .args(&opts.args)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2)
@@ -349,36 +426,29 @@ fn spawn_redis(bin: &Path, port: u16, dir: &Path) -> Result<Child, String> {
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!(
-                "redis-server on port {port} exited ({status}) before answering PING; log:\n{}",
+                "redis-server on port {port} exited ({status}) before it was ready; log:\n{}",
                 tail_of(&log_path, 2000)
             ));
         }
-        if redis_ping(port) {
+        // Its own log says when it listens. (A PING could be answered by another test's Redis
+        // that took this port first, while this one is failing to bind it.)
+        let ready = fs::read(&log_path).is_ok_and(|b| {
+            String::from_utf8_lossy(b.get(log_start..).unwrap_or_default())
+                .contains("Ready to accept connections")
+        });
+        if ready {
             return Ok(child);
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
             return Err(format!(
-                "redis-server on port {port} did not answer PING within 5 s; log:\n{}",
+                "redis-server on port {port} was not ready within 5 s; log:\n{}",
                 tail_of(&log_path, 2000)
             ));
         }
         std::thread::sleep(POLL);
     }
-}
-
-fn redis_ping(port: u16) -> bool {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(250)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    if stream.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with("+PONG")
 }
 
 fn read_resp(r: &mut impl BufRead) -> Result<RespValue, String> {
@@ -619,7 +689,40 @@ pub fn try_http(
     body: &[u8],
     content_type: Option<&str>,
 ) -> Result<Resp, String> {
-    let what = format!("{method} http://{addr}{path}");
+    let headers: Vec<(&str, &str)> = content_type
+        .map(|ct| ("Content-Type", ct))
+        .into_iter()
+        .collect();
+    try_http_with_headers(addr, method, path, &headers, body)
+}
+
+/// Like [`try_http`], with extra request headers (`Authorization`, `Idempotency-Key`, ...).
+pub fn try_http_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Resp, String> {
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         User-Agent: jobq-integration-tests\r\nAccept: */*\r\n"
+    );
+    if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body);
+    send_raw(addr, &request, &format!("{method} http://{addr}{path}"))
+}
+
+/// Sends `request` as it is (it may be malformed on purpose) on a new connection and reads one
+/// response; `what` names the request in errors. A failed write still reads whatever came back.
+pub fn send_raw(addr: SocketAddr, request: &[u8], what: &str) -> Result<Resp, String> {
     let mut stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT)
         .map_err(|e| format!("{what}: connect: {e}"))?;
     stream
@@ -628,20 +731,7 @@ pub fn try_http(
     stream
         .set_write_timeout(Some(HTTP_TIMEOUT))
         .map_err(|e| e.to_string())?;
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         User-Agent: jobq-integration-tests\r\nAccept: */*\r\n"
-    );
-    if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    if let Some(ct) = content_type {
-        head.push_str(&format!("Content-Type: {ct}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut request = head.into_bytes();
-    request.extend_from_slice(body);
-    let write_err = stream.write_all(&request).err();
+    let write_err = stream.write_all(request).err();
 
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
@@ -708,6 +798,21 @@ impl Client {
         self.request("POST", path, body.to_string().as_bytes())
     }
 
+    /// Any method with extra request headers; a non-empty body is sent as `application/json`.
+    pub fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Resp {
+        let mut all = headers.to_vec();
+        if !body.is_empty() {
+            all.push(("Content-Type", "application/json"));
+        }
+        try_http_with_headers(self.addr, method, path, &all, body).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     pub fn post_raw(&self, path: &str, body: &[u8], content_type: &str) -> Resp {
         try_http(self.addr, "POST", path, body, Some(content_type))
             .unwrap_or_else(|e| panic!("{e}"))
@@ -756,10 +861,16 @@ impl Client {
     }
 
     /// Polls `GET /jobs/{id}` until its status is `status`; returns the job. Gives up at once if
-    /// the job reaches a different final state (completed or failed).
+    /// the job reaches a different final state (completed or failed). A 503 counts as "not yet":
+    /// right after Redis comes back, a request thread may still hold a dead socket.
     pub fn wait_for_status(&self, id: &str, status: &str, timeout: Duration) -> Value {
         wait_for(&format!("job {id} to be {status}"), timeout, || {
-            let job = self.job(id);
+            let r = self.get(&format!("/jobs/{id}"));
+            if r.status == 503 {
+                return Err(format!("HTTP 503 {}", r.body));
+            }
+            r.expect_status(200, &format!("GET /jobs/{id}"));
+            let job = r.json();
             let now = job["status"].as_str().unwrap_or("<no status>").to_string();
             if now == status {
                 return Ok(job);
@@ -909,6 +1020,20 @@ const JOBQ_VARS: &[&str] = &[
     "ENABLE_DIAGNOSTIC_JOBS",
     "MAIL_DIR",
     "MAIL_FROM",
+    "SMTP_URL",
+    "SMTP_TIMEOUT_SECS",
+    "IMAGE_DIR",
+    "REPORT_DIR",
+    "ANALYTICS_RETENTION_DAYS",
+    "HANDLERS_FILE",
+    "DLQ_MAX_SIZE",
+    "IDEMPOTENCY_TTL_SECS",
+    "API_TOKEN",
+    "METRICS_PUBLIC",
+    "MAX_CONNECTIONS",
+    "REDIS_CA_CERT",
+    "REDIS_CLIENT_CERT",
+    "REDIS_CLIENT_KEY",
     "RUST_LOG",
 ];
 
@@ -917,6 +1042,8 @@ pub struct BinaryServer {
     child: Child,
     client: Client,
     dir: PathBuf,
+    /// Whether its LOG_LEVEL shows the info line that names the port it listens on.
+    logs_listening: bool,
 }
 
 impl BinaryServer {
@@ -968,10 +1095,16 @@ impl BinaryServer {
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", env!("CARGO_BIN_EXE_jobq")));
+        let level = env
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == "LOG_LEVEL")
+            .map(|(_, v)| *v);
         BinaryServer {
             child,
             client: Client::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
             dir,
+            logs_listening: matches!(level, None | Some("info" | "debug" | "trace")),
         }
     }
 
@@ -981,8 +1114,16 @@ impl BinaryServer {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("the process exited early ({status})"));
             }
+            // The 200 must come from this process: if it lost its port to another test's
+            // server, that one answers until this one exits.
+            let listening = format!("listening on http://{} ", self.client.addr);
             let last = match self.client.try_request("GET", "/health", b"") {
-                Ok(r) if r.status == 200 => return Ok(()),
+                Ok(r)
+                    if r.status == 200
+                        && (!self.logs_listening || self.log().contains(&listening)) =>
+                {
+                    return Ok(())
+                }
                 Ok(r) => format!("HTTP {} {}", r.status, r.body),
                 Err(e) => e,
             };

@@ -14,8 +14,12 @@ mod harness;
 
 mod api;
 mod concurrency;
+mod handlers;
 mod lifecycle;
 mod metrics;
+mod openapi;
+mod recovery;
 mod retry;
 mod scheduling;
+mod security;
 mod shutdown;

@@ -1,0 +1,268 @@
+//! The `analytics` job: `{"event": "signup", "user_id"?: "...", "timestamp"?: RFC 3339,
+//! "properties"?: {...}}`, counted into Redis per event per UTC day: a count, the distinct users
+//! (HyperLogLog) and the sums of the numeric properties. Other property values (strings,
+//! booleans, objects) are accepted and ignored.
+//!
+//! Counting is one Lua script per event, idempotent per job id: a retried job (its result lost
+//! to a crash, say) does not count twice. Without a timestamp the event belongs to the UTC day on
+//! which the job runs. See [`crate::store::analytics`] for the keys.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+use crate::config::Config;
+use crate::store::analytics::Event;
+use crate::store::{Backend, Store, StoreError};
+use crate::worker::handler::is_valid_type_name;
+use crate::worker::{Handler, JobContext, JobError, JobResult};
+
+/// Most properties in one event.
+pub const MAX_PROPERTIES: usize = 100;
+/// Longest user id, in bytes.
+pub const MAX_USER_ID: usize = 256;
+/// Largest magnitude of a summed property: far beyond any real amount, and small enough that no
+/// sum can overflow in Redis (an error half-way through the script would count part of an event).
+pub const MAX_PROPERTY_VALUE: f64 = 1e15;
+/// Idle connections a [`StorePool`] keeps.
+const MAX_IDLE: usize = 64;
+
+/// Redis connections for handlers: worker threads take one, use it and put it back, so they
+/// never share a connection and never open one per job.
+pub struct StorePool {
+    backend: Backend,
+    idle: Mutex<Vec<Store>>,
+}
+
+impl StorePool {
+    pub fn new(backend: Backend) -> Arc<StorePool> {
+        Arc::new(StorePool {
+            backend,
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Runs `f` on an idle connection (or a new one), then returns it to the pool. A connection
+    /// whose socket broke reconnects by itself on its next use.
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut store = taken.unwrap_or_else(|| self.backend.open());
+        let result = f(&mut store);
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(store);
+        }
+        result
+    }
+}
+
+/// A Redis problem as a job error: always worth a retry (Redis comes back; a script error is a
+/// bug that a deploy fixes).
+pub fn redis_error(what: &str, e: StoreError) -> JobError {
+    match e {
+        StoreError::Unavailable(m) => {
+            JobError::transient(format!("{what}: Redis is unavailable ({m}); will retry"))
+        }
+        other => JobError::transient(format!("{what}: {other}")),
+    }
+}
+
+/// Whether `name` is a usable event (or property) name: 1-64 of `[A-Za-z0-9_.:-]`.
+pub fn is_event_name(name: &str) -> bool {
+    is_valid_type_name(name)
+}
+
+/// A payload that passed validation.
+#[derive(Debug, Clone, PartialEq)]
+struct Parsed {
+    event: String,
+    user_id: Option<String>,
+    at: Option<DateTime<Utc>>,
+    sums: Vec<(String, f64)>,
+}
+
+fn parse(p: &Value) -> Result<Parsed, String> {
+    let Some(obj) = p.as_object() else {
+        return Err("the payload must be an object like {\"event\": \"signup\"}".into());
+    };
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "event" | "user_id" | "timestamp" | "properties"))
+    {
+        return Err(format!(
+            "unknown field {k:?}: expected event, user_id, timestamp, properties"
+        ));
+    }
+    let event = match obj.get("event") {
+        Some(Value::String(s)) if is_event_name(s) => s.clone(),
+        Some(v) => {
+            return Err(format!(
+                "\"event\": {v} must be 1-64 characters of A-Z a-z 0-9 _ - . :"
+            ))
+        }
+        None => return Err("\"event\" is required, e.g. \"signup\"".into()),
+    };
+    let user_id = match obj.get("user_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_USER_ID => Some(s.clone()),
+        Some(v) => {
+            return Err(format!(
+                "\"user_id\": {v} must be a string of 1-{MAX_USER_ID} bytes"
+            ))
+        }
+    };
+    let at = match obj.get("timestamp") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(
+            DateTime::parse_from_rfc3339(s)
+                .map_err(|e| {
+                    format!(
+                        "\"timestamp\": {s:?} is not an RFC 3339 time like 2026-01-02T15:04:05Z ({e})"
+                    )
+                })?
+                .with_timezone(&Utc),
+        ),
+        Some(v) => {
+            return Err(format!(
+                "\"timestamp\": {v} must be an RFC 3339 string like 2026-01-02T15:04:05Z"
+            ))
+        }
+    };
+    let mut sums = Vec::new();
+    match obj.get("properties") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(props)) if props.len() <= MAX_PROPERTIES => {
+            for (k, v) in props {
+                let Some(n) = v.as_f64() else {
+                    continue;
+                };
+                if !is_event_name(k) {
+                    return Err(format!(
+                        "\"properties\": numeric property {k:?} needs a name of 1-64 characters of A-Z a-z 0-9 _ - . :"
+                    ));
+                }
+                if !n.is_finite() || n.abs() > MAX_PROPERTY_VALUE {
+                    return Err(format!(
+                        "\"properties\": {k:?} is {v}; numbers are summed and must be within ±1e15"
+                    ));
+                }
+                sums.push((k.clone(), n));
+            }
+        }
+        Some(Value::Object(_)) => {
+            return Err(format!(
+                "\"properties\": at most {MAX_PROPERTIES} properties"
+            ))
+        }
+        Some(v) => return Err(format!("\"properties\" must be an object, got {v}")),
+    }
+    Ok(Parsed {
+        event,
+        user_id,
+        at,
+        sums,
+    })
+}
+
+pub struct Analytics {
+    pool: Arc<StorePool>,
+    done_ttl_secs: u64,
+    ttl_secs: u64,
+}
+
+impl Analytics {
+    pub fn new(pool: Arc<StorePool>, c: &Config) -> Analytics {
+        Analytics {
+            pool,
+            // As long as the job's own record: a job cannot be retried after that.
+            done_ttl_secs: c.job_ttl_secs,
+            ttl_secs: c.analytics_retention_days.saturating_mul(86_400),
+        }
+    }
+}
+
+impl Handler for Analytics {
+    fn validate(&self, payload: &Value) -> Result<(), String> {
+        parse(payload).map(|_| ())
+    }
+
+    fn run(&self, job: &JobContext) -> JobResult {
+        let p = parse(&job.payload).map_err(JobError::permanent)?;
+        let day = p.at.unwrap_or_else(Utc::now).format("%Y-%m-%d").to_string();
+        let event = Event {
+            job_id: &job.id,
+            name: &p.event,
+            day: &day,
+            user_id: p.user_id.as_deref(),
+            sums: &p.sums,
+        };
+        let counted = self
+            .pool
+            .with(|s| s.record_event(&event, self.done_ttl_secs, self.ttl_secs))
+            .map_err(|e| redis_error(&format!("recording event {:?}", p.event), e))?;
+        if !counted {
+            log::info!(
+                "job {} (analytics): event {:?} was already counted by an earlier attempt",
+                job.id,
+                p.event
+            );
+        }
+        Ok(json!({ "event": p.event, "date": day, "counted": counted }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_are_checked_by_field() {
+        let ok = parse(&json!({
+            "event": "order.paid",
+            "user_id": "u1",
+            "timestamp": "2026-03-01T23:30:00-02:00",
+            "properties": {"amount": 12.5, "items": 3, "plan": "pro", "gift": true}
+        }))
+        .unwrap();
+        assert_eq!(ok.event, "order.paid");
+        assert_eq!(
+            ok.at.unwrap().format("%Y-%m-%d").to_string(),
+            "2026-03-02",
+            "days are UTC days"
+        );
+        let mut sums = ok.sums.clone();
+        sums.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(sums, vec![("amount".into(), 12.5), ("items".into(), 3.0)]);
+        assert!(parse(&json!({"event": "signup"})).is_ok());
+
+        for (bad, field) in [
+            (json!({}), "\"event\""),
+            (json!({"event": ""}), "\"event\""),
+            (json!({"event": "has space"}), "\"event\""),
+            (json!({"event": "x".repeat(65)}), "\"event\""),
+            (json!({"event": "e", "user_id": 5}), "\"user_id\""),
+            (json!({"event": "e", "user_id": ""}), "\"user_id\""),
+            (
+                json!({"event": "e", "timestamp": "yesterday"}),
+                "\"timestamp\"",
+            ),
+            (json!({"event": "e", "properties": [1]}), "\"properties\""),
+            (
+                json!({"event": "e", "properties": {"a b": 1}}),
+                "\"properties\"",
+            ),
+            (
+                json!({"event": "e", "properties": {"big": 1e300}}),
+                "\"properties\"",
+            ),
+            (json!({"event": "e", "userId": "u"}), "\"userId\""),
+            (json!("signup"), "object"),
+        ] {
+            let err = parse(&bad).unwrap_err();
+            assert!(err.contains(field), "{bad}: {err}");
+        }
+    }
+}
