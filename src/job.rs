@@ -3,7 +3,7 @@
 //! A job's record in Redis is a hash of strings (see `store::keys::field`); this module turns it
 //! into the article's job JSON: timestamps as RFC 3339 UTC, payload and result as JSON values.
 
-use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -95,7 +95,7 @@ pub struct AttemptError {
 }
 
 fn rfc3339_ms<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
-    match from_millis(*ms) {
+    match from_micros(ms.saturating_mul(1000)) {
         Some(t) => rfc3339(&t, s),
         None => s.serialize_none(),
     }
@@ -107,7 +107,7 @@ fn f64_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
 }
 
 fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Micros, true))
 }
 
 fn rfc3339_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
@@ -117,9 +117,9 @@ fn rfc3339_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, 
     }
 }
 
-/// Milliseconds since the Unix epoch (as Redis `TIME` gives them to the scripts) → UTC time.
-pub fn from_millis(ms: i64) -> Option<DateTime<Utc>> {
-    Utc.timestamp_millis_opt(ms).single()
+/// Microseconds since the Unix epoch (as the scripts take them from Redis `TIME`) → UTC time.
+pub fn from_micros(us: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(us)
 }
 
 impl Job {
@@ -134,7 +134,7 @@ impl Job {
                 Some(v) => v
                     .parse::<i64>()
                     .ok()
-                    .and_then(from_millis)
+                    .and_then(from_micros)
                     .map(Some)
                     .ok_or_else(|| format!("job record {id} has a bad {name}: {v:?}")),
             }
@@ -204,8 +204,8 @@ pub struct NewJob {
     pub payload: String,
     /// Run no earlier than this many milliseconds after Redis's clock at creation.
     pub delay_ms: u64,
-    /// Or no earlier than this wall-clock time (milliseconds since the epoch).
-    pub run_at_ms: Option<i64>,
+    /// Or no earlier than this wall-clock time (microseconds since the epoch).
+    pub run_at_us: Option<i64>,
     pub max_attempts: u32,
     pub timeout_secs: Option<u64>,
     pub idempotency_key: Option<String>,
@@ -274,14 +274,14 @@ impl NewJobRequest {
                 "\"delay_ms\" {delay_ms} is more than a year ({MAX_DELAY_MS}); use \"run_at\" for a fixed time"
             ));
         }
-        let run_at_ms = match self.run_at {
+        let run_at_us = match self.run_at {
             None => None,
             Some(s) => Some(
                 DateTime::parse_from_rfc3339(&s)
                     .map_err(|e| {
                         format!("\"run_at\" {s:?} is not an RFC 3339 time such as 2026-01-02T15:04:05Z: {e}")
                     })?
-                    .timestamp_millis(),
+                    .timestamp_micros(),
             ),
         };
         let max_attempts = self.max_attempts.unwrap_or(default_max_attempts);
@@ -306,7 +306,7 @@ impl NewJobRequest {
             kind,
             payload: payload.to_string(),
             delay_ms,
-            run_at_ms,
+            run_at_us,
             max_attempts,
             timeout_secs: self.timeout_secs,
         })
@@ -362,7 +362,7 @@ mod tests {
     #[test]
     fn run_at_is_parsed_to_millis() {
         let j = req(json!({"type": "noop", "run_at": "2030-01-01T00:00:00.250Z"})).unwrap();
-        assert_eq!(j.run_at_ms, Some(1_893_456_000_250));
+        assert_eq!(j.run_at_us, Some(1_893_456_000_250_000));
     }
 
     #[test]
@@ -371,10 +371,10 @@ mod tests {
             ("type", "email"),
             ("payload", r#"{"to":"a@b.c"}"#),
             ("status", "completed"),
-            ("created_at", "1775557800000"),
-            ("updated_at", "1775557803000"),
-            ("started_at", "1775557801000"),
-            ("completed_at", "1775557803000"),
+            ("created_at", "1775557800000000"),
+            ("updated_at", "1775557803000000"),
+            ("started_at", "1775557801000000"),
+            ("completed_at", "1775557803250001"),
             ("attempt", "1"),
             ("max_attempts", "3"),
         ]
@@ -386,9 +386,9 @@ mod tests {
         assert_eq!(v["type"], "email");
         assert_eq!(v["payload"], json!({"to": "a@b.c"}));
         assert_eq!(v["status"], "completed");
-        assert_eq!(v["created_at"], "2026-04-07T10:30:00.000Z");
-        assert_eq!(v["started_at"], "2026-04-07T10:30:01.000Z");
-        assert_eq!(v["completed_at"], "2026-04-07T10:30:03.000Z");
+        assert_eq!(v["created_at"], "2026-04-07T10:30:00.000000Z");
+        assert_eq!(v["started_at"], "2026-04-07T10:30:01.000000Z");
+        assert_eq!(v["completed_at"], "2026-04-07T10:30:03.250001Z");
         assert_eq!(v["attempt"], 1);
         assert_eq!(v["error"], Value::Null);
         assert_eq!(v["result"], Value::Null);
@@ -401,7 +401,7 @@ mod tests {
         let mut rec: HashMap<String, String> = [
             ("type", "fail"),
             ("status", "failed"),
-            ("created_at", "1775557800000"),
+            ("created_at", "1775557800000000"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -413,7 +413,7 @@ mod tests {
         let v = serde_json::to_value(Job::from_record("x", &rec).unwrap()).unwrap();
         assert_eq!(
             v["errors"],
-            json!([{"attempt": 1, "error": "nope", "at": "2026-04-07T10:30:01.000Z"}])
+            json!([{"attempt": 1, "error": "nope", "at": "2026-04-07T10:30:01.000000Z"}])
         );
     }
 

@@ -17,8 +17,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::app::Shared;
+use crate::job::NewJob;
 use crate::shutdown::Shutdown;
+use crate::store::Store;
 pub use reply::Reply;
+use routes::Step;
 
 pub struct HttpServer {
     server: Arc<tiny_http::Server>,
@@ -106,25 +109,82 @@ fn listen(addr: &str) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// Most requests one thread takes from the queue at once. Job submissions among them are
+/// created in one Redis round trip, so under load a thread spends one wait on Redis for many
+/// requests instead of one each; when the queue is short nothing waits to fill a batch.
+const MAX_GATHER: usize = 32;
+
 fn serve(server: &tiny_http::Server, shared: &Arc<Shared>, shutdown: &Shutdown) {
     let mut store = shared.backend.open();
+    let mut gathered = Vec::with_capacity(MAX_GATHER);
+    let (mut creating, mut jobs) = (Vec::new(), Vec::new());
     while !shutdown.is_triggered() {
-        let mut request = match server.recv_timeout(Duration::from_millis(250)) {
-            Ok(Some(r)) => r,
+        match server.recv_timeout(Duration::from_millis(250)) {
+            Ok(Some(r)) => gathered.push(r),
             Ok(None) => continue,
             Err(e) => {
                 log::error!("HTTP server stopped accepting requests: {e}");
                 return;
             }
-        };
-        // A panic in a route is a bug; answer 500 and keep the thread serving.
-        let reply = catch_unwind(AssertUnwindSafe(|| {
-            routes::handle(&mut request, shared, &mut store)
-        }))
-        .unwrap_or_else(|_| {
-            Reply::error(500, "internal error while handling this request; this is a bug in jobq, please report it")
-        });
-        // The client may have gone away; nothing to do about that.
-        let _ = request.respond(reply.into_response());
+        }
+        while gathered.len() < MAX_GATHER {
+            match server.try_recv() {
+                Ok(Some(r)) => gathered.push(r),
+                _ => break,
+            }
+        }
+        // Answers go out in the order the requests came: tiny_http writes the answers on one
+        // connection in request order, so answering a later request of a pipelining client
+        // first would wait for an earlier one this very thread still holds.
+        for mut request in gathered.drain(..) {
+            match guard(|| routes::plan(&mut request, shared, &mut store)) {
+                Ok(Step::Create(job)) => {
+                    creating.push(request);
+                    jobs.push(job);
+                }
+                Ok(Step::Reply(reply)) => {
+                    create_gathered(&mut creating, &mut jobs, shared, &mut store);
+                    respond(request, reply);
+                }
+                Err(reply) => {
+                    create_gathered(&mut creating, &mut jobs, shared, &mut store);
+                    respond(request, reply);
+                }
+            }
+        }
+        create_gathered(&mut creating, &mut jobs, shared, &mut store);
     }
+}
+
+/// Creates the gathered submissions in one round trip and answers their requests.
+fn create_gathered(
+    requests: &mut Vec<tiny_http::Request>,
+    jobs: &mut Vec<NewJob>,
+    shared: &Shared,
+    store: &mut Store,
+) {
+    if jobs.is_empty() {
+        return;
+    }
+    let replies = guard(|| routes::create_jobs(jobs, shared, store))
+        .unwrap_or_else(|reply| vec![reply; jobs.len()]);
+    for (request, reply) in requests.drain(..).zip(replies) {
+        respond(request, reply);
+    }
+    jobs.clear();
+}
+
+/// Runs route code, turning a panic (a bug) into a 500 so the thread keeps serving.
+fn guard<T>(f: impl FnOnce() -> T) -> Result<T, Reply> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|_| {
+        Reply::error(
+            500,
+            "internal error while handling this request; this is a bug in jobq, please report it",
+        )
+    })
+}
+
+fn respond(request: tiny_http::Request, reply: Reply) {
+    // The client may have gone away; nothing to do about that.
+    let _ = request.respond(reply.into_response());
 }

@@ -77,8 +77,15 @@ fn matches<'p>(pattern: &str, path: &'p str) -> Option<Option<&'p str>> {
     }
 }
 
-/// Answers one request.
-pub fn handle(req: &mut Request, shared: &Arc<Shared>, store: &mut Store) -> Reply {
+/// What to do with a request once it is read: answer it now, or create a job, which the
+/// caller does together with the other creations it gathered (one round trip for all).
+pub enum Step {
+    Reply(Reply),
+    Create(NewJob),
+}
+
+/// Answers a request at once, or validates a job submission for the caller to create.
+pub fn plan(req: &mut Request, shared: &Arc<Shared>, store: &mut Store) -> Step {
     let url = req.url().to_string();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     let method = match req.method() {
@@ -87,7 +94,12 @@ pub fn handle(req: &mut Request, shared: &Arc<Shared>, store: &mut Store) -> Rep
     };
     let mut allowed: Vec<&str> = Vec::new();
     let mut found = None;
+    // A literal route owns its path: `/jobs/batch` is never the job "batch".
+    let literal = ROUTES.iter().any(|(_, p, _)| *p == path);
     for (m, pattern, route) in ROUTES {
+        if literal && pattern.contains('{') {
+            continue;
+        }
         if let Some(id) = matches(pattern, path) {
             if *m == method {
                 found = Some((*route, id));
@@ -98,37 +110,45 @@ pub fn handle(req: &mut Request, shared: &Arc<Shared>, store: &mut Store) -> Rep
     }
     let Some((route, id)) = found else {
         if allowed.is_empty() {
-            return Reply::error(
+            return Step::Reply(Reply::error(
                 404,
                 format!("no route {path}; see GET /openapi.json for the API"),
-            );
+            ));
         }
         let allow = allowed.join(", ");
-        return Reply::error(
-            405,
-            format!("{method} is not allowed on {path}; use {allow}"),
-        )
-        .with_header("Allow", allow);
+        return Step::Reply(
+            Reply::error(
+                405,
+                format!("{method} is not allowed on {path}; use {allow}"),
+            )
+            .with_header("Allow", allow),
+        );
     };
     if let Some(denied) = authorize(req, shared, route) {
-        return denied;
+        return Step::Reply(denied);
     }
     let cfg = &shared.config;
     if !route.always_served() && !cfg.role.serves_api() {
-        return Reply::error(
+        return Step::Reply(Reply::error(
             404,
             format!(
                 "{path} is not served by this process (ROLE={}); send job requests to a process with ROLE=api or ROLE=all",
                 cfg.role.as_str()
             ),
-        );
+        ));
+    }
+    if route == Route::CreateJob {
+        return match prepare_job(req, shared) {
+            Ok(job) => Step::Create(job),
+            Err(reply) => Step::Reply(reply),
+        };
     }
     let id = id.unwrap_or_default();
     let result = match route {
         Route::Health => Ok(health(store)),
         Route::Metrics => Ok(metrics(shared, store)),
         Route::OpenApi => Ok(Reply::text(200, "application/json", OPENAPI.to_string())),
-        Route::CreateJob => create_job(req, shared, store),
+        Route::CreateJob => unreachable!("planned above"),
         Route::CreateBatch => create_batch(req, shared, store),
         Route::GetJob => get_job(id, store),
         Route::Stats => store
@@ -153,7 +173,7 @@ pub fn handle(req: &mut Request, shared: &Arc<Shared>, store: &mut Store) -> Rep
             Ok(Reply::json(200, &json!({"deleted": n})))
         }),
     };
-    result.unwrap_or_else(|r| r)
+    Step::Reply(result.unwrap_or_else(|r| r))
 }
 
 /// With API_TOKEN set, checks the bearer token (in constant time) on every route but `/health`
@@ -255,7 +275,8 @@ fn read_body(req: &mut Request, max: usize) -> Result<Vec<u8>, Reply> {
 /// parsing so no request can exhaust the stack.
 pub const MAX_JSON_DEPTH: usize = 64;
 
-/// Parses a JSON body into `T`, with errors that say whether the JSON or its shape is wrong.
+/// Parses a JSON object body into `T`, with errors that say whether the JSON or its shape is
+/// wrong.
 fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8], shape: &str) -> Result<T, Reply> {
     if json_depth(body) > MAX_JSON_DEPTH {
         return Err(Reply::error(
@@ -263,13 +284,29 @@ fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8], shape: &str) -> Result<
             format!("JSON nested deeper than {MAX_JSON_DEPTH} levels; flatten the payload"),
         ));
     }
-    serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() {
-            Reply::error(400, format!("invalid request: {e}"))
-        } else {
-            Reply::error(400, format!("malformed JSON: {e}; send {shape}"))
-        }
-    })
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| Reply::error(400, format!("malformed JSON: {e}; send {shape}")))?;
+    from_object(value).map_err(|e| Reply::error(400, format!("invalid request: {e}; send {shape}")))
+}
+
+/// Deserializes a JSON object into `T`. serde's derived structs would also take an array of
+/// the fields in order, which is not the API.
+fn from_object<T: for<'de> Deserialize<'de>>(value: Value) -> Result<T, String> {
+    if !value.is_object() {
+        return Err(format!("expected a JSON object, got {}", kind_of(&value)));
+    }
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// The deepest nesting of `[` and `{` outside strings.
@@ -326,7 +363,8 @@ fn queue_full(shared: &Shared) -> Reply {
     .with_header("Retry-After", "1")
 }
 
-fn create_job(req: &mut Request, shared: &Shared, store: &mut Store) -> Result<Reply, Reply> {
+/// Reads and validates a `POST /jobs` submission.
+fn prepare_job(req: &mut Request, shared: &Shared) -> Result<NewJob, Reply> {
     let header_key = req
         .headers()
         .iter()
@@ -347,29 +385,45 @@ fn create_job(req: &mut Request, shared: &Shared, store: &mut Store) -> Result<R
             _ => parsed.idempotency_key = Some(key),
         }
     }
-    let job = validate(shared, parsed).map_err(|m| Reply::error(400, m))?;
+    validate(shared, parsed).map_err(|m| Reply::error(400, m))
+}
+
+/// Creates the validated submissions gathered from several requests, each with its own
+/// outcome, in one round trip; returns each one's answer, in order.
+pub fn create_jobs(jobs: &[NewJob], shared: &Shared, store: &mut Store) -> Vec<Reply> {
     let cfg = &shared.config;
-    match store.create(
-        std::slice::from_ref(&job),
-        cfg.max_queue_size,
-        cfg.idempotency_ttl_secs,
-    )? {
-        CreateOutcome::Created(created) => {
-            let first = &created[0];
-            if first.new {
-                shared.metrics.jobs_created.inc();
-                log_created(&job);
-                Ok(Reply::json(201, &json!({"job_id": first.id})))
-            } else {
-                Ok(Reply::json(200, &json!({"job_id": first.id})))
-            }
-        }
-        CreateOutcome::Full => Err(queue_full(shared)),
-    }
+    let outcomes = match jobs {
+        [] => Vec::new(),
+        [one] => vec![store.create(
+            std::slice::from_ref(one),
+            cfg.max_queue_size,
+            cfg.idempotency_ttl_secs,
+        )],
+        many => match store.create_each(many, cfg.max_queue_size, cfg.idempotency_ttl_secs) {
+            Ok(outcomes) => outcomes,
+            Err(e) => many.iter().map(|_| Err(e.clone())).collect(),
+        },
+    };
+    jobs.iter()
+        .zip(outcomes)
+        .map(|(job, outcome)| match outcome {
+            Ok(CreateOutcome::Created(created)) => match created.first() {
+                Some(c) if c.new => {
+                    shared.metrics.jobs_created.inc();
+                    log_created(job);
+                    Reply::json(201, &json!({"job_id": c.id}))
+                }
+                Some(c) => Reply::json(200, &json!({"job_id": c.id})),
+                None => Reply::error(500, "create script answered no job"),
+            },
+            Ok(CreateOutcome::Full) => queue_full(shared),
+            Err(e) => e.into(),
+        })
+        .collect()
 }
 
 fn log_created(job: &NewJob) {
-    if job.delay_ms > 0 || job.run_at_ms.is_some() {
+    if job.delay_ms > 0 || job.run_at_us.is_some() {
         log::info!("job {} ({}) created, scheduled for later", job.id, job.kind);
     } else {
         log::info!("job {} ({}) created", job.id, job.kind);
@@ -396,8 +450,7 @@ fn create_batch(req: &mut Request, shared: &Shared, store: &mut Store) -> Result
     }
     let mut jobs = Vec::with_capacity(batch.jobs.len());
     for (i, v) in batch.jobs.into_iter().enumerate() {
-        let job = serde_json::from_value::<NewJobRequest>(v)
-            .map_err(|e| e.to_string())
+        let job = from_object::<NewJobRequest>(v)
             .and_then(|r| validate(shared, r))
             .map_err(|m| Reply::error(400, format!("jobs[{i}]: {m}")))?;
         jobs.push(job);

@@ -57,6 +57,8 @@ pub struct Conn {
     conn: Option<redis::Connection>,
     health: Arc<Health>,
     read_timeout: Duration,
+    /// Whether the last failure was the socket being closed (as opposed to a timeout).
+    last_was_closed: bool,
 }
 
 impl Conn {
@@ -67,6 +69,7 @@ impl Conn {
             conn: None,
             health,
             read_timeout,
+            last_was_closed: false,
         }
     }
 
@@ -74,8 +77,27 @@ impl Conn {
     /// and mark Redis down; server errors (a script bug, a wrong type) leave both alone.
     pub fn run<T>(
         &mut self,
-        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+        mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
+        // A socket that sat idle may be stale: Redis restarted since, and the first use finds
+        // the old connection closed. Such a command never reached the Redis now running, so
+        // it is sent once more on a fresh connection (as redis-rb and others do) rather than
+        // failing a request while Redis is in fact up. A timeout is not retried: the command
+        // may still be running.
+        let reused = self.conn.is_some();
+        match self.run_once(&mut f) {
+            Err(StoreError::Unavailable(_)) if reused && self.last_was_closed => {
+                self.run_once(&mut f)
+            }
+            other => other,
+        }
+    }
+
+    fn run_once<T>(
+        &mut self,
+        f: &mut impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, StoreError> {
+        self.last_was_closed = false;
         let fresh = self.conn.is_none();
         if fresh {
             match self.connect() {
@@ -97,20 +119,22 @@ impl Conn {
                 self.health.mark_up();
                 Ok(v)
             }
+            // Checked first: with TLS the handshake, and so a certificate error, comes with the
+            // first command rather than with the connect.
+            Err(e) if is_rejection(&e) => {
+                self.conn = None;
+                Err(StoreError::Rejected(describe(&e)))
+            }
             Err(e) if is_transport(&e) => {
                 self.conn = None;
+                self.last_was_closed = !e.is_timeout();
                 let msg = describe(&e);
-                // A socket that had been idle may simply be stale (Redis restarted since); only
-                // a failure on a fresh connection says Redis itself is gone. This keeps the log
-                // to one line when Redis goes away and one when it is back.
+                // Only a failure on a fresh connection says Redis itself is gone: this keeps
+                // the log to one line when Redis goes away and one when it is back.
                 if fresh {
                     self.health.mark_down(&msg);
                 }
                 Err(StoreError::Unavailable(msg))
-            }
-            Err(e) if is_rejection(&e) => {
-                self.conn = None;
-                Err(StoreError::Rejected(describe(&e)))
             }
             Err(e) => {
                 // Redis answered, but not as expected (a script error, a reply of another

@@ -18,10 +18,11 @@ use crate::config::Config;
 use crate::job::{Job, NewJob};
 pub use conn::Health;
 use conn::{Conn, COMMAND_TIMEOUT};
-use keys::{counter, Keys};
+use keys::Keys;
 use scripts::scripts;
 
-/// How many recently completed ids the completed list keeps.
+/// How many recently completed ids the completed list keeps (it is trimmed back to this size
+/// once it has grown 100 past it).
 pub const COMPLETED_LIST_MAX: u64 = 1000;
 
 /// What can go wrong talking to Redis.
@@ -62,12 +63,18 @@ pub struct Backend {
 impl Backend {
     /// Where Redis is (REDIS_URL), with the TLS files of a `rediss://` URL, and the key prefix.
     pub fn from_config(c: &Config) -> Result<Backend, StoreError> {
-        let bad = |e: redis::RedisError| StoreError::Rejected(format!("REDIS_URL: {e}"));
+        let info = redis::IntoConnectionInfo::into_connection_info(c.redis_url.as_str())
+            .map_err(|e| StoreError::Rejected(format!("REDIS_URL: {e}")))?;
+        // No CLIENT SETINFO on connect: two more round trips, each of which would wait out the
+        // read timeout when Redis hangs, and nothing jobq needs.
+        let settings = info.redis_settings().clone().set_skip_set_lib_name();
+        let info = info.set_redis_settings(settings);
         let tls_files = c.redis_ca_cert.is_some() || c.redis_client_cert.is_some();
         let client = if tls_files {
-            tls_client(c)?
+            tls_client(c, info)?
         } else {
-            redis::Client::open(c.redis_url.as_str()).map_err(bad)?
+            redis::Client::open(info)
+                .map_err(|e| StoreError::Rejected(format!("REDIS_URL: {e}")))?
         };
         Ok(Backend {
             client,
@@ -103,7 +110,7 @@ impl Backend {
 }
 
 #[cfg(feature = "redis-tls")]
-fn tls_client(c: &Config) -> Result<redis::Client, StoreError> {
+fn tls_client(c: &Config, info: redis::ConnectionInfo) -> Result<redis::Client, StoreError> {
     let read = |what: &str, path: &str| {
         std::fs::read(path).map_err(|e| StoreError::Rejected(format!("{what} {path}: {e}")))
     };
@@ -119,7 +126,7 @@ fn tls_client(c: &Config) -> Result<redis::Client, StoreError> {
         _ => None,
     };
     redis::Client::build_with_tls(
-        c.redis_url.as_str(),
+        info,
         redis::TlsCertificates {
             client_tls,
             root_cert,
@@ -129,7 +136,7 @@ fn tls_client(c: &Config) -> Result<redis::Client, StoreError> {
 }
 
 #[cfg(not(feature = "redis-tls"))]
-fn tls_client(_: &Config) -> Result<redis::Client, StoreError> {
+fn tls_client(_: &Config, _: redis::ConnectionInfo) -> Result<redis::Client, StoreError> {
     Err(StoreError::Rejected(
         "REDIS_CA_CERT and REDIS_CLIENT_CERT need the redis-tls feature; rebuild with it".into(),
     ))
@@ -163,11 +170,61 @@ pub struct Claimed {
     pub timeout_secs: Option<u64>,
 }
 
+/// What an acknowledgement did, and the worker's next job if it claimed one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acked<T> {
+    pub outcome: T,
+    pub next: Option<Claimed>,
+}
+
+/// The create script's answer: `{1, id, new, ...}`, `{0}` when full, `{-1, id}` on a clash.
+fn create_outcome(reply: Vec<RV>) -> Result<CreateOutcome, StoreError> {
+    let code = reply
+        .first()
+        .and_then(|v| redis::from_redis_value_ref::<i64>(v).ok());
+    match code {
+        Some(0) => Ok(CreateOutcome::Full),
+        Some(1) => {
+            let flat: Vec<String> = redis::from_redis_value(RV::Array(reply[1..].to_vec()))
+                .map_err(|e| StoreError::Redis(format!("create script answered oddly: {e}")))?;
+            Ok(CreateOutcome::Created(
+                flat.chunks_exact(2)
+                    .map(|c| Created {
+                        id: c[0].clone(),
+                        new: c[1] == "1",
+                    })
+                    .collect(),
+            ))
+        }
+        _ => Err(StoreError::Redis(format!(
+            "create script refused the jobs: {reply:?}"
+        ))),
+    }
+}
+
+fn is_noscript(v: &RV) -> bool {
+    matches!(v, RV::ServerError(e) if e.code() == "NOSCRIPT")
+}
+
+/// Jobs as the claim step returns them: 6 entries each.
+fn claimed_jobs(flat: &[String]) -> Vec<Claimed> {
+    flat.chunks_exact(6)
+        .map(|c| Claimed {
+            id: c[0].clone(),
+            kind: c[1].clone(),
+            payload: c[2].clone(),
+            attempt: c[3].parse().unwrap_or(1),
+            max_attempts: c[4].parse().unwrap_or(1),
+            timeout_secs: c[5].parse().ok(),
+        })
+        .collect()
+}
+
 /// What [`Store::fail`] did with a failed attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FailOutcome {
-    /// Scheduled to run again at this time (ms since the epoch).
-    Retry { due_ms: i64 },
+    /// Scheduled to run again at this time (µs since the epoch).
+    Retry { due_us: i64 },
     /// Moved to the dead-letter queue; `evicted` are the oldest DLQ entries dropped past the cap.
     Dead { evicted: Vec<String> },
     /// This process no longer held the job; nothing was written.
@@ -213,10 +270,10 @@ impl DlqSelect<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Promoted {
     pub moved: u64,
-    /// When the next scheduled job is due, if any (ms since the epoch, Redis's clock).
-    pub next_due_ms: Option<i64>,
-    /// Redis's clock when the script ran.
-    pub now_ms: i64,
+    /// When the next scheduled job is due, if any (µs since the epoch, Redis's clock).
+    pub next_due_us: Option<i64>,
+    /// Redis's clock when the script ran (µs since the epoch).
+    pub now_us: i64,
 }
 
 /// The jobs recovered from a dead process by [`Store::reap`].
@@ -254,6 +311,59 @@ impl Store {
         max_queue: u64,
         idempotency_ttl_secs: u64,
     ) -> Result<CreateOutcome, StoreError> {
+        let inv = self.create_invocation(jobs, max_queue, idempotency_ttl_secs);
+        let reply: Vec<RV> = self.conn.run(|c| inv.invoke(c))?;
+        create_outcome(reply)
+    }
+
+    /// Creates each job on its own (as separate `create` calls would, each with its own
+    /// capacity check and outcome) in one round trip: the HTTP threads gather concurrent
+    /// `POST /jobs` requests into one of these.
+    pub fn create_each(
+        &mut self,
+        jobs: &[NewJob],
+        max_queue: u64,
+        idempotency_ttl_secs: u64,
+    ) -> Result<Vec<Result<CreateOutcome, StoreError>>, StoreError> {
+        let invs: Vec<_> = jobs
+            .iter()
+            .map(|j| {
+                self.create_invocation(std::slice::from_ref(j), max_queue, idempotency_ttl_secs)
+            })
+            .collect();
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for inv in &invs {
+            pipe.invoke_script(inv);
+        }
+        let replies: Vec<RV> = self.conn.run(|c| {
+            let replies: Vec<RV> = pipe.query(c)?;
+            // A pipeline sends EVALSHA only; after a Redis restart the script must be loaded
+            // again first. No script ran then, so sending the pipeline again is safe.
+            if replies.iter().any(is_noscript) {
+                scripts().create.load(c)?;
+                return pipe.query(c);
+            }
+            Ok(replies)
+        })?;
+        Ok(replies
+            .into_iter()
+            .map(|r| match r {
+                RV::Array(items) => create_outcome(items),
+                RV::ServerError(e) => Err(StoreError::Redis(format!("create script: {e:?}"))),
+                other => Err(StoreError::Redis(format!(
+                    "create script answered {other:?}"
+                ))),
+            })
+            .collect())
+    }
+
+    fn create_invocation(
+        &self,
+        jobs: &[NewJob],
+        max_queue: u64,
+        idempotency_ttl_secs: u64,
+    ) -> redis::ScriptInvocation<'static> {
         let k = &self.keys;
         let mut inv = scripts().create.prepare_invoke();
         inv.key(&k.pending).key(&k.scheduled).key(&k.counters);
@@ -270,31 +380,10 @@ impl Store {
                 .arg(&j.payload)
                 .arg(j.max_attempts)
                 .arg(j.delay_ms)
-                .arg(j.run_at_ms.map(|t| t.to_string()).unwrap_or_default())
+                .arg(j.run_at_us.map(|t| t.to_string()).unwrap_or_default())
                 .arg(j.timeout_secs.map(|t| t.to_string()).unwrap_or_default());
         }
-        let reply: Vec<RV> = self.conn.run(|c| inv.invoke(c))?;
-        let code = reply
-            .first()
-            .and_then(|v| redis::from_redis_value_ref::<i64>(v).ok());
-        match code {
-            Some(0) => Ok(CreateOutcome::Full),
-            Some(1) => {
-                let flat: Vec<String> = redis::from_redis_value(RV::Array(reply[1..].to_vec()))
-                    .map_err(|e| StoreError::Redis(format!("create script answered oddly: {e}")))?;
-                Ok(CreateOutcome::Created(
-                    flat.chunks_exact(2)
-                        .map(|c| Created {
-                            id: c[0].clone(),
-                            new: c[1] == "1",
-                        })
-                        .collect(),
-                ))
-            }
-            _ => Err(StoreError::Redis(format!(
-                "create script refused the jobs: {reply:?}"
-            ))),
-        }
+        inv
     }
 
     /// A job's record, or None when there is no such job (or its record has expired).
@@ -311,35 +400,25 @@ impl Store {
             .map_err(StoreError::Corrupt)
     }
 
-    /// Counts for `GET /stats` and the `queue_size` gauge, in one round trip.
+    /// Counts for `GET /stats` and the `queue_size` gauge, in one script call: one reply, so a
+    /// Redis that hangs costs one read timeout, not one per count.
     pub fn stats(&mut self) -> Result<Stats, StoreError> {
-        let k = self.keys.clone();
-        let (pending, scheduled, dlq, counters): (u64, u64, u64, Vec<Option<u64>>) =
-            self.conn.run(|c| {
-                redis::pipe()
-                    .cmd("LLEN")
-                    .arg(&k.pending)
-                    .cmd("ZCARD")
-                    .arg(&k.scheduled)
-                    .cmd("ZCARD")
-                    .arg(&k.dlq)
-                    .cmd("HMGET")
-                    .arg(&k.counters)
-                    .arg(counter::CREATED)
-                    .arg(counter::RUNNING)
-                    .arg(counter::COMPLETED)
-                    .arg(counter::DEAD)
-                    .query(c)
-            })?;
-        let n = |i: usize| counters.get(i).copied().flatten().unwrap_or(0);
+        let k = &self.keys;
+        let mut inv = scripts().stats.prepare_invoke();
+        inv.key(&k.pending)
+            .key(&k.scheduled)
+            .key(&k.dlq)
+            .key(&k.counters);
+        let n: Vec<u64> = self.conn.run(|c| inv.invoke(c))?;
+        let n = |i: usize| n.get(i).copied().unwrap_or(0);
         Ok(Stats {
-            total_jobs: n(0),
-            pending_jobs: pending,
-            running_jobs: n(1),
-            completed_jobs: n(2),
-            failed_jobs: n(3),
-            dlq_size: dlq,
-            scheduled_jobs: scheduled,
+            pending_jobs: n(0),
+            scheduled_jobs: n(1),
+            dlq_size: n(2),
+            total_jobs: n(3),
+            running_jobs: n(4),
+            completed_jobs: n(5),
+            failed_jobs: n(6),
         })
     }
 
@@ -353,18 +432,7 @@ impl Store {
             .arg(k.prefix())
             .arg(max);
         let flat: Vec<String> = self.conn.run(|c| inv.invoke(c))?;
-        let mut out = Vec::with_capacity(flat.len() / 6);
-        for c in flat.chunks_exact(6) {
-            out.push(Claimed {
-                id: c[0].clone(),
-                kind: c[1].clone(),
-                payload: c[2].clone(),
-                attempt: c[3].parse().unwrap_or(1),
-                max_attempts: c[4].parse().unwrap_or(1),
-                timeout_secs: c[5].parse().ok(),
-            });
-        }
-        Ok(out)
+        Ok(claimed_jobs(&flat))
     }
 
     /// Blocks until pending has a job or `timeout` passes; returns whether it has one.
@@ -386,31 +454,41 @@ impl Store {
         Ok(got.is_some())
     }
 
-    /// Marks a job this process ran as completed, storing `result` (JSON) if any.
-    /// Returns false when the job was no longer this process's to finish.
+    /// Marks a job this process ran as completed, storing `result` (JSON) if any, and when
+    /// `claim_next` is set claims the worker's next job in the same round trip.
+    /// `Acked::owned` is false when the job was no longer this process's to finish.
     pub fn complete(
         &mut self,
         worker: &str,
         id: &str,
         result: Option<&str>,
         ttl_secs: u64,
-    ) -> Result<bool, StoreError> {
+        claim_next: bool,
+    ) -> Result<Acked<bool>, StoreError> {
         let k = &self.keys;
         let mut inv = scripts().complete.prepare_invoke();
         inv.key(k.running(worker))
             .key(&k.completed)
             .key(&k.counters)
             .key(k.job(id))
+            .key(&k.pending)
             .arg(id)
             .arg(result.unwrap_or(""))
             .arg(ttl_secs)
-            .arg(COMPLETED_LIST_MAX);
-        let n: i64 = self.conn.run(|c| inv.invoke(c))?;
-        Ok(n == 1)
+            .arg(COMPLETED_LIST_MAX)
+            .arg(k.prefix())
+            .arg(u8::from(claim_next));
+        let reply: Vec<String> = self.conn.run(|c| inv.invoke(c))?;
+        Ok(Acked {
+            outcome: reply.first().map(String::as_str) == Some("1"),
+            next: claimed_jobs(reply.get(1..).unwrap_or_default()).pop(),
+        })
     }
 
     /// Records a failed attempt: retry after `retry_delay_ms`, or the dead-letter queue (capped
-    /// at `dlq_cap` entries) when the attempts are spent or `permanent` is set.
+    /// at `dlq_cap` entries) when the attempts are spent or `permanent` is set. When `claim_next`
+    /// is set, claims the worker's next job in the same round trip.
+    #[allow(clippy::too_many_arguments)]
     pub fn fail(
         &mut self,
         worker: &str,
@@ -419,7 +497,8 @@ impl Store {
         retry_delay_ms: u64,
         permanent: bool,
         dlq_cap: u64,
-    ) -> Result<FailOutcome, StoreError> {
+        claim_next: bool,
+    ) -> Result<Acked<FailOutcome>, StoreError> {
         let k = &self.keys;
         let mut inv = scripts().fail.prepare_invoke();
         inv.key(k.running(worker))
@@ -427,21 +506,34 @@ impl Store {
             .key(&k.dlq)
             .key(&k.counters)
             .key(k.job(id))
+            .key(&k.pending)
             .arg(id)
             .arg(error)
             .arg(retry_delay_ms)
             .arg(if permanent { "1" } else { "0" })
             .arg(k.prefix())
-            .arg(dlq_cap);
+            .arg(dlq_cap)
+            .arg(u8::from(claim_next));
         let reply: Vec<String> = self.conn.run(|c| inv.invoke(c))?;
-        Ok(match reply.first().map(String::as_str) {
-            Some("1") => FailOutcome::Retry {
-                due_ms: reply.get(1).and_then(|t| t.parse().ok()).unwrap_or(0),
-            },
-            Some("2") => FailOutcome::Dead {
-                evicted: reply[2..].to_vec(),
+        let num = |i: usize| {
+            reply
+                .get(i)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        let evicted = num(2).max(0) as usize;
+        let rest = reply.get(3..).unwrap_or_default();
+        let (evicted, claimed) = rest.split_at(evicted.min(rest.len()));
+        let outcome = match num(0) {
+            1 => FailOutcome::Retry { due_us: num(1) },
+            2 => FailOutcome::Dead {
+                evicted: evicted.to_vec(),
             },
             _ => FailOutcome::NotOwned,
+        };
+        Ok(Acked {
+            outcome,
+            next: claimed_jobs(claimed).pop(),
         })
     }
 
@@ -456,8 +548,8 @@ impl Store {
         let (moved, next, now): (u64, i64, i64) = self.conn.run(|c| inv.invoke(c))?;
         Ok(Promoted {
             moved,
-            next_due_ms: (next >= 0).then_some(next),
-            now_ms: now,
+            next_due_us: (next >= 0).then_some(next),
+            now_us: now,
         })
     }
 
@@ -552,55 +644,37 @@ impl Store {
         }))
     }
 
-    /// One page of the dead-letter queue, newest first, and its total size.
+    /// One page of the dead-letter queue, newest first, and its total size, in one script call.
     pub fn dlq_page(&mut self, offset: u64, limit: u64) -> Result<(u64, Vec<Job>), StoreError> {
-        let dlq = self.keys.dlq.clone();
-        let (total, ids): (u64, Vec<String>) = self.conn.run(|c| {
-            redis::pipe()
-                .cmd("ZCARD")
-                .arg(&dlq)
-                .cmd("ZRANGE")
-                .arg(&dlq)
-                .arg(offset)
-                .arg((offset + limit).saturating_sub(1))
-                .arg("REV")
-                .query(c)
-        })?;
-        if ids.is_empty() || limit == 0 {
-            return Ok((total, Vec::new()));
+        let k = &self.keys;
+        let mut inv = scripts().dlq_page.prepare_invoke();
+        inv.key(&k.dlq).arg(k.prefix()).arg(offset).arg(limit);
+        let reply: Vec<RV> = self.conn.run(|c| inv.invoke(c))?;
+        let odd = |e: String| StoreError::Redis(format!("dlq_page script answered oddly: {e}"));
+        let mut items = reply.into_iter();
+        let total: u64 = match items.next() {
+            Some(v) => redis::from_redis_value(v).map_err(|e| odd(e.to_string()))?,
+            None => 0,
+        };
+        let mut jobs = Vec::new();
+        while let (Some(id), Some(rec)) = (items.next(), items.next()) {
+            let id: String = redis::from_redis_value(id).map_err(|e| odd(e.to_string()))?;
+            let rec: HashMap<String, String> =
+                redis::from_redis_value(rec).map_err(|e| odd(e.to_string()))?;
+            if !rec.is_empty() {
+                jobs.push(Job::from_record(&id, &rec).map_err(StoreError::Corrupt)?);
+            }
         }
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.cmd("HGETALL").arg(self.keys.job(id));
-        }
-        let records: Vec<HashMap<String, String>> = self.conn.run(|c| pipe.query(c))?;
-        let jobs = ids
-            .iter()
-            .zip(records)
-            .filter(|(_, r)| !r.is_empty())
-            .map(|(id, r)| Job::from_record(id, &r).map_err(StoreError::Corrupt))
-            .collect::<Result<_, _>>()?;
         Ok((total, jobs))
     }
 
-    /// A job in the dead-letter queue, or None when it is not there.
+    /// A job in the dead-letter queue, or None when it is not there. Only a buried job has
+    /// status `failed`, and deleting one from the DLQ deletes its record, so the record alone
+    /// answers (one command, one reply).
     pub fn dlq_job(&mut self, id: &str) -> Result<Option<Job>, StoreError> {
-        let (dlq, key) = (self.keys.dlq.clone(), self.keys.job(id));
-        let (score, rec): (Option<f64>, HashMap<String, String>) = self.conn.run(|c| {
-            redis::pipe()
-                .cmd("ZSCORE")
-                .arg(&dlq)
-                .arg(id)
-                .cmd("HGETALL")
-                .arg(&key)
-                .query(c)
-        })?;
-        if score.is_none() || rec.is_empty() {
-            return Ok(None);
-        }
-        Job::from_record(id, &rec)
-            .map(Some)
-            .map_err(StoreError::Corrupt)
+        Ok(self
+            .job(id)?
+            .filter(|j| j.status == crate::job::JobStatus::Failed))
     }
 
     /// Sends the selected dead-letter jobs back to pending with attempts reset; returns their ids.

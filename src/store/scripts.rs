@@ -18,6 +18,8 @@ pub struct Scripts {
     pub reap: Script,
     pub dlq_retry: Script,
     pub dlq_delete: Script,
+    pub dlq_page: Script,
+    pub stats: Script,
 }
 
 macro_rules! script {
@@ -42,5 +44,7 @@ pub fn scripts() -> &'static Scripts {
         reap: script!("reap.lua"),
         dlq_retry: script!("dlq_retry.lua"),
         dlq_delete: script!("dlq_delete.lua"),
+        dlq_page: script!("dlq_page.lua"),
+        stats: script!("stats.lua"),
     })
 }

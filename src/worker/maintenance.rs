@@ -54,9 +54,9 @@ pub fn spawn_scheduler(
                 if p.moved as usize == PROMOTE_BATCH {
                     return Duration::ZERO;
                 }
-                match p.next_due_ms {
-                    Some(due) if due > p.now_ms => {
-                        Duration::from_millis((due - p.now_ms) as u64).min(SCHEDULER_MAX_SLEEP)
+                match p.next_due_us {
+                    Some(due) if due > p.now_us => {
+                        Duration::from_micros((due - p.now_us) as u64).min(SCHEDULER_MAX_SLEEP)
                     }
                     Some(_) => Duration::ZERO,
                     None => SCHEDULER_MAX_SLEEP,

@@ -65,6 +65,7 @@ impl Pool {
                 slot: i,
                 in_flight: in_flight.clone(),
                 abandoned: abandoned.clone(),
+                shutdown: shutdown.clone(),
             };
             let (ready_tx, job_rx, done_tx) = (ready_tx.clone(), job_rx.clone(), done_tx.clone());
             workers.push(
@@ -235,22 +236,35 @@ struct Worker {
     slot: usize,
     in_flight: InFlight,
     abandoned: Arc<AtomicBool>,
+    shutdown: Shutdown,
 }
 
 impl Worker {
+    /// Runs jobs until the fetcher is gone. A worker that finishes a job claims its next one in
+    /// the same script call as the acknowledgement, so while the queue is deep it neither waits
+    /// for the fetcher nor costs an extra round trip; it asks the fetcher only when idle.
     fn run(mut self, ready: Sender<()>, jobs: Receiver<Claimed>) {
+        let mut next = None;
         loop {
-            if ready.send(()).is_err() {
-                return;
-            }
-            match jobs.recv() {
-                Ok(job) => self.run_job(job),
-                Err(_) => return,
-            }
+            let job = match next.take() {
+                Some(job) => job,
+                None => {
+                    if ready.send(()).is_err() {
+                        return;
+                    }
+                    match jobs.recv() {
+                        Ok(job) => job,
+                        Err(_) => return,
+                    }
+                }
+            };
+            next = self.run_job(job);
         }
     }
 
-    fn run_job(&mut self, job: Claimed) {
+    /// Runs one job and records its outcome; returns the next job, if the acknowledgement
+    /// claimed one.
+    fn run_job(&mut self, job: Claimed) -> Option<Claimed> {
         let cfg = &self.shared.config;
         let timeout_secs = job.timeout_secs.unwrap_or(cfg.job_timeout_secs);
         let started = Instant::now();
@@ -282,7 +296,7 @@ impl Worker {
             )),
             other => other,
         };
-        self.record(&job, outcome, elapsed);
+        self.record(&job, outcome, elapsed)
     }
 
     /// Runs the handler, turning a panic into a failed attempt so the thread lives on.
@@ -319,16 +333,22 @@ impl Worker {
 
     /// Writes the outcome to Redis, retrying while Redis is unreachable: a finished job keeps its
     /// outcome and is not run again. Gives up only when the drain was abandoned.
-    fn record(&mut self, job: &Claimed, outcome: JobResult, elapsed: Duration) {
+    fn record(&mut self, job: &Claimed, outcome: JobResult, elapsed: Duration) -> Option<Claimed> {
         let shared = self.shared.clone();
         let (cfg, m) = (&shared.config, &shared.metrics);
         let ms = elapsed.as_millis();
+        let wid = self.worker_id.clone();
+        let shutdown = self.shutdown.clone();
+        // No new work once a stop has begun; the check runs on every retry of the write.
+        let claim_next = move || !shutdown.is_triggered();
         match outcome {
             Ok(result) => {
                 let result = (!result.is_null()).then(|| result.to_string());
-                let wid = self.worker_id.clone();
                 let ttl = cfg.job_ttl_secs;
-                match self.persist(|s| s.complete(&wid, &job.id, result.as_deref(), ttl)) {
+                let acked = self
+                    .persist(|s| s.complete(&wid, &job.id, result.as_deref(), ttl, claim_next()));
+                let next = acked.as_ref().and_then(|a| a.next.clone());
+                match acked.map(|a| a.outcome) {
                     Some(true) => {
                         m.jobs_processed.inc();
                         log::info!("job {} ({}) completed in {ms} ms", job.id, job.kind);
@@ -342,15 +362,18 @@ impl Worker {
                         job.id, job.kind
                     ),
                 }
+                next
             }
             Err(err) => {
                 m.jobs_failed.inc();
                 let delay = backoff::delay_ms(job.attempt, cfg.backoff_base_ms, cfg.backoff_max_ms);
-                let wid = self.worker_id.clone();
                 let permanent = err.permanent;
                 let msg = err.message.clone();
                 let cap = cfg.dlq_max_size;
-                match self.persist(|s| s.fail(&wid, &job.id, &msg, delay, permanent, cap)) {
+                let acked = self
+                    .persist(|s| s.fail(&wid, &job.id, &msg, delay, permanent, cap, claim_next()));
+                let next = acked.as_ref().and_then(|a| a.next.clone());
+                match acked.map(|a| a.outcome) {
                     Some(FailOutcome::Retry { .. }) => {
                         m.jobs_retried.inc();
                         log::warn!(
@@ -384,6 +407,7 @@ impl Worker {
                         job.id, job.kind, job.attempt, err.message
                     ),
                 }
+                next
             }
         }
     }

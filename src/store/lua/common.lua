@@ -1,12 +1,14 @@
 -- Shared by every script: prepended to each one when it is loaded (see src/store/scripts.rs).
 
--- Redis's clock in ms: one clock for every process, so a skewed host cannot run jobs early.
-local function now_ms()
+-- Redis's clock in microseconds since the epoch: one clock for every process, so a skewed host
+-- cannot run jobs early. (2^53 microseconds is year 2255; Lua's doubles hold it exactly.)
+local function now_us()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
--- Records a failed attempt on the job record: the last error, and a history of the last 20.
+-- Records a failed attempt on the job record: the last error, and a history of the last 20
+-- (their times in ms: cjson keeps only 14 significant digits).
 local function push_error(key, message, now)
   local attempt = tonumber(redis.call('HGET', key, 'attempt') or '0')
   local old = redis.call('HGET', key, 'errors')
@@ -14,11 +16,56 @@ local function push_error(key, message, now)
   if old then
     list = cjson.decode(old)
   end
-  list[#list + 1] = {attempt = attempt, error = message, at = now}
+  list[#list + 1] = {attempt = attempt, error = message, at = math.floor(now / 1000)}
   while #list > 20 do
     table.remove(list, 1)
   end
   redis.call('HSET', key, 'error', message, 'errors', cjson.encode(list), 'updated_at', now)
+end
+
+-- Claims up to n pending jobs for one worker process: each id moves into the process's own
+-- running list, its record is marked running and the attempt counted. Returns a flat list, 6
+-- entries per job (id, type, payload, attempt, max_attempts, timeout_secs ('' = default)), and
+-- how many were claimed; the caller moves the running counter (once, with any other change).
+local function claim(pending, running, prefix, n, now)
+  local out = {}
+  local claimed = 0
+  for _ = 1, n do
+    local id = redis.call('LMOVE', pending, running, 'LEFT', 'RIGHT')
+    if not id then
+      break
+    end
+    local key = prefix .. ':job:' .. id
+    local rec = redis.call('HMGET', key, 'type', 'payload', 'max_attempts', 'timeout_secs',
+      'attempt', 'run_at')
+    if not rec[1] then
+      -- An id without a record cannot run; drop it rather than hand a worker nothing.
+      redis.call('LREM', running, -1, id)
+    else
+      local attempt = tonumber(rec[5] or '0') + 1
+      redis.call('HSET', key, 'status', 'running', 'attempt', attempt, 'started_at', now,
+        'updated_at', now)
+      if rec[6] then
+        redis.call('HDEL', key, 'run_at')
+      end
+      claimed = claimed + 1
+      out[#out + 1] = id
+      out[#out + 1] = rec[1]
+      out[#out + 1] = rec[2] or 'null'
+      out[#out + 1] = attempt
+      out[#out + 1] = rec[3] or '1'
+      out[#out + 1] = rec[4] or ''
+    end
+  end
+  return out, claimed
+end
+
+-- Appends the items of list b to list a.
+local function extend(a, b)
+  for _, v in ipairs(b) do
+    a[#a + 1] = v
+  end
+  return a
 end
 
 -- Moves a job to the dead-letter queue (its record then never expires), and drops the oldest

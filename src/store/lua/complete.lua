@@ -1,19 +1,30 @@
 -- A job succeeded: running → completed, with its result, an expiry on the record and a place in
--- the bounded list of recent completions.
--- KEYS: running list of this process, completed list, counters, job key
--- ARGV: id, result JSON ('' = none), record TTL seconds, completed list length
--- Returns: 1, or 0 when this process no longer owns the job (it was recovered elsewhere).
+-- the bounded list of recent completions. The worker that ran it may claim its next job in the
+-- same round trip.
+-- KEYS: running list of this process, completed list, counters, job key, pending
+-- ARGV: id, result JSON ('' = none), record TTL seconds, completed list length, key prefix,
+--       jobs to claim next (0 or 1)
+-- Returns: {1, claimed job...} (6 entries per claimed job, as claim() gives them), or {0} when
+--          this process no longer owns the job (it was recovered elsewhere).
 if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then
-  return 0
+  return {0}
 end
-local now = now_ms()
-redis.call('HSET', KEYS[4], 'status', 'completed', 'completed_at', now, 'updated_at', now)
+local now = now_us()
 if ARGV[2] ~= '' then
-  redis.call('HSET', KEYS[4], 'result', ARGV[2])
+  redis.call('HSET', KEYS[4], 'status', 'completed', 'completed_at', now, 'updated_at', now,
+    'result', ARGV[2])
+else
+  redis.call('HSET', KEYS[4], 'status', 'completed', 'completed_at', now, 'updated_at', now)
 end
 redis.call('EXPIRE', KEYS[4], ARGV[3])
-redis.call('LPUSH', KEYS[2], ARGV[1])
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
-redis.call('HINCRBY', KEYS[3], 'running', -1)
+-- The list of recent completions is trimmed in steps, not on every push.
+local keep = tonumber(ARGV[4])
+if redis.call('LPUSH', KEYS[2], ARGV[1]) > keep + 100 then
+  redis.call('LTRIM', KEYS[2], 0, keep - 1)
+end
 redis.call('HINCRBY', KEYS[3], 'completed', 1)
-return 1
+local jobs, claimed = claim(KEYS[5], KEYS[1], ARGV[5], tonumber(ARGV[6]), now)
+if claimed ~= 1 then
+  redis.call('HINCRBY', KEYS[3], 'running', claimed - 1)
+end
+return extend({1}, jobs)

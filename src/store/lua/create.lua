@@ -3,11 +3,11 @@
 -- queue entry or the reverse, and two concurrent submissions with one key create one job.
 -- KEYS: pending, scheduled, counters, then per job: its record key, its idempotency key (or '')
 -- ARGV: max_queue, idempotency TTL seconds, then per job 7 values:
---       id, type, payload, max_attempts, delay_ms, run_at_ms ('' = none), timeout_secs ('' = none)
+--       id, type, payload, max_attempts, delay_ms, run_at_us ('' = none), timeout_secs ('' = none)
 -- Returns: {1, id, created, id, created, ...} where created is 1 for a new job and 0 when an
 --          idempotency key named an earlier job (whose id is returned); {0} when the queue is too
 --          full for the new jobs; {-1, id} when a new job's id already exists.
-local now = now_ms()
+local now = now_us()
 local n = (#ARGV - 2) / 7
 local out = {1}
 local fresh = 0
@@ -40,7 +40,7 @@ for i = 0, n - 1 do
   if out[3 + i * 2] == 1 then
     local a = 3 + i * 7
     local id, key, idem = ARGV[a], KEYS[4 + i * 2], KEYS[5 + i * 2]
-    local due = now + tonumber(ARGV[a + 4])
+    local due = now + tonumber(ARGV[a + 4]) * 1000
     if ARGV[a + 5] ~= '' then
       due = tonumber(ARGV[a + 5])
     end

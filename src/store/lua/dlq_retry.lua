@@ -2,7 +2,7 @@
 -- KEYS: dlq, pending
 -- ARGV: key prefix, mode ('id' or 'type' or 'all'), the id or the type ('' for all)
 -- Returns: the ids sent back
-local now = now_ms()
+local now = now_us()
 local ids
 if ARGV[2] == 'id' then
   ids = {ARGV[3]}

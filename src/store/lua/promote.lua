@@ -2,8 +2,8 @@
 -- "Due" is judged by Redis's clock, so a host with a skewed clock cannot run a job early.
 -- KEYS: scheduled, pending
 -- ARGV: key prefix, most jobs to move
--- Returns: {jobs moved, due time of the next scheduled job in ms or -1, Redis time in ms}
-local now = now_ms()
+-- Returns: {jobs moved, due time of the next scheduled job in µs or -1, Redis time in µs}
+local now = now_us()
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)

@@ -8,7 +8,7 @@
 if redis.call('EXISTS', KEYS[5]) == 1 then
   return false
 end
-local now = now_ms()
+local now = now_us()
 local ids = redis.call('LRANGE', KEYS[6], 0, -1)
 local requeued, dead, evicted = {}, {}, {}
 for _, id in ipairs(ids) do

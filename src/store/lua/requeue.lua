@@ -3,7 +3,7 @@
 -- KEYS: running list of this process, pending, counters
 -- ARGV: key prefix
 -- Returns: the ids requeued
-local now = now_ms()
+local now = now_us()
 local ids = redis.call('LRANGE', KEYS[1], 0, -1)
 for i = #ids, 1, -1 do
   local key = ARGV[1] .. ':job:' .. ids[i]
