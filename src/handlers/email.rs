@@ -13,7 +13,6 @@
 //!   place, so a reader never sees half a message. Any mail client opens these files.
 
 use serde_json::{json, Value};
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -326,17 +325,7 @@ impl Email {
             ))
         })?;
         let path = self.dir.join(format!("{}.eml", job.id));
-        let tmp = self.dir.join(format!(".{}.eml.tmp", job.id));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(eml)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            JobError::transient(format!("cannot write {}: {e}", path.display()))
-        })?;
+        super::write_atomically(&path, eml)?;
         log::info!(
             "job {} (email) wrote {} for {}",
             job.id,

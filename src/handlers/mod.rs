@@ -8,8 +8,12 @@ pub mod email;
 pub mod image_resize;
 pub mod report;
 
+use std::io::Write;
+use std::path::Path;
+
 use crate::config::Config;
 use crate::store::Backend;
+use crate::worker::JobError;
 use crate::worker::Registry;
 
 /// Names no HANDLERS_FILE command may take: every built-in type, whether or not this build or
@@ -54,4 +58,24 @@ pub fn builtin_registry(config: &Config) -> Result<Registry, String> {
         }
     }
     Ok(r)
+}
+
+/// Writes `bytes` to `path` through a temp file in the same folder and a rename, so a reader
+/// never sees a half-written file. A failure is transient (a full disk may be cleared).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), JobError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        JobError::transient(format!("cannot write {}: {e}", path.display()))
+    })
 }

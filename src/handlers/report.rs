@@ -9,7 +9,6 @@ use chrono::{NaiveDate, Utc};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -238,17 +237,7 @@ impl Handler for Report {
             p.format.ext()
         );
         let path = self.dir.join(&name);
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(body.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            JobError::transient(format!("cannot write {}: {e}", path.display()))
-        })?;
+        super::write_atomically(&path, body.as_bytes())?;
         log::info!(
             "job {} (report) wrote {} ({} rows, {} events, {} to {})",
             job.id,

@@ -60,6 +60,26 @@ local function claim(pending, running, prefix, n, now)
   return out, claimed
 end
 
+-- Takes the selected jobs out of the dead-letter queue and returns their ids: one id
+-- (mode 'id'), every job of one type (mode 'type') or all of them (mode 'all').
+local function take_from_dlq(dlq, prefix, mode, value)
+  local ids
+  if mode == 'id' then
+    ids = {value}
+  else
+    ids = redis.call('ZRANGE', dlq, 0, -1)
+  end
+  local taken = {}
+  for _, id in ipairs(ids) do
+    if mode ~= 'type' or redis.call('HGET', prefix .. ':job:' .. id, 'type') == value then
+      if redis.call('ZREM', dlq, id) == 1 then
+        taken[#taken + 1] = id
+      end
+    end
+  end
+  return taken
+end
+
 -- Appends the items of list b to list a.
 local function extend(a, b)
   for _, v in ipairs(b) do
