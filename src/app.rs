@@ -115,8 +115,14 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
         // also seeing its heartbeat.
         let live = maintenance::Liveness::from_recovery_secs(cfg.recovery_secs);
         let _ = shared.backend.open().heartbeat(id, live.ttl, "{}");
-        periodic.push(maintenance::spawn_heartbeat(&shared, id, &shutdown)?);
-        pool = Some(Pool::start(&shared, id, &shutdown)?);
+        let workers = Pool::start(&shared, id, &shutdown)?;
+        periodic.push(maintenance::spawn_heartbeat(
+            &shared,
+            id,
+            workers.in_flight(),
+            &shutdown,
+        )?);
+        pool = Some(workers);
     }
     let addr = format!("{}:{}", cfg.host, cfg.port);
     let http = HttpServer::start(&shared, &addr, &shutdown).map_err(Error::Http)?;
@@ -168,10 +174,11 @@ impl Running {
             http.stop();
         }
         let mut report = ShutdownReport::default();
-        let mut stopper = None;
+        let mut in_flight = None;
         if let Some(pool) = self.pool.take() {
-            stopper = Some(pool.stopper());
-            let busy = pool.busy();
+            let held = pool.in_flight();
+            let busy = held.busy();
+            in_flight = Some(held);
             if busy > 0 {
                 log::info!(
                     "draining: waiting up to {} s for {busy} running job(s)",
@@ -199,8 +206,8 @@ impl Running {
                 ),
             }
         }
-        if let Some(s) = stopper {
-            s.cancel_all();
+        if let Some(held) = in_flight {
+            held.cancel_all();
         }
         log::info!(
             "stopped: {} job(s) finished during the drain, {} returned to pending",

@@ -555,13 +555,27 @@ impl Store {
 
     /// Puts every job `worker` holds back at the front of pending; returns their ids.
     pub fn requeue_all(&mut self, worker: &str) -> Result<Vec<String>, StoreError> {
+        self.requeue(worker, &[])
+    }
+
+    /// Puts the jobs `ids` back at the front of pending if `worker` still holds them (jobs a
+    /// lost reply left in its running list); returns the ids moved.
+    pub fn requeue(&mut self, worker: &str, ids: &[String]) -> Result<Vec<String>, StoreError> {
         let k = &self.keys;
         let mut inv = scripts().requeue.prepare_invoke();
         inv.key(k.running(worker))
             .key(&k.pending)
             .key(&k.counters)
-            .arg(k.prefix());
+            .arg(k.prefix())
+            .arg(ids);
         self.conn.run(|c| inv.invoke(c))
+    }
+
+    /// The ids in `worker`'s running list.
+    pub fn held(&mut self, worker: &str) -> Result<Vec<String>, StoreError> {
+        let key = self.keys.running(worker);
+        self.conn
+            .run(|c| redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query(c))
     }
 
     /// Refreshes `worker`'s liveness key (expiring after `ttl`) and registers it as a worker.

@@ -9,6 +9,8 @@ use std::time::Duration;
 use crate::app::Shared;
 use crate::shutdown::{spawn_periodic, RetryDelay, Shutdown};
 use crate::store::StoreError;
+use crate::worker::InFlight;
+use std::collections::HashSet;
 
 /// Most scheduled jobs promoted per script call; more are taken by an immediate next call.
 const PROMOTE_BATCH: usize = 500;
@@ -70,10 +72,17 @@ pub fn spawn_scheduler(
     })
 }
 
-/// Keeps this process's heartbeat alive.
+/// Keeps this process's heartbeat alive, and returns to pending any job in this process's
+/// running list that no worker holds.
+///
+/// Such a job can only come from a claim whose reply Redis sent but this process never read (a
+/// read timeout): the job moved into the running list, yet no worker got it. Seen on two beats
+/// in a row (a job handed from fetcher to worker is in transit for microseconds, not seconds),
+/// it is put back as it was, the attempt not counted.
 pub fn spawn_heartbeat(
     shared: &Arc<Shared>,
     worker_id: &str,
+    in_flight: Arc<InFlight>,
     shutdown: &Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
     let mut store = shared.backend.open();
@@ -85,15 +94,36 @@ pub fn spawn_heartbeat(
         "started_at": chrono::Utc::now().to_rfc3339(),
     })
     .to_string();
+    let mut suspects: HashSet<String> = HashSet::new();
     spawn_periodic("jobq-heartbeat", shutdown, move || {
-        match store.heartbeat(&id, live.ttl, &info) {
-            Ok(()) => live.beat,
-            Err(e) => {
-                log_unexpected("heartbeat", &e);
-                // Try again soon: a missed beat while Redis restarts must not outlive the TTL.
-                Duration::from_millis(200)
-            }
+        if let Err(e) = store.heartbeat(&id, live.ttl, &info) {
+            log_unexpected("heartbeat", &e);
+            // Try again soon: a missed beat while Redis restarts must not outlive the TTL.
+            return Duration::from_millis(200);
         }
+        match store.held(&id) {
+            Ok(held) => {
+                let running = in_flight.ids();
+                let unheld: HashSet<String> =
+                    held.into_iter().filter(|j| !running.contains(j)).collect();
+                let stranded: Vec<String> = unheld.intersection(&suspects).cloned().collect();
+                if !stranded.is_empty() {
+                    match store.requeue(&id, &stranded) {
+                        Ok(ids) => {
+                            for job in ids {
+                                log::warn!(
+                                    "job {job} returned to pending: it was claimed but a lost Redis reply kept it from any worker"
+                                );
+                            }
+                        }
+                        Err(e) => log_unexpected("heartbeat", &e),
+                    }
+                }
+                suspects = unheld;
+            }
+            Err(e) => log_unexpected("heartbeat", &e),
+        }
+        live.beat
     })
 }
 

@@ -11,6 +11,7 @@ pub mod maintenance;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde_json::Value;
+use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,16 +30,57 @@ const OUTAGE_DRAIN: Duration = Duration::from_secs(3);
 /// Most jobs claimed in one script call.
 const CLAIM_BATCH: usize = 64;
 
-/// The cancellation of each worker's current job, so a drain that runs out of time can ask the
-/// handlers to stop.
-type InFlight = Arc<Vec<Mutex<Option<Cancellation>>>>;
+/// The job each worker holds, from the start of its run until its outcome is stored: a drain
+/// that runs out of time cancels them, and the heartbeat tells a job this process really runs
+/// from one stranded in its running list.
+pub struct InFlight(Vec<Mutex<Option<(String, Cancellation)>>>);
+
+impl InFlight {
+    fn new(workers: usize) -> Arc<InFlight> {
+        Arc::new(InFlight((0..workers).map(|_| Mutex::new(None)).collect()))
+    }
+
+    fn set(&self, slot: usize, job: Option<(String, Cancellation)>) {
+        *self.0[slot].lock().unwrap_or_else(|e| e.into_inner()) = job;
+    }
+
+    fn each(&self, mut f: impl FnMut(&(String, Cancellation))) {
+        for slot in &self.0 {
+            if let Some(job) = &*slot.lock().unwrap_or_else(|e| e.into_inner()) {
+                f(job);
+            }
+        }
+    }
+
+    /// How many workers hold a job now.
+    pub fn busy(&self) -> usize {
+        let mut n = 0;
+        self.each(|_| n += 1);
+        n
+    }
+
+    /// The ids of the jobs the workers hold now.
+    pub fn ids(&self) -> HashSet<String> {
+        let mut ids = HashSet::new();
+        self.each(|(id, _)| {
+            ids.insert(id.clone());
+        });
+        ids
+    }
+
+    /// Asks every running handler to stop. Called once the drain has put their jobs back to
+    /// pending: their outcome can no longer be recorded, so they may as well stop.
+    pub fn cancel_all(&self) {
+        self.each(|(_, c)| c.cancel());
+    }
+}
 
 /// The running fetcher and worker threads of one process.
 pub struct Pool {
     fetcher: JoinHandle<()>,
     workers: Vec<JoinHandle<()>>,
     done_rx: Receiver<()>,
-    in_flight: InFlight,
+    in_flight: Arc<InFlight>,
     /// Set when the drain gave up: workers stop retrying to record outcomes.
     abandoned: Arc<AtomicBool>,
 }
@@ -54,7 +96,7 @@ impl Pool {
         let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<()>();
         let (job_tx, job_rx) = crossbeam_channel::unbounded::<Claimed>();
         let (done_tx, done_rx) = crossbeam_channel::unbounded::<()>();
-        let in_flight: InFlight = Arc::new((0..n).map(|_| Mutex::new(None)).collect());
+        let in_flight = InFlight::new(n);
         let abandoned = Arc::new(AtomicBool::new(false));
         let mut workers = Vec::with_capacity(n);
         for i in 0..n {
@@ -94,17 +136,9 @@ impl Pool {
         })
     }
 
-    /// The handle that cancels the handlers still running after a drain gave up.
-    pub fn stopper(&self) -> Stopper {
-        Stopper(self.in_flight.clone())
-    }
-
-    /// How many workers are running a job now.
-    pub fn busy(&self) -> usize {
-        self.in_flight
-            .iter()
-            .filter(|s| s.lock().unwrap_or_else(|e| e.into_inner()).is_some())
-            .count()
+    /// The jobs the workers hold, shared with the heartbeat and the shutdown.
+    pub fn in_flight(&self) -> Arc<InFlight> {
+        self.in_flight.clone()
     }
 
     /// After shutdown was triggered: waits for the fetcher, then up to `timeout` for running jobs
@@ -142,7 +176,7 @@ impl Pool {
             }
         } else {
             // The handlers are not cancelled here: their jobs must be back in pending first, or
-            // a handler that stops at once would record a failed attempt. See `Stopper`.
+            // a handler that stops at once would record a failed attempt. See `InFlight::cancel_all`.
             self.abandoned.store(true, Ordering::SeqCst);
         }
         busy
@@ -160,20 +194,6 @@ pub fn note_evicted(shared: &Shared, evicted: &[String]) {
             "job {id} dropped from the DLQ and deleted: the DLQ is full (DLQ_MAX_SIZE={})",
             shared.config.dlq_max_size
         );
-    }
-}
-
-/// Cancels running handlers, once the drain has put their jobs back to pending: their outcome
-/// can no longer be recorded (the process no longer owns the jobs), so they may as well stop.
-pub struct Stopper(InFlight);
-
-impl Stopper {
-    pub fn cancel_all(&self) {
-        for slot in self.0.iter() {
-            if let Some(c) = &*slot.lock().unwrap_or_else(|e| e.into_inner()) {
-                c.cancel();
-            }
-        }
     }
 }
 
@@ -234,7 +254,7 @@ struct Worker {
     worker_id: String,
     store: Store,
     slot: usize,
-    in_flight: InFlight,
+    in_flight: Arc<InFlight>,
     abandoned: Arc<AtomicBool>,
     shutdown: Shutdown,
 }
@@ -269,9 +289,8 @@ impl Worker {
         let timeout_secs = job.timeout_secs.unwrap_or(cfg.job_timeout_secs);
         let started = Instant::now();
         let cancel = Cancellation::new(started.checked_add(Duration::from_secs(timeout_secs)));
-        *self.in_flight[self.slot]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(cancel.clone());
+        self.in_flight
+            .set(self.slot, Some((job.id.clone(), cancel.clone())));
         log::info!(
             "job {} ({}) started, attempt {}/{}",
             job.id,
@@ -281,9 +300,6 @@ impl Worker {
         );
         let outcome = self.execute(&job, cancel.clone());
         let elapsed = started.elapsed();
-        *self.in_flight[self.slot]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = None;
         self.shared
             .metrics
             .processing_duration
@@ -296,7 +312,11 @@ impl Worker {
             )),
             other => other,
         };
-        self.record(&job, outcome, elapsed)
+        let next = self.record(&job, outcome, elapsed);
+        // Held until the outcome is stored, so a job waiting out a Redis outage to record its
+        // result is never taken for a stranded one.
+        self.in_flight.set(self.slot, None);
+        next
     }
 
     /// Runs the handler, turning a panic into a failed attempt so the thread lives on.

@@ -570,3 +570,46 @@ fn start_up_advises_on_redis_settings_that_can_lose_jobs() {
         "a Redis with appendonly yes and noeviction needs no advice:\n{log}"
     );
 }
+
+/// A claim whose reply this process never read (a read timeout after Redis ran the script)
+/// leaves a job in the process's running list that no worker holds. The heartbeat notices it on
+/// two beats in a row and puts it back; the job then runs, its lost claim not counted.
+#[test]
+fn a_job_stranded_in_a_live_processs_running_list_is_put_back() {
+    let redis = RedisServer::start();
+    let api = BinaryServer::spawn(&redis.url(), &[("ROLE", "api")]);
+    let worker = BinaryServer::spawn(
+        &redis.url(),
+        &[
+            ("ROLE", "worker"),
+            ("NUM_WORKERS", "1"),
+            ("RECOVERY_SECS", "3"),
+        ],
+    );
+    let process = wait_for("the worker to register", Duration::from_secs(10), || {
+        process_id_of(&redis, worker.pid()).ok_or_else(|| "not registered yet".to_string())
+    });
+    // What a claim does, done by hand while the worker is busy elsewhere: the job moves from
+    // pending into the worker's running list and its record says running.
+    let blocker = api.submit(&sleep_job(1500));
+    api.wait_for_status(&blocker, "running", Duration::from_secs(10));
+    let id = api.submit(&json!({"type": "noop"}));
+    let running = format!("{{jobq}}:running:{process}");
+    let moved = redis.redis_cmd(&["LMOVE", "{jobq}:pending", &running, "LEFT", "RIGHT"]);
+    assert_eq!(
+        moved.as_str(),
+        Some(id.as_str()),
+        "the noop job should be next in pending"
+    );
+    redis.redis_cmd(&["HSET", &job_key(&id), "status", "running"]);
+    redis.redis_cmd(&["HINCRBY", "{jobq}:counters", "running", "1"]);
+
+    let job = api.wait_for_status(&id, "completed", Duration::from_secs(15));
+    assert_eq!(job["attempt"], 1, "the lost claim should not count: {job}");
+    assert!(
+        worker.log().contains("lost Redis reply"),
+        "the worker should say why it put the job back:\n{}",
+        worker.log()
+    );
+    assert_eq!(api.stat("running_jobs"), 0, "{}", api.stats());
+}

@@ -1,10 +1,22 @@
--- Put every job this process still holds back at the front of pending, as it was before the
--- claim: used when a drain runs out of time. The interrupted attempt is not counted.
+-- Put jobs this process holds but does not run back at the front of pending, as they were
+-- before the claim; the interrupted or never-started attempt is not counted. Used when a drain
+-- runs out of time (every job held), and for jobs a lost Redis reply left in the running list
+-- (the ids given).
 -- KEYS: running list of this process, pending, counters
--- ARGV: key prefix
+-- ARGV: key prefix, then the ids to requeue (none: every job in the running list)
 -- Returns: the ids requeued
 local now = now_us()
-local ids = redis.call('LRANGE', KEYS[1], 0, -1)
+local ids = {}
+if #ARGV > 1 then
+  for i = 2, #ARGV do
+    if redis.call('LREM', KEYS[1], 1, ARGV[i]) == 1 then
+      ids[#ids + 1] = ARGV[i]
+    end
+  end
+else
+  ids = redis.call('LRANGE', KEYS[1], 0, -1)
+  redis.call('DEL', KEYS[1])
+end
 for i = #ids, 1, -1 do
   local key = ARGV[1] .. ':job:' .. ids[i]
   redis.call('LPUSH', KEYS[2], ids[i])
@@ -14,7 +26,6 @@ for i = #ids, 1, -1 do
     redis.call('HINCRBY', key, 'attempt', -1)
   end
 end
-redis.call('DEL', KEYS[1])
 if #ids > 0 then
   redis.call('HINCRBY', KEYS[3], 'running', -#ids)
 end
