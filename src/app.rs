@@ -127,6 +127,11 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
     let addr = format!("{}:{}", cfg.host, cfg.port);
     let http = HttpServer::start(&shared, &addr, &shutdown).map_err(Error::Http)?;
     let bound = http.addr();
+    if !bound.ip().is_loopback() && cfg.api_token.is_none() {
+        log::warn!(
+            "listening on {bound}, beyond this machine, without API_TOKEN: anyone who can reach the port can submit jobs (and command jobs run programs); set API_TOKEN"
+        );
+    }
     log::info!(
         "jobq listening on http://{bound} (role {}, {} worker thread(s){}, job types: {})",
         cfg.role.as_str(),

@@ -89,7 +89,9 @@ impl From<StoreError> for Reply {
         match e {
             StoreError::Unavailable(_) | StoreError::Rejected(_) => Reply::error(
                 503,
-                format!("{e}; the request was not processed, retry shortly"),
+                format!(
+                    "{e}; retry shortly (if Redis did not answer in time the request may still have taken effect: send POST /jobs with an Idempotency-Key so a retry cannot create a second job)"
+                ),
             )
             .with_header("Retry-After", "1"),
             StoreError::Redis(_) | StoreError::Corrupt(_) => {

@@ -367,15 +367,17 @@ impl Worker {
                 let ttl = cfg.job_ttl_secs;
                 let acked = self
                     .persist(|s| s.complete(&wid, &job.id, result.as_deref(), ttl, claim_next()));
-                let next = acked.as_ref().and_then(|a| a.next.clone());
-                match acked.map(|a| a.outcome) {
-                    Some(true) => {
+                let next = acked.as_ref().and_then(|(a, _)| a.next.clone());
+                match acked.map(|(a, retried)| (a.outcome, retried)) {
+                    Some((true, _)) => {
                         m.jobs_processed.inc();
                         log::info!("job {} ({}) completed in {ms} ms", job.id, job.kind);
                     }
-                    Some(false) => log::warn!(
-                        "job {} ({}) completed in {ms} ms, but another process had already taken it back; its outcome is dropped",
-                        job.id, job.kind
+                    Some((false, retried)) => log::warn!(
+                        "job {} ({}) completed in {ms} ms, but it was no longer this process's to record: {}",
+                        job.id,
+                        job.kind,
+                        not_owned_reason(retried)
                     ),
                     None => log::error!(
                         "job {} ({}) completed in {ms} ms but the outcome could not be stored before shutdown; it will run again",
@@ -392,16 +394,16 @@ impl Worker {
                 let cap = cfg.dlq_max_size;
                 let acked = self
                     .persist(|s| s.fail(&wid, &job.id, &msg, delay, permanent, cap, claim_next()));
-                let next = acked.as_ref().and_then(|a| a.next.clone());
-                match acked.map(|a| a.outcome) {
-                    Some(FailOutcome::Retry { .. }) => {
+                let next = acked.as_ref().and_then(|(a, _)| a.next.clone());
+                match acked.map(|(a, retried)| (a.outcome, retried)) {
+                    Some((FailOutcome::Retry { .. }, _)) => {
                         m.jobs_retried.inc();
                         log::warn!(
                             "job {} ({}) attempt {}/{} failed after {ms} ms: {}; retry in {delay} ms",
                             job.id, job.kind, job.attempt, job.max_attempts, err.message
                         );
                     }
-                    Some(FailOutcome::Dead { evicted }) => {
+                    Some((FailOutcome::Dead { evicted }, _)) => {
                         m.jobs_dlq.inc();
                         note_evicted(&shared, &evicted);
                         log::error!(
@@ -418,9 +420,13 @@ impl Worker {
                             }
                         );
                     }
-                    Some(FailOutcome::NotOwned) => log::warn!(
-                        "job {} ({}) attempt {} failed, but another process had already taken it back: {}",
-                        job.id, job.kind, job.attempt, err.message
+                    Some((FailOutcome::NotOwned, retried)) => log::warn!(
+                        "job {} ({}) attempt {} failed ({}), but it was no longer this process's to record: {}",
+                        job.id,
+                        job.kind,
+                        job.attempt,
+                        err.message,
+                        not_owned_reason(retried)
                     ),
                     None => log::error!(
                         "job {} ({}) attempt {} failed ({}) but the outcome could not be stored before shutdown",
@@ -433,11 +439,16 @@ impl Worker {
     }
 
     /// Retries `op` with capped backoff while Redis is unavailable. None if the drain gave up.
-    fn persist<T>(&mut self, mut op: impl FnMut(&mut Store) -> Result<T, StoreError>) -> Option<T> {
+    /// Also says whether an earlier try failed, in which case Redis may have stored it already.
+    fn persist<T>(
+        &mut self,
+        mut op: impl FnMut(&mut Store) -> Result<T, StoreError>,
+    ) -> Option<(T, bool)> {
         let mut retry = RetryDelay::default();
+        let mut retried = false;
         loop {
             match op(&mut self.store) {
-                Ok(v) => return Some(v),
+                Ok(v) => return Some((v, retried)),
                 Err(e) => {
                     if !matches!(e, StoreError::Unavailable(_)) {
                         log::error!("recording a job outcome: {e}");
@@ -445,9 +456,19 @@ impl Worker {
                     if self.abandoned.load(Ordering::SeqCst) {
                         return None;
                     }
+                    retried = true;
                     std::thread::sleep(retry.next_delay());
                 }
             }
         }
+    }
+}
+
+/// Why an acknowledgement found the job no longer this process's.
+fn not_owned_reason(retried: bool) -> &'static str {
+    if retried {
+        "an earlier try whose answer was lost had stored it, or another process took the job back during the outage"
+    } else {
+        "another process had already taken it back; its outcome is dropped"
     }
 }

@@ -1115,8 +1115,9 @@ impl BinaryServer {
                 return Err(format!("the process exited early ({status})"));
             }
             // The 200 must come from this process: if it lost its port to another test's
-            // server, that one answers until this one exits.
-            let listening = format!("listening on http://{} ", self.client.addr);
+            // server, that one answers until this one exits. (It may listen on another address
+            // of this host, HOST=0.0.0.0 say: the port is what tells.)
+            let listening = format!(":{} (role", self.client.addr.port());
             let last = match self.client.try_request("GET", "/health", b"") {
                 Ok(r)
                     if r.status == 200

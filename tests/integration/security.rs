@@ -1013,3 +1013,26 @@ fn tls_redis_that_requires_client_certificates() {
         "the log should name the TLS problem:\n{log}"
     );
 }
+
+/// Listening beyond loopback without a token is allowed (a private network may be enough) but
+/// said at start-up; with a token, or on loopback, nothing is said.
+#[test]
+fn listening_beyond_loopback_without_a_token_is_warned_about() {
+    let redis = RedisServer::start();
+    let open = BinaryServer::spawn(&redis.url(), &[("HOST", "0.0.0.0")]);
+    assert!(
+        open.log().contains("without API_TOKEN"),
+        "expected a warning about the open listener:\n{}",
+        open.log()
+    );
+    let token = "0123456789abcdef0123456789abcdef";
+    let guarded = BinaryServer::spawn(&redis.url(), &[("HOST", "0.0.0.0"), ("API_TOKEN", token)]);
+    let local = BinaryServer::spawn(&redis.url(), &[]);
+    for (what, server) in [("with a token", &guarded), ("on loopback", &local)] {
+        assert!(
+            !server.log().contains("without API_TOKEN"),
+            "no warning expected {what}:\n{}",
+            server.log()
+        );
+    }
+}
