@@ -13,7 +13,8 @@ set -euo pipefail
 
 # Messages go to stderr so they never mix with what a function prints as its
 # result (free_port prints a number on stdout).
-say() { printf '==> %s\n' "$*" >&2; }
+# A message must never stop a script: its reader (a pipe to tee, say) may be gone.
+say() { printf '==> %s\n' "$*" >&2 || true; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # run_quiet <command...>: run a command with its output kept in a temporary
