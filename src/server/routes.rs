@@ -284,9 +284,21 @@ fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8], shape: &str) -> Result<
             format!("JSON nested deeper than {MAX_JSON_DEPTH} levels; flatten the payload"),
         ));
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| Reply::error(400, format!("malformed JSON: {e}; send {shape}")))?;
-    from_object(value).map_err(|e| Reply::error(400, format!("invalid request: {e}; send {shape}")))
+    let malformed = |e| Reply::error(400, format!("malformed JSON: {e}; send {shape}"));
+    let invalid = |e| Reply::error(400, format!("invalid request: {e}; send {shape}"));
+    // The common case, an object, is parsed once, straight into `T`; anything else goes
+    // through `from_object` for the error that names what was sent.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        return serde_json::from_slice(body).map_err(|e| {
+            if e.is_data() {
+                invalid(e.to_string())
+            } else {
+                malformed(e.to_string())
+            }
+        });
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| malformed(e.to_string()))?;
+    from_object(value).map_err(invalid)
 }
 
 /// Deserializes a JSON object into `T`. serde's derived structs would also take an array of
