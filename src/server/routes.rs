@@ -137,18 +137,12 @@ pub fn plan(req: &mut Request, shared: &Arc<Shared>, store: &mut Store) -> Step 
             ),
         ));
     }
-    if route == Route::CreateJob {
-        return match prepare_job(req, shared) {
-            Ok(job) => Step::Create(job),
-            Err(reply) => Step::Reply(reply),
-        };
-    }
     let id = id.unwrap_or_default();
     let result = match route {
         Route::Health => Ok(health(store)),
         Route::Metrics => Ok(metrics(shared, store)),
         Route::OpenApi => Ok(Reply::text(200, "application/json", OPENAPI.to_string())),
-        Route::CreateJob => unreachable!("planned above"),
+        Route::CreateJob => return prepare_job(req, shared).map_or_else(Step::Reply, Step::Create),
         Route::CreateBatch => create_batch(req, shared, store),
         Route::GetJob => get_job(id, store),
         Route::Stats => store

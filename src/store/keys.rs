@@ -23,18 +23,6 @@ pub mod field {
     pub const ERRORS: &str = "errors";
 }
 
-/// Field names of the counters hash.
-pub mod counter {
-    /// Jobs ever accepted.
-    pub const CREATED: &str = "created";
-    /// Jobs claimed and not yet finished, over all processes.
-    pub const RUNNING: &str = "running";
-    /// Jobs ever completed.
-    pub const COMPLETED: &str = "completed";
-    /// Jobs ever moved to the dead-letter queue.
-    pub const DEAD: &str = "dead";
-}
-
 /// Key names under one prefix.
 #[derive(Debug, Clone)]
 pub struct Keys {
@@ -43,6 +31,7 @@ pub struct Keys {
     pub scheduled: String,
     pub completed: String,
     pub dlq: String,
+    /// Hash of counters moved by the scripts: `created`, `running`, `completed`, `dead`.
     pub counters: String,
     pub workers: String,
 }
