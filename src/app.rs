@@ -67,6 +67,8 @@ pub struct Running {
     addr: Option<SocketAddr>,
     pool: Option<Pool>,
     periodic: Vec<JoinHandle<()>>,
+    beat_stop: Shutdown,
+    heartbeat: Option<JoinHandle<()>>,
 }
 
 /// A name for this process in Redis, unique across restarts: host, pid and a random suffix.
@@ -105,28 +107,35 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
     let runs_jobs = cfg.role.runs_workers() && cfg.num_workers > 0;
     let worker_id = runs_jobs.then(process_id);
 
-    let mut periodic = vec![
+    // The port first: when it cannot be had, nothing else has started (no job claimed, no
+    // process registered) that would need stopping.
+    let addr = format!("{}:{}", cfg.host, cfg.port);
+    let http = HttpServer::start(&shared, &addr, &shutdown).map_err(Error::Http)?;
+    let bound = http.addr();
+
+    let periodic = vec![
         maintenance::spawn_scheduler(&shared, &shutdown)?,
         maintenance::spawn_reaper(&shared, worker_id.clone(), &shutdown)?,
     ];
     let mut pool = None;
+    // The heartbeat has a stop of its own: it must go on through the drain, or other processes
+    // would take back the jobs still finishing here.
+    let beat_stop = Shutdown::new();
+    let mut heartbeat = None;
     if let Some(id) = &worker_id {
         // Register before claiming anything, so no reaper can see this process's jobs without
         // also seeing its heartbeat.
         let live = maintenance::Liveness::from_recovery_secs(cfg.recovery_secs);
         let _ = shared.backend.open().heartbeat(id, live.ttl, "{}");
         let workers = Pool::start(&shared, id, &shutdown)?;
-        periodic.push(maintenance::spawn_heartbeat(
+        heartbeat = Some(maintenance::spawn_heartbeat(
             &shared,
             id,
             workers.in_flight(),
-            &shutdown,
+            &beat_stop,
         )?);
         pool = Some(workers);
     }
-    let addr = format!("{}:{}", cfg.host, cfg.port);
-    let http = HttpServer::start(&shared, &addr, &shutdown).map_err(Error::Http)?;
-    let bound = http.addr();
     if !bound.ip().is_loopback() && cfg.api_token.is_none() {
         log::warn!(
             "listening on {bound}, beyond this machine, without API_TOKEN: anyone who can reach the port can submit jobs (and command jobs run programs); set API_TOKEN"
@@ -150,6 +159,8 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
         addr: Some(bound),
         pool,
         periodic,
+        beat_stop,
+        heartbeat,
     })
 }
 
@@ -194,6 +205,12 @@ impl Running {
             report.finished = busy.saturating_sub(left);
         }
         for t in self.periodic.drain(..) {
+            let _ = t.join();
+        }
+        // Only now, with every worker done or given up on, may the heartbeat stop; the jobs
+        // left are put back below, before the registration goes.
+        self.beat_stop.trigger();
+        if let Some(t) = self.heartbeat.take() {
             let _ = t.join();
         }
         if let Some(id) = &self.worker_id {

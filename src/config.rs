@@ -210,7 +210,9 @@ impl Config {
         if let Some(url) = r.string("REDIS_URL") {
             match normalize_redis_url(&url) {
                 Ok(u) => c.redis_url = u,
-                Err(e) => r.problems.push(format!("REDIS_URL={url:?}: {e}")),
+                Err(e) => r
+                    .problems
+                    .push(format!("REDIS_URL={:?}: {e}", mask_url(&url))),
             }
         }
         if let Some(p) = r.string("REDIS_PREFIX") {
@@ -272,9 +274,9 @@ impl Config {
         );
         r.parse(
             "JOB_TTL_SECS",
-            "a positive integer of seconds",
+            "an integer of seconds from 1 to 315360000 (ten years)",
             &mut c.job_ttl_secs,
-            |n| *n > 0,
+            |n| (1..=TEN_YEARS_SECS).contains(n),
         );
         r.parse(
             "MAX_BODY_BYTES",
@@ -290,9 +292,9 @@ impl Config {
         );
         r.parse(
             "RECOVERY_SECS",
-            "an integer of seconds, at least 3",
+            "an integer of seconds from 3 to 3600",
             &mut c.recovery_secs,
-            |n| *n >= 3,
+            |n| (3..=3600).contains(n),
         );
         r.parse(
             "JOB_TIMEOUT_SECS",
@@ -311,15 +313,15 @@ impl Config {
         r.flag("ENABLE_DIAGNOSTIC_JOBS", &mut c.enable_diagnostic_jobs);
         r.parse(
             "DLQ_MAX_SIZE",
-            "a positive integer",
+            "an integer from 1 to 1000000",
             &mut c.dlq_max_size,
-            |n| *n > 0,
+            |n| (1..=1_000_000).contains(n),
         );
         r.parse(
             "IDEMPOTENCY_TTL_SECS",
-            "a positive integer of seconds",
+            "an integer of seconds from 1 to 315360000 (ten years)",
             &mut c.idempotency_ttl_secs,
-            |n| *n > 0,
+            |n| (1..=TEN_YEARS_SECS).contains(n),
         );
         r.parse(
             "MAX_CONNECTIONS",
@@ -542,16 +544,21 @@ pub fn normalize_redis_url(raw: &str) -> Result<String, String> {
         )
 }
 
-/// `redis://user:secret@host` → `redis://user:***@host`, for logs.
+/// Longest TTL a setting may ask for; larger values would make Redis refuse the EXPIRE midway
+/// through a script.
+const TEN_YEARS_SECS: u64 = 10 * 365 * 24 * 3600;
+
+/// `redis://user:secret@host` → `redis://user:***@host`, for logs; a user without a password
+/// stays as it is.
 pub fn mask_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
     match rest.rsplit_once('@') {
-        Some((cred, host)) => {
-            let user = cred.split_once(':').map_or("", |(u, _)| u);
-            format!("{scheme}://{user}:***@{host}")
-        }
+        Some((cred, host)) => match cred.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_string(),
+        },
         None => url.to_string(),
     }
 }
@@ -666,6 +673,9 @@ mod tests {
         );
         assert_eq!(mask_url("redis://:pw@h:6379"), "redis://:***@h:6379");
         assert_eq!(mask_url("redis://h:6379"), "redis://h:6379");
+        assert_eq!(mask_url("redis://user@h:6379"), "redis://user@h:6379");
+        let err = from(&[("REDIS_URL", "redis://u:hunter2@h:notaport")]).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]

@@ -274,6 +274,7 @@ impl NewJobRequest {
                 "\"delay_ms\" {delay_ms} is more than a year ({MAX_DELAY_MS}); use \"run_at\" for a fixed time"
             ));
         }
+        let latest = Utc::now().timestamp_micros() + MAX_DELAY_MS as i64 * 1000;
         let run_at_us = match self.run_at {
             None => None,
             Some(s) => Some(
@@ -284,6 +285,11 @@ impl NewJobRequest {
                     .timestamp_micros(),
             ),
         };
+        if run_at_us.is_some_and(|t| t > latest) {
+            return Err(format!(
+                "\"run_at\" is more than a year ahead; jobq schedules at most {MAX_DELAY_MS} ms into the future"
+            ));
+        }
         let max_attempts = self.max_attempts.unwrap_or(default_max_attempts);
         if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max_attempts) {
             return Err(format!(
@@ -360,9 +366,14 @@ mod tests {
     }
 
     #[test]
-    fn run_at_is_parsed_to_millis() {
-        let j = req(json!({"type": "noop", "run_at": "2030-01-01T00:00:00.250Z"})).unwrap();
-        assert_eq!(j.run_at_us, Some(1_893_456_000_250_000));
+    fn run_at_is_parsed_to_micros_and_bounded() {
+        let soon = (Utc::now() + chrono::Duration::days(30)).to_rfc3339();
+        let j = req(json!({"type": "noop", "run_at": soon})).unwrap();
+        assert!(j.run_at_us.unwrap() > Utc::now().timestamp_micros());
+        let j = req(json!({"type": "noop", "run_at": "2020-01-01T00:00:00.250Z"})).unwrap();
+        assert_eq!(j.run_at_us, Some(1_577_836_800_250_000));
+        let e = req(json!({"type": "noop", "run_at": "9999-12-31T23:59:59Z"})).unwrap_err();
+        assert!(e.contains("more than a year"), "{e}");
     }
 
     #[test]

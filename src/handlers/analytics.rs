@@ -177,8 +177,11 @@ impl Analytics {
     pub fn new(pool: Arc<StorePool>, c: &Config) -> Analytics {
         Analytics {
             pool,
-            // As long as the job's own record: a job cannot be retried after that.
-            done_ttl_secs: c.job_ttl_secs,
+            // As long as the aggregates it guards: a dead job can be retried from the DLQ at any
+            // time, and must not count twice while its day's figures still exist.
+            done_ttl_secs: c
+                .job_ttl_secs
+                .max(c.analytics_retention_days.saturating_mul(86_400)),
             ttl_secs: c.analytics_retention_days.saturating_mul(86_400),
         }
     }

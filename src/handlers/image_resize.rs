@@ -430,9 +430,14 @@ impl Handler for ImageResize {
         let tmp = dest.with_file_name(format!(".{file_name}.{}.tmp", job.id));
         let (width, height) = (out.width(), out.height());
         let write = || -> Result<u64, JobError> {
-            let f = std::fs::File::create(&tmp).map_err(|e| {
-                JobError::transient(format!("cannot create {}: {e}", tmp.display()))
-            })?;
+            // create_new: never through a file or link someone left at the temp name.
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(|e| {
+                    JobError::transient(format!("cannot create {}: {e}", tmp.display()))
+                })?;
             let mut w = BufWriter::new(f);
             encode(out, p.format, &mut w).map_err(|e| match e {
                 image::ImageError::IoError(e) => {

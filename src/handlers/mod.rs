@@ -61,15 +61,20 @@ pub fn builtin_registry(config: &Config) -> Result<Registry, String> {
 }
 
 /// Writes `bytes` to `path` through a temp file in the same folder and a rename, so a reader
-/// never sees a half-written file. A failure is transient (a full disk may be cleared).
+/// never sees a half-written file. The temp name is random and created new (never through an
+/// existing file or link), so two runs of one job cannot write into each other's temp file. A
+/// failure is transient (a full disk may be cleared).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), JobError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
     let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)

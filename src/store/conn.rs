@@ -79,11 +79,19 @@ impl Conn {
         &mut self,
         mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
-        // A socket that sat idle may be stale: Redis restarted since, and the first use finds
-        // the old connection closed. Such a command never reached the Redis now running, so
-        // it is sent once more on a fresh connection (as redis-rb and others do) rather than
-        // failing a request while Redis is in fact up. A timeout is not retried: the command
-        // may still be running.
+        self.run_once(&mut f)
+    }
+
+    /// Like [`Conn::run`], for commands that may safely run twice (reads, and writes that set
+    /// what is already set). A socket that sat idle may be stale: Redis restarted since, and
+    /// the first use finds the old connection closed. Such a command is sent once more on a
+    /// fresh connection (as redis-rb and others do) rather than failing a request while Redis
+    /// is in fact up. A command that changes state is not: whether it ran before the socket
+    /// closed cannot be known. Nor is a timeout retried: the command may still be running.
+    pub fn run_idempotent<T>(
+        &mut self,
+        mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, StoreError> {
         let reused = self.conn.is_some();
         match self.run_once(&mut f) {
             Err(StoreError::Unavailable(_)) if reused && self.last_was_closed => {
@@ -136,6 +144,9 @@ impl Conn {
                 }
                 Err(StoreError::Unavailable(msg))
             }
+            Err(e) if e.code() == Some("OOM") => Err(StoreError::Unavailable(format!(
+                "Redis is out of memory (maxmemory) and refuses writes: raise maxmemory, add workers or wait for jobs to drain ({e})"
+            ))),
             Err(e) => {
                 // Redis answered, but not as expected (a script error, a reply of another
                 // type). A reply that did not parse may leave the socket mid-stream: replace it.

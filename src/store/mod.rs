@@ -298,7 +298,7 @@ impl Store {
 
     pub fn ping(&mut self) -> Result<(), StoreError> {
         self.conn
-            .run(|c| redis::cmd("PING").query::<String>(c))
+            .run_idempotent(|c| redis::cmd("PING").query::<String>(c))
             .map(|_| ())
     }
 
@@ -391,7 +391,7 @@ impl Store {
         let key = self.keys.job(id);
         let rec: HashMap<String, String> = self
             .conn
-            .run(|c| redis::cmd("HGETALL").arg(&key).query(c))?;
+            .run_idempotent(|c| redis::cmd("HGETALL").arg(&key).query(c))?;
         if rec.is_empty() {
             return Ok(None);
         }
@@ -409,7 +409,7 @@ impl Store {
             .key(&k.scheduled)
             .key(&k.dlq)
             .key(&k.counters);
-        let n: Vec<u64> = self.conn.run(|c| inv.invoke(c))?;
+        let n: Vec<u64> = self.conn.run_idempotent(|c| inv.invoke(c))?;
         let n = |i: usize| n.get(i).copied().unwrap_or(0);
         Ok(Stats {
             pending_jobs: n(0),
@@ -422,7 +422,8 @@ impl Store {
         })
     }
 
-    /// Claims up to `max` pending jobs for `worker`; an empty answer means pending is empty.
+    /// Claims up to `max` pending jobs for `worker`; an empty answer means pending is empty (or
+    /// held only ids without records, which are dropped).
     pub fn claim(&mut self, worker: &str, max: usize) -> Result<Vec<Claimed>, StoreError> {
         let k = &self.keys;
         let mut inv = scripts().claim.prepare_invoke();
@@ -442,7 +443,7 @@ impl Store {
     /// crash between waking and claiming cannot strand a job.
     pub fn wait_for_pending(&mut self, timeout: Duration) -> Result<bool, StoreError> {
         let k = &self.keys.pending;
-        let got: Option<String> = self.conn.run(|c| {
+        let got: Option<String> = self.conn.run_idempotent(|c| {
             redis::cmd("BLMOVE")
                 .arg(k)
                 .arg(k)
@@ -456,7 +457,7 @@ impl Store {
 
     /// Marks a job this process ran as completed, storing `result` (JSON) if any, and when
     /// `claim_next` is set claims the worker's next job in the same round trip.
-    /// `Acked::owned` is false when the job was no longer this process's to finish.
+    /// `Acked::outcome` is false when the job was no longer this process's to finish.
     pub fn complete(
         &mut self,
         worker: &str,
@@ -555,18 +556,28 @@ impl Store {
 
     /// Puts every job `worker` holds back at the front of pending; returns their ids.
     pub fn requeue_all(&mut self, worker: &str) -> Result<Vec<String>, StoreError> {
-        self.requeue(worker, &[])
+        self.requeue_script(worker, "all", &[])
     }
 
     /// Puts the jobs `ids` back at the front of pending if `worker` still holds them (jobs a
     /// lost reply left in its running list); returns the ids moved.
     pub fn requeue(&mut self, worker: &str, ids: &[String]) -> Result<Vec<String>, StoreError> {
+        self.requeue_script(worker, "ids", ids)
+    }
+
+    fn requeue_script(
+        &mut self,
+        worker: &str,
+        mode: &str,
+        ids: &[String],
+    ) -> Result<Vec<String>, StoreError> {
         let k = &self.keys;
         let mut inv = scripts().requeue.prepare_invoke();
         inv.key(k.running(worker))
             .key(&k.pending)
             .key(&k.counters)
             .arg(k.prefix())
+            .arg(mode)
             .arg(ids);
         self.conn.run(|c| inv.invoke(c))
     }
@@ -575,14 +586,14 @@ impl Store {
     pub fn held(&mut self, worker: &str) -> Result<Vec<String>, StoreError> {
         let key = self.keys.running(worker);
         self.conn
-            .run(|c| redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query(c))
+            .run_idempotent(|c| redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query(c))
     }
 
     /// Refreshes `worker`'s liveness key (expiring after `ttl`) and registers it as a worker.
     pub fn heartbeat(&mut self, worker: &str, ttl: Duration, info: &str) -> Result<(), StoreError> {
         let k = &self.keys;
         let hb = k.heartbeat(worker);
-        self.conn.run(|c| {
+        self.conn.run_idempotent(|c| {
             redis::pipe()
                 .atomic()
                 .cmd("SET")
@@ -603,7 +614,7 @@ impl Store {
     pub fn deregister(&mut self, worker: &str) -> Result<(), StoreError> {
         let k = &self.keys;
         let hb = k.heartbeat(worker);
-        self.conn.run(|c| {
+        self.conn.run_idempotent(|c| {
             redis::pipe()
                 .atomic()
                 .cmd("DEL")
@@ -620,7 +631,8 @@ impl Store {
     /// Every registered worker process, alive or not.
     pub fn workers(&mut self) -> Result<Vec<String>, StoreError> {
         let key = self.keys.workers.clone();
-        self.conn.run(|c| redis::cmd("SMEMBERS").arg(&key).query(c))
+        self.conn
+            .run_idempotent(|c| redis::cmd("SMEMBERS").arg(&key).query(c))
     }
 
     /// Recovers the jobs of `worker` if its heartbeat has expired: each counts as a failed
@@ -663,7 +675,7 @@ impl Store {
         let k = &self.keys;
         let mut inv = scripts().dlq_page.prepare_invoke();
         inv.key(&k.dlq).arg(k.prefix()).arg(offset).arg(limit);
-        let reply: Vec<RV> = self.conn.run(|c| inv.invoke(c))?;
+        let reply: Vec<RV> = self.conn.run_idempotent(|c| inv.invoke(c))?;
         let odd = |e: String| StoreError::Redis(format!("dlq_page script answered oddly: {e}"));
         let mut items = reply.into_iter();
         let total: u64 = match items.next() {
@@ -713,16 +725,30 @@ impl Store {
         self.conn.run(|c| inv.invoke(c))
     }
 
-    /// What a restart or memory pressure of this Redis could lose, as advice for the log.
+    /// Checks this Redis at start-up: refuses one older than 6.2 (jobq's scripts use LMOVE,
+    /// BLMOVE and ZRANGE … REV), and says what a restart or memory pressure could lose, as
+    /// advice for the log.
     pub fn durability_warnings(&mut self) -> Result<Vec<String>, StoreError> {
-        let (persistence, memory): (String, String) = self.conn.run(|c| {
-            redis::pipe()
-                .cmd("INFO")
-                .arg("persistence")
-                .cmd("INFO")
-                .arg("memory")
-                .query(c)
-        })?;
+        let (server, persistence, memory): (String, String, String) =
+            self.conn.run_idempotent(|c| {
+                redis::pipe()
+                    .cmd("INFO")
+                    .arg("server")
+                    .cmd("INFO")
+                    .arg("persistence")
+                    .cmd("INFO")
+                    .arg("memory")
+                    .query(c)
+            })?;
+        if let Some(version) = info_field(&server, "redis_version") {
+            let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+            let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+            if (major, minor) < (6, 2) {
+                return Err(StoreError::Rejected(format!(
+                    "Redis {version} is too old: jobq needs Redis 6.2 or later"
+                )));
+            }
+        }
         let mut out = Vec::new();
         match info_field(&memory, "maxmemory_policy") {
             Some("noeviction") | None => {}
@@ -755,7 +781,7 @@ impl Store {
     pub fn uptime_secs(&mut self) -> Result<Option<u64>, StoreError> {
         let info: String = self
             .conn
-            .run(|c| redis::cmd("INFO").arg("server").query(c))?;
+            .run_idempotent(|c| redis::cmd("INFO").arg("server").query(c))?;
         Ok(info_field(&info, "uptime_in_seconds").and_then(|v| v.parse().ok()))
     }
 }

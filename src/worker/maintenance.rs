@@ -136,6 +136,7 @@ pub fn spawn_reaper(
     let mut store = shared.backend.open();
     let live = Liveness::from_recovery_secs(shared.config.recovery_secs);
     let shared = shared.clone();
+    let stop = shutdown.clone();
     spawn_periodic("jobq-reaper", shutdown, move || {
         // After a Redis restart every heartbeat restored from disk may already have expired;
         // give live processes one TTL to beat again before judging anyone dead.
@@ -155,7 +156,12 @@ pub fn spawn_reaper(
             }
         };
         for w in workers.iter().filter(|w| Some(*w) != own_id.as_ref()) {
+            if stop.is_triggered() {
+                break;
+            }
             match store.reap(w, DIED_ERROR, shared.config.dlq_max_size) {
+                // Another process's reaper got there first, or the process held nothing.
+                Ok(Some(r)) if r.requeued.is_empty() && r.dead.is_empty() => {}
                 Ok(Some(r)) => {
                     let n = r.requeued.len() + r.dead.len();
                     let m = &shared.metrics;

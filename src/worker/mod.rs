@@ -25,6 +25,22 @@ pub use handler::{Cancellation, Handler, JobContext, JobError, JobResult, Regist
 
 /// How long the fetcher blocks waiting for a job; bounds how late it notices a shutdown.
 const FETCH_BLOCK: Duration = Duration::from_secs(1);
+/// Longest error message stored with a job (and in each of its 20 history entries).
+const MAX_ERROR_BYTES: usize = 4096;
+
+/// Cuts `s` to at most `max` bytes, on a character boundary, saying that it was cut.
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push_str(" … (cut)");
+    }
+    s
+}
+
 /// How long a drain waits for running jobs once Redis is found to be down.
 const OUTAGE_DRAIN: Duration = Duration::from_secs(3);
 /// Most jobs claimed in one script call.
@@ -307,9 +323,18 @@ impl Worker {
         // A handler that gave up because its deadline passed reports the timeout, whatever it
         // said; one that finished its work late still counts as done.
         let outcome = match outcome {
-            Err(_) if elapsed >= Duration::from_secs(timeout_secs) => Err(JobError::transient(
-                format!("timed out after {timeout_secs} s"),
-            )),
+            Err(e)
+                if elapsed >= Duration::from_secs(timeout_secs)
+                    && !e.message.starts_with("timed out") =>
+            {
+                Err(JobError::transient(format!(
+                    "timed out after {timeout_secs} s"
+                )))
+            }
+            Err(mut e) => {
+                e.message = truncate(e.message, MAX_ERROR_BYTES);
+                Err(e)
+            }
             other => other,
         };
         let next = self.record(&job, outcome, elapsed);

@@ -613,3 +613,36 @@ fn a_job_stranded_in_a_live_processs_running_list_is_put_back() {
     );
     assert_eq!(api.stat("running_jobs"), 0, "{}", api.stats());
 }
+
+/// A process draining on SIGTERM keeps beating until its jobs are done: with a drain longer
+/// than the heartbeat TTL, no other process takes its running job away.
+#[test]
+fn a_draining_process_keeps_its_jobs() {
+    let redis = RedisServer::start();
+    let mut draining = BinaryServer::spawn(
+        &redis.url(),
+        &env_with(
+            "worker",
+            &[("RECOVERY_SECS", "3"), ("SHUTDOWN_TIMEOUT_SECS", "20")],
+        ),
+    );
+    let watcher = BinaryServer::spawn(&redis.url(), &env_with("api", &[]));
+    let id = watcher.submit(&sleep_job(5000));
+    watcher.wait_for_status(&id, "running", Duration::from_secs(10));
+    draining.signal("TERM");
+    let status = draining
+        .wait_exit(Duration::from_secs(30))
+        .expect("the draining process should exit once its job is done");
+    assert!(status.success(), "{status}\n{}", draining.log());
+    let job = watcher.job(&id);
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(
+        job["attempt"], 1,
+        "the job must not have been taken back: {job}"
+    );
+    assert!(
+        !watcher.log().contains("stopped beating"),
+        "the watcher should not have judged the draining process dead:\n{}",
+        watcher.log()
+    );
+}

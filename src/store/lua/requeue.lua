@@ -3,12 +3,12 @@
 -- runs out of time (every job held), and for jobs a lost Redis reply left in the running list
 -- (the ids given).
 -- KEYS: running list of this process, pending, counters
--- ARGV: key prefix, then the ids to requeue (none: every job in the running list)
+-- ARGV: key prefix, 'all' (every job in the running list) or 'ids' followed by the ids
 -- Returns: the ids requeued
 local now = now_us()
 local ids = {}
-if #ARGV > 1 then
-  for i = 2, #ARGV do
+if ARGV[2] == 'ids' then
+  for i = 3, #ARGV do
     if redis.call('LREM', KEYS[1], 1, ARGV[i]) == 1 then
       ids[#ids + 1] = ARGV[i]
     end
