@@ -108,7 +108,8 @@ pub struct Config {
     pub mail_dir: String,
     /// `MAIL_FROM`: default sender of `email` jobs.
     pub mail_from: String,
-    /// `SMTP_URL`: `smtp://user:pass@host:port` (STARTTLS when offered; `?tls=required` insists)
+    /// `SMTP_URL`: `smtp://user:pass@host:port` (STARTTLS required with a password or
+    /// `?tls=required`, else used when offered; `?tls=opportunistic` allows plain text)
     /// or `smtps://…` (TLS from the start). When set, `email` jobs are sent through it instead
     /// of written into MAIL_DIR. Needs the `smtp` cargo feature (on by default).
     pub smtp_url: Option<String>,

@@ -5,7 +5,8 @@
 //!
 //! - with `SMTP_URL` set (and the `smtp` feature, on by default), it is sent through that server
 //!   with lettre's blocking client: `smtps://` wraps the connection in TLS from the start,
-//!   `smtp://` upgrades with STARTTLS when the server offers it (`?tls=required` insists). A 4xx
+//!   `smtp://` upgrades with STARTTLS when the server offers it (required when the URL carries a
+//!   password or says `?tls=required`; `?tls=opportunistic` allows plain text). A 4xx
 //!   answer or a connection problem is transient (retried after the backoff); a 5xx answer is
 //!   permanent and sends the job straight to the dead-letter queue, with the server's answer
 //!   quoted in the job's error.
@@ -86,7 +87,8 @@ fn text(payload: &Value, field: &str, required: bool) -> Result<Option<String>, 
 pub struct SmtpUrl {
     /// `smtps://`: TLS from the first byte (port 465 by default).
     pub implicit_tls: bool,
-    /// `smtp://…?tls=required`: refuse to send when the server does not offer STARTTLS.
+    /// Refuse to send when the server does not offer STARTTLS: `?tls=required`, and the default
+    /// for an `smtp://` URL with a password (`?tls=opportunistic` allows plain text).
     pub require_starttls: bool,
     pub host: String,
     pub port: u16,
@@ -114,14 +116,15 @@ impl SmtpUrl {
             Some((r, q)) => (r, Some(q)),
             None => (rest, None),
         };
-        let require_starttls = match query {
-            None | Some("") => false,
-            Some("tls=required") if !implicit_tls => true,
-            Some("tls=opportunistic") if !implicit_tls => false,
+        // None: the default, decided once the credentials are known (below).
+        let tls_choice = match query {
+            None | Some("") => None,
+            Some("tls=required") if !implicit_tls => Some(true),
+            Some("tls=opportunistic") if !implicit_tls => Some(false),
             Some(q) => {
                 return Err(format!(
-                    "unsupported query {q:?}: only ?tls=required (or ?tls=opportunistic, the default) on smtp:// URLs"
-                ))
+                "unsupported query {q:?}: only ?tls=required or ?tls=opportunistic on smtp:// URLs"
+            ))
             }
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
@@ -147,6 +150,9 @@ impl SmtpUrl {
                 ((!user.is_empty()).then_some(user), pass)
             }
         };
+        // With credentials, STARTTLS is required unless asked otherwise: taken opportunistically,
+        // a server (or anyone between) that does not offer it would get the password in clear.
+        let require_starttls = !implicit_tls && tls_choice.unwrap_or(password.is_some());
         let default_port = if implicit_tls { 465 } else { 587 };
         let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
             let (h, after) = v6
@@ -205,10 +211,11 @@ impl SmtpUrl {
             (Some(u), None) => format!("{u}@"),
             _ => String::new(),
         };
-        let query = if self.require_starttls {
-            "?tls=required"
-        } else {
-            ""
+        let query = match (self.require_starttls, self.password.is_some()) {
+            _ if self.implicit_tls => "",
+            (true, _) => "?tls=required",
+            (false, true) => "?tls=opportunistic",
+            (false, false) => "",
         };
         format!("{scheme}://{cred}{host}:{}{query}", self.port)
     }
@@ -624,9 +631,21 @@ mod tests {
         assert_eq!(u.port, 2525);
         assert_eq!(u.user.as_deref(), Some("user@x"));
         assert_eq!(u.password.as_deref(), Some("p:ss"));
-        assert!(!u.implicit_tls && !u.require_starttls);
-        assert_eq!(u.display(), "smtp://user@x:***@mail.example.com:2525");
+        // A password makes STARTTLS required unless plain text is allowed explicitly.
+        assert!(!u.implicit_tls && u.require_starttls);
+        assert_eq!(
+            u.display(),
+            "smtp://user@x:***@mail.example.com:2525?tls=required"
+        );
         assert!(!format!("{u:?}").contains("p:ss"));
+        let u = SmtpUrl::parse("smtp://u:pw@relay.local?tls=opportunistic").unwrap();
+        assert!(!u.require_starttls);
+        assert_eq!(
+            u.display(),
+            "smtp://u:***@relay.local:587?tls=opportunistic"
+        );
+        let u = SmtpUrl::parse("smtp://relay.local").unwrap();
+        assert!(!u.require_starttls);
 
         let u = SmtpUrl::parse("smtps://mail.example.com").unwrap();
         assert!(u.implicit_tls);
