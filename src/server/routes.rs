@@ -415,8 +415,7 @@ pub fn create_jobs(jobs: &[NewJob], shared: &Shared, store: &mut Store) -> Vec<R
         .map(|(job, outcome)| match outcome {
             Ok(CreateOutcome::Created(created)) => match created.first() {
                 Some(c) if c.new => {
-                    shared.metrics.jobs_created.inc();
-                    log_created(job);
+                    note_created(shared, job);
                     Reply::json(201, &json!({"job_id": c.id}))
                 }
                 Some(c) => Reply::json(200, &json!({"job_id": c.id})),
@@ -428,7 +427,9 @@ pub fn create_jobs(jobs: &[NewJob], shared: &Shared, store: &mut Store) -> Vec<R
         .collect()
 }
 
-fn log_created(job: &NewJob) {
+/// Counts and logs a job the store created (not one an idempotency key named again).
+fn note_created(shared: &Shared, job: &NewJob) {
+    shared.metrics.jobs_created.inc();
     if job.delay_ms > 0 || job.run_at_us.is_some() {
         log::info!("job {} ({}) created, scheduled for later", job.id, job.kind);
     } else {
@@ -467,8 +468,7 @@ fn create_batch(req: &mut Request, shared: &Shared, store: &mut Store) -> Result
             let mut ids = Vec::with_capacity(created.len());
             for (job, c) in jobs.iter().zip(created) {
                 if c.new {
-                    shared.metrics.jobs_created.inc();
-                    log_created(job);
+                    note_created(shared, job);
                 }
                 ids.push(c.id);
             }

@@ -103,10 +103,6 @@ impl Backend {
     pub fn health(&self) -> &Arc<Health> {
         &self.health
     }
-
-    pub fn keys(&self) -> &Keys {
-        &self.keys
-    }
 }
 
 #[cfg(feature = "redis-tls")]
@@ -292,10 +288,6 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn keys(&self) -> &Keys {
-        &self.keys
-    }
-
     pub fn ping(&mut self) -> Result<(), StoreError> {
         self.conn
             .run_idempotent(|c| redis::cmd("PING").query::<String>(c))

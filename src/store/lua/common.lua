@@ -60,6 +60,17 @@ local function claim(pending, running, prefix, n, now)
   return out, claimed
 end
 
+-- After an acknowledgement, claims up to n next jobs for the same worker. The acknowledged job
+-- leaves the running count and the claimed ones join it, so the counter moves once, by the
+-- difference. Returns the claimed jobs as claim() does.
+local function claim_after_ack(pending, running, counters, prefix, n, now)
+  local jobs, claimed = claim(pending, running, prefix, n, now)
+  if claimed ~= 1 then
+    redis.call('HINCRBY', counters, 'running', claimed - 1)
+  end
+  return jobs
+end
+
 -- Takes the selected jobs out of the dead-letter queue and returns their ids: one id
 -- (mode 'id'), every job of one type (mode 'type') or all of them (mode 'all').
 local function take_from_dlq(dlq, prefix, mode, value)

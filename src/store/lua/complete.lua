@@ -23,8 +23,4 @@ if redis.call('LPUSH', KEYS[2], ARGV[1]) > keep + 100 then
   redis.call('LTRIM', KEYS[2], 0, keep - 1)
 end
 redis.call('HINCRBY', KEYS[3], 'completed', 1)
-local jobs, claimed = claim(KEYS[5], KEYS[1], ARGV[5], tonumber(ARGV[6]), now)
-if claimed ~= 1 then
-  redis.call('HINCRBY', KEYS[3], 'running', claimed - 1)
-end
-return extend({1}, jobs)
+return extend({1}, claim_after_ack(KEYS[5], KEYS[1], KEYS[3], ARGV[5], tonumber(ARGV[6]), now))

@@ -24,8 +24,4 @@ else
   local evicted = bury(KEYS[3], KEYS[4], ARGV[5], ARGV[1], now, tonumber(ARGV[6]))
   out = extend({2, now, #evicted}, evicted)
 end
-local jobs, claimed = claim(KEYS[6], KEYS[1], ARGV[5], tonumber(ARGV[7]), now)
-if claimed ~= 1 then
-  redis.call('HINCRBY', KEYS[4], 'running', claimed - 1)
-end
-return extend(out, jobs)
+return extend(out, claim_after_ack(KEYS[6], KEYS[1], KEYS[4], ARGV[5], tonumber(ARGV[7]), now))
