@@ -133,23 +133,17 @@ fn serve(server: &tiny_http::Server, shared: &Arc<Shared>, shutdown: &Shutdown) 
                 _ => break,
             }
         }
-        // Answers go out in the order the requests came: tiny_http writes the answers on one
-        // connection in request order, so answering a later request of a pipelining client
-        // first would wait for an earlier one this very thread still holds.
+        // The gathered requests come from different connections: the patched tiny_http reads
+        // a connection's next request only once its last one is answered, so the requests of
+        // a pipelining client take effect in order even when two threads take them. Among
+        // different connections no order is promised, so other requests are answered at once.
         for mut request in gathered.drain(..) {
             match guard(|| routes::plan(&mut request, shared, &mut store)) {
                 Ok(Step::Create(job)) => {
                     creating.push(request);
                     jobs.push(job);
                 }
-                Ok(Step::Reply(reply)) => {
-                    create_gathered(&mut creating, &mut jobs, shared, &mut store);
-                    respond(request, reply);
-                }
-                Err(reply) => {
-                    create_gathered(&mut creating, &mut jobs, shared, &mut store);
-                    respond(request, reply);
-                }
+                Ok(Step::Reply(reply)) | Err(reply) => respond(request, reply),
             }
         }
         create_gathered(&mut creating, &mut jobs, shared, &mut store);

@@ -405,10 +405,7 @@ pub fn create_jobs(jobs: &[NewJob], shared: &Shared, store: &mut Store) -> Vec<R
             cfg.max_queue_size,
             cfg.idempotency_ttl_secs,
         )],
-        many => match store.create_each(many, cfg.max_queue_size, cfg.idempotency_ttl_secs) {
-            Ok(outcomes) => outcomes,
-            Err(e) => many.iter().map(|_| Err(e.clone())).collect(),
-        },
+        many => store.create_each(many, cfg.max_queue_size, cfg.idempotency_ttl_secs),
     };
     jobs.iter()
         .zip(outcomes)

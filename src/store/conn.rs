@@ -44,7 +44,7 @@ impl Health {
     fn mark_down(&self, why: &str) {
         if self.up.swap(false, Ordering::Relaxed) {
             log::error!(
-                "Redis at {} is unreachable ({why}); jobs wait and requests get 503 until it is back",
+                "Redis at {} is unavailable ({why}); jobs wait and requests get 503 until it is back",
                 self.url
             );
         }
@@ -147,6 +147,11 @@ impl Conn {
             Err(e) if e.code() == Some("OOM") => Err(StoreError::Unavailable(format!(
                 "Redis is out of memory (maxmemory) and refuses writes: raise maxmemory, add workers or wait for jobs to drain ({e})"
             ))),
+            Err(e) if e.code().and_then(transient_state).is_some() => {
+                let msg = server_error_text(&e);
+                self.health.mark_down(&msg);
+                Err(StoreError::Unavailable(msg))
+            }
             Err(e) => {
                 // Redis answered, but not as expected (a script error, a reply of another
                 // type). A reply that did not parse may leave the socket mid-stream: replace it.
@@ -165,6 +170,33 @@ impl Conn {
         c.set_write_timeout(Some(COMMAND_TIMEOUT))?;
         Ok(c)
     }
+}
+
+/// What a Redis error code means when it names a passing state of the server rather than a
+/// fault in the command: Redis refused the command without running it, so it is safe to try
+/// again later (HTTP 503 with Retry-After), as after an outage.
+pub fn transient_state(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "BUSY" => "Redis is busy running a long script or function",
+        "LOADING" => "Redis is loading its data set into memory",
+        "TRYAGAIN" => "Redis Cluster is migrating the keys of this request",
+        "MASTERDOWN" => "this Redis replica has lost its master",
+        "READONLY" => "this Redis is a read-only replica (a failover may be under way); point REDIS_URL at the master",
+        "CLUSTERDOWN" => "Redis Cluster is down",
+        // Redis-rs reloads a script that is missing; missing again, a SCRIPT FLUSH or another
+        // restart came in between, and the script did not run.
+        "NOSCRIPT" => "Redis lost jobq's scripts (a SCRIPT FLUSH, restart or failover) during this request",
+        _ => return None,
+    })
+}
+
+/// The words for a refusal in a passing state (see [`transient_state`]), with Redis's own text.
+fn server_error_text(e: &redis::RedisError) -> String {
+    let what = e
+        .code()
+        .and_then(transient_state)
+        .unwrap_or("Redis refused the command");
+    format!("{what}; nothing was changed, retry shortly ({e})")
 }
 
 /// Whether the connection itself failed (as opposed to Redis answering with an error).

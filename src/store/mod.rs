@@ -164,6 +164,9 @@ pub struct Claimed {
     pub attempt: u32,
     pub max_attempts: u32,
     pub timeout_secs: Option<u64>,
+    /// This claim's number: the acknowledgement presents it, so only this claim can record an
+    /// outcome (a late outcome of an earlier claim of the same job changes nothing).
+    pub claim: String,
 }
 
 /// What an acknowledgement did, and the worker's next job if it claimed one.
@@ -202,9 +205,20 @@ fn is_noscript(v: &RV) -> bool {
     matches!(v, RV::ServerError(e) if e.code() == "NOSCRIPT")
 }
 
-/// Jobs as the claim step returns them: 6 entries each.
+/// One reply of a pipeline sent with `ignore_errors`: a server error there is a value, which is
+/// classified here as [`Conn`] classifies the error of a single command.
+fn pipeline_error(e: &redis::ServerError) -> StoreError {
+    match conn::transient_state(e.code()) {
+        Some(what) => StoreError::Unavailable(format!(
+            "{what}; nothing was changed, retry shortly ({e:?})"
+        )),
+        None => StoreError::Redis(format!("{e:?}")),
+    }
+}
+
+/// Jobs as the claim step returns them: 7 entries each.
 fn claimed_jobs(flat: &[String]) -> Vec<Claimed> {
-    flat.chunks_exact(6)
+    flat.chunks_exact(7)
         .map(|c| Claimed {
             id: c[0].clone(),
             kind: c[1].clone(),
@@ -212,6 +226,7 @@ fn claimed_jobs(flat: &[String]) -> Vec<Claimed> {
             attempt: c[3].parse().unwrap_or(1),
             max_attempts: c[4].parse().unwrap_or(1),
             timeout_secs: c[5].parse().ok(),
+            claim: c[6].clone(),
         })
         .collect()
 }
@@ -310,44 +325,80 @@ impl Store {
 
     /// Creates each job on its own (as separate `create` calls would, each with its own
     /// capacity check and outcome) in one round trip: the HTTP threads gather concurrent
-    /// `POST /jobs` requests into one of these.
+    /// `POST /jobs` requests into one of these. Returns one outcome per job, in order.
+    ///
+    /// A pipeline sends EVALSHA only, so after a Redis restart, failover or `SCRIPT FLUSH` some
+    /// of its calls may answer NOSCRIPT while others ran (another connection may load the
+    /// script between two of them). Only the calls that answered NOSCRIPT are sent again,
+    /// after loading the script: a job that was stored is never reported as failed. When a
+    /// round trip fails, the jobs not yet answered get that error (a timeout may have stored
+    /// them; the error says so).
     pub fn create_each(
         &mut self,
         jobs: &[NewJob],
         max_queue: u64,
         idempotency_ttl_secs: u64,
-    ) -> Result<Vec<Result<CreateOutcome, StoreError>>, StoreError> {
+    ) -> Vec<Result<CreateOutcome, StoreError>> {
         let invs: Vec<_> = jobs
             .iter()
             .map(|j| {
                 self.create_invocation(std::slice::from_ref(j), max_queue, idempotency_ttl_secs)
             })
             .collect();
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        for inv in &invs {
-            pipe.invoke_script(inv);
-        }
-        let replies: Vec<RV> = self.conn.run(|c| {
-            let replies: Vec<RV> = pipe.query(c)?;
-            // A pipeline sends EVALSHA only; after a Redis restart the script must be loaded
-            // again first. No script ran then, so sending the pipeline again is safe.
-            if replies.iter().any(is_noscript) {
-                scripts().create.load(c)?;
-                return pipe.query(c);
+        let mut out: Vec<Option<Result<CreateOutcome, StoreError>>> = vec![None; jobs.len()];
+        let mut todo: Vec<usize> = (0..jobs.len()).collect();
+        // A second NOSCRIPT right after loading needs yet another SCRIPT FLUSH in between;
+        // three rounds end even that, with an honest error for what is left.
+        for round in 0..3 {
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            for &i in &todo {
+                pipe.invoke_script(&invs[i]);
             }
-            Ok(replies)
-        })?;
-        Ok(replies
-            .into_iter()
-            .map(|r| match r {
-                RV::Array(items) => create_outcome(items),
-                RV::ServerError(e) => Err(StoreError::Redis(format!("create script: {e:?}"))),
-                other => Err(StoreError::Redis(format!(
-                    "create script answered {other:?}"
-                ))),
+            let replies = self.conn.run(|c| {
+                if round > 0 {
+                    scripts().create.load(c)?;
+                }
+                pipe.query::<Vec<RV>>(c)
+            });
+            let replies = match replies {
+                Ok(r) => r,
+                Err(e) => {
+                    for &i in &todo {
+                        out[i] = Some(Err(e.clone()));
+                    }
+                    todo.clear();
+                    break;
+                }
+            };
+            let mut again = Vec::new();
+            for (&i, reply) in todo.iter().zip(replies) {
+                out[i] = Some(match reply {
+                    r if is_noscript(&r) => {
+                        again.push(i);
+                        continue;
+                    }
+                    RV::Array(items) => create_outcome(items),
+                    RV::ServerError(e) => Err(pipeline_error(&e)),
+                    other => Err(StoreError::Redis(format!(
+                        "create script answered {other:?}"
+                    ))),
+                });
+            }
+            todo = again;
+            if todo.is_empty() {
+                break;
+            }
+        }
+        out.into_iter()
+            .map(|o| {
+                o.unwrap_or_else(|| {
+                    Err(StoreError::Unavailable(
+                        "Redis kept losing jobq's scripts (SCRIPT FLUSH?); the job was not created, retry shortly".into(),
+                    ))
+                })
             })
-            .collect())
+            .collect()
     }
 
     fn create_invocation(
@@ -361,19 +412,18 @@ impl Store {
         inv.key(&k.pending).key(&k.scheduled).key(&k.counters);
         inv.arg(max_queue).arg(idempotency_ttl_secs);
         for j in jobs {
-            inv.key(k.job(&j.id)).key(
-                j.idempotency_key
-                    .as_deref()
-                    .map(|key| k.idempotency(key))
-                    .unwrap_or_default(),
-            );
+            // Without an idempotency key the bare `<prefix>:idem:` stands in: declaring '' would
+            // name a key in Redis Cluster slot 0, outside the prefix's slot (CROSSSLOT).
+            inv.key(k.job(&j.id))
+                .key(k.idempotency(j.idempotency_key.as_deref().unwrap_or_default()));
             inv.arg(&j.id)
                 .arg(&j.kind)
                 .arg(&j.payload)
                 .arg(j.max_attempts)
                 .arg(j.delay_ms)
                 .arg(j.run_at_us.map(|t| t.to_string()).unwrap_or_default())
-                .arg(j.timeout_secs.map(|t| t.to_string()).unwrap_or_default());
+                .arg(j.timeout_secs.map(|t| t.to_string()).unwrap_or_default())
+                .arg(u8::from(j.idempotency_key.is_some()));
         }
         inv
     }
@@ -415,17 +465,23 @@ impl Store {
     }
 
     /// Claims up to `max` pending jobs for `worker`; an empty answer means pending is empty (or
-    /// held only ids without records, which are dropped).
-    pub fn claim(&mut self, worker: &str, max: usize) -> Result<Vec<Claimed>, StoreError> {
+    /// held only ids without records, which are dropped). None when `worker` is not registered
+    /// (its heartbeat key is missing): it must beat before it claims, or a job it claimed and
+    /// then died with would never be recovered.
+    pub fn claim(&mut self, worker: &str, max: usize) -> Result<Option<Vec<Claimed>>, StoreError> {
         let k = &self.keys;
         let mut inv = scripts().claim.prepare_invoke();
         inv.key(&k.pending)
             .key(k.running(worker))
             .key(&k.counters)
+            .key(k.heartbeat(worker))
             .arg(k.prefix())
             .arg(max);
         let flat: Vec<String> = self.conn.run(|c| inv.invoke(c))?;
-        Ok(claimed_jobs(&flat))
+        Ok(match flat.split_first() {
+            Some((registered, jobs)) if registered == "1" => Some(claimed_jobs(jobs)),
+            _ => None,
+        })
     }
 
     /// Blocks until pending has a job or `timeout` passes; returns whether it has one.
@@ -449,11 +505,12 @@ impl Store {
 
     /// Marks a job this process ran as completed, storing `result` (JSON) if any, and when
     /// `claim_next` is set claims the worker's next job in the same round trip.
-    /// `Acked::outcome` is false when the job was no longer this process's to finish.
+    /// `Acked::outcome` is false when this claim of the job was no longer this process's to
+    /// finish. `job` is the claim being acknowledged (its id and claim number).
     pub fn complete(
         &mut self,
         worker: &str,
-        id: &str,
+        job: &Claimed,
         result: Option<&str>,
         ttl_secs: u64,
         claim_next: bool,
@@ -463,14 +520,16 @@ impl Store {
         inv.key(k.running(worker))
             .key(&k.completed)
             .key(&k.counters)
-            .key(k.job(id))
+            .key(k.job(&job.id))
             .key(&k.pending)
-            .arg(id)
+            .key(k.heartbeat(worker))
+            .arg(&job.id)
             .arg(result.unwrap_or(""))
             .arg(ttl_secs)
             .arg(COMPLETED_LIST_MAX)
             .arg(k.prefix())
-            .arg(u8::from(claim_next));
+            .arg(u8::from(claim_next))
+            .arg(&job.claim);
         let reply: Vec<String> = self.conn.run(|c| inv.invoke(c))?;
         Ok(Acked {
             outcome: reply.first().map(String::as_str) == Some("1"),
@@ -485,7 +544,7 @@ impl Store {
     pub fn fail(
         &mut self,
         worker: &str,
-        id: &str,
+        job: &Claimed,
         error: &str,
         retry_delay_ms: u64,
         permanent: bool,
@@ -498,15 +557,17 @@ impl Store {
             .key(&k.scheduled)
             .key(&k.dlq)
             .key(&k.counters)
-            .key(k.job(id))
+            .key(k.job(&job.id))
             .key(&k.pending)
-            .arg(id)
+            .key(k.heartbeat(worker))
+            .arg(&job.id)
             .arg(error)
             .arg(retry_delay_ms)
             .arg(if permanent { "1" } else { "0" })
             .arg(k.prefix())
             .arg(dlq_cap)
-            .arg(u8::from(claim_next));
+            .arg(u8::from(claim_next))
+            .arg(&job.claim);
         let reply: Vec<String> = self.conn.run(|c| inv.invoke(c))?;
         let num = |i: usize| {
             reply
@@ -769,13 +830,34 @@ impl Store {
         Ok(out)
     }
 
-    /// Seconds since Redis started, from `INFO server`; None if the server does not say.
-    pub fn uptime_secs(&mut self) -> Result<Option<u64>, StoreError> {
-        let info: String = self
-            .conn
-            .run_idempotent(|c| redis::cmd("INFO").arg("server").query(c))?;
-        Ok(info_field(&info, "uptime_in_seconds").and_then(|v| v.parse().ok()))
+    /// Which Redis server this is and whether it is loading its data set, from `INFO`.
+    pub fn redis_state(&mut self) -> Result<RedisState, StoreError> {
+        let (server, persistence): (String, String) = self.conn.run_idempotent(|c| {
+            redis::pipe()
+                .cmd("INFO")
+                .arg("server")
+                .cmd("INFO")
+                .arg("persistence")
+                .query(c)
+        })?;
+        Ok(RedisState {
+            run_id: info_field(&server, "run_id")
+                .unwrap_or_default()
+                .to_string(),
+            uptime_secs: info_field(&server, "uptime_in_seconds").and_then(|v| v.parse().ok()),
+            loading: info_field(&persistence, "loading") == Some("1"),
+        })
     }
+}
+
+/// What the reaper needs to know of the Redis server before it judges heartbeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisState {
+    /// Changes whenever Redis restarts (or another server answers at the same address).
+    pub run_id: String,
+    pub uptime_secs: Option<u64>,
+    /// Loading its data set from disk (or from its master).
+    pub loading: bool,
 }
 
 /// A field of an `INFO` answer (`name:value` lines).

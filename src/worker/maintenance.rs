@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::app::Shared;
 use crate::shutdown::{spawn_periodic, RetryDelay, Shutdown};
-use crate::store::StoreError;
-use crate::worker::InFlight;
+use crate::store::{RedisState, StoreError};
+use crate::worker::{InFlight, Snapshot};
 use std::collections::HashSet;
 
 /// Most scheduled jobs promoted per script call; more are taken by an immediate next call.
@@ -76,9 +76,10 @@ pub fn spawn_scheduler(
 /// running list that no worker holds.
 ///
 /// Such a job can only come from a claim whose reply Redis sent but this process never read (a
-/// read timeout): the job moved into the running list, yet no worker got it. Seen on two beats
-/// in a row (a job handed from fetcher to worker is in transit for microseconds, not seconds),
-/// it is put back as it was, the attempt not counted.
+/// read timeout): the job moved into the running list, yet no worker got it. It is put back as
+/// it was, the attempt not counted, once it was seen unheld on two beats in a row *and* every
+/// claiming call that was under way at the first has ended (see `Snapshot::progressed_since`):
+/// a reply still unread after a process-wide stall is not mistaken for a lost one.
 pub fn spawn_heartbeat(
     shared: &Arc<Shared>,
     worker_id: &str,
@@ -94,19 +95,17 @@ pub fn spawn_heartbeat(
         "started_at": chrono::Utc::now().to_rfc3339(),
     })
     .to_string();
-    let mut suspects: HashSet<String> = HashSet::new();
+    let mut suspects = Suspects::default();
     spawn_periodic("jobq-heartbeat", shutdown, move || {
         if let Err(e) = store.heartbeat(&id, live.ttl, &info) {
             log_unexpected("heartbeat", &e);
             // Try again soon: a missed beat while Redis restarts must not outlive the TTL.
             return Duration::from_millis(200);
         }
+        // The running list first, then what the process holds: see `InFlight::snapshot`.
         match store.held(&id) {
-            Ok(held) => {
-                let running = in_flight.ids();
-                let unheld: HashSet<String> =
-                    held.into_iter().filter(|j| !running.contains(j)).collect();
-                let stranded: Vec<String> = unheld.intersection(&suspects).cloned().collect();
+            Ok(listed) => {
+                let stranded = suspects.observe(listed, in_flight.snapshot());
                 if !stranded.is_empty() {
                     match store.requeue(&id, &stranded) {
                         Ok(ids) => {
@@ -119,12 +118,40 @@ pub fn spawn_heartbeat(
                         Err(e) => log_unexpected("heartbeat", &e),
                     }
                 }
-                suspects = unheld;
             }
             Err(e) => log_unexpected("heartbeat", &e),
         }
         live.beat
     })
+}
+
+/// Jobs in the running list that this process did not hold at the last beat, with what it
+/// held then.
+#[derive(Debug, Default)]
+pub struct Suspects {
+    ids: HashSet<String>,
+    seen: Snapshot,
+}
+
+impl Suspects {
+    /// Takes one beat's view (the running list, then the process's snapshot) and returns the
+    /// jobs now known to be stranded.
+    pub fn observe(&mut self, listed: Vec<String>, now: Snapshot) -> Vec<String> {
+        let unheld: HashSet<String> = listed
+            .into_iter()
+            .filter(|j| !now.held.contains(j))
+            .collect();
+        if !now.progressed_since(&self.seen) {
+            // A claim under way at the last beat is still unanswered (the process stalled, or
+            // Redis is slow): judge nothing yet, keep the earlier view.
+            self.ids.retain(|j| unheld.contains(j));
+            return Vec::new();
+        }
+        let stranded = unheld.intersection(&self.ids).cloned().collect();
+        self.ids = unheld;
+        self.seen = now;
+        stranded
+    }
 }
 
 /// Looks for worker processes whose heartbeat has expired and recovers their jobs.
@@ -137,16 +164,17 @@ pub fn spawn_reaper(
     let live = Liveness::from_recovery_secs(shared.config.recovery_secs);
     let shared = shared.clone();
     let stop = shutdown.clone();
+    let mut grace = Grace::new(live.ttl);
     spawn_periodic("jobq-reaper", shutdown, move || {
-        // After a Redis restart every heartbeat restored from disk may already have expired;
-        // give live processes one TTL to beat again before judging anyone dead.
-        match store.uptime_secs() {
-            Ok(Some(up)) if Duration::from_secs(up) < live.ttl => return live.reap_every,
-            Ok(_) => {}
-            Err(e) => {
-                log_unexpected("reaper", &e);
-                return live.reap_every;
-            }
+        // After a Redis restart (or a long stall) every heartbeat restored from disk may have
+        // expired while its process is alive: judge no one until live processes have had one
+        // TTL, after Redis answers again, to beat.
+        let seen = store.redis_state();
+        if let Err(e) = &seen {
+            log_unexpected("reaper", e);
+        }
+        if !grace.allows(seen.ok().as_ref(), Instant::now()) {
+            return live.reap_every;
         }
         let workers = match store.workers() {
             Ok(w) => w,
@@ -192,6 +220,48 @@ pub fn spawn_reaper(
     })
 }
 
+/// When the reaper may judge a heartbeat: only once the Redis it reads has been seen answering,
+/// as the same server (`run_id`) and not loading its data, for at least one heartbeat TTL.
+///
+/// Redis keeps expiry times as absolute times, so every heartbeat key restored from disk may
+/// be expired by the time Redis answers, however long the load took; Redis's own uptime counts
+/// the load too. Measured from this reaper's first good look instead, after a restart, a
+/// failover, a load, an outage or a stall longer than a command timeout (all seen as an error
+/// or a new `run_id`) every live process has had a full TTL to beat again. The cost: a process
+/// that has just started reaps nothing for one TTL.
+#[derive(Debug)]
+pub struct Grace {
+    ttl: Duration,
+    run_id: Option<String>,
+    since: Instant,
+}
+
+impl Grace {
+    pub fn new(ttl: Duration) -> Grace {
+        Grace {
+            ttl,
+            run_id: None,
+            since: Instant::now(),
+        }
+    }
+
+    /// Takes what the reaper saw of Redis now (None: an error) and says whether it may reap.
+    pub fn allows(&mut self, seen: Option<&RedisState>, now: Instant) -> bool {
+        let Some(seen) = seen.filter(|s| !s.loading) else {
+            self.run_id = None;
+            return false;
+        };
+        if self.run_id.as_deref() != Some(seen.run_id.as_str()) {
+            self.run_id = Some(seen.run_id.clone());
+            self.since = now;
+        }
+        now.duration_since(self.since) >= self.ttl
+            && seen
+                .uptime_secs
+                .is_none_or(|up| Duration::from_secs(up) >= self.ttl)
+    }
+}
+
 /// Outages are logged once by `Health`; anything else is a bug worth reporting.
 fn log_unexpected(who: &str, e: &StoreError) {
     if !matches!(e, StoreError::Unavailable(_)) {
@@ -202,6 +272,101 @@ fn log_unexpected(who: &str, e: &StoreError) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn snap(held: &[&str], claims: &[u64]) -> Snapshot {
+        Snapshot {
+            held: held.iter().map(|s| s.to_string()).collect(),
+            claims: claims.to_vec(),
+        }
+    }
+
+    fn list(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_job_unheld_on_two_beats_with_no_claim_under_way_is_stranded() {
+        let mut s = Suspects::default();
+        assert!(s
+            .observe(list(&["a", "b"]), snap(&["a"], &[0, 2]))
+            .is_empty());
+        // b's claim reply was lost: the call ended (2 → 4) without handing b to anyone.
+        assert_eq!(
+            s.observe(list(&["a", "b"]), snap(&["a"], &[0, 4])),
+            list(&["b"])
+        );
+    }
+
+    #[test]
+    fn a_claim_reply_unread_across_a_stall_is_not_taken_for_a_lost_one() {
+        let mut s = Suspects::default();
+        // The fetcher (last counter) is in a claim call (odd) whose reply holds c.
+        assert!(s.observe(list(&["c"]), snap(&[], &[0, 3])).is_empty());
+        // The process stalled; the next beat comes first, the claim still unanswered.
+        assert!(s.observe(list(&["c"]), snap(&[], &[0, 3])).is_empty());
+        assert!(s.observe(list(&["c"]), snap(&[], &[0, 3])).is_empty());
+        // The reply is read: c is in transit, then running. Never requeued.
+        assert!(s.observe(list(&["c"]), snap(&["c"], &[0, 4])).is_empty());
+        assert!(s.observe(list(&["c"]), snap(&["c"], &[0, 4])).is_empty());
+    }
+
+    #[test]
+    fn a_job_in_transit_counts_as_held_and_a_finished_one_leaves_the_list() {
+        let mut s = Suspects::default();
+        assert!(s.observe(list(&["d"]), snap(&["d"], &[1, 0])).is_empty());
+        // d ran and was acknowledged between the two reads of the next beat.
+        assert!(s.observe(list(&["d"]), snap(&[], &[2, 0])).is_empty());
+        assert!(s.observe(list(&[]), snap(&[], &[2, 0])).is_empty());
+    }
+
+    fn state(run_id: &str, up: u64, loading: bool) -> RedisState {
+        RedisState {
+            run_id: run_id.into(),
+            uptime_secs: Some(up),
+            loading,
+        }
+    }
+
+    #[test]
+    fn the_reaper_waits_a_ttl_after_first_seeing_redis() {
+        let ttl = Duration::from_secs(2);
+        let t0 = Instant::now();
+        let mut g = Grace::new(ttl);
+        // Redis has been up for a day, but this reaper has only just looked.
+        assert!(!g.allows(Some(&state("r1", 86_400, false)), t0));
+        assert!(!g.allows(Some(&state("r1", 86_401, false)), t0 + ttl / 2));
+        assert!(g.allows(Some(&state("r1", 86_402, false)), t0 + ttl));
+    }
+
+    #[test]
+    fn a_long_load_is_not_counted_as_grace() {
+        let ttl = Duration::from_secs(2);
+        let t0 = Instant::now();
+        let mut g = Grace::new(ttl);
+        assert!(!g.allows(Some(&state("r1", 100, false)), t0));
+        assert!(g.allows(Some(&state("r1", 102, false)), t0 + ttl));
+        // Redis restarts and loads its AOF for 30 s: errors, then `loading`.
+        assert!(!g.allows(None, t0 + ttl * 2));
+        assert!(!g.allows(Some(&state("r2", 20, true)), t0 + ttl * 12));
+        // Loaded, with an uptime well past the TTL: heartbeats restored from disk are all
+        // expired, so live processes get a full TTL from now to beat again.
+        let loaded = t0 + ttl * 16;
+        assert!(!g.allows(Some(&state("r2", 30, false)), loaded));
+        assert!(!g.allows(Some(&state("r2", 31, false)), loaded + ttl / 2));
+        assert!(g.allows(Some(&state("r2", 32, false)), loaded + ttl));
+    }
+
+    #[test]
+    fn a_new_server_at_the_same_address_restarts_the_grace() {
+        let ttl = Duration::from_secs(2);
+        let t0 = Instant::now();
+        let mut g = Grace::new(ttl);
+        g.allows(Some(&state("r1", 100, false)), t0);
+        assert!(g.allows(Some(&state("r1", 110, false)), t0 + ttl * 5));
+        // A failover: another server, up for long, answers without any error in between.
+        assert!(!g.allows(Some(&state("r9", 5000, false)), t0 + ttl * 6));
+        assert!(g.allows(Some(&state("r9", 5002, false)), t0 + ttl * 7));
+    }
 
     #[test]
     fn default_recovery_fits_in_fifteen_seconds() {

@@ -13,14 +13,14 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::app::Shared;
 use crate::shutdown::{RetryDelay, Shutdown};
-use crate::store::{Claimed, FailOutcome, Health, Store, StoreError};
+use crate::store::{Acked, Claimed, FailOutcome, Health, Store, StoreError};
 pub use handler::{Cancellation, Handler, JobContext, JobError, JobResult, Registry};
 
 /// How long the fetcher blocks waiting for a job; bounds how late it notices a shutdown.
@@ -46,23 +46,96 @@ const OUTAGE_DRAIN: Duration = Duration::from_secs(3);
 /// Most jobs claimed in one script call.
 const CLAIM_BATCH: usize = 64;
 
-/// The job each worker holds, from the start of its run until its outcome is stored: a drain
-/// that runs out of time cancels them, and the heartbeat tells a job this process really runs
-/// from one stranded in its running list.
-pub struct InFlight(Vec<Mutex<Option<(String, Cancellation)>>>);
+/// The jobs this process holds, as the heartbeat must see them to tell a job that a lost claim
+/// reply stranded in the running list from one this process really has.
+///
+/// A claimed job is held from the moment its claim's reply is read: first "in transit" (from
+/// the fetcher through the channel to a worker, or from an acknowledgement that claimed it to
+/// the same worker's next run), then in its worker's slot until its outcome is stored. The gap
+/// before the reply is read is covered by a claim counter per claiming thread, odd while a
+/// claiming call is under way: see [`Snapshot::progressed_since`].
+pub struct InFlight {
+    slots: Vec<Mutex<Option<(String, Cancellation)>>>,
+    transit: Mutex<HashSet<String>>,
+    /// One per worker (by slot), then the fetcher's.
+    claims: Vec<AtomicU64>,
+}
+
+/// What the heartbeat reads of [`InFlight`]: the ids held, and each claiming thread's counter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub held: HashSet<String>,
+    pub claims: Vec<u64>,
+}
+
+impl Snapshot {
+    /// Whether every claiming call that was under way at `earlier` has ended since. Only then
+    /// can a job missing from both snapshots be stranded: had its claim still been in flight,
+    /// its reply (and so the job) may yet reach a worker. Time alone cannot tell: a process
+    /// stalled as a whole (a VM pause) takes two beats in a row with its claim reply unread.
+    pub fn progressed_since(&self, earlier: &Snapshot) -> bool {
+        earlier
+            .claims
+            .iter()
+            .zip(&self.claims)
+            .all(|(then, now)| then % 2 == 0 || then != now)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 impl InFlight {
     fn new(workers: usize) -> Arc<InFlight> {
-        Arc::new(InFlight((0..workers).map(|_| Mutex::new(None)).collect()))
+        Arc::new(InFlight {
+            slots: (0..workers).map(|_| Mutex::new(None)).collect(),
+            transit: Mutex::new(HashSet::new()),
+            claims: (0..=workers).map(|_| AtomicU64::new(0)).collect(),
+        })
     }
 
+    /// The claim counter index of the fetcher (workers use their slot).
+    fn fetcher(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Runs a call that may claim jobs, for claiming thread `who`; the ids `claimed` finds in
+    /// its answer are in transit before the call counts as ended.
+    fn claiming<T>(
+        &self,
+        who: usize,
+        call: impl FnOnce() -> T,
+        claimed: impl FnOnce(&T) -> Vec<String>,
+    ) -> T {
+        self.claims[who].fetch_add(1, Ordering::SeqCst);
+        let answer = call();
+        let ids = claimed(&answer);
+        if !ids.is_empty() {
+            lock(&self.transit).extend(ids);
+        }
+        self.claims[who].fetch_add(1, Ordering::SeqCst);
+        answer
+    }
+
+    /// A worker starts (`Some`) or has recorded (`None`) a job; a job it starts leaves transit.
     fn set(&self, slot: usize, job: Option<(String, Cancellation)>) {
-        *self.0[slot].lock().unwrap_or_else(|e| e.into_inner()) = job;
+        let id = job.as_ref().map(|(id, _)| id.clone());
+        *lock(&self.slots[slot]) = job;
+        if let Some(id) = id {
+            self.unclaim(&id);
+        }
+    }
+
+    /// A job in transit that no worker will run (handed back to pending, or lost with a closed
+    /// channel).
+    fn unclaim(&self, id: &str) {
+        lock(&self.transit).remove(id);
     }
 
     fn each(&self, mut f: impl FnMut(&(String, Cancellation))) {
-        for slot in &self.0 {
-            if let Some(job) = &*slot.lock().unwrap_or_else(|e| e.into_inner()) {
+        for slot in &self.slots {
+            if let Some(job) = &*lock(slot) {
                 f(job);
             }
         }
@@ -75,13 +148,20 @@ impl InFlight {
         n
     }
 
-    /// The ids of the jobs the workers hold now.
-    pub fn ids(&self) -> HashSet<String> {
-        let mut ids = HashSet::new();
+    /// The ids held now (running, or in transit to a worker), then the claim counters. Read
+    /// after the running list, so a job claimed before that read is either held here or its
+    /// claiming call shows as under way.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut held = lock(&self.transit).clone();
         self.each(|(id, _)| {
-            ids.insert(id.clone());
+            held.insert(id.clone());
         });
-        ids
+        let claims = self
+            .claims
+            .iter()
+            .map(|c| c.load(Ordering::SeqCst))
+            .collect();
+        Snapshot { held, claims }
     }
 
     /// Asks every running handler to stop. Called once the drain has put their jobs back to
@@ -139,6 +219,7 @@ impl Pool {
             store: shared.backend.open_blocking(FETCH_BLOCK),
             worker_id: worker_id.to_string(),
             shutdown: shutdown.clone(),
+            in_flight: in_flight.clone(),
         };
         let fetcher = std::thread::Builder::new()
             .name("jobq-fetcher".into())
@@ -217,12 +298,15 @@ struct Fetcher {
     store: Store,
     worker_id: String,
     shutdown: Shutdown,
+    in_flight: Arc<InFlight>,
 }
 
 impl Fetcher {
     fn run(mut self, ready: Receiver<()>, jobs: Sender<Claimed>) {
         let mut idle = 0usize;
         let mut retry = RetryDelay::default();
+        let mut unregistered = false;
+        let me = self.in_flight.fetcher();
         while !self.shutdown.is_triggered() {
             if idle == 0 {
                 match ready.recv_timeout(Duration::from_millis(250)) {
@@ -232,20 +316,54 @@ impl Fetcher {
                 }
             }
             idle += ready.try_iter().count();
-            match self.store.claim(&self.worker_id, idle.min(CLAIM_BATCH)) {
-                Ok(claimed) if claimed.is_empty() => {
+            // A token may arrive after the stop began (a worker that finished during the
+            // drain): claim nothing then, or a job would start in the drain and, outliving
+            // it, run again from the start later.
+            if self.shutdown.is_triggered() {
+                break;
+            }
+            let (store, wid, n) = (&mut self.store, &self.worker_id, idle.min(CLAIM_BATCH));
+            let claimed = self.in_flight.claiming(
+                me,
+                || store.claim(wid, n),
+                |r| match r {
+                    Ok(Some(jobs)) => jobs.iter().map(|j| j.id.clone()).collect(),
+                    _ => Vec::new(),
+                },
+            );
+            match claimed {
+                Ok(None) => {
+                    // Registration is the heartbeat's job; it retries every 200 ms.
+                    if !unregistered {
+                        log::warn!(
+                            "process {} is not registered (its heartbeat is missing): claiming no job until the heartbeat is written again",
+                            self.worker_id
+                        );
+                        unregistered = true;
+                    }
+                    self.shutdown.sleep(retry.next_delay());
+                }
+                Ok(Some(claimed)) if claimed.is_empty() => {
                     retry.reset();
+                    if std::mem::take(&mut unregistered) {
+                        log::info!("process {} is registered again", self.worker_id);
+                    }
                     if let Err(e) = self.store.wait_for_pending(FETCH_BLOCK) {
                         self.pause(&mut retry, &e);
                     }
                 }
-                Ok(claimed) => {
+                Ok(Some(claimed)) => {
                     retry.reset();
+                    if std::mem::take(&mut unregistered) {
+                        log::info!("process {} is registered again", self.worker_id);
+                    }
                     for job in claimed {
                         idle -= 1;
                         // A worker is waiting for this job (it sent a ready token), so the send
-                        // only fails if every worker is gone, which happens only at shutdown.
-                        if jobs.send(job).is_err() {
+                        // only fails if every worker is gone, which happens only at shutdown;
+                        // the drain then returns the job to pending.
+                        if let Err(lost) = jobs.send(job) {
+                            self.in_flight.unclaim(&lost.0.id);
                             return;
                         }
                     }
@@ -294,8 +412,36 @@ impl Worker {
                     }
                 }
             };
+            // Claimed just before the stop began: start no job in the drain, hand it back.
+            if self.shutdown.is_triggered() {
+                self.hand_back(&job);
+                continue;
+            }
             next = self.run_job(job);
         }
+    }
+
+    /// Puts a job this worker was given but will not start back at the front of pending. If
+    /// Redis does not answer, the job stays in the running list, and the end of the drain (or,
+    /// failing that, another process's reaper) returns it.
+    fn hand_back(&mut self, job: &Claimed) {
+        match self
+            .store
+            .requeue(&self.worker_id, std::slice::from_ref(&job.id))
+        {
+            Ok(ids) if !ids.is_empty() => log::info!(
+                "job {} ({}) returned to pending unstarted: shutting down",
+                job.id,
+                job.kind
+            ),
+            Ok(_) => {}
+            Err(e) => log::warn!(
+                "job {} ({}) not started, shutting down; returning it to pending failed ({e}), the drain tries again",
+                job.id,
+                job.kind
+            ),
+        }
+        self.in_flight.unclaim(&job.id);
     }
 
     /// Runs one job and records its outcome; returns the next job, if the acknowledgement
@@ -386,12 +532,18 @@ impl Worker {
         let shutdown = self.shutdown.clone();
         // No new work once a stop has begun; the check runs on every retry of the write.
         let claim_next = move || !shutdown.is_triggered();
+        let (in_flight, slot) = (self.in_flight.clone(), self.slot);
         match outcome {
             Ok(result) => {
                 let result = (!result.is_null()).then(|| result.to_string());
                 let ttl = cfg.job_ttl_secs;
-                let acked = self
-                    .persist(|s| s.complete(&wid, &job.id, result.as_deref(), ttl, claim_next()));
+                let acked = self.persist(|s| {
+                    in_flight.claiming(
+                        slot,
+                        || s.complete(&wid, job, result.as_deref(), ttl, claim_next()),
+                        next_claimed,
+                    )
+                });
                 let next = acked.as_ref().and_then(|(a, _)| a.next.clone());
                 match acked.map(|(a, retried)| (a.outcome, retried)) {
                     Some((true, _)) => {
@@ -417,8 +569,13 @@ impl Worker {
                 let permanent = err.permanent;
                 let msg = err.message.clone();
                 let cap = cfg.dlq_max_size;
-                let acked = self
-                    .persist(|s| s.fail(&wid, &job.id, &msg, delay, permanent, cap, claim_next()));
+                let acked = self.persist(|s| {
+                    in_flight.claiming(
+                        slot,
+                        || s.fail(&wid, job, &msg, delay, permanent, cap, claim_next()),
+                        next_claimed,
+                    )
+                });
                 let next = acked.as_ref().and_then(|(a, _)| a.next.clone());
                 match acked.map(|(a, retried)| (a.outcome, retried)) {
                     Some((FailOutcome::Retry { .. }, _)) => {
@@ -486,6 +643,14 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// The next job an acknowledgement claimed, which is in transit until its worker starts it.
+fn next_claimed<T>(r: &Result<Acked<T>, StoreError>) -> Vec<String> {
+    match r {
+        Ok(Acked { next: Some(n), .. }) => vec![n.id.clone()],
+        _ => Vec::new(),
     }
 }
 

@@ -239,8 +239,15 @@ impl RedisServer {
         let bin = redis_server_bin();
         let dir = temp_dir("redis");
         let mut errors = Vec::new();
+        // A cluster node also listens on port + 10000 (the cluster bus).
+        let cluster = opts.args.iter().any(|a| a == "--cluster-enabled");
         for _ in 0..5 {
-            let port = free_port();
+            let port = loop {
+                let p = free_port();
+                if !cluster || p <= 55535 {
+                    break p;
+                }
+            };
             match spawn_redis(&bin, port, &dir, &opts) {
                 Ok(child) => {
                     return RedisServer {
@@ -375,6 +382,103 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    /// A one-node Redis Cluster: cluster mode on, every slot assigned to this node, and the
+    /// cluster reporting `cluster_state:ok`.
+    pub fn start_cluster_node() -> RedisServer {
+        let redis = RedisServer::start_with(RedisOptions::args(&[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+        ]));
+        let added = redis.redis_cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+        assert_eq!(
+            added.as_str(),
+            Some("OK"),
+            "CLUSTER ADDSLOTSRANGE: {added:?}"
+        );
+        wait_for("cluster_state:ok", Duration::from_secs(10), || {
+            let info = redis.redis_cmd(&["CLUSTER", "INFO"]);
+            match info.as_str() {
+                Some(text) if text.contains("cluster_state:ok") => Ok(()),
+                _ => Err(format!("{info:?}")),
+            }
+        });
+        redis
+    }
+}
+
+/// Sends `requests` on one connection in a single write (HTTP pipelining) and reads their
+/// answers, in order. Each answer must carry a Content-Length (jobq's do).
+pub fn send_pipelined(addr: SocketAddr, requests: &[Vec<u8>]) -> Vec<Resp> {
+    let mut stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT)
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    stream.set_read_timeout(Some(HTTP_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(HTTP_TIMEOUT)).unwrap();
+    stream
+        .write_all(&requests.concat())
+        .unwrap_or_else(|e| panic!("send pipelined requests to {addr}: {e}"));
+    let mut reader = BufReader::new(stream);
+    let mut out = Vec::new();
+    for i in 0..requests.len() {
+        let mut status_line = String::new();
+        reader
+            .read_line(&mut status_line)
+            .unwrap_or_else(|e| panic!("answer {i} of {}: {e}", requests.len()));
+        let status: u16 = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("answer {i}: bad status line {status_line:?}"));
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("header line");
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        let len: usize = header_of(&headers, "content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("answer {i} has no Content-Length: {headers:?}"));
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body).expect("answer body");
+        out.push(Resp {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+    }
+    out
+}
+
+/// One HTTP/1.1 request as bytes, with a JSON body when `body` is not empty.
+pub fn raw_request(
+    method: &str,
+    path: &str,
+    extra_headers: &[(&str, &str)],
+    body: &str,
+) -> Vec<u8> {
+    let mut r = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    for (k, v) in extra_headers {
+        r.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() {
+        r.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    r.push_str("\r\n");
+    r.push_str(body);
+    r.into_bytes()
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
@@ -422,7 +526,8 @@ fn spawn_redis(bin: &Path, port: u16, dir: &Path, opts: &RedisOptions) -> Result
         .stderr(log2)
         .spawn()
         .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // Long enough for a restart that loads a large AOF (a test makes one that takes seconds).
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!(
@@ -443,7 +548,7 @@ fn spawn_redis(bin: &Path, port: u16, dir: &Path, opts: &RedisOptions) -> Result
             let _ = child.kill();
             let _ = child.wait();
             return Err(format!(
-                "redis-server on port {port} was not ready within 5 s; log:\n{}",
+                "redis-server on port {port} was not ready within 30 s; log:\n{}",
                 tail_of(&log_path, 2000)
             ));
         }

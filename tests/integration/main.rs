@@ -14,6 +14,7 @@ mod harness;
 
 mod api;
 mod concurrency;
+mod correctness;
 mod handlers;
 mod lifecycle;
 mod metrics;

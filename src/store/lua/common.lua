@@ -24,10 +24,18 @@ local function push_error(key, message, now)
 end
 
 -- Claims up to n pending jobs for one worker process: each id moves into the process's own
--- running list, its record is marked running and the attempt counted. Returns a flat list, 6
--- entries per job (id, type, payload, attempt, max_attempts, timeout_secs ('' = default)), and
--- how many were claimed; the caller moves the running counter (once, with any other change).
-local function claim(pending, running, prefix, n, now)
+-- running list, its record is marked running, the attempt counted and the claim numbered.
+-- Returns a flat list, 7 entries per job (id, type, payload, attempt, max_attempts, timeout_secs
+-- ('' = default), claim number), and how many were claimed; the caller moves the running
+-- counter (once, with any other change). The claim number (field 'claim', one more at every
+-- claim of the job) is the token an acknowledgement must present: a late outcome of an earlier
+-- claim of the same job, even by the same process, then changes nothing.
+-- A process whose heartbeat key is missing (never written, expired, or reaped) claims nothing
+-- and gets nil: were it to die then, no reaper would look at its running list.
+local function claim(pending, running, heartbeat, prefix, n, now)
+  if n > 0 and redis.call('EXISTS', heartbeat) == 0 then
+    return nil, 0
+  end
   local out = {}
   local claimed = 0
   for _ = 1, n do
@@ -37,14 +45,15 @@ local function claim(pending, running, prefix, n, now)
     end
     local key = prefix .. ':job:' .. id
     local rec = redis.call('HMGET', key, 'type', 'payload', 'max_attempts', 'timeout_secs',
-      'attempt', 'run_at')
+      'attempt', 'run_at', 'claim')
     if not rec[1] then
       -- An id without a record cannot run; drop it rather than hand a worker nothing.
       redis.call('LREM', running, -1, id)
     else
       local attempt = tonumber(rec[5] or '0') + 1
+      local token = tonumber(rec[7] or '0') + 1
       redis.call('HSET', key, 'status', 'running', 'attempt', attempt, 'started_at', now,
-        'updated_at', now)
+        'updated_at', now, 'claim', token)
       if rec[6] then
         redis.call('HDEL', key, 'run_at')
       end
@@ -55,20 +64,32 @@ local function claim(pending, running, prefix, n, now)
       out[#out + 1] = attempt
       out[#out + 1] = rec[3] or '1'
       out[#out + 1] = rec[4] or ''
+      out[#out + 1] = token
     end
   end
   return out, claimed
 end
 
+-- Whether this process still holds this claim of the job: the record carries the same claim
+-- number, and the id is in the process's running list (it is taken out here). A job taken
+-- back (by the reaper, a drain or the stranded-claim check) and claimed again has a newer
+-- number; one taken back and not claimed again is no longer in the list.
+local function release(running, key, id, token)
+  if redis.call('HGET', key, 'claim') ~= token then
+    return false
+  end
+  return redis.call('LREM', running, -1, id) > 0
+end
+
 -- After an acknowledgement, claims up to n next jobs for the same worker. The acknowledged job
 -- leaves the running count and the claimed ones join it, so the counter moves once, by the
 -- difference. Returns the claimed jobs as claim() does.
-local function claim_after_ack(pending, running, counters, prefix, n, now)
-  local jobs, claimed = claim(pending, running, prefix, n, now)
+local function claim_after_ack(pending, running, heartbeat, counters, prefix, n, now)
+  local jobs, claimed = claim(pending, running, heartbeat, prefix, n, now)
   if claimed ~= 1 then
     redis.call('HINCRBY', counters, 'running', claimed - 1)
   end
-  return jobs
+  return jobs or {}
 end
 
 -- Takes the selected jobs out of the dead-letter queue and returns their ids: one id

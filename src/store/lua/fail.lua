@@ -1,13 +1,14 @@
 -- An attempt failed: running → scheduled (a retry after the backoff) or, after the last attempt
 -- or on a permanent error, → failed and the dead-letter queue, where the record never expires.
 -- The worker may claim its next job in the same round trip.
--- KEYS: running list of this process, scheduled, dlq, counters, job key, pending
+-- KEYS: running list of this process, scheduled, dlq, counters, job key, pending, heartbeat key
+--       of this process
 -- ARGV: id, error message, retry delay ms, permanent ('1' or '0'), key prefix, DLQ cap,
---       jobs to claim next (0 or 1)
+--       jobs to claim next (0 or 1), claim number
 -- Returns: {code, due_us, number of evicted ids, evicted ids..., claimed job...} where code is 1
 --          for a retry (due_us: when) and 2 when dead (evicted: the oldest DLQ entries dropped
---          past the cap); {0} when this process no longer owns the job.
-if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then
+--          past the cap); {0} when this process no longer holds this claim of the job.
+if not release(KEYS[1], KEYS[5], ARGV[1], ARGV[8]) then
   return {0}
 end
 local now = now_us()
@@ -24,4 +25,4 @@ else
   local evicted = bury(KEYS[3], KEYS[4], ARGV[5], ARGV[1], now, tonumber(ARGV[6]))
   out = extend({2, now, #evicted}, evicted)
 end
-return extend(out, claim_after_ack(KEYS[6], KEYS[1], KEYS[4], ARGV[5], tonumber(ARGV[7]), now))
+return extend(out, claim_after_ack(KEYS[6], KEYS[1], KEYS[7], KEYS[4], ARGV[5], tonumber(ARGV[7]), now))

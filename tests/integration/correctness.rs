@@ -1,0 +1,494 @@
+//! Defects found by fault injection, each reproduced here against a real redis-server: gathered
+//! creates meeting NOSCRIPT, late outcomes of an earlier claim, claims after the stop began,
+//! Redis Cluster slots, pipelined requests, Redis's passing states (BUSY, READONLY), claims by
+//! an unregistered process. The races that cannot be forced (a stalled process's claim in
+//! transit, the reaper's grace after a long load) are tested through their mechanism in the
+//! unit tests of `worker/maintenance.rs`.
+
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+use jobq::job::NewJob;
+use jobq::store::{Backend, FailOutcome, Store};
+
+fn store_for(redis: &RedisServer) -> Store {
+    Backend::from_config(&test_config(redis))
+        .expect("backend")
+        .open()
+}
+
+fn new_job(kind: &str) -> NewJob {
+    NewJob {
+        id: uuid::Uuid::new_v4().to_string(),
+        kind: kind.into(),
+        payload: "{}".into(),
+        delay_ms: 0,
+        run_at_us: None,
+        max_attempts: 5,
+        timeout_secs: None,
+        idempotency_key: None,
+    }
+}
+
+/// Item 1: a gathered-create pipeline that meets NOSCRIPT part way (SCRIPT FLUSH between two of
+/// its calls) re-sends only the calls that did not run. Before, the whole pipeline was re-sent
+/// and the jobs already stored answered 500. Every answer is now 201, or 503 for a job that was
+/// not created; the counter of created jobs equals the 201s.
+#[test]
+fn script_flush_during_gathered_creates_never_fails_a_stored_job() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis, |c| {
+        c.num_workers = 0;
+        c.http_threads = 2;
+    });
+    let client = server.client();
+    // Large bodies make each pipeline span many of Redis's reads, so a flush lands inside one.
+    let filler = "x".repeat(8 * 1024);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flusher = {
+        let (stop, port) = (stop.clone(), redis.port());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) && n < 5000 {
+                let _ = try_redis_cmd(port, &["SCRIPT", "FLUSH"]);
+                n += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    let posters: Vec<_> = (0..16)
+        .map(|t| {
+            let filler = filler.clone();
+            std::thread::spawn(move || {
+                let mut answers = Vec::new();
+                for i in 0..40 {
+                    let key = format!("k-{t}-{i}");
+                    let body = json!({"type": "noop", "payload": {"filler": filler}});
+                    let r = client.request_with(
+                        "POST",
+                        "/jobs",
+                        &[("Idempotency-Key", &key)],
+                        body.to_string().as_bytes(),
+                    );
+                    answers.push(r);
+                }
+                answers
+            })
+        })
+        .collect();
+    let answers: Vec<Resp> = posters
+        .into_iter()
+        .flat_map(|p| p.join().expect("poster thread"))
+        .collect();
+    stop.store(true, Ordering::SeqCst);
+    flusher.join().unwrap();
+    let mut created = 0;
+    for r in &answers {
+        match r.status {
+            201 => created += 1,
+            503 => {
+                r.expect_json_error(503, "a create that did not run");
+            }
+            other => panic!(
+                "a submission answered {other} during SCRIPT FLUSH: {}",
+                r.body
+            ),
+        }
+    }
+    assert!(created > 0, "no job was created at all");
+    let counted = redis
+        .hget("{jobq}:counters", "created")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert_eq!(counted, created, "jobs stored vs 201 answers");
+    assert_eq!(
+        redis.redis_cmd(&["LLEN", PENDING_KEY]).as_int(),
+        Some(created as i64)
+    );
+}
+
+/// `redis_cmd` that reports instead of panicking (the flusher runs beside the test).
+fn try_redis_cmd(port: u16, args: &[&str]) -> Result<(), String> {
+    try_redis_cmd_text(port, args).map(|_| ())
+}
+
+/// Item 2: acknowledgements are claim-specific. The same process claims a job, loses it to the
+/// reaper (heartbeat expired), claims it again; the first claim's late outcome must change
+/// nothing, and the second claim's outcome must be recorded.
+#[test]
+fn a_late_outcome_of_an_earlier_claim_changes_nothing() {
+    let redis = RedisServer::start();
+    let mut store = store_for(&redis);
+    let job = new_job("noop");
+    store.create(std::slice::from_ref(&job), 100, 60).unwrap();
+    let ttl = Duration::from_secs(30);
+    store.heartbeat("p1", ttl, "{}").unwrap();
+    let first = store.claim("p1", 1).unwrap().expect("registered").remove(0);
+    // The process stalls past its heartbeat TTL: another process's reaper takes the job back.
+    redis.redis_cmd(&["DEL", "{jobq}:worker:p1"]);
+    let reaped = store
+        .reap("p1", "died", 100)
+        .unwrap()
+        .expect("heartbeat expired");
+    assert_eq!(reaped.requeued, vec![job.id.clone()]);
+    // It comes back, beats, and claims the same job again.
+    store.heartbeat("p1", ttl, "{}").unwrap();
+    let second = store.claim("p1", 1).unwrap().expect("registered").remove(0);
+    assert_eq!(second.id, job.id);
+    assert_ne!(second.claim, first.claim);
+
+    // The first run's late outcomes: neither is recorded, the second claim is untouched.
+    let late = store
+        .complete("p1", &first, Some("\"late\""), 60, false)
+        .unwrap();
+    assert!(
+        !late.outcome,
+        "a late completion of the first claim was recorded"
+    );
+    let late = store
+        .fail("p1", &first, "late failure", 10, false, 100, false)
+        .unwrap();
+    assert_eq!(late.outcome, FailOutcome::NotOwned);
+    assert_eq!(redis.lrange_all("{jobq}:running:p1"), vec![job.id.clone()]);
+    assert_eq!(
+        redis.hget(&job_key(&job.id), "status").as_deref(),
+        Some("running")
+    );
+    assert_eq!(
+        redis.redis_cmd(&["ZCARD", "{jobq}:scheduled"]).as_int(),
+        Some(0)
+    );
+
+    // The second run's outcome is recorded.
+    let done = store
+        .complete("p1", &second, Some("\"ok\""), 60, false)
+        .unwrap();
+    assert!(done.outcome);
+    assert_eq!(
+        redis.hget(&job_key(&job.id), "status").as_deref(),
+        Some("completed")
+    );
+    assert_eq!(
+        redis.hget(&job_key(&job.id), "result").as_deref(),
+        Some("\"ok\"")
+    );
+    assert!(redis.lrange_all("{jobq}:running:p1").is_empty());
+}
+
+/// Item 8: a process whose heartbeat key is missing claims nothing: were it to die holding a
+/// job, no reaper would ever look at its running list.
+#[test]
+fn an_unregistered_process_claims_nothing() {
+    let redis = RedisServer::start();
+    let mut store = store_for(&redis);
+    let job = new_job("noop");
+    store.create(std::slice::from_ref(&job), 100, 60).unwrap();
+    assert_eq!(store.claim("ghost", 1).unwrap(), None);
+    assert_eq!(redis.lrange_all(PENDING_KEY), vec![job.id.clone()]);
+    assert!(redis.lrange_all("{jobq}:running:ghost").is_empty());
+    assert_eq!(
+        redis.hget(&job_key(&job.id), "status").as_deref(),
+        Some("pending")
+    );
+
+    // An acknowledgement that asks for a next job gets none either.
+    store
+        .heartbeat("p1", Duration::from_secs(30), "{}")
+        .unwrap();
+    let held = store.claim("p1", 1).unwrap().expect("registered").remove(0);
+    let other = new_job("noop");
+    store.create(std::slice::from_ref(&other), 100, 60).unwrap();
+    redis.redis_cmd(&["DEL", "{jobq}:worker:p1"]);
+    let acked = store.complete("p1", &held, None, 60, true).unwrap();
+    assert!(acked.outcome);
+    assert_eq!(acked.next, None);
+    assert_eq!(redis.lrange_all(PENDING_KEY), vec![other.id.clone()]);
+
+    // Registered again, it claims.
+    store
+        .heartbeat("p1", Duration::from_secs(30), "{}")
+        .unwrap();
+    let got = store.claim("p1", 1).unwrap().expect("registered");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, other.id);
+}
+
+/// Item 3: once the stop has begun no job starts. A worker finishing during the drain asks the
+/// fetcher for more; the job it would get stays pending, its attempt not counted.
+#[test]
+fn no_job_starts_once_the_stop_has_begun() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis, |c| {
+        c.num_workers = 1;
+        c.shutdown_timeout_secs = 5;
+    });
+    let first = server.submit(&json!({"type": "sleep", "payload": {"ms": 1000}}));
+    server.wait_for_status(&first, "running", Duration::from_secs(10));
+    let second = server.submit(&json!({"type": "noop"}));
+    // Stop shortly before the running job ends, so its worker asks for work during the drain
+    // (while the fetcher may still be waiting for that request).
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_millis(900).saturating_sub(started.elapsed()));
+    let report = server.stop().expect("shutdown");
+    assert_eq!(report.requeued, 0, "{report:?}");
+    assert_eq!(
+        redis.hget(&job_key(&first), "status").as_deref(),
+        Some("completed")
+    );
+    let rec = |f: &str| redis.hget(&job_key(&second), f);
+    assert_eq!(rec("status").as_deref(), Some("pending"), "second job");
+    assert_eq!(
+        rec("attempt").as_deref(),
+        Some("0"),
+        "second job's attempts"
+    );
+    assert_eq!(
+        rec("started_at"),
+        None,
+        "the second job was started during the drain"
+    );
+    assert_eq!(redis.lrange_all(PENDING_KEY), vec![second]);
+}
+
+/// Item 4: against a real (one-node) Redis Cluster, the lifecycle works: jobs with and without
+/// idempotency keys, a batch, a retry ending in the DLQ, a DLQ retry, stats. Before, every job
+/// without an idempotency key failed with CROSSSLOT.
+#[test]
+fn the_lifecycle_runs_on_redis_cluster() {
+    let redis = RedisServer::start_cluster_node();
+    let server = TestServer::start(&redis, |_| {});
+    let plain = server.submit(&json!({"type": "noop"}));
+    server.wait_for_status(&plain, "completed", Duration::from_secs(10));
+
+    let keyed = json!({"type": "noop", "idempotency_key": "once"});
+    let id = server.submit(&keyed);
+    let again = server.post_json("/jobs", &keyed);
+    again.expect_status(200, "idempotent repeat");
+    assert_eq!(again.json()["job_id"], Value::from(id.clone()));
+
+    let batch = server.post_json(
+        "/jobs/batch",
+        &json!({"jobs": [{"type": "noop"}, {"type": "noop", "delay_ms": 50}]}),
+    );
+    batch.expect_status(201, "batch");
+    for id in batch.json()["job_ids"].as_array().unwrap() {
+        server.wait_for_status(id.as_str().unwrap(), "completed", Duration::from_secs(10));
+    }
+
+    let failing = server.submit(&json!({"type": "fail", "max_attempts": 2}));
+    let dead = server.wait_for_status(&failing, "failed", Duration::from_secs(10));
+    assert_eq!(dead["attempt"], json!(2), "{dead}");
+    server
+        .post_json(&format!("/dlq/{failing}/retry"), &json!({}))
+        .expect_status(200, "DLQ retry");
+    server.wait_for_status(&failing, "failed", Duration::from_secs(10));
+    let stats = server.stats();
+    assert_eq!(stats["total_jobs"], json!(5), "{stats}");
+    assert_eq!(stats["completed_jobs"], json!(4), "{stats}");
+    assert_eq!(stats["dlq_size"], json!(1), "{stats}");
+}
+
+/// Item 5: requests pipelined on one connection take effect in the order sent, whichever HTTP
+/// thread takes each.
+#[test]
+fn pipelined_requests_take_effect_in_order() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis, |c| {
+        c.num_workers = 0;
+        c.max_queue_size = 2;
+    });
+    let post = |key: &str| {
+        raw_request(
+            "POST",
+            "/jobs",
+            &[("Idempotency-Key", key)],
+            r#"{"type":"noop"}"#,
+        )
+    };
+    let batch = |key: &str| {
+        raw_request(
+            "POST",
+            "/jobs/batch",
+            &[],
+            &json!({"jobs": [{"type": "noop", "idempotency_key": key}]}).to_string(),
+        )
+    };
+    let stats = raw_request("GET", "/stats", &[], "");
+
+    // A create, then stats: the stats see the job.
+    let r = send_pipelined(server.addr, &[post("a"), stats.clone()]);
+    r[0].expect_status(201, "POST /jobs");
+    assert_eq!(r[1].json()["total_jobs"], json!(1), "{}", r[1].body);
+
+    // A create with a key, then a batch with the same key: the POST creates it, the batch
+    // names the same job.
+    let r = send_pipelined(server.addr, &[post("b"), batch("b")]);
+    r[0].expect_status(201, "the first use of key b");
+    r[1].expect_status(201, "the batch");
+    assert_eq!(r[1].json()["job_ids"][0], r[0].json()["job_id"]);
+
+    // The queue holds 2: the earlier request gets the last place, the later one 503.
+    let r = send_pipelined(server.addr, &[post("c"), batch("d")]);
+    let (first, second) = (&r[0], &r[1]);
+    assert_eq!(
+        (first.status, second.status),
+        (503, 503),
+        "full already: {r:?}"
+    );
+    redis.redis_cmd(&["LPOP", PENDING_KEY]);
+    let r = send_pipelined(server.addr, &[post("c"), batch("d")]);
+    r[0].expect_status(201, "the earlier request");
+    r[1].expect_json_error(503, "the later request");
+}
+
+/// Item 6: BUSY (a long script) and READONLY (a replica) are passing states of Redis: 503 with
+/// Retry-After, like an outage, not 500.
+#[test]
+fn busy_and_readonly_redis_answer_503() {
+    let redis = RedisServer::start_with(RedisOptions::args(&["--busy-reply-threshold", "50"]));
+    let server = TestServer::start(&redis, |c| c.num_workers = 0);
+    server.submit(&json!({"type": "noop"}));
+
+    let port = redis.port();
+    let busy = std::thread::spawn(move || {
+        let script = "local t0 = redis.call('TIME') \
+            local start = t0[1] * 1000000 + t0[2] \
+            while true do \
+              local t = redis.call('TIME') \
+              if t[1] * 1000000 + t[2] - start > 2000000 then break end \
+            end return 1";
+        try_redis_cmd(port, &["EVAL", script, "0"])
+    });
+    let r = wait_for("a BUSY answer", Duration::from_secs(5), || {
+        let r = server.get("/stats");
+        if r.status == 503 {
+            Ok(r)
+        } else {
+            Err(format!("{} {}", r.status, r.body))
+        }
+    });
+    let msg = r.expect_json_error(503, "GET /stats while Redis runs a long script");
+    assert!(msg.contains("busy"), "{msg}");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    let r = server.post_json("/jobs", &json!({"type": "noop"}));
+    if r.status != 201 {
+        r.expect_json_error(503, "POST /jobs while Redis runs a long script");
+    }
+    busy.join().unwrap().expect("the long script");
+
+    // A read-only replica of another (empty) Redis.
+    let master = RedisServer::start();
+    let port = master.port().to_string();
+    redis.redis_cmd(&["REPLICAOF", "127.0.0.1", &port]);
+    // (While it syncs, Redis may answer LOADING first: also a 503, with its own words.)
+    let r = wait_for("a READONLY answer", Duration::from_secs(10), || {
+        let r = server.post_json("/jobs", &json!({"type": "noop"}));
+        if r.status == 503 && r.body.contains("read-only replica") {
+            Ok(r)
+        } else {
+            Err(format!("{} {}", r.status, r.body))
+        }
+    });
+    r.expect_json_error(503, "POST /jobs to a replica");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    redis.redis_cmd(&["REPLICAOF", "NO", "ONE"]);
+    server.submit(&json!({"type": "noop"}));
+}
+
+/// Item 9: after a Redis restart whose load takes longer than the heartbeat TTL, every restored
+/// heartbeat has expired and Redis's uptime already exceeds the TTL. A live process running a
+/// job keeps it if it beats within a TTL of the load's end; here it is frozen (SIGSTOP) until
+/// half a second after the load, longer than a reaper interval. Before, the reaper judged by
+/// Redis's uptime and took the job back at once.
+#[test]
+fn a_load_longer_than_the_ttl_reaps_no_live_process() {
+    // Loading each key takes 100 µs (more, as usleep overshoots): 20,000 keys make a load of
+    // 2.5 s or more, past the 2 s TTL.
+    let redis = RedisServer::start_with(RedisOptions::args(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--key-load-delay",
+        "100",
+    ]));
+    let worker = BinaryServer::spawn(
+        &redis.url(),
+        &[
+            ("RECOVERY_SECS", "3"),
+            ("NUM_WORKERS", "1"),
+            ("ENABLE_DIAGNOSTIC_JOBS", "true"),
+            ("SHUTDOWN_TIMEOUT_SECS", "15"),
+        ],
+    );
+    let reaper = TestServer::start(&redis, |c| {
+        c.recovery_secs = 3;
+        c.num_workers = 0;
+    });
+    let id = reaper.submit(&json!({"type": "sleep", "payload": {"ms": 12000}}));
+    reaper.wait_for_status(&id, "running", Duration::from_secs(10));
+    let filled = redis.redis_cmd(&[
+        "EVAL",
+        "for i = 1, 20000 do redis.call('SET', 'filler:' .. i, 'x') end return 1",
+        "0",
+    ]);
+    assert_eq!(filled.as_int(), Some(1), "{filled:?}");
+    // Into the AOF's base file, which is what a restart loads key by key.
+    let rewrite = redis.redis_cmd(&["BGREWRITEAOF"]);
+    assert!(rewrite.as_str().is_some(), "BGREWRITEAOF: {rewrite:?}");
+    wait_for("the AOF rewrite", Duration::from_secs(20), || {
+        let info = redis.redis_cmd(&["INFO", "persistence"]);
+        let text = info.as_str().unwrap_or_default().to_string();
+        if text.contains("aof_rewrite_in_progress:0") && text.contains("aof_rewrite_scheduled:0") {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    });
+    worker.signal("STOP");
+    let restarted = Instant::now();
+    redis.restart();
+    wait_for(
+        "Redis to finish loading",
+        Duration::from_secs(30),
+        || match try_redis_cmd_text(redis.port(), &["PING"]) {
+            Ok(t) if t.starts_with("+PONG") => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    let load = restarted.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    worker.signal("CONT");
+    // Had the reaper taken the job back, it would be pending (or running again) with an error.
+    std::thread::sleep(Duration::from_secs(3));
+    let job = reaper.job(&id);
+    assert_eq!(
+        job["status"],
+        json!("running"),
+        "after a {load:?} load: {job}"
+    );
+    assert_eq!(job["attempt"], json!(1), "after a {load:?} load: {job}");
+    let done = reaper.wait_for_status(&id, "completed", Duration::from_secs(20));
+    assert_eq!(done["attempt"], json!(1), "{done}");
+    assert_eq!(done["errors"], json!([]), "after a {load:?} load: {done}");
+}
+
+/// The first line of a reply, or the error.
+fn try_redis_cmd_text(port: u16, args: &[&str]) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 256];
+    let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
