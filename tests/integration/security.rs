@@ -759,6 +759,13 @@ fn redis_password_works_and_a_wrong_one_stops_start_up_without_leaking_it() {
         log.to_ascii_lowercase().contains("password"),
         "the log should name the password as the cause:\n{log}"
     );
+    // One clear error: not an "unreachable" outage line before the reason jobq stops.
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("[ERROR]")).collect();
+    assert_eq!(errors.len(), 1, "expected one error line:\n{log}");
+    assert!(
+        errors[0].contains("cannot start") && !log.contains("unreachable"),
+        "{log}"
+    );
     assert!(
         !log.contains(wrong) && !log.contains(password),
         "the log shows a password:\n{log}"
