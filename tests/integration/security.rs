@@ -378,7 +378,12 @@ fn batch_is_refused_whole_when_it_would_overflow_the_queue() {
 
     let two = json!({"jobs": [{"type": "noop"}, {"type": "noop"}]});
     let r = server.post_json("/jobs/batch", &two);
-    r.expect_json_error(503, "a batch of 2 with 4 of 5 places taken");
+    let msg = r.expect_json_error(503, "a batch of 2 with 4 of 5 places taken");
+    // Four jobs wait, not five: the message speaks of the batch not fitting.
+    assert!(
+        msg.contains("its 2 jobs do not fit") && !msg.contains("jobs are waiting"),
+        "{msg}"
+    );
     assert!(r.header("retry-after").is_some(), "{r:?}");
     let stats = server.stats();
     assert_eq!(
