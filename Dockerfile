@@ -2,7 +2,7 @@
 # binary in a slim Debian image that runs as a non-root user.
 #
 #   docker build -t jobq .
-#   docker run --rm -p 8081:8081 -e REDIS_URL=redis-host:6379 jobq
+#   docker run --rm -p 127.0.0.1:8081:8081 -e REDIS_URL=redis-host:6379 -e API_TOKEN=... jobq
 #
 # Only Cargo.toml, Cargo.lock, vendor/ (the patched tiny_http) and src/ are
 # copied in: tests, benches, examples and docs are not needed to build the binary.
@@ -50,6 +50,11 @@ COPY --from=builder /build/target/release/jobq /usr/local/bin/jobq
 # `docker run -p` or docker-compose.yml.
 ENV HOST=0.0.0.0 PORT=8081
 EXPOSE 8081
+
+# The image has no curl: `jobq health` asks GET /health on HOST:PORT (loopback for 0.0.0.0)
+# and exits 0 only for 200 healthy, which needs Redis to answer too.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["/usr/local/bin/jobq", "health"]
 
 # The jobq user (uid 10001) is created above, so the name resolves in the image.
 # hadolint ignore=DL3066

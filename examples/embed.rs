@@ -39,6 +39,14 @@ impl Handler for WordCount {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_env()?;
+    // jobq logs through the `log` crate and installs no logger itself: without one, its lines
+    // (jobs completed, retries, Redis going away) are lost. The same setup as the binary's.
+    let log_config = simplelog::ConfigBuilder::new()
+        .set_time_format_rfc3339()
+        .set_target_level(log::LevelFilter::Off)
+        .set_thread_level(log::LevelFilter::Off)
+        .build();
+    simplelog::WriteLogger::init(config.log_level, log_config, std::io::stderr())?;
     let mut registry = jobq::builtin_registry(&config)?;
     registry.register("word_count", WordCount);
     // Closures are handlers too.

@@ -407,7 +407,9 @@ impl Config {
             // every other problem, before anything starts.
             match crate::handlers::command::load_file(std::path::Path::new(&v)) {
                 Ok(_) => c.handlers_file = Some(v),
-                Err(e) => r.problems.push(format!("HANDLERS_FILE={v:?}: {e}")),
+                Err(e) => r.problems.push(format!(
+                    "HANDLERS_FILE={v:?}: {e}; the format is in docs/job-types.md"
+                )),
             }
         }
         if c.backoff_max_ms < c.backoff_base_ms {
@@ -425,34 +427,87 @@ impl Config {
         }
     }
 
-    /// The configuration as one log line, with any password in REDIS_URL masked.
+    /// Every setting as `(VARIABLE, value)`, in the order of the README's table, with secrets
+    /// masked: API_TOKEN shows only whether it is set, REDIS_URL and SMTP_URL hide their
+    /// passwords. The start-up log line and `jobq check-config` both print this, so what an
+    /// operator checks is what the server runs with.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| UNSET.into());
+        vec![
+            ("REDIS_URL", mask_url(&self.redis_url)),
+            ("REDIS_PREFIX", self.key_prefix.clone()),
+            ("REDIS_CA_CERT", opt(&self.redis_ca_cert)),
+            ("REDIS_CLIENT_CERT", opt(&self.redis_client_cert)),
+            ("REDIS_CLIENT_KEY", opt(&self.redis_client_key)),
+            ("HOST", self.host.clone()),
+            ("PORT", self.port.to_string()),
+            ("ROLE", self.role.as_str().into()),
+            ("NUM_WORKERS", self.num_workers.to_string()),
+            ("HTTP_THREADS", self.http_threads.to_string()),
+            ("MAX_CONNECTIONS", self.max_connections.to_string()),
+            ("MAX_QUEUE_SIZE", self.max_queue_size.to_string()),
+            ("MAX_ATTEMPTS", self.max_attempts.to_string()),
+            ("BACKOFF_BASE_MS", self.backoff_base_ms.to_string()),
+            ("BACKOFF_MAX_MS", self.backoff_max_ms.to_string()),
+            ("JOB_TTL_SECS", self.job_ttl_secs.to_string()),
+            ("JOB_TIMEOUT_SECS", self.job_timeout_secs.to_string()),
+            ("RECOVERY_SECS", self.recovery_secs.to_string()),
+            (
+                "SHUTDOWN_TIMEOUT_SECS",
+                self.shutdown_timeout_secs.to_string(),
+            ),
+            ("MAX_BODY_BYTES", self.max_body_bytes.to_string()),
+            ("DLQ_MAX_SIZE", self.dlq_max_size.to_string()),
+            (
+                "IDEMPOTENCY_TTL_SECS",
+                self.idempotency_ttl_secs.to_string(),
+            ),
+            (
+                "API_TOKEN",
+                if self.api_token.is_some() {
+                    "***"
+                } else {
+                    UNSET
+                }
+                .into(),
+            ),
+            ("METRICS_PUBLIC", self.metrics_public.to_string()),
+            (
+                "ENABLE_DIAGNOSTIC_JOBS",
+                self.enable_diagnostic_jobs.to_string(),
+            ),
+            ("LOG_LEVEL", self.log_level.to_string().to_ascii_lowercase()),
+            ("MAIL_DIR", self.mail_dir.clone()),
+            ("MAIL_FROM", self.mail_from.clone()),
+            (
+                "SMTP_URL",
+                self.smtp_url.as_deref().map_or(UNSET.into(), mask_url),
+            ),
+            ("SMTP_TIMEOUT_SECS", self.smtp_timeout_secs.to_string()),
+            ("IMAGE_DIR", self.image_dir.clone()),
+            ("REPORT_DIR", self.report_dir.clone()),
+            (
+                "ANALYTICS_RETENTION_DAYS",
+                self.analytics_retention_days.to_string(),
+            ),
+            ("HANDLERS_FILE", opt(&self.handlers_file)),
+        ]
+    }
+
+    /// The configuration as one log line: every setting of [`Config::settings`], secrets
+    /// masked. Values with spaces are quoted so the line still splits into `NAME=value` pairs.
     pub fn summary(&self) -> String {
-        format!(
-            "role={} redis={} prefix={} http={}:{} http_threads={} workers={} max_queue={} max_attempts={} backoff={}..{}ms job_ttl={}s job_timeout={}s recovery={}s shutdown_timeout={}s max_body={}B max_connections={} dlq_max={} idempotency_ttl={}s api_token={} metrics_public={} diagnostic_jobs={} log_level={}",
-            self.role.as_str(),
-            mask_url(&self.redis_url),
-            self.key_prefix,
-            self.host,
-            self.port,
-            self.http_threads,
-            self.num_workers,
-            self.max_queue_size,
-            self.max_attempts,
-            self.backoff_base_ms,
-            self.backoff_max_ms,
-            self.job_ttl_secs,
-            self.job_timeout_secs,
-            self.recovery_secs,
-            self.shutdown_timeout_secs,
-            self.max_body_bytes,
-            self.max_connections,
-            self.dlq_max_size,
-            self.idempotency_ttl_secs,
-            if self.api_token.is_some() { "set" } else { "none" },
-            self.metrics_public,
-            self.enable_diagnostic_jobs,
-            self.log_level,
-        )
+        self.settings()
+            .iter()
+            .map(|(name, value)| {
+                if value.is_empty() || value.contains(char::is_whitespace) {
+                    format!("{name}={value:?}")
+                } else {
+                    format!("{name}={value}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     pub fn shutdown_timeout(&self) -> Duration {
@@ -544,6 +599,9 @@ pub fn normalize_redis_url(raw: &str) -> Result<String, String> {
             },
         )
 }
+
+/// How [`Config::settings`] shows an optional setting that is not set.
+pub const UNSET: &str = "(unset)";
 
 /// Longest TTL a setting may ask for; larger values would make Redis refuse the EXPIRE midway
 /// through a script.
@@ -749,6 +807,49 @@ mod tests {
         // Not URL-shaped: not echoed at all, since it cannot be masked reliably.
         let err = from(&[("SMTP_URL", "user:hunter2@mail")]).unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn settings_list_every_variable_with_secrets_masked() {
+        let c = from(&[
+            ("REDIS_URL", "redis://u:hunter2@h:6379"),
+            ("API_TOKEN", "0123456789abcdef-secret"),
+            ("MAIL_DIR", "/srv/my mail"),
+        ])
+        .unwrap();
+        let line = c.summary();
+        for name in [
+            "REDIS_URL=redis://u:***@h:6379",
+            "API_TOKEN=***",
+            "HANDLERS_FILE=(unset)",
+            "MAIL_DIR=\"/srv/my mail\"",
+            "MAIL_FROM=jobq@localhost",
+            "IMAGE_DIR=./data/images",
+            "REPORT_DIR=./data/reports",
+            "LOG_LEVEL=info",
+        ] {
+            assert!(line.contains(name), "{name} missing from {line}");
+        }
+        assert!(
+            !line.contains("hunter2") && !line.contains("-secret"),
+            "{line}"
+        );
+        // Every variable the reader takes is listed.
+        let names: Vec<&str> = c.settings().iter().map(|(n, _)| *n).collect();
+        let source = include_str!("config.rs");
+        let read: Vec<&str> = source
+            .split("r.string(\"")
+            .chain(source.split("r.parse(\n            \""))
+            .chain(source.split("r.parse(\""))
+            .chain(source.split("r.flag(\""))
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+            .filter(|v| v.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'))
+            .collect();
+        assert!(read.len() >= 28, "the scan found only {read:?}");
+        for var in read {
+            assert!(names.contains(&var), "{var} is not in Config::settings");
+        }
     }
 
     #[test]

@@ -1,16 +1,44 @@
-//! The `jobq` binary: configuration from the environment, plain-text logs, signal handling.
-//! Everything else is in the library.
+//! The `jobq` binary: the command line (src/cli.rs), configuration from the environment,
+//! plain-text logs, signal handling. Everything else is in the library.
 
 #![forbid(unsafe_code)]
+
+mod cli;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    run(std::env::args().skip(1))
+}
+
+fn run(args: impl Iterator<Item = String>) -> ExitCode {
+    match cli::parse(args) {
+        Ok(cli::Command::Serve) => serve(),
+        Ok(cli::Command::Help) => {
+            print!("{}", cli::USAGE);
+            ExitCode::SUCCESS
+        }
+        Ok(cli::Command::Version) => {
+            println!("jobq {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Ok(cli::Command::Health) => cli::health(),
+        Ok(cli::Command::CheckConfig) => cli::check_config(),
+        Err(e) => {
+            eprint!("jobq: {e}\n\n{}", cli::USAGE);
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn serve() -> ExitCode {
     let config = match jobq::Config::from_env() {
         Ok(c) => c,
         Err(e) => {
             eprint!("jobq: {e}");
-            eprintln!("See the configuration table in README.md.");
+            eprintln!(
+                "See the \"Configuration\" section of README.md, or run `jobq check-config`."
+            );
             return ExitCode::from(2);
         }
     };

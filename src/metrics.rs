@@ -2,7 +2,8 @@
 //! `queue_size` gauge is read from Redis at scrape time, so it is the same on every process.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::store::Stats;
@@ -18,6 +19,7 @@ pub struct Metrics {
     pub jobs_dlq_evicted: IntCounter,
     pub processing_duration: Histogram,
     queue_size: IntGaugeVec,
+    http_requests: IntCounterVec,
 }
 
 impl Metrics {
@@ -74,6 +76,19 @@ impl Metrics {
         registry
             .register(Box::new(queue_size.clone()))
             .expect("metric registered once");
+        // Labels are the route's pattern ("/jobs/{id}", not the id) or "unmatched", and the
+        // status: a bounded set, whatever clients send.
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests this process answered, by route pattern and status; refused submissions show as 400, 401, 413 or 503 on route \"/jobs\" or \"/jobs/batch\".",
+            ),
+            &["route", "status"],
+        )
+        .expect("valid counter");
+        registry
+            .register(Box::new(http_requests.clone()))
+            .expect("metric registered once");
         Metrics {
             registry,
             jobs_created,
@@ -85,7 +100,15 @@ impl Metrics {
             jobs_dlq_evicted,
             processing_duration,
             queue_size,
+            http_requests,
         }
+    }
+
+    /// Counts one answered request; `route` is a pattern of the route table or "unmatched".
+    pub fn count_request(&self, route: &str, status: u16) {
+        self.http_requests
+            .with_label_values(&[route, &status.to_string()])
+            .inc();
     }
 
     /// The text exposition; `stats` refreshes the queue gauges when Redis answered.

@@ -1,4 +1,5 @@
-//! The `email` job: `{"to": "a@b.c" | [...], "subject", "body", "from"?, "html"?, "reply_to"?}`.
+//! The `email` job: `{"to": "a@b.c" | [...], "subject"?, "body"?, "from"?, "html"?, "reply_to"?}`;
+//! a missing subject or body is empty, so the article's `{"to": "test@example.com"}` is a job.
 //!
 //! The message is built with lettre's builder (RFC 5322 headers, MIME parts, encoded words and
 //! transfer encodings all done by a library that mail servers have seen a lot of). Then either:
@@ -72,9 +73,9 @@ fn address(payload: &Value, field: &str) -> Result<Option<String>, String> {
     }
 }
 
-fn text(payload: &Value, field: &str, required: bool) -> Result<Option<String>, String> {
+/// An optional string field: absent or null is `None`.
+fn text(payload: &Value, field: &str) -> Result<Option<String>, String> {
     match payload.get(field) {
-        None | Some(Value::Null) if required => Err(format!("\"{field}\" is required")),
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(v) => Err(format!("\"{field}\" must be a string, got {v}")),
@@ -284,7 +285,8 @@ impl Email {
     fn parse(&self, p: &Value) -> Result<Mail, String> {
         if !p.is_object() {
             return Err(
-                "the payload must be an object with \"to\", \"subject\" and \"body\"".into(),
+                "the payload must be an object with \"to\" (and optionally \"subject\" and \"body\")"
+                    .into(),
             );
         }
         let to = match p.get("to") {
@@ -310,7 +312,7 @@ impl Email {
                 "\"to\": {bad:?} is not an address like user@example.com"
             ));
         }
-        let subject = text(p, "subject", true)?.unwrap_or_default();
+        let subject = text(p, "subject")?.unwrap_or_default();
         if subject.contains(['\r', '\n']) {
             return Err("\"subject\" must be one line".into());
         }
@@ -319,8 +321,8 @@ impl Email {
             to,
             reply_to: address(p, "reply_to")?,
             subject,
-            body: text(p, "body", true)?.unwrap_or_default(),
-            html: text(p, "html", false)?,
+            body: text(p, "body")?.unwrap_or_default(),
+            html: text(p, "html")?,
         })
     }
 
@@ -557,13 +559,17 @@ mod tests {
             .unwrap_err()
             .contains("\"to\""));
         assert!(e
-            .validate(&json!({"to": "a@b.c", "body": "b"}))
+            .validate(&json!({"to": "a@b.c", "subject": 3}))
             .unwrap_err()
             .contains("\"subject\""));
         assert!(e
-            .validate(&json!({"to": "a@b.c", "subject": "s"}))
+            .validate(&json!({"to": "a@b.c", "body": ["b"]}))
             .unwrap_err()
             .contains("\"body\""));
+        assert!(e
+            .validate(&json!({"subject": "s", "body": "b"}))
+            .unwrap_err()
+            .contains("\"to\" is required"));
         assert!(e
             .validate(&json!({"to": "a@b.c", "subject": "a\r\nBcc: x@y.z", "body": "b"}))
             .unwrap_err()
@@ -606,6 +612,14 @@ mod tests {
             "{subject}"
         );
         assert!(text.contains("line1\r\nline2"), "{text}");
+    }
+
+    #[test]
+    fn subject_and_body_may_be_left_out() {
+        // The payload of the article's load test.
+        let text = eml(json!({"to": "test@example.com"}));
+        assert!(text.contains("To: test@example.com\r\n"), "{text}");
+        assert!(text.contains("Subject: \r\n"), "{text}");
     }
 
     #[test]

@@ -50,8 +50,9 @@ pub fn builtin_registry(config: &Config) -> Result<Registry, String> {
         diagnostic::register(&mut r);
     }
     if let Some(path) = &config.handlers_file {
-        let specs = command::load_file(std::path::Path::new(path))
-            .map_err(|e| format!("HANDLERS_FILE={path:?}: {e}"))?;
+        let specs = command::load_file(std::path::Path::new(path)).map_err(|e| {
+            format!("HANDLERS_FILE={path:?}: {e}; the format is in docs/job-types.md")
+        })?;
         for spec in specs {
             let kind = spec.kind.clone();
             r.register(&kind, command::Command::new(spec));

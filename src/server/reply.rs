@@ -15,10 +15,13 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// `value` as JSON, ending with a newline like any text a terminal or `curl` shows.
     pub fn json(status: u16, value: &impl Serialize) -> Reply {
+        let mut body = serde_json::to_string(value).expect("API types serialize");
+        body.push('\n');
         Reply {
             status,
-            body: serde_json::to_string(value).expect("API types serialize"),
+            body,
             content_type: "application/json",
             headers: Vec::new(),
         }

@@ -84,7 +84,8 @@ pub enum Step {
     Create(NewJob),
 }
 
-/// Answers a request at once, or validates a job submission for the caller to create.
+/// Answers a request at once, or validates a job submission for the caller to create. Every
+/// answer given here is counted in `http_requests_total` (created jobs by [`create_jobs`]).
 pub fn plan(req: &mut Request, shared: &Arc<Shared>, store: &mut Store) -> Step {
     let url = req.url().to_string();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
@@ -102,28 +103,55 @@ pub fn plan(req: &mut Request, shared: &Arc<Shared>, store: &mut Store) -> Step 
         }
         if let Some(id) = matches(pattern, path) {
             if *m == method {
-                found = Some((*route, id));
+                found = Some((*route, *pattern, id));
                 break;
             }
             allowed.push(m);
         }
     }
-    let Some((route, id)) = found else {
-        if allowed.is_empty() {
-            return Step::Reply(Reply::error(
+    let Some((route, pattern, id)) = found else {
+        let reply = if allowed.is_empty() {
+            Reply::error(
                 404,
                 format!("no route {path}; see GET /openapi.json for the API"),
-            ));
-        }
-        let allow = allowed.join(", ");
-        return Step::Reply(
+            )
+        } else {
+            let allow = allowed.join(", ");
             Reply::error(
                 405,
                 format!("{method} is not allowed on {path}; use {allow}"),
             )
-            .with_header("Allow", allow),
-        );
+            .with_header("Allow", allow)
+        };
+        // Not the path: clients choose it, and each would be a new time series.
+        shared.metrics.count_request("unmatched", reply.status);
+        return Step::Reply(reply);
     };
+    let step = dispatch(
+        req,
+        shared,
+        store,
+        route,
+        id.unwrap_or_default(),
+        path,
+        query,
+    );
+    if let Step::Reply(reply) = &step {
+        shared.metrics.count_request(pattern, reply.status);
+    }
+    step
+}
+
+/// Answers a request that matched `route`, or validates a job submission.
+fn dispatch(
+    req: &mut Request,
+    shared: &Arc<Shared>,
+    store: &mut Store,
+    route: Route,
+    id: &str,
+    path: &str,
+    query: &str,
+) -> Step {
     if let Some(denied) = authorize(req, shared, route) {
         return Step::Reply(denied);
     }
@@ -137,7 +165,6 @@ pub fn plan(req: &mut Request, shared: &Arc<Shared>, store: &mut Store) -> Step 
             ),
         ));
     }
-    let id = id.unwrap_or_default();
     let result = match route {
         Route::Health => Ok(health(store)),
         Route::Metrics => Ok(metrics(shared, store)),
@@ -154,7 +181,10 @@ pub fn plan(req: &mut Request, shared: &Arc<Shared>, store: &mut Store) -> Step 
         Route::DlqRetryOne => dlq_retry_one(id, store),
         Route::DlqRetryAll => dlq_type(query).and_then(|kind| {
             let ids = store.dlq_retry(select(&kind))?;
-            log::info!("{} job(s) sent back from the DLQ to pending", ids.len());
+            if !ids.is_empty() {
+                let which = dlq_jobs(ids.len(), &kind);
+                log::info!("{which} sent back from the DLQ to pending");
+            }
             Ok(Reply::json(
                 200,
                 &json!({"retried": ids.len(), "job_ids": ids}),
@@ -163,7 +193,10 @@ pub fn plan(req: &mut Request, shared: &Arc<Shared>, store: &mut Store) -> Step 
         Route::DlqDelete => dlq_delete_one(id, store),
         Route::DlqPurge => dlq_type(query).and_then(|kind| {
             let n = store.dlq_delete(select(&kind))?;
-            log::info!("{n} job(s) deleted from the DLQ");
+            if n > 0 {
+                let which = dlq_jobs(n as usize, &kind);
+                log::info!("{which} deleted from the DLQ");
+            }
             Ok(Reply::json(200, &json!({"deleted": n})))
         }),
     };
@@ -181,8 +214,7 @@ fn authorize(req: &Request, shared: &Shared, route: Route) -> Option<Reply> {
         .headers()
         .iter()
         .find(|h| h.field.equiv("Authorization"))
-        .and_then(|h| h.value.as_str().strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|h| bearer_token(h.value.as_str()));
     match given {
         Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => None,
         Some(_) => Some(unauthorized("the bearer token is wrong")),
@@ -190,6 +222,13 @@ fn authorize(req: &Request, shared: &Shared, route: Route) -> Option<Reply> {
             "this server requires a token: send Authorization: Bearer <API_TOKEN>",
         )),
     }
+}
+
+/// The credentials of an `Authorization: Bearer <token>` value. The scheme is matched without
+/// regard to case (RFC 7235 section 2.1), so `bearer` and `BEARER` work too.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 fn unauthorized(msg: &str) -> Reply {
@@ -358,15 +397,22 @@ fn validate(shared: &Shared, req: NewJobRequest) -> Result<NewJob, String> {
     })
 }
 
-fn queue_full(shared: &Shared) -> Reply {
-    Reply::error(
-        503,
-        format!(
-            "queue is full: {} jobs are waiting (MAX_QUEUE_SIZE); retry later or add workers",
-            shared.config.max_queue_size
+/// The 503 for a submission the queue has no room for; `batch` is the number of jobs of a
+/// `POST /jobs/batch`, which is refused whole when they do not all fit, however many are waiting.
+fn queue_full(shared: &Shared, batch: Option<usize>) -> Reply {
+    let max = shared.config.max_queue_size;
+    let message = match batch {
+        None => format!(
+            "queue is full: {max} jobs are waiting (MAX_QUEUE_SIZE); retry later or add workers"
         ),
-    )
-    .with_header("Retry-After", "1")
+        Some(n) if n as u64 > max => format!(
+            "a batch of {n} jobs is larger than MAX_QUEUE_SIZE ({max}) and cannot fit; send at most {max} jobs per batch"
+        ),
+        Some(n) => format!(
+            "queue is full for this batch: its {n} jobs do not fit under MAX_QUEUE_SIZE ({max} waiting jobs); none was created; retry later, send a smaller batch or add workers"
+        ),
+    };
+    Reply::error(503, message).with_header("Retry-After", "1")
 }
 
 /// Reads and validates a `POST /jobs` submission.
@@ -418,9 +464,10 @@ pub fn create_jobs(jobs: &[NewJob], shared: &Shared, store: &mut Store) -> Vec<R
                 Some(c) => Reply::json(200, &json!({"job_id": c.id})),
                 None => Reply::error(500, "create script answered no job"),
             },
-            Ok(CreateOutcome::Full) => queue_full(shared),
+            Ok(CreateOutcome::Full) => queue_full(shared, None),
             Err(e) => e.into(),
         })
+        .inspect(|reply| shared.metrics.count_request("/jobs", reply.status))
         .collect()
 }
 
@@ -471,7 +518,7 @@ fn create_batch(req: &mut Request, shared: &Shared, store: &mut Store) -> Result
             }
             Ok(Reply::json(201, &json!({ "job_ids": ids })))
         }
-        CreateOutcome::Full => Err(queue_full(shared)),
+        CreateOutcome::Full => Err(queue_full(shared, Some(jobs.len()))),
     }
 }
 
@@ -571,6 +618,15 @@ fn dlq_type(query: &str) -> Result<Option<String>, Reply> {
     }
 }
 
+/// The jobs a DLQ-wide operation acted on, for its log line: "3 job(s) of type email" or
+/// "all 5 job(s)".
+fn dlq_jobs(n: usize, kind: &Option<String>) -> String {
+    match kind {
+        Some(t) => format!("{n} job(s) of type {t}"),
+        None => format!("all {n} job(s)"),
+    }
+}
+
 fn select(kind: &Option<String>) -> DlqSelect<'_> {
     kind.as_deref().map_or(DlqSelect::All, DlqSelect::Type)
 }
@@ -620,6 +676,16 @@ mod tests {
         assert_eq!(matches("/jobs/{id}", "/jobs/a/b"), None);
         assert_eq!(matches("/dlq/{id}/retry", "/dlq/x/retry"), Some(Some("x")));
         assert_eq!(matches("/jobs/batch", "/jobs/batch"), Some(None));
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer tok", "bearer tok", "BEARER  tok ", " Bearer tok"] {
+            assert_eq!(bearer_token(value), Some("tok"), "{value:?}");
+        }
+        for value in ["Basic tok", "Bearertok", "Bearer", "tok"] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
     }
 
     #[test]

@@ -112,12 +112,13 @@ impl Conn {
                 Ok(c) => self.conn = Some(c),
                 Err(e) => {
                     let msg = describe(&e);
+                    // A refusal (wrong password, bad certificate) is not an outage: the caller
+                    // reports it (at start-up as the one reason jobq cannot start).
+                    if is_rejection(&e) {
+                        return Err(StoreError::Rejected(msg));
+                    }
                     self.health.mark_down(&msg);
-                    return Err(if is_rejection(&e) {
-                        StoreError::Rejected(msg)
-                    } else {
-                        StoreError::Unavailable(msg)
-                    });
+                    return Err(StoreError::Unavailable(msg));
                 }
             }
         }

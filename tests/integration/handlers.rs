@@ -219,6 +219,31 @@ fn email_without_smtp_writes_an_eml_file_that_parses_back() {
     let _ = fs::remove_dir_all(&mail);
 }
 
+/// The body of the article's vegeta load test, byte for byte: no subject, no body.
+#[test]
+fn the_articles_email_without_subject_or_body_is_accepted_and_written() {
+    let redis = RedisServer::start();
+    let mail = temp_dir("mail-article");
+    let dir = mail.clone();
+    let server = TestServer::start(&redis, move |c| {
+        c.mail_dir = dir.to_string_lossy().into_owned();
+        c.smtp_url = None;
+    });
+    let resp = server.post_raw(
+        "/jobs",
+        br#"{"type":"email","payload":{"to":"test@example.com"}}"#,
+        "application/json",
+    );
+    resp.expect_status(201, "the article's email body");
+    let id = resp.json()["job_id"].as_str().unwrap().to_string();
+    server.wait_for_status(&id, "completed", WAIT);
+    let m = parse_eml(&mail.join(format!("{id}.eml")));
+    assert_eq!(m["to"], json!(["test@example.com"]), "{m}");
+    assert_eq!(m["subject"], "", "{m}");
+    assert_eq!(m["defects"], json!([]), "{m}");
+    let _ = fs::remove_dir_all(&mail);
+}
+
 #[cfg(feature = "smtp")]
 #[test]
 fn email_is_sent_through_smtp_with_auth_and_the_password_stays_secret() {

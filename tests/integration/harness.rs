@@ -1104,7 +1104,7 @@ impl Drop for TestServer {
 
 /// Every variable jobq reads; removed from the child's environment so the caller's shell cannot
 /// leak settings into a test.
-const JOBQ_VARS: &[&str] = &[
+pub const JOBQ_VARS: &[&str] = &[
     "REDIS_URL",
     "REDIS_PREFIX",
     "HOST",

@@ -13,6 +13,7 @@
 mod harness;
 
 mod api;
+mod cli;
 mod concurrency;
 mod correctness;
 mod handlers;

@@ -164,3 +164,81 @@ fn metrics_pass_promtool_check() {
         problems.join("\n")
     );
 }
+
+/// Every answer is counted by route pattern and status, refused submissions included, so an
+/// operator sees them; the bearer scheme is accepted in any case; JSON bodies end with a newline.
+#[test]
+fn refused_requests_are_counted_by_route_and_status() {
+    const TOKEN: &str = "metrics-token-0123456789abcdef";
+    let redis = RedisServer::start();
+    let server = BinaryServer::spawn(
+        &redis.url(),
+        &[
+            ("API_TOKEN", TOKEN),
+            ("NUM_WORKERS", "0"),
+            ("MAX_QUEUE_SIZE", "1"),
+            ("MAX_BODY_BYTES", "256"),
+        ],
+    );
+    let auth = format!("bearer {TOKEN}");
+    let with_token = [("Authorization", auth.as_str())];
+    let send = |method: &str, path: &str, headers: &[(&str, &str)], body: &str, want: u16| {
+        let r = server.request_with(method, path, headers, body.as_bytes());
+        r.expect_status(want, &format!("{method} {path} {body}"));
+        assert!(r.body.ends_with('\n'), "{method} {path}: {:?}", r.body);
+    };
+    let noop = r#"{"type":"noop"}"#;
+    send("POST", "/jobs", &[], noop, 401);
+    send("POST", "/jobs", &with_token, "{", 400);
+    send(
+        "POST",
+        "/jobs",
+        &with_token,
+        &format!("{{\"type\":\"noop\",\"payload\":\"{}\"}}", "x".repeat(300)),
+        413,
+    );
+    send("POST", "/jobs", &with_token, noop, 201);
+    send("POST", "/jobs", &with_token, noop, 503);
+    send(
+        "POST",
+        "/jobs/batch",
+        &with_token,
+        r#"{"jobs":[{"type":"noop"}]}"#,
+        503,
+    );
+    send("GET", "/no/such/route", &with_token, "", 404);
+    let unknown = "/jobs/8d3e8a0e-4a53-4c2b-9c1e-2f6f1f0b9a11";
+    send("GET", unknown, &with_token, "", 404);
+
+    let r = server.request_with("GET", "/metrics", &with_token, b"");
+    r.expect_status(200, "GET /metrics with a lower-case bearer scheme");
+    let count = |route: &str, status: &str| {
+        metric_value(
+            &r.body,
+            "http_requests_total",
+            &[("route", route), ("status", status)],
+        )
+    };
+    for (route, status) in [
+        ("/jobs", "401"),
+        ("/jobs", "400"),
+        ("/jobs", "413"),
+        ("/jobs", "201"),
+        ("/jobs", "503"),
+        ("/jobs/batch", "503"),
+        ("unmatched", "404"),
+        ("/jobs/{id}", "404"),
+    ] {
+        assert_eq!(
+            count(route, status),
+            Some(1.0),
+            "{route} {status}:\n{}",
+            r.body
+        );
+    }
+    assert!(
+        !r.body.contains("/no/such/route") && !r.body.contains("8d3e8a0e"),
+        "paths and ids are not labels:\n{}",
+        r.body
+    );
+}

@@ -208,3 +208,38 @@ fn per_job_max_attempts_overrides_the_server_default() {
     assert_eq!(custom_job["attempt"], 4, "{custom_job}");
     assert_eq!(server.stat("dlq_size"), 2);
 }
+
+/// Bulk DLQ operations log the filter and the count, and nothing when they acted on no job.
+#[test]
+fn bulk_dlq_operations_log_their_filter_and_count() {
+    let redis = RedisServer::start();
+    let server = BinaryServer::spawn(&redis.url(), &[("MAX_ATTEMPTS", "1")]);
+    let ids: Vec<String> = (0..3)
+        .map(|_| server.submit(&json!({"type": "fail", "payload": {"message": "to the DLQ"}})))
+        .collect();
+    for id in &ids {
+        server.wait_for_status(id, "failed", Duration::from_secs(10));
+    }
+    let r = server.request("POST", "/dlq/retry?type=noop", b"");
+    r.expect_status(200, "retry no job");
+    assert_eq!(r.json()["retried"], 0, "{}", r.body);
+    let r = server.request("POST", "/dlq/retry?type=fail", b"");
+    r.expect_status(200, "retry the failed jobs");
+    assert_eq!(r.json()["retried"], 3, "{}", r.body);
+    for id in &ids {
+        server.wait_for_status(id, "failed", Duration::from_secs(10));
+    }
+    let r = server.request("DELETE", "/dlq", b"");
+    r.expect_status(200, "purge the DLQ");
+    assert_eq!(r.json()["deleted"], 3, "{}", r.body);
+    let r = server.request("DELETE", "/dlq", b"");
+    assert_eq!(r.json()["deleted"], 0, "{}", r.body);
+
+    let log = server.log();
+    assert!(
+        log.contains("3 job(s) of type fail sent back from the DLQ to pending"),
+        "{log}"
+    );
+    assert!(log.contains("all 3 job(s) deleted from the DLQ"), "{log}");
+    assert!(!log.contains(" 0 job(s)"), "{log}");
+}

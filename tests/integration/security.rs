@@ -378,7 +378,12 @@ fn batch_is_refused_whole_when_it_would_overflow_the_queue() {
 
     let two = json!({"jobs": [{"type": "noop"}, {"type": "noop"}]});
     let r = server.post_json("/jobs/batch", &two);
-    r.expect_json_error(503, "a batch of 2 with 4 of 5 places taken");
+    let msg = r.expect_json_error(503, "a batch of 2 with 4 of 5 places taken");
+    // Four jobs wait, not five: the message speaks of the batch not fitting.
+    assert!(
+        msg.contains("its 2 jobs do not fit") && !msg.contains("jobs are waiting"),
+        "{msg}"
+    );
     assert!(r.header("retry-after").is_some(), "{r:?}");
     let stats = server.stats();
     assert_eq!(
@@ -758,6 +763,13 @@ fn redis_password_works_and_a_wrong_one_stops_start_up_without_leaking_it() {
     assert!(
         log.to_ascii_lowercase().contains("password"),
         "the log should name the password as the cause:\n{log}"
+    );
+    // One clear error: not an "unreachable" outage line before the reason jobq stops.
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("[ERROR]")).collect();
+    assert_eq!(errors.len(), 1, "expected one error line:\n{log}");
+    assert!(
+        errors[0].contains("cannot start") && !log.contains("unreachable"),
+        "{log}"
     );
     assert!(
         !log.contains(wrong) && !log.contains(password),

@@ -199,7 +199,7 @@ fn too_large_or_io(e: IoError) -> ReadError {
 
 /// (jobq patch) the server's own errors as JSON, like every other answer of the API
 fn json_error(code: u16, message: &str) -> crate::Response<std::io::Cursor<Vec<u8>>> {
-    let body = format!("{{\"error\":\"{}\"}}", message);
+    let body = format!("{{\"error\":\"{}\"}}\n", message);
     crate::Response::from_data(body.into_bytes())
         .with_status_code(code)
         .with_header(
