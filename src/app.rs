@@ -19,6 +19,8 @@ pub struct Shared {
     pub registry: Registry,
     pub backend: Backend,
     pub metrics: Metrics,
+    /// The document served at `GET /openapi.json`, built at start-up from the registry.
+    pub openapi: String,
 }
 
 /// Why jobq could not start or stop cleanly.
@@ -89,6 +91,7 @@ fn process_id() -> String {
 pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
     let backend = Backend::from_config(&config).map_err(Error::Store)?;
     let shared = Arc::new(Shared {
+        openapi: crate::server::openapi::document(&config, &registry),
         config,
         registry,
         backend,

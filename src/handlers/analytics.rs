@@ -187,9 +187,56 @@ impl Analytics {
     }
 }
 
+/// The payload's schema for the API document, as [`parse`] checks it. Not expressed: a numeric
+/// property's name must be an event name (other values are ignored, whatever their name), and
+/// `user_id`'s limit is in bytes.
+pub fn payload_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "An event, counted per UTC day.",
+        "additionalProperties": false,
+        "required": ["event"],
+        "properties": {
+            "event": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9_.:-]{1,64}$",
+                "description": "The event name: 1-64 characters of A-Z a-z 0-9 _ - . :"
+            },
+            "user_id": {
+                "type": "string",
+                "nullable": true,
+                "minLength": 1,
+                "maxLength": MAX_USER_ID,
+                "description": "Counted once per day among the distinct users (at most 256 bytes)."
+            },
+            "timestamp": {
+                "type": "string",
+                "format": "date-time",
+                "nullable": true,
+                "description": "When it happened (RFC 3339); default when the job runs."
+            },
+            "properties": {
+                "type": "object",
+                "nullable": true,
+                "maxProperties": MAX_PROPERTIES,
+                "additionalProperties": {
+                    "minimum": -MAX_PROPERTY_VALUE as i64,
+                    "maximum": MAX_PROPERTY_VALUE as i64
+                },
+                "description": "Numbers are summed per day (within ±1e15, under a name of 1-64 characters of A-Z a-z 0-9 _ - . :); other values are ignored."
+            }
+        },
+        "example": {"event": "signup", "user_id": "u-42", "properties": {"amount": 9.5}}
+    })
+}
+
 impl Handler for Analytics {
     fn validate(&self, payload: &Value) -> Result<(), String> {
         parse(payload).map(|_| ())
+    }
+
+    fn payload_schema(&self) -> Option<Value> {
+        Some(payload_schema())
     }
 
     fn run(&self, job: &JobContext) -> JobResult {

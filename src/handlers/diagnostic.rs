@@ -1,7 +1,7 @@
 //! Diagnostic job types for tests, benchmarks and demos (ENABLE_DIAGNOSTIC_JOBS=true): `noop`
 //! succeeds at once, `sleep` waits `{"ms": N}` (honouring cancellation), `fail` always fails.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 use crate::worker::{Handler, JobContext, JobError, JobResult, Registry};
@@ -21,6 +21,10 @@ impl Handler for Noop {
     fn run(&self, _job: &JobContext) -> JobResult {
         Ok(Value::Null)
     }
+
+    fn payload_schema(&self) -> Option<Value> {
+        Some(json!({"description": "Any JSON value; ignored."}))
+    }
 }
 
 struct Sleep;
@@ -38,6 +42,16 @@ fn sleep_ms(payload: &Value) -> Result<u64, String> {
 impl Handler for Sleep {
     fn validate(&self, payload: &Value) -> Result<(), String> {
         sleep_ms(payload).map(|_| ())
+    }
+
+    fn payload_schema(&self) -> Option<Value> {
+        Some(json!({
+            "type": "object",
+            "description": "Waits `ms` milliseconds. Other fields are ignored.",
+            "required": ["ms"],
+            "properties": {"ms": {"type": "integer", "minimum": 0, "maximum": MAX_SLEEP_MS}},
+            "example": {"ms": 10}
+        }))
     }
 
     fn run(&self, job: &JobContext) -> JobResult {
@@ -64,6 +78,15 @@ impl Handler for Fail {
             None | Some(Value::String(_)) => Ok(()),
             Some(v) => Err(format!("\"message\" must be a string, got {v}")),
         }
+    }
+
+    fn payload_schema(&self) -> Option<Value> {
+        // No "type": a payload that is not an object has no "message" and is accepted.
+        Some(json!({
+            "description": "Fails every attempt with `message` as the error. Other fields are ignored.",
+            "properties": {"message": {"type": "string"}},
+            "example": {"message": "boom"}
+        }))
     }
 
     fn run(&self, job: &JobContext) -> JobResult {

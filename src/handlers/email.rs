@@ -379,9 +379,53 @@ fn build(mail: &Mail, id: &str) -> Result<lettre::Message, JobError> {
     built.map_err(|e| JobError::permanent(format!("cannot build the message: {e}")))
 }
 
+/// The payload's schema for the API document. Addresses get a pattern that admits every address
+/// [`is_address`] does (and some it refuses), so a client is never told a valid one is wrong.
+pub fn payload_schema() -> Value {
+    let address = json!({
+        "type": "string",
+        "pattern": "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9.-]{1,253}$",
+        "description": "A plain address such as user@example.com (no display name)."
+    });
+    let optional = |mut s: Value, description: &str| {
+        s["nullable"] = json!(true);
+        s["description"] = json!(description);
+        s
+    };
+    json!({
+        "type": "object",
+        "description": "An email, written to MAIL_DIR as an .eml file or sent through SMTP_URL. Other fields are ignored.",
+        "required": ["to"],
+        "properties": {
+            "to": {
+                "oneOf": [
+                    address,
+                    {"type": "array", "minItems": 1, "maxItems": 100, "items": address}
+                ],
+                "description": "The recipient, or 1-100 of them."
+            },
+            "subject": {
+                "type": "string",
+                "nullable": true,
+                "pattern": "^[^\\r\\n]*$",
+                "description": "One line; empty when absent."
+            },
+            "body": {"type": "string", "nullable": true, "description": "Plain text; empty when absent."},
+            "html": {"type": "string", "nullable": true, "description": "An HTML alternative to the body."},
+            "from": optional(address.clone(), "The sender; default MAIL_FROM."),
+            "reply_to": optional(address.clone(), "The Reply-To address.")
+        },
+        "example": {"to": "user@example.com", "subject": "Hi", "body": "Hello"}
+    })
+}
+
 impl Handler for Email {
     fn validate(&self, payload: &Value) -> Result<(), String> {
         self.parse(payload).map(|_| ())
+    }
+
+    fn payload_schema(&self) -> Option<Value> {
+        Some(payload_schema())
     }
 
     fn run(&self, job: &JobContext) -> JobResult {

@@ -194,6 +194,54 @@ fn parse(p: &Value) -> Result<Parsed, String> {
     })
 }
 
+/// The payload's schema for the API document, as [`parse`] checks it. Not expressed: paths
+/// without `..` (and at most 1024 bytes), the output's extension when `format` is absent, and
+/// the pixel limit of `cover` and `fill`.
+pub fn payload_schema() -> Value {
+    let path = |what: &str| {
+        json!({
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 1024,
+            "pattern": "^[^/]([\\s\\S]*[^/])?$",
+            "description": format!("{what}: a file path relative to IMAGE_DIR, without `..`.")
+        })
+    };
+    let dimension = json!({"type": "integer", "minimum": 1, "maximum": MAX_DIMENSION});
+    let mut optional_dimension = dimension.clone();
+    optional_dimension["nullable"] = json!(true);
+    json!({
+        "type": "object",
+        "description": "Resizes an image in IMAGE_DIR. With one dimension the aspect ratio is kept.",
+        "additionalProperties": false,
+        "required": ["source", "output"],
+        "properties": {
+            "source": path("The image to read (PNG, JPEG or WebP)"),
+            "output": path("Where to write"),
+            "width": optional_dimension,
+            "height": optional_dimension,
+            "fit": {
+                "type": "string",
+                "nullable": true,
+                // OpenAPI 3.0.3: `nullable` does not add null to an `enum`; it must be listed.
+                "enum": ["contain", "cover", "fill", null],
+                "description": "With both dimensions: contain (default), cover or fill."
+            },
+            "format": {
+                "type": "string",
+                "nullable": true,
+                "pattern": "^([Pp][Nn][Gg]|[Jj][Pp][Ee]?[Gg]|[Ww][Ee][Bb][Pp])$",
+                "description": "png, jpeg or webp; needed unless the output ends in .png, .jpg, .jpeg or .webp."
+            }
+        },
+        "anyOf": [
+            {"required": ["width"], "properties": {"width": dimension}},
+            {"required": ["height"], "properties": {"height": dimension}}
+        ],
+        "example": {"source": "in.png", "output": "out.png", "width": 320}
+    })
+}
+
 /// The size to resize to (before a `cover` crop) and the final size.
 fn target_size(src: (u32, u32), p: &Parsed) -> ((u32, u32), (u32, u32)) {
     let (sw, sh) = (f64::from(src.0), f64::from(src.1));
@@ -379,6 +427,10 @@ fn encode(img: DynamicImage, format: Format, w: impl std::io::Write) -> image::I
 impl Handler for ImageResize {
     fn validate(&self, payload: &Value) -> Result<(), String> {
         parse(payload).map(|_| ())
+    }
+
+    fn payload_schema(&self) -> Option<Value> {
+        Some(payload_schema())
     }
 
     fn run(&self, job: &JobContext) -> JobResult {

@@ -185,9 +185,45 @@ fn render_csv(a: &Aggregates) -> String {
     out
 }
 
+/// The payload's schema for the API document, as [`parse`] checks it. Not expressed: the dates
+/// must exist, `from` must not be after `to`, and the range is at most 366 days.
+pub fn payload_schema() -> Value {
+    let date = |what: &str| {
+        json!({
+            "type": "string",
+            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+            "description": format!("{what} (UTC, included), like 2026-01-31.")
+        })
+    };
+    json!({
+        "type": "object",
+        "description": "A report of the analytics counts of 1-366 days, written to REPORT_DIR.",
+        "additionalProperties": false,
+        "required": ["from", "to", "format"],
+        "properties": {
+            "from": date("The first day"),
+            "to": date("The last day"),
+            "events": {
+                "type": "array",
+                "nullable": true,
+                "minItems": 1,
+                "maxItems": MAX_EVENTS,
+                "items": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"},
+                "description": "The events to report; default every event seen in the range."
+            },
+            "format": {"type": "string", "enum": ["csv", "json"]}
+        },
+        "example": {"from": "2026-01-01", "to": "2026-01-31", "format": "csv"}
+    })
+}
+
 impl Handler for Report {
     fn validate(&self, payload: &Value) -> Result<(), String> {
         parse(payload).map(|_| ())
+    }
+
+    fn payload_schema(&self) -> Option<Value> {
+        Some(payload_schema())
     }
 
     fn run(&self, job: &JobContext) -> JobResult {

@@ -7,6 +7,7 @@
 //! patched tiny_http (vendor/tiny_http) serves at most MAX_CONNECTIONS at once, refusing the
 //! rest with a 503 instead of a thread each.
 
+pub mod openapi;
 mod reply;
 pub mod routes;
 

@@ -49,7 +49,8 @@ pub const ROUTES: &[(&str, &str, Route)] = &[
     ("POST", "/dlq/{id}/retry", Route::DlqRetryOne),
 ];
 
-/// The OpenAPI 3 description of [`ROUTES`], served at `GET /openapi.json`.
+/// The OpenAPI 3 description of [`ROUTES`]; `GET /openapi.json` serves it completed with this
+/// process's job types and security (see [`super::openapi`]).
 pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// Longest batch accepted by `POST /jobs/batch`.
@@ -168,7 +169,7 @@ fn dispatch(
     let result = match route {
         Route::Health => Ok(health(store)),
         Route::Metrics => Ok(metrics(shared, store)),
-        Route::OpenApi => Ok(Reply::text(200, "application/json", OPENAPI.to_string())),
+        Route::OpenApi => Ok(Reply::text(200, "application/json", shared.openapi.clone())),
         Route::CreateJob => return prepare_job(req, shared).map_or_else(Step::Reply, Step::Create),
         Route::CreateBatch => create_batch(req, shared, store),
         Route::GetJob => get_job(id, store),

@@ -124,6 +124,13 @@ pub trait Handler: Send + Sync + 'static {
     fn validate(&self, _payload: &Value) -> Result<(), String> {
         Ok(())
     }
+
+    /// The payload's JSON Schema (the OpenAPI 3.0 dialect), shown for this type in the document
+    /// served at `GET /openapi.json`. It should accept no less than [`Handler::validate`] does,
+    /// since clients generate requests from it. `None`: the document allows any JSON payload.
+    fn payload_schema(&self) -> Option<Value> {
+        None
+    }
 }
 
 impl<F> Handler for F

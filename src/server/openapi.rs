@@ -1,0 +1,225 @@
+//! The document served at `GET /openapi.json`, built once at start-up: src/server/openapi.json
+//! (the routes, which a test matches against `ROUTES`) completed with what this process accepts,
+//! namely the job types of its registry with their payload schemas, and the bearer security
+//! only when API_TOKEN is set.
+
+use serde_json::{json, Map, Value};
+
+use super::routes::OPENAPI;
+use crate::config::Config;
+use crate::worker::Registry;
+
+/// The served document, as JSON text.
+pub fn document(config: &Config, registry: &Registry) -> String {
+    let mut doc: Value = serde_json::from_str(OPENAPI).expect("src/server/openapi.json parses");
+    job_types(&mut doc, registry);
+    security(&mut doc, config);
+    let mut text = serde_json::to_string_pretty(&doc).expect("a JSON value serializes");
+    text.push('\n');
+    text
+}
+
+/// Name of the component schema of one job type's submission. Component names may not hold
+/// `:`, which type names may; a clash after the replacement gets a number.
+fn component_name(kind: &str, taken: &Map<String, Value>) -> String {
+    let base = format!("NewJob.{}", kind.replace(':', "_"));
+    let mut name = base.clone();
+    let mut n = 2;
+    while taken.contains_key(&name) {
+        name = format!("{base}.{n}");
+        n += 1;
+    }
+    name
+}
+
+/// Replaces `NewJob` with a `oneOf` of one schema per job type, discriminated by `type`:
+/// OpenAPI 3.0 has no `if`/`then`, and a `oneOf` whose branches differ in a one-value `enum`
+/// is what both code generators (through the discriminator) and Schemathesis handle.
+fn job_types(doc: &mut Value, registry: &Registry) {
+    let schemas = doc["components"]["schemas"]
+        .as_object_mut()
+        .expect("the base document has components.schemas");
+    let base = schemas.remove("NewJob").expect("the base has NewJob");
+    let types = registry.types();
+    let mut variants = Vec::new();
+    let mut mapping = Map::new();
+    // Types without a schema of their own share one branch that allows any payload.
+    let mut any_payload = Vec::new();
+    for kind in &types {
+        let handler = registry.get(kind).expect("a listed type has a handler");
+        let Some(mut payload) = handler.payload_schema() else {
+            any_payload.push(*kind);
+            continue;
+        };
+        // An absent or null payload is validated as `{}`: the field is optional (and null
+        // allowed) exactly when the handler takes `{}`.
+        let takes_empty = handler.validate(&json!({})).is_ok();
+        if takes_empty && payload.get("type").is_some() {
+            payload["nullable"] = json!(true);
+        }
+        let name = component_name(kind, schemas);
+        schemas.insert(name.clone(), variant(&base, &[kind], payload, !takes_empty));
+        let target = json!(format!("#/components/schemas/{name}"));
+        mapping.insert(kind.to_string(), target.clone());
+        variants.push(json!({ "$ref": target }));
+    }
+    if !any_payload.is_empty() {
+        let payload = json!({
+            "description": "Any JSON value, checked only by the handler (absent or null means `{}`)."
+        });
+        let name = component_name("other", schemas);
+        schemas.insert(name.clone(), variant(&base, &any_payload, payload, false));
+        let target = json!(format!("#/components/schemas/{name}"));
+        for kind in &any_payload {
+            mapping.insert(kind.to_string(), target.clone());
+        }
+        variants.push(json!({ "$ref": target }));
+    }
+    let description = format!(
+        "A job to create; `type` picks the schema of `payload`. Job types of this server: {}.",
+        if types.is_empty() {
+            "none, so every submission is refused".to_string()
+        } else {
+            types.join(", ")
+        }
+    );
+    let new_job = if variants.is_empty() {
+        json!({ "description": description, "not": {} })
+    } else {
+        json!({
+            "description": description,
+            "oneOf": variants,
+            "discriminator": { "propertyName": "type", "mapping": mapping },
+        })
+    };
+    schemas.insert("NewJob".into(), new_job);
+    // The examples submit `email` jobs; they would be wrong where `email` is not registered.
+    if !registry.contains("email") {
+        if let Some(batch) = schemas
+            .get_mut("NewJobBatch")
+            .and_then(Value::as_object_mut)
+        {
+            batch.remove("example");
+        }
+    }
+}
+
+/// The submission schema for `kinds`: the base `NewJob` (its options and their bounds) with
+/// `type` narrowed to those names and `payload` given its schema.
+fn variant(base: &Value, kinds: &[&str], payload: Value, payload_required: bool) -> Value {
+    let mut v = base.clone();
+    let obj = v.as_object_mut().expect("NewJob is an object schema");
+    obj.remove("example");
+    obj.insert(
+        "description".into(),
+        json!(format!(
+            "A job of type {}. Unknown fields are refused (400). Give at most one of `delay_ms` and `run_at`. A field sent as null counts as absent.",
+            kinds.join(", ")
+        )),
+    );
+    let mut required = vec![json!("type")];
+    if payload_required {
+        required.push(json!("payload"));
+    }
+    obj.insert("required".into(), Value::Array(required));
+    let props = obj
+        .get_mut("properties")
+        .and_then(Value::as_object_mut)
+        .expect("NewJob has properties");
+    props.insert(
+        "type".into(),
+        json!({ "type": "string", "enum": kinds, "description": "The job type." }),
+    );
+    props.insert("payload".into(), payload);
+    v
+}
+
+/// Bearer security exactly as `authorize` (routes.rs) enforces it: with API_TOKEN, on every
+/// operation but `/health` (and `/metrics` with METRICS_PUBLIC); without it, nowhere, and no
+/// operation answers 401.
+fn security(doc: &mut Value, config: &Config) {
+    let open_metrics = config.metrics_public;
+    let Some(root) = doc.as_object_mut() else {
+        return;
+    };
+    if config.api_token.is_some() {
+        root.insert("security".into(), json!([{ "bearerAuth": [] }]));
+        root["components"]["securitySchemes"] = json!({
+            "bearerAuth": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "The API_TOKEN value."
+            }
+        });
+    } else {
+        root.remove("security");
+        if let Some(c) = root.get_mut("components").and_then(Value::as_object_mut) {
+            c.remove("securitySchemes");
+            if let Some(r) = c.get_mut("responses").and_then(Value::as_object_mut) {
+                r.remove("Unauthorized");
+            }
+        }
+    }
+    let Some(paths) = root.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        let public = path == "/health" || (path == "/metrics" && open_metrics);
+        for op in item.values_mut().filter_map(Value::as_object_mut) {
+            let no_auth = config.api_token.is_none() || public;
+            if no_auth {
+                if let Some(r) = op.get_mut("responses").and_then(Value::as_object_mut) {
+                    r.remove("401");
+                }
+            }
+            if config.api_token.is_none() {
+                op.remove("security");
+            } else if public {
+                op.insert("security".into(), json!([]));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(token: Option<&str>) -> Config {
+        Config {
+            api_token: token.map(str::to_string),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn no_types_refuses_every_submission() {
+        let doc: Value = serde_json::from_str(&document(&config(None), &Registry::new())).unwrap();
+        assert_eq!(doc["components"]["schemas"]["NewJob"]["not"], json!({}));
+        assert!(doc["components"]["schemas"]["NewJobBatch"]
+            .get("example")
+            .is_none());
+    }
+
+    #[test]
+    fn colons_in_type_names_make_valid_component_names() {
+        struct Typed;
+        impl crate::worker::Handler for Typed {
+            fn run(&self, _: &crate::worker::JobContext) -> crate::worker::JobResult {
+                Ok(Value::Null)
+            }
+            fn payload_schema(&self) -> Option<Value> {
+                Some(json!({"type": "object"}))
+            }
+        }
+        let mut r = Registry::new();
+        r.register("a:b", Typed).register("a_b", Typed);
+        let doc: Value = serde_json::from_str(&document(&config(None), &r)).unwrap();
+        let mapping = &doc["components"]["schemas"]["NewJob"]["discriminator"]["mapping"];
+        assert_eq!(mapping["a:b"], "#/components/schemas/NewJob.a_b");
+        assert_eq!(mapping["a_b"], "#/components/schemas/NewJob.a_b.2");
+    }
+}
