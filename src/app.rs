@@ -7,21 +7,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::config::{Config, ConfigError};
+use crate::context::Shared;
 use crate::metrics::Metrics;
 use crate::server::HttpServer;
 use crate::shutdown::Shutdown;
 use crate::store::{Backend, StoreError};
 use crate::worker::{maintenance, Pool, Registry};
-
-/// What every thread of a process shares, read-only.
-pub struct Shared {
-    pub config: Config,
-    pub registry: Registry,
-    pub backend: Backend,
-    pub metrics: Metrics,
-    /// The document served at `GET /openapi.json`, built at start-up from the registry.
-    pub openapi: String,
-}
 
 /// Why jobq could not start or stop cleanly.
 #[derive(Debug)]

@@ -19,6 +19,7 @@
 
 pub mod app;
 pub mod config;
+pub mod context;
 pub mod handlers;
 pub mod job;
 pub mod metrics;

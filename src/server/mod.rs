@@ -7,9 +7,15 @@
 //! patched tiny_http (vendor/tiny_http) serves at most MAX_CONNECTIONS at once, refusing the
 //! rest with a 503 instead of a thread each.
 
+mod auth;
+mod dlq;
+mod error;
+mod input;
+mod jobs;
 pub mod openapi;
+mod ops;
 mod reply;
-pub mod routes;
+mod router;
 
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -17,12 +23,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::app::Shared;
+use crate::context::Shared;
 use crate::job::NewJob;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
+pub use error::ApiError;
 pub use reply::Reply;
-use routes::Step;
+use router::Step;
 
 pub struct HttpServer {
     server: Arc<tiny_http::Server>,
@@ -39,14 +46,11 @@ impl HttpServer {
         let listener = listen(addr).map_err(|e| {
             format!("cannot listen on {addr}: {e}; is another process using the port?")
         })?;
-        let refusal = Reply::error(
-            503,
-            format!(
-                "too many open connections (MAX_CONNECTIONS={}); retry shortly",
-                shared.config.max_connections
-            ),
-        )
-        .with_header("Retry-After", "1")
+        let refusal = ApiError::Busy(format!(
+            "too many open connections (MAX_CONNECTIONS={}); retry shortly",
+            shared.config.max_connections
+        ))
+        .into_reply()
         .into_raw_close();
         let limit = tiny_http::ConnectionLimit {
             max_connections: shared.config.max_connections,
@@ -139,7 +143,7 @@ fn serve(server: &tiny_http::Server, shared: &Arc<Shared>, shutdown: &Shutdown) 
         // a pipelining client take effect in order even when two threads take them. Among
         // different connections no order is promised, so other requests are answered at once.
         for mut request in gathered.drain(..) {
-            match guard(|| routes::plan(&mut request, shared, &mut store)) {
+            match guard(|| router::plan(&mut request, shared, &mut store)) {
                 Ok(Step::Create(job)) => {
                     creating.push(request);
                     jobs.push(job);
@@ -161,7 +165,7 @@ fn create_gathered(
     if jobs.is_empty() {
         return;
     }
-    let replies = guard(|| routes::create_jobs(jobs, shared, store))
+    let replies = guard(|| jobs::create_gathered(jobs, shared, store))
         .unwrap_or_else(|reply| vec![reply; jobs.len()]);
     for (request, reply) in requests.drain(..).zip(replies) {
         respond(request, reply);
@@ -172,10 +176,11 @@ fn create_gathered(
 /// Runs route code, turning a panic (a bug) into a 500 so the thread keeps serving.
 fn guard<T>(f: impl FnOnce() -> T) -> Result<T, Reply> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|_| {
-        Reply::error(
-            500,
-            "internal error while handling this request; this is a bug in jobq, please report it",
+        ApiError::Internal(
+            "internal error while handling this request; this is a bug in jobq, please report it"
+                .into(),
         )
+        .into_reply()
     })
 }
 

@@ -1,9 +1,8 @@
-//! HTTP answers: one [`Reply`] type, JSON bodies, and the one mapping from errors to status codes.
+//! HTTP answers: one [`Reply`] type with JSON or text bodies, written to tiny_http or, for the
+//! accept loop's own refusals, as raw bytes. Errors become replies in `error.rs`.
 
 use serde::Serialize;
 use tiny_http::{Header, Response};
-
-use crate::store::StoreError;
 
 /// An answer before it is written to the socket.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,25 +84,4 @@ fn reason(status: u16) -> &'static str {
 fn header(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes())
         .expect("header names and values are ASCII")
-}
-
-impl From<StoreError> for Reply {
-    fn from(e: StoreError) -> Reply {
-        match e {
-            StoreError::Unavailable(_) | StoreError::Rejected(_) => Reply::error(
-                503,
-                format!(
-                    "{e}; retry shortly (if Redis did not answer in time the request may still have taken effect: send POST /jobs with an Idempotency-Key so a retry cannot create a second job)"
-                ),
-            )
-            .with_header("Retry-After", "1"),
-            StoreError::Redis(_) | StoreError::Corrupt(_) => {
-                log::error!("request failed: {e}");
-                Reply::error(
-                    500,
-                    format!("{e}; this is a bug in jobq or an unsupported Redis"),
-                )
-            }
-        }
-    }
 }

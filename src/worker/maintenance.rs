@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::app::Shared;
+use crate::context::Shared;
 use crate::shutdown::{spawn_periodic, RetryDelay, Shutdown};
 use crate::store::{RedisState, StoreError};
 use crate::worker::{InFlight, Snapshot};

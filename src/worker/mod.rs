@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::app::Shared;
+use crate::context::Shared;
 use crate::shutdown::{RetryDelay, Shutdown};
 use crate::store::{Acked, Claimed, FailOutcome, Health, Store, StoreError};
 pub use handler::{Cancellation, Handler, JobContext, JobError, JobResult, Registry};

@@ -1,5 +1,6 @@
-//! The OpenAPI document against the router and the server. The file (src/server/openapi.json)
-//! documents every (method, path) in `ROUTES` and nothing else. The document served at
+//! The OpenAPI document against the server. The file (src/server/openapi.json) documents every
+//! route of the router and nothing else (a unit test in src/server/router.rs compares it with
+//! the route table); here every operation it documents is checked for sound keys and parameters. The document served at
 //! `GET /openapi.json` lists exactly the registered job types; each built-in type's payload
 //! schema accepts a known-good payload that the server accepts, and payloads made wrong by one
 //! keyword of that schema are refused by the server too; bearer security is declared exactly
@@ -7,7 +8,6 @@
 //! the document against a running server.
 
 use crate::harness::*;
-use jobq::server::routes::ROUTES;
 use jobq::{JobContext, JobResult};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -56,34 +56,21 @@ fn documented(spec: &Value) -> BTreeSet<(String, String)> {
     ops
 }
 
+/// The operations of the file, which are the router's (see the module docs).
 fn routed() -> BTreeSet<(String, String)> {
-    let set: BTreeSet<_> = ROUTES
-        .iter()
-        .map(|(m, p, _)| (m.to_string(), p.to_string()))
-        .collect();
-    assert_eq!(
-        set.len(),
-        ROUTES.len(),
-        "ROUTES lists a (method, path) twice"
-    );
-    set
+    documented(&spec())
 }
 
 #[test]
-fn spec_documents_exactly_the_routes() {
+fn spec_is_openapi_3_0_3_with_only_lower_case_methods() {
     let spec = spec();
     assert_eq!(
         spec["openapi"], "3.0.3",
         "{SPEC_FILE}: not an OpenAPI 3.0.3 document"
     );
-    let (documented, routed) = (documented(&spec), routed());
-    let undocumented: Vec<_> = routed.difference(&documented).collect();
-    let unrouted: Vec<_> = documented.difference(&routed).collect();
     assert!(
-        undocumented.is_empty() && unrouted.is_empty(),
-        "src/server/openapi.json and ROUTES (src/server/routes.rs) differ.\n\
-         Routes the spec lacks: {undocumented:?}\n\
-         Operations in the spec that are no route: {unrouted:?}"
+        !documented(&spec).is_empty(),
+        "{SPEC_FILE} documents no operation"
     );
 }
 
@@ -367,7 +354,7 @@ fn served_document_lists_exactly_the_registered_types() {
     assert_eq!(
         documented(&doc),
         routed(),
-        "the served document documents other operations than ROUTES"
+        "the served document documents other operations than src/server/openapi.json"
     );
     let schemas = submission_schemas(&doc);
     let listed: BTreeSet<&str> = schemas.iter().map(|(k, _)| k.as_str()).collect();

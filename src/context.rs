@@ -1,0 +1,18 @@
+//! What the HTTP threads and the worker threads of one process share, read-only: the settings,
+//! the job types, the one Redis backend, the metrics and the served API document. It sits below
+//! `server/` and `worker/` (both use it) and above `store/`, `config/` and `metrics`.
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::Backend;
+use crate::worker::Registry;
+
+/// What every thread of a process shares, read-only.
+pub struct Shared {
+    pub config: Config,
+    pub registry: Registry,
+    pub backend: Backend,
+    pub metrics: Metrics,
+    /// The document served at `GET /openapi.json`, built at start-up from the registry.
+    pub openapi: String,
+}

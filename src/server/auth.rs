@@ -1,0 +1,79 @@
+//! Bearer-token authentication: with API_TOKEN set, every route needs the token except those
+//! the route table marks public.
+
+use tiny_http::Request;
+
+use super::ApiError;
+use crate::config::Config;
+
+/// Who may call an endpoint when API_TOKEN is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Only with the token.
+    Token,
+    /// Anyone (`/health`: load balancers and `jobq health` carry no token).
+    Public,
+    /// Anyone when METRICS_PUBLIC is set (Prometheus without credentials), else the token.
+    Metrics,
+}
+
+/// Checks the bearer token (in constant time) when API_TOKEN is set.
+pub fn authorize(req: &Request, config: &Config, access: Access) -> Result<(), ApiError> {
+    let Some(token) = config.api_token.as_deref() else {
+        return Ok(());
+    };
+    if access == Access::Public || (access == Access::Metrics && config.metrics_public) {
+        return Ok(());
+    }
+    let given = req
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))
+        .and_then(|h| bearer_token(h.value.as_str()));
+    match given {
+        Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => Ok(()),
+        Some(_) => Err(ApiError::Unauthorized("the bearer token is wrong")),
+        None => Err(ApiError::Unauthorized(
+            "this server requires a token: send Authorization: Bearer <API_TOKEN>",
+        )),
+    }
+}
+
+/// The credentials of an `Authorization: Bearer <token>` value. The scheme is matched without
+/// regard to case (RFC 7235 section 2.1), so `bearer` and `BEARER` work too.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(!x));
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer tok", "bearer tok", "BEARER  tok ", " Bearer tok"] {
+            assert_eq!(bearer_token(value), Some("tok"), "{value:?}");
+        }
+        for value in ["Basic tok", "Bearertok", "Bearer", "tok"] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret-token-123", b"secret-token-123"));
+        assert!(!constant_time_eq(b"secret-token-123", b"secret-token-124"));
+        assert!(!constant_time_eq(b"secret", b"secret-token"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}

@@ -1,0 +1,171 @@
+//! The job routes: `POST /jobs` (validated here, created with the other submissions a thread
+//! gathered), `POST /jobs/batch` (all or none) and `GET /jobs/{id}`.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::input::{from_object, job_id, parse_json, read_body};
+use super::router::Call;
+use super::{ApiError, Reply};
+use crate::context::Shared;
+use crate::job::{check_idempotency_key, NewJob, NewJobRequest};
+use crate::store::{CreateOutcome, Store};
+use crate::worker::handler::is_valid_type_name;
+
+/// Longest batch accepted by `POST /jobs/batch`.
+pub const MAX_BATCH: usize = 1000;
+
+/// `POST /jobs`: reads and validates a submission; the caller creates it.
+pub fn prepare(call: &mut Call) -> Result<NewJob, ApiError> {
+    let header_key = call
+        .req
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Idempotency-Key"))
+        .map(|h| h.value.as_str().trim().to_string());
+    let body = read_body(call.req, call.shared.config.max_body_bytes)?;
+    let mut parsed: NewJobRequest = parse_json(&body, "{\"type\": \"...\", \"payload\": {...}}")?;
+    if let Some(key) = header_key {
+        check_idempotency_key(&key)
+            .map_err(|e| ApiError::BadRequest(format!("Idempotency-Key header: {e}")))?;
+        match &parsed.idempotency_key {
+            Some(k) if *k != key => {
+                return Err(ApiError::BadRequest(
+                    "the Idempotency-Key header and \"idempotency_key\" differ; send one of them"
+                        .into(),
+                ))
+            }
+            _ => parsed.idempotency_key = Some(key),
+        }
+    }
+    validate(call.shared, parsed).map_err(ApiError::BadRequest)
+}
+
+/// Creates the validated submissions gathered from several requests, each with its own
+/// outcome, in one round trip; returns each one's answer, in order.
+pub fn create_gathered(jobs: &[NewJob], shared: &Shared, store: &mut Store) -> Vec<Reply> {
+    let cfg = &shared.config;
+    let outcomes = match jobs {
+        [] => Vec::new(),
+        [one] => vec![store.create(
+            std::slice::from_ref(one),
+            cfg.max_queue_size,
+            cfg.idempotency_ttl_secs,
+        )],
+        many => store.create_each(many, cfg.max_queue_size, cfg.idempotency_ttl_secs),
+    };
+    jobs.iter()
+        .zip(outcomes)
+        .map(|(job, outcome)| match outcome {
+            Ok(CreateOutcome::Created(created)) => match created.first() {
+                Some(c) if c.new => {
+                    note_created(shared, job);
+                    Reply::json(201, &json!({"job_id": c.id}))
+                }
+                Some(c) => Reply::json(200, &json!({"job_id": c.id})),
+                None => ApiError::Internal("create script answered no job".into()).into_reply(),
+            },
+            Ok(CreateOutcome::Full) => queue_full(shared, None).into_reply(),
+            Err(e) => ApiError::from(e).into_reply(),
+        })
+        .inspect(|reply| shared.metrics.count_request("/jobs", reply.status))
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest {
+    jobs: Vec<Value>,
+}
+
+/// `POST /jobs/batch`: every job or none, in one script call.
+pub fn create_batch(call: &mut Call) -> Result<Reply, ApiError> {
+    let shared = call.shared;
+    let body = read_body(call.req, shared.config.max_body_bytes)?;
+    let batch: BatchRequest = parse_json(&body, "{\"jobs\": [{\"type\": \"...\"}, ...]}")?;
+    if batch.jobs.is_empty() || batch.jobs.len() > MAX_BATCH {
+        return Err(ApiError::BadRequest(format!(
+            "\"jobs\" must hold 1 to {MAX_BATCH} jobs, got {}",
+            batch.jobs.len()
+        )));
+    }
+    let mut jobs = Vec::with_capacity(batch.jobs.len());
+    for (i, v) in batch.jobs.into_iter().enumerate() {
+        let job = from_object::<NewJobRequest>(v)
+            .and_then(|r| validate(shared, r))
+            .map_err(|m| ApiError::BadRequest(format!("jobs[{i}]: {m}")))?;
+        jobs.push(job);
+    }
+    let cfg = &shared.config;
+    match call
+        .store
+        .create(&jobs, cfg.max_queue_size, cfg.idempotency_ttl_secs)?
+    {
+        CreateOutcome::Created(created) => {
+            let mut ids = Vec::with_capacity(created.len());
+            for (job, c) in jobs.iter().zip(created) {
+                if c.new {
+                    note_created(shared, job);
+                }
+                ids.push(c.id);
+            }
+            Ok(Reply::json(201, &json!({ "job_ids": ids })))
+        }
+        CreateOutcome::Full => Err(queue_full(shared, Some(jobs.len()))),
+    }
+}
+
+/// `GET /jobs/{id}`.
+pub fn get(call: &mut Call) -> Result<Reply, ApiError> {
+    let id = job_id(call.id)?;
+    match call.store.job(&id)? {
+        Some(job) => Ok(Reply::json(200, &job)),
+        None => Err(ApiError::NotFound(format!(
+            "no job {id}; it never existed, its record expired (completed jobs are kept for JOB_TTL_SECS) or it was deleted from the DLQ"
+        ))),
+    }
+}
+
+/// Validates one submission against the registry and configuration.
+fn validate(shared: &Shared, req: NewJobRequest) -> Result<NewJob, String> {
+    if let Some(kind) = &req.kind {
+        if !is_valid_type_name(kind) {
+            return Err(format!(
+                "\"type\" must be 1-64 characters of A-Z a-z 0-9 _ - . : (got {} characters)",
+                kind.chars().count()
+            ));
+        }
+    }
+    let registry = &shared.registry;
+    let types = registry.types();
+    req.validate(shared.config.max_attempts, &types, |kind, payload| {
+        registry.get(kind).map_or(Ok(()), |h| h.validate(payload))
+    })
+}
+
+/// The 503 for a submission the queue has no room for; `batch` is the number of jobs of a
+/// `POST /jobs/batch`, which is refused whole when they do not all fit, however many are waiting.
+fn queue_full(shared: &Shared, batch: Option<usize>) -> ApiError {
+    let max = shared.config.max_queue_size;
+    ApiError::Busy(match batch {
+        None => format!(
+            "queue is full: {max} jobs are waiting (MAX_QUEUE_SIZE); retry later or add workers"
+        ),
+        Some(n) if n as u64 > max => format!(
+            "a batch of {n} jobs is larger than MAX_QUEUE_SIZE ({max}) and cannot fit; send at most {max} jobs per batch"
+        ),
+        Some(n) => format!(
+            "queue is full for this batch: its {n} jobs do not fit under MAX_QUEUE_SIZE ({max} waiting jobs); none was created; retry later, send a smaller batch or add workers"
+        ),
+    })
+}
+
+/// Counts and logs a job the store created (not one an idempotency key named again).
+fn note_created(shared: &Shared, job: &NewJob) {
+    shared.metrics.jobs_created.inc();
+    if job.delay_ms > 0 || job.run_at_us.is_some() {
+        log::info!("job {} ({}) created, scheduled for later", job.id, job.kind);
+    } else {
+        log::info!("job {} ({}) created", job.id, job.kind);
+    }
+}

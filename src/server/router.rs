@@ -1,0 +1,261 @@
+//! The route table and the dispatch of one request through it. Adding a route is one entry in
+//! [`ROUTES`] plus its handler (in `jobs.rs`, `dlq.rs` or `ops.rs`) and its operation in
+//! `openapi.json`; a test checks that the table and the document list the same operations.
+
+use std::sync::Arc;
+use tiny_http::{Method, Request};
+
+use super::auth::{authorize, Access};
+use super::{dlq, jobs, ops, ApiError, Reply};
+use crate::context::Shared;
+use crate::job::NewJob;
+use crate::store::Store;
+
+/// What a handler gets: the request, what the process shares, this thread's Redis handle, the
+/// `{id}` of the path (empty if none) and the query string.
+pub struct Call<'a> {
+    pub req: &'a mut Request,
+    pub shared: &'a Shared,
+    pub store: &'a mut Store,
+    pub id: &'a str,
+    pub query: &'a str,
+}
+
+/// What an endpoint does with a call.
+#[derive(Clone, Copy)]
+pub enum Action {
+    /// Answers at once.
+    Answer(fn(&mut Call) -> Result<Reply, ApiError>),
+    /// Validates a job for the caller to create with the others it gathered (one round trip).
+    Gather(fn(&mut Call) -> Result<NewJob, ApiError>),
+}
+
+/// One route: method, path pattern (`{id}` matches one segment), who may call it, whether a
+/// `ROLE=worker` process serves it, and what it does.
+pub struct Endpoint {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+    /// Served whatever the ROLE (health, metrics, the API document); the rest only where
+    /// ROLE serves the API.
+    pub any_role: bool,
+    pub action: Action,
+}
+
+const fn api(method: &'static str, path: &'static str, action: Action) -> Endpoint {
+    Endpoint {
+        method,
+        path,
+        access: Access::Token,
+        any_role: false,
+        action,
+    }
+}
+
+const fn any_role(
+    method: &'static str,
+    path: &'static str,
+    access: Access,
+    action: Action,
+) -> Endpoint {
+    Endpoint {
+        method,
+        path,
+        access,
+        any_role: true,
+        action,
+    }
+}
+
+use Action::{Answer, Gather};
+
+/// Every route.
+pub const ROUTES: &[Endpoint] = &[
+    api("POST", "/jobs", Gather(jobs::prepare)),
+    api("POST", "/jobs/batch", Answer(jobs::create_batch)),
+    api("GET", "/jobs/{id}", Answer(jobs::get)),
+    api("GET", "/stats", Answer(ops::stats)),
+    any_role("GET", "/health", Access::Public, Answer(ops::health)),
+    any_role("GET", "/metrics", Access::Metrics, Answer(ops::metrics)),
+    any_role("GET", "/openapi.json", Access::Token, Answer(ops::openapi)),
+    api("GET", "/dlq", Answer(dlq::list)),
+    api("DELETE", "/dlq", Answer(dlq::purge)),
+    api("POST", "/dlq/retry", Answer(dlq::retry_all)),
+    api("GET", "/dlq/{id}", Answer(dlq::get)),
+    api("DELETE", "/dlq/{id}", Answer(dlq::delete)),
+    api("POST", "/dlq/{id}/retry", Answer(dlq::retry)),
+];
+
+/// Matches `path` against `pattern`; on success returns the `{id}` segment, if any.
+fn matches<'p>(pattern: &str, path: &'p str) -> Option<Option<&'p str>> {
+    let mut id = None;
+    let mut pat = pattern.trim_start_matches('/').split('/');
+    let mut segs = path.trim_start_matches('/').split('/');
+    loop {
+        match (pat.next(), segs.next()) {
+            (None, None) => return Some(id),
+            (Some("{id}"), Some(s)) if !s.is_empty() => id = Some(s),
+            (Some(p), Some(s)) if p == s => {}
+            _ => return None,
+        }
+    }
+}
+
+/// The endpoint for `method` and `path`, with the `{id}` segment; or the 404 or 405.
+fn route<'p>(method: &str, path: &'p str) -> Result<(&'static Endpoint, &'p str), ApiError> {
+    let mut allowed: Vec<&str> = Vec::new();
+    // A literal route owns its path: `/jobs/batch` is never the job "batch".
+    let literal = ROUTES.iter().any(|e| e.path == path);
+    for e in ROUTES {
+        if literal && e.path.contains('{') {
+            continue;
+        }
+        if let Some(id) = matches(e.path, path) {
+            if e.method == method {
+                return Ok((e, id.unwrap_or_default()));
+            }
+            allowed.push(e.method);
+        }
+    }
+    if allowed.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no route {path}; see GET /openapi.json for the API"
+        )));
+    }
+    let allow = allowed.join(", ");
+    Err(ApiError::MethodNotAllowed {
+        message: format!("{method} is not allowed on {path}; use {allow}"),
+        allow,
+    })
+}
+
+/// What to do with a request once it is read: answer it now, or create a job, which the
+/// caller does together with the other creations it gathered (one round trip for all).
+pub enum Step {
+    Reply(Reply),
+    Create(NewJob),
+}
+
+/// Answers a request at once, or validates a job submission for the caller to create. Every
+/// answer given here is counted in `http_requests_total` (created jobs by
+/// [`jobs::create_gathered`]).
+pub fn plan(req: &mut Request, shared: &Arc<Shared>, store: &mut Store) -> Step {
+    let url = req.url().to_string();
+    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    let method = match req.method() {
+        Method::Head => "GET".to_string(),
+        m => m.as_str().to_ascii_uppercase(),
+    };
+    let (endpoint, id) = match route(&method, path) {
+        Ok(found) => found,
+        Err(e) => {
+            let reply = e.into_reply();
+            // Not the path: clients choose it, and each would be a new time series.
+            shared.metrics.count_request("unmatched", reply.status);
+            return Step::Reply(reply);
+        }
+    };
+    let step = dispatch(req, shared, store, endpoint, id, path, query);
+    if let Step::Reply(reply) = &step {
+        shared.metrics.count_request(endpoint.path, reply.status);
+    }
+    step
+}
+
+/// Checks access and role, then runs the endpoint's action.
+fn dispatch(
+    req: &mut Request,
+    shared: &Shared,
+    store: &mut Store,
+    endpoint: &Endpoint,
+    id: &str,
+    path: &str,
+    query: &str,
+) -> Step {
+    let cfg = &shared.config;
+    let checked = authorize(req, cfg, endpoint.access).and_then(|()| {
+        if endpoint.any_role || cfg.role.serves_api() {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound(format!(
+                "{path} is not served by this process (ROLE={}); send job requests to a process with ROLE=api or ROLE=all",
+                cfg.role.as_str()
+            )))
+        }
+    });
+    if let Err(e) = checked {
+        return Step::Reply(e.into_reply());
+    }
+    let mut call = Call {
+        req,
+        shared,
+        store,
+        id,
+        query,
+    };
+    match endpoint.action {
+        Answer(f) => Step::Reply(f(&mut call).unwrap_or_else(ApiError::into_reply)),
+        Gather(f) => f(&mut call).map_or_else(|e| Step::Reply(e.into_reply()), Step::Create),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn patterns_match_segments() {
+        assert_eq!(matches("/jobs/{id}", "/jobs/abc"), Some(Some("abc")));
+        assert_eq!(matches("/jobs", "/jobs"), Some(None));
+        assert_eq!(matches("/jobs/{id}", "/jobs/"), None);
+        assert_eq!(matches("/jobs/{id}", "/jobs/a/b"), None);
+        assert_eq!(matches("/dlq/{id}/retry", "/dlq/x/retry"), Some(Some("x")));
+        assert_eq!(matches("/jobs/batch", "/jobs/batch"), Some(None));
+    }
+
+    #[test]
+    fn literal_paths_win_and_wrong_methods_say_what_is_allowed() {
+        assert_eq!(route("POST", "/jobs/batch").unwrap().0.path, "/jobs/batch");
+        assert_eq!(route("GET", "/jobs/abc").unwrap().1, "abc");
+        match route("PUT", "/dlq") {
+            Err(ApiError::MethodNotAllowed { allow, .. }) => assert_eq!(allow, "GET, DELETE"),
+            _ => panic!("PUT /dlq should be 405"),
+        }
+        assert!(matches!(route("GET", "/nope"), Err(ApiError::NotFound(_))));
+    }
+
+    /// The route table and src/server/openapi.json list the same operations, so neither can
+    /// drift from the other.
+    #[test]
+    fn the_route_table_and_the_api_document_agree() {
+        let doc: serde_json::Value =
+            serde_json::from_str(super::super::openapi::BASE).expect("openapi.json parses");
+        let documented: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .flat_map(|(path, ops)| {
+                ops.as_object()
+                    .expect("operations")
+                    .keys()
+                    .filter(|m| *m != "parameters")
+                    .map(|m| (m.to_uppercase(), path.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let routed: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|e| (e.method.to_string(), e.path.to_string()))
+            .collect();
+        assert_eq!(
+            routed.len(),
+            ROUTES.len(),
+            "ROUTES lists an operation twice"
+        );
+        assert_eq!(
+            routed, documented,
+            "ROUTES (src/server/router.rs) and src/server/openapi.json differ"
+        );
+    }
+}
