@@ -466,7 +466,7 @@ impl Handler for Command {
 
         match stop {
             Some(Stop::TimedOut) => {
-                return Err(JobError::transient(format!(
+                return Err(JobError::timed_out(format!(
                     "timed out after {} s: {program} and its process group were killed{}",
                     spec.timeout.as_secs(),
                     with_stderr(&cap.stderr)
@@ -656,7 +656,7 @@ mod tests {
             "i=0; while [ $i -lt 500 ]; do echo \"noise line $i\" >&2; i=$((i+1)); done; echo 'the real reason' >&2; exit 3",
         ]));
         let e = c.run(&ctx(json!({}))).unwrap_err();
-        assert!(!e.permanent);
+        assert!(!e.is_permanent());
         assert!(e.message.contains("exited with status 3"), "{e}");
         assert!(e.message.ends_with("the real reason"), "{e}");
         assert!(e.message.len() < STDERR_TAIL + 200, "{}", e.message.len());
@@ -667,7 +667,7 @@ mod tests {
         let mut s = spec(&["/bin/sh", "-c", "exit 65"]);
         s.permanent_exit_codes = vec![65];
         let e = Command::new(s).run(&ctx(json!({}))).unwrap_err();
-        assert!(e.permanent, "{e}");
+        assert!(e.is_permanent(), "{e}");
     }
 
     #[test]

@@ -13,13 +13,24 @@ use std::time::{Duration, Instant};
 /// What a handler returns: a result (stored with the job; `Value::Null` for none) or an error.
 pub type JobResult = Result<Value, JobError>;
 
+/// What kind of failure an attempt had, which decides what happens next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Worth retrying after the backoff: a peer that is down, a timeout of a call.
+    Transient,
+    /// No retry can fix it (a corrupt input, a rejected recipient): straight to the DLQ.
+    Permanent,
+    /// The attempt ran past its deadline (`timeout_secs` or JOB_TIMEOUT_SECS); retried like a
+    /// transient error.
+    TimedOut,
+}
+
 /// Why an attempt failed, and whether another attempt could succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobError {
     pub message: String,
-    /// A permanent error sends the job to the dead-letter queue at once: a corrupt input or a
-    /// rejected recipient will not heal by waiting.
-    pub permanent: bool,
+    pub kind: ErrorKind,
 }
 
 impl JobError {
@@ -27,15 +38,29 @@ impl JobError {
     pub fn transient(message: impl Into<String>) -> JobError {
         JobError {
             message: message.into(),
-            permanent: false,
+            kind: ErrorKind::Transient,
         }
     }
+
     /// An error no retry can fix.
     pub fn permanent(message: impl Into<String>) -> JobError {
         JobError {
             message: message.into(),
-            permanent: true,
+            kind: ErrorKind::Permanent,
         }
+    }
+
+    /// The attempt outlived its deadline.
+    pub fn timed_out(message: impl Into<String>) -> JobError {
+        JobError {
+            message: message.into(),
+            kind: ErrorKind::TimedOut,
+        }
+    }
+
+    /// Whether the job goes to the dead-letter queue without another attempt.
+    pub fn is_permanent(&self) -> bool {
+        self.kind == ErrorKind::Permanent
     }
 }
 

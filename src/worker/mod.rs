@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use crate::context::Shared;
 use crate::shutdown::{RetryDelay, Shutdown};
 use crate::store::{Acked, Claimed, FailOutcome, Health, Store, StoreError};
-pub use handler::{Cancellation, Handler, JobContext, JobError, JobResult, Registry};
+pub use handler::{Cancellation, ErrorKind, Handler, JobContext, JobError, JobResult, Registry};
 
 /// How long the fetcher blocks waiting for a job; bounds how late it notices a shutdown.
 const FETCH_BLOCK: Duration = Duration::from_secs(1);
@@ -471,9 +471,9 @@ impl Worker {
         let outcome = match outcome {
             Err(e)
                 if elapsed >= Duration::from_secs(timeout_secs)
-                    && !e.message.starts_with("timed out") =>
+                    && e.kind != ErrorKind::TimedOut =>
             {
-                Err(JobError::transient(format!(
+                Err(JobError::timed_out(format!(
                     "timed out after {timeout_secs} s"
                 )))
             }
@@ -544,20 +544,20 @@ impl Worker {
                         next_claimed,
                     )
                 });
-                let next = acked.as_ref().and_then(|(a, _)| a.next.clone());
+                let next = acked.as_ref().ok().and_then(|(a, _)| a.next.clone());
                 match acked.map(|(a, retried)| (a.outcome, retried)) {
-                    Some((true, _)) => {
+                    Ok((true, _)) => {
                         m.jobs_processed.inc();
                         log::info!("job {} ({}) completed in {ms} ms", job.id, job.kind);
                     }
-                    Some((false, retried)) => log::warn!(
+                    Ok((false, retried)) => log::warn!(
                         "job {} ({}) completed in {ms} ms, but it was no longer this process's to record: {}",
                         job.id,
                         job.kind,
                         not_owned_reason(retried)
                     ),
-                    None => log::error!(
-                        "job {} ({}) completed in {ms} ms but the outcome could not be stored before shutdown; it will run again",
+                    Err(why) => log::error!(
+                        "job {} ({}) completed in {ms} ms but the outcome could not be stored ({why}); it will run again",
                         job.id, job.kind
                     ),
                 }
@@ -566,7 +566,7 @@ impl Worker {
             Err(err) => {
                 m.jobs_failed.inc();
                 let delay = backoff::delay_ms(job.attempt, cfg.backoff_base_ms, cfg.backoff_max_ms);
-                let permanent = err.permanent;
+                let permanent = err.is_permanent();
                 let msg = err.message.clone();
                 let cap = cfg.dlq_max_size;
                 let acked = self.persist(|s| {
@@ -576,16 +576,16 @@ impl Worker {
                         next_claimed,
                     )
                 });
-                let next = acked.as_ref().and_then(|(a, _)| a.next.clone());
+                let next = acked.as_ref().ok().and_then(|(a, _)| a.next.clone());
                 match acked.map(|(a, retried)| (a.outcome, retried)) {
-                    Some((FailOutcome::Retry { .. }, _)) => {
+                    Ok((FailOutcome::Retry { .. }, _)) => {
                         m.jobs_retried.inc();
                         log::warn!(
                             "job {} ({}) attempt {}/{} failed after {ms} ms: {}; retry in {delay} ms",
                             job.id, job.kind, job.attempt, job.max_attempts, err.message
                         );
                     }
-                    Some((FailOutcome::Dead { evicted }, _)) => {
+                    Ok((FailOutcome::Dead { evicted }, _)) => {
                         m.jobs_dlq.inc();
                         note_evicted(&shared, &evicted);
                         log::error!(
@@ -602,7 +602,7 @@ impl Worker {
                             }
                         );
                     }
-                    Some((FailOutcome::NotOwned, retried)) => log::warn!(
+                    Ok((FailOutcome::NotOwned, retried)) => log::warn!(
                         "job {} ({}) attempt {} failed ({}), but it was no longer this process's to record: {}",
                         job.id,
                         job.kind,
@@ -610,8 +610,8 @@ impl Worker {
                         err.message,
                         not_owned_reason(retried)
                     ),
-                    None => log::error!(
-                        "job {} ({}) attempt {} failed ({}) but the outcome could not be stored before shutdown",
+                    Err(why) => log::error!(
+                        "job {} ({}) attempt {} failed ({}) but the outcome could not be stored ({why}); it will run again",
                         job.id, job.kind, job.attempt, err.message
                     ),
                 }
@@ -620,28 +620,51 @@ impl Worker {
         }
     }
 
-    /// Retries `op` with capped backoff while Redis is unavailable. None if the drain gave up.
-    /// Also says whether an earlier try failed, in which case Redis may have stored it already.
+    /// Retries `op` with capped backoff while the failure can heal (Redis unreachable, in a
+    /// passing state, or refusing credentials that may be fixed), so a finished job keeps its
+    /// outcome. Any other error (a script error, a wrong type: a bug or a foreign key) is not
+    /// retried: it would pin this worker until shutdown. Says whether an earlier try failed, in
+    /// which case Redis may have stored it already.
     fn persist<T>(
         &mut self,
         mut op: impl FnMut(&mut Store) -> Result<T, StoreError>,
-    ) -> Option<(T, bool)> {
+    ) -> Result<(T, bool), Unstored> {
         let mut retry = RetryDelay::default();
         let mut retried = false;
         loop {
             match op(&mut self.store) {
-                Ok(v) => return Some((v, retried)),
-                Err(e) => {
-                    if !matches!(e, StoreError::Unavailable(_)) {
-                        log::error!("recording a job outcome: {e}");
-                    }
+                Ok(v) => return Ok((v, retried)),
+                Err(e @ (StoreError::Redis(_) | StoreError::Corrupt(_))) => {
+                    return Err(Unstored::Refused(e))
+                }
+                Err(_) => {
                     if self.abandoned.load(Ordering::SeqCst) {
-                        return None;
+                        return Err(Unstored::Abandoned);
                     }
                     retried = true;
                     std::thread::sleep(retry.next_delay());
                 }
             }
+        }
+    }
+}
+
+/// Why an outcome was not stored. The job stays in this process's running list: the drain's
+/// requeue (or, in a live process, the stranded-claim check once the worker lets go of it)
+/// returns it to pending, so it runs again.
+#[derive(Debug)]
+enum Unstored {
+    /// The drain ran out of time while Redis could not be reached.
+    Abandoned,
+    /// Redis answered with an error that retrying cannot fix.
+    Refused(StoreError),
+}
+
+impl std::fmt::Display for Unstored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unstored::Abandoned => f.write_str("Redis was unreachable until the drain ended"),
+            Unstored::Refused(e) => write!(f, "{e}"),
         }
     }
 }

@@ -492,3 +492,21 @@ fn try_redis_cmd_text(port: u16, args: &[&str]) -> Result<String, String> {
     let n = s.read(&mut buf).map_err(|e| e.to_string())?;
     Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
+
+/// An outcome that Redis refuses for good (here WRONGTYPE: the job's record was replaced by a
+/// string) is not retried forever: the worker logs it and goes on to the next job, and the
+/// stranded-claim check returns the unacknowledged job to pending.
+#[test]
+fn an_outcome_redis_refuses_does_not_pin_its_worker() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis, |c| {
+        c.num_workers = 1;
+        c.recovery_secs = 3;
+    });
+    let broken = server.submit(&json!({"type": "sleep", "payload": {"ms": 300}}));
+    server.wait_for_status(&broken, "running", Duration::from_secs(10));
+    redis.redis_cmd(&["DEL", &job_key(&broken)]);
+    redis.redis_cmd(&["SET", &job_key(&broken), "not a hash"]);
+    let next = server.submit(&json!({"type": "noop"}));
+    server.wait_for_status(&next, "completed", Duration::from_secs(10));
+}

@@ -703,7 +703,7 @@ fn analytics_without_redis_is_a_transient_error() {
     let err = analytics_handler(&config)
         .run(&ctx("job-x", "analytics", json!({"event": "signup"})))
         .unwrap_err();
-    assert!(!err.permanent, "{err:?}");
+    assert!(!err.is_permanent(), "{err:?}");
     assert!(err.message.contains("Redis is unavailable"), "{err:?}");
 }
 
