@@ -19,7 +19,6 @@ use serde_json::{json, Value};
 use std::io::{BufWriter, Cursor};
 use std::path::{Component, Path, PathBuf};
 
-use crate::config::Config;
 use crate::worker::{Handler, JobContext, JobError, JobResult};
 
 /// Largest width or height asked for.
@@ -276,9 +275,10 @@ pub struct ImageResize {
 }
 
 impl ImageResize {
-    pub fn from_config(c: &Config) -> ImageResize {
+    /// The handler for `image_dir` (IMAGE_DIR): every path of a payload is relative to it.
+    pub fn new(image_dir: &str) -> ImageResize {
         ImageResize {
-            dir: PathBuf::from(&c.image_dir),
+            dir: PathBuf::from(image_dir),
         }
     }
 
