@@ -42,12 +42,47 @@ fn reword(field: &str, msg: &str) -> String {
         .strip_prefix("invalid type: ")
         .and_then(|r| r.split_once(", expected "))
     {
-        return format!("\"{field}\" must be {want}, got {}", got.replace('`', ""));
+        return format!(
+            "\"{field}\" must be {}, got {}",
+            json_words(want),
+            json_words(got)
+        );
+    }
+    // A unit enum's unknown name: `"fit": "square" must be "contain", "cover" or "fill"`.
+    if let Some((got, want)) = msg
+        .strip_prefix("unknown variant `")
+        .and_then(|r| r.split_once("`, expected "))
+    {
+        let names: Vec<String> = want
+            .trim_start_matches("one of ")
+            .split(", ")
+            .flat_map(|n| n.split(" or "))
+            .map(|n| format!("\"{}\"", n.trim_matches('`')))
+            .collect();
+        let (last, rest) = names
+            .split_last()
+            .expect("serde names at least one variant");
+        let want = if rest.is_empty() {
+            last.clone()
+        } else {
+            format!("{} or {last}", rest.join(", "))
+        };
+        return format!("\"{field}\": {} must be {want}", Value::String(got.into()));
     }
     if msg.starts_with(&format!("\"{field}\"")) {
         msg.to_string()
     } else {
         format!("\"{field}\": {msg}")
+    }
+}
+
+/// serde's names of kinds of data in JSON's words: a sequence is a list, a map an object.
+fn json_words(serde: &str) -> String {
+    match serde {
+        "sequence" | "a sequence" => "a list".into(),
+        "map" | "a map" => "an object".into(),
+        "a JSON number" => "a number".into(),
+        other => other.replace('`', ""),
     }
 }
 
