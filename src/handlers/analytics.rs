@@ -186,7 +186,7 @@ impl Analytics {
     }
 }
 
-/// The payload's schema for the API document, as [`parse`] checks it. Not expressed: a numeric
+/// The payload's schema for the API document, as `parse` checks it. Not expressed: a numeric
 /// property's name must be an event name (other values are ignored, whatever their name), and
 /// `user_id`'s limit is in bytes.
 pub fn payload_schema() -> Value {

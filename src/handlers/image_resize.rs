@@ -186,7 +186,7 @@ fn parse(p: &Value) -> Result<Parsed, String> {
     })
 }
 
-/// The payload's schema for the API document, as [`parse`] checks it. Not expressed: paths
+/// The payload's schema for the API document, as `parse` checks it. Not expressed: paths
 /// without `..` (and at most 1024 bytes), the output's extension when `format` is absent, and
 /// the pixel limit of `cover` and `fill`.
 pub fn payload_schema() -> Value {

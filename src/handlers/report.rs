@@ -193,7 +193,7 @@ fn render_csv(a: &Aggregates) -> String {
     out
 }
 
-/// The payload's schema for the API document, as [`parse`] checks it. Not expressed: the dates
+/// The payload's schema for the API document, as `parse` checks it. Not expressed: the dates
 /// must exist, `from` must not be after `to`, and the range is at most 366 days.
 pub fn payload_schema() -> Value {
     let date = |what: &str| {

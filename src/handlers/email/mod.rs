@@ -12,7 +12,7 @@
 //!   place, so a reader never sees half a message. Any mail client opens these files.
 
 mod message;
-pub mod payload;
+mod payload;
 #[cfg(feature = "smtp")]
 mod smtp;
 

@@ -79,7 +79,7 @@ fn address(field: &str, value: Option<String>) -> Result<Option<String>, String>
 
 /// Checks a payload; `default_from` (MAIL_FROM) is the sender when it gives none.
 pub fn parse(p: &Value, default_from: &str) -> Result<Mail, String> {
-    let p: Payload = super::super::payload::decode(
+    let p: Payload = crate::handlers::payload::decode(
         p,
         "the payload must be an object with \"to\" (and optionally \"subject\" and \"body\")",
     )?;
