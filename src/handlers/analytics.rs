@@ -8,7 +8,8 @@
 //! which the job runs. See [`crate::store::analytics`] for the keys.
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
 use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
@@ -84,40 +85,48 @@ struct Parsed {
     sums: Vec<(String, f64)>,
 }
 
+/// The payload as sent; [`parse`] checks what serde cannot (names, lengths, the time, sums).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Payload {
+    #[serde(default)]
+    event: Option<String>,
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    timestamp: Option<String>,
+    #[serde(default)]
+    properties: Option<Map<String, Value>>,
+}
+
 fn parse(p: &Value) -> Result<Parsed, String> {
-    let Some(obj) = p.as_object() else {
-        return Err("the payload must be an object like {\"event\": \"signup\"}".into());
-    };
-    if let Some(k) = obj
-        .keys()
-        .find(|k| !matches!(k.as_str(), "event" | "user_id" | "timestamp" | "properties"))
-    {
-        return Err(format!(
-            "unknown field {k:?}: expected event, user_id, timestamp, properties"
-        ));
-    }
-    let event = match obj.get("event") {
-        Some(Value::String(s)) if is_event_name(s) => s.clone(),
-        Some(v) => {
+    let p: Payload = super::payload::decode(
+        p,
+        "the payload must be an object like {\"event\": \"signup\"}",
+    )?;
+    let event = match p.event {
+        Some(s) if is_event_name(&s) => s,
+        Some(s) => {
             return Err(format!(
-                "\"event\": {v} must be 1-64 characters of A-Z a-z 0-9 _ - . :"
+                "\"event\": {} must be 1-64 characters of A-Z a-z 0-9 _ - . :",
+                Value::String(s)
             ))
         }
         None => return Err("\"event\" is required, e.g. \"signup\"".into()),
     };
-    let user_id = match obj.get("user_id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_USER_ID => Some(s.clone()),
-        Some(v) => {
+    let user_id = match p.user_id {
+        Some(s) if s.is_empty() || s.len() > MAX_USER_ID => {
             return Err(format!(
-                "\"user_id\": {v} must be a string of 1-{MAX_USER_ID} bytes"
+                "\"user_id\": {} must be a string of 1-{MAX_USER_ID} bytes",
+                Value::String(s)
             ))
         }
+        other => other,
     };
-    let at = match obj.get("timestamp") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(
-            DateTime::parse_from_rfc3339(s)
+    let at = match p.timestamp {
+        None => None,
+        Some(s) => Some(
+            DateTime::parse_from_rfc3339(&s)
                 .map_err(|e| {
                     format!(
                         "\"timestamp\": {s:?} is not an RFC 3339 time like 2026-01-02T15:04:05Z ({e})"
@@ -125,39 +134,29 @@ fn parse(p: &Value) -> Result<Parsed, String> {
                 })?
                 .with_timezone(&Utc),
         ),
-        Some(v) => {
-            return Err(format!(
-                "\"timestamp\": {v} must be an RFC 3339 string like 2026-01-02T15:04:05Z"
-            ))
-        }
     };
+    let props = p.properties.unwrap_or_default();
+    if props.len() > MAX_PROPERTIES {
+        return Err(format!(
+            "\"properties\": at most {MAX_PROPERTIES} properties"
+        ));
+    }
     let mut sums = Vec::new();
-    match obj.get("properties") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(props)) if props.len() <= MAX_PROPERTIES => {
-            for (k, v) in props {
-                let Some(n) = v.as_f64() else {
-                    continue;
-                };
-                if !is_event_name(k) {
-                    return Err(format!(
-                        "\"properties\": numeric property {k:?} needs a name of 1-64 characters of A-Z a-z 0-9 _ - . :"
-                    ));
-                }
-                if !n.is_finite() || n.abs() > MAX_PROPERTY_VALUE {
-                    return Err(format!(
-                        "\"properties\": {k:?} is {v}; numbers are summed and must be within ±1e15"
-                    ));
-                }
-                sums.push((k.clone(), n));
-            }
-        }
-        Some(Value::Object(_)) => {
+    for (k, v) in &props {
+        let Some(n) = v.as_f64() else {
+            continue;
+        };
+        if !is_event_name(k) {
             return Err(format!(
-                "\"properties\": at most {MAX_PROPERTIES} properties"
-            ))
+                "\"properties\": numeric property {k:?} needs a name of 1-64 characters of A-Z a-z 0-9 _ - . :"
+            ));
         }
-        Some(v) => return Err(format!("\"properties\" must be an object, got {v}")),
+        if !n.is_finite() || n.abs() > MAX_PROPERTY_VALUE {
+            return Err(format!(
+                "\"properties\": {k:?} is {v}; numbers are summed and must be within ±1e15"
+            ));
+        }
+        sums.push((k.clone(), n));
     }
     Ok(Parsed {
         event,
@@ -187,7 +186,7 @@ impl Analytics {
     }
 }
 
-/// The payload's schema for the API document, as [`parse`] checks it. Not expressed: a numeric
+/// The payload's schema for the API document, as `parse` checks it. Not expressed: a numeric
 /// property's name must be an event name (other values are ignored, whatever their name), and
 /// `user_id`'s limit is in bytes.
 pub fn payload_schema() -> Value {

@@ -1,7 +1,8 @@
 //! Diagnostic job types for tests, benchmarks and demos (ENABLE_DIAGNOSTIC_JOBS=true): `noop`
 //! succeeds at once, `sleep` waits `{"ms": N}` (honouring cancellation), `fail` always fails.
 
-use serde_json::{json, Value};
+use serde::Deserialize;
+use serde_json::{json, Number, Value};
 use std::time::{Duration, Instant};
 
 use crate::worker::{Handler, JobContext, JobError, JobResult, Registry};
@@ -29,15 +30,24 @@ impl Handler for Noop {
 
 struct Sleep;
 
-fn sleep_ms(payload: &Value) -> Result<u64, String> {
-    match payload.get("ms") {
-        Some(v) => v
-            .as_u64()
-            .filter(|ms| *ms <= MAX_SLEEP_MS)
-            .ok_or_else(|| format!("\"ms\" must be an integer from 0 to {MAX_SLEEP_MS}, got {v}")),
-        None => Err("\"ms\" is required: {\"ms\": 250} sleeps a quarter second".into()),
-    }
+/// The `sleep` payload: `{"ms": N}` and nothing else.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SleepPayload {
+    #[serde(default)]
+    ms: Option<Number>,
 }
+
+fn sleep_ms(payload: &Value) -> Result<u64, String> {
+    let p: SleepPayload = super::payload::decode(payload, SLEEP_REQUIRED)?;
+    let n = p.ms.ok_or(SLEEP_REQUIRED)?;
+    n.as_u64()
+        .filter(|ms| *ms <= MAX_SLEEP_MS)
+        .ok_or_else(|| format!("\"ms\" must be an integer from 0 to {MAX_SLEEP_MS}, got {n}"))
+}
+
+/// The answer to a `sleep` payload without `ms` (or that is not an object).
+const SLEEP_REQUIRED: &str = "\"ms\" is required: {\"ms\": 250} sleeps a quarter second";
 
 impl Handler for Sleep {
     fn validate(&self, payload: &Value) -> Result<(), String> {
@@ -47,7 +57,8 @@ impl Handler for Sleep {
     fn payload_schema(&self) -> Option<Value> {
         Some(json!({
             "type": "object",
-            "description": "Waits `ms` milliseconds. Other fields are ignored.",
+            "description": "Waits `ms` milliseconds.",
+            "additionalProperties": false,
             "required": ["ms"],
             "properties": {"ms": {"type": "integer", "minimum": 0, "maximum": MAX_SLEEP_MS}},
             "example": {"ms": 10}
@@ -111,6 +122,11 @@ mod tests {
             .contains("\"ms\""));
         assert!(Sleep.validate(&json!({"ms": 600_001})).is_err());
         assert!(Sleep.validate(&json!({})).is_err());
+        assert!(Sleep.validate(&json!([10])).is_err());
+        assert_eq!(
+            Sleep.validate(&json!({"ms": 1, "note": "x"})).unwrap_err(),
+            "unknown field \"note\": expected ms"
+        );
         assert!(Fail.validate(&json!({"message": 3})).is_err());
     }
 }

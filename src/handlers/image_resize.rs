@@ -15,11 +15,11 @@
 //! [`MAX_PIXELS`].
 
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
-use serde_json::{json, Value};
+use serde::Deserialize;
+use serde_json::{json, Number, Value};
 use std::io::{BufWriter, Cursor};
 use std::path::{Component, Path, PathBuf};
 
-use crate::config::Config;
 use crate::worker::{Handler, JobContext, JobError, JobResult};
 
 /// Largest width or height asked for.
@@ -33,7 +33,11 @@ pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
 /// JPEG quality of written files.
 const JPEG_QUALITY: u8 = 85;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(
+    rename_all = "lowercase",
+    expecting = "\"contain\", \"cover\" or \"fill\""
+)]
 enum Fit {
     Contain,
     Cover,
@@ -75,18 +79,29 @@ struct Parsed {
     format: Format,
 }
 
+/// The payload as sent; [`parse`] checks what serde cannot (required fields, paths, ranges).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Payload {
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    output: Option<String>,
+    #[serde(default)]
+    width: Option<Number>,
+    #[serde(default)]
+    height: Option<Number>,
+    #[serde(default)]
+    fit: Option<Fit>,
+    #[serde(default)]
+    format: Option<String>,
+}
+
 /// A path inside IMAGE_DIR: relative, without `..`, not empty.
-fn relative_path(p: &Value, field: &str) -> Result<PathBuf, String> {
-    let s = match p.get(field) {
-        Some(Value::String(s)) => s,
-        None | Some(Value::Null) => {
-            return Err(format!(
-                "\"{field}\" is required: a path relative to IMAGE_DIR"
-            ))
-        }
-        Some(v) => return Err(format!("\"{field}\" must be a string, got {v}")),
-    };
-    check_relative(s).map_err(|e| format!("\"{field}\": {s:?} {e}"))
+fn relative_path(value: Option<String>, field: &str) -> Result<PathBuf, String> {
+    let s =
+        value.ok_or_else(|| format!("\"{field}\" is required: a path relative to IMAGE_DIR"))?;
+    check_relative(&s).map_err(|e| format!("\"{field}\": {s:?} {e}"))
 }
 
 fn check_relative(s: &str) -> Result<PathBuf, String> {
@@ -113,54 +128,32 @@ fn check_relative(s: &str) -> Result<PathBuf, String> {
     Ok(path.to_path_buf())
 }
 
-fn dimension(p: &Value, field: &str) -> Result<Option<u32>, String> {
-    match p.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .filter(|n| (1..=u64::from(MAX_DIMENSION)).contains(n))
-            .map(|n| Some(n as u32))
-            .ok_or_else(|| format!("\"{field}\": {v} must be an integer 1-{MAX_DIMENSION}")),
-    }
+fn dimension(value: Option<Number>, field: &str) -> Result<Option<u32>, String> {
+    value
+        .map(|n| {
+            n.as_u64()
+                .filter(|n| (1..=u64::from(MAX_DIMENSION)).contains(n))
+                .map(|n| n as u32)
+                .ok_or_else(|| format!("\"{field}\": {n} must be an integer 1-{MAX_DIMENSION}"))
+        })
+        .transpose()
 }
 
 fn parse(p: &Value) -> Result<Parsed, String> {
-    let Some(obj) = p.as_object() else {
-        return Err(
-            "the payload must be an object like {\"source\": \"in.png\", \"output\": \"out.png\", \"width\": 320}"
-                .into(),
-        );
-    };
-    if let Some(k) = obj.keys().find(|k| {
-        !matches!(
-            k.as_str(),
-            "source" | "output" | "width" | "height" | "fit" | "format"
-        )
-    }) {
-        return Err(format!(
-            "unknown field {k:?}: expected source, output, width, height, fit, format"
-        ));
-    }
-    let source = relative_path(p, "source")?;
-    let output = relative_path(p, "output")?;
-    let width = dimension(p, "width")?;
-    let height = dimension(p, "height")?;
+    let p: Payload = super::payload::decode(
+        p,
+        "the payload must be an object like {\"source\": \"in.png\", \"output\": \"out.png\", \"width\": 320}",
+    )?;
+    let source = relative_path(p.source, "source")?;
+    let output = relative_path(p.output, "output")?;
+    let width = dimension(p.width, "width")?;
+    let height = dimension(p.height, "height")?;
     if width.is_none() && height.is_none() {
         return Err("\"width\" or \"height\" (or both) is required".into());
     }
-    let fit = match p.get("fit") {
-        None | Some(Value::Null) => Fit::Contain,
-        Some(Value::String(s)) if s == "contain" => Fit::Contain,
-        Some(Value::String(s)) if s == "cover" => Fit::Cover,
-        Some(Value::String(s)) if s == "fill" => Fit::Fill,
-        Some(v) => {
-            return Err(format!(
-                "\"fit\": {v} must be \"contain\", \"cover\" or \"fill\""
-            ))
-        }
-    };
-    let format = match p.get("format") {
-        None | Some(Value::Null) => output
+    let fit = p.fit.unwrap_or(Fit::Contain);
+    let format = match p.format {
+        None => output
             .extension()
             .and_then(|e| e.to_str())
             .and_then(Format::from_name)
@@ -170,10 +163,9 @@ fn parse(p: &Value) -> Result<Parsed, String> {
                     output.display().to_string()
                 )
             })?,
-        Some(Value::String(s)) => Format::from_name(s)
+        Some(s) => Format::from_name(&s)
             .filter(|_| s != "jpg")
             .ok_or_else(|| format!("\"format\": {s:?} must be \"png\", \"jpeg\" or \"webp\""))?,
-        Some(v) => return Err(format!("\"format\" must be a string, got {v}")),
     };
     if let (Some(w), Some(h)) = (width, height) {
         if fit != Fit::Contain && u64::from(w) * u64::from(h) > MAX_PIXELS {
@@ -194,7 +186,7 @@ fn parse(p: &Value) -> Result<Parsed, String> {
     })
 }
 
-/// The payload's schema for the API document, as [`parse`] checks it. Not expressed: paths
+/// The payload's schema for the API document, as `parse` checks it. Not expressed: paths
 /// without `..` (and at most 1024 bytes), the output's extension when `format` is absent, and
 /// the pixel limit of `cover` and `fill`.
 pub fn payload_schema() -> Value {
@@ -276,9 +268,10 @@ pub struct ImageResize {
 }
 
 impl ImageResize {
-    pub fn from_config(c: &Config) -> ImageResize {
+    /// The handler for `image_dir` (IMAGE_DIR): every path of a payload is relative to it.
+    pub fn new(image_dir: &str) -> ImageResize {
         ImageResize {
-            dir: PathBuf::from(&c.image_dir),
+            dir: PathBuf::from(image_dir),
         }
     }
 

@@ -6,6 +6,7 @@ pub mod diagnostic;
 pub mod email;
 #[cfg(feature = "image")]
 pub mod image_resize;
+mod payload;
 pub mod report;
 
 use std::io::Write;
@@ -16,31 +17,32 @@ use crate::store::Backend;
 use crate::worker::JobError;
 use crate::worker::Registry;
 
-/// Names no HANDLERS_FILE command may take: every built-in type, whether or not this build or
-/// configuration registers it, so a handlers file means the same everywhere.
-pub const BUILTIN_TYPES: &[&str] = &[
-    "email",
-    "image_resize",
-    "analytics",
-    "report",
-    "noop",
-    "sleep",
-    "fail",
-];
+/// Names no HANDLERS_FILE command may take: every built-in type (the list lives with the
+/// handlers file's check, in the configuration).
+pub use crate::config::handlers_file::BUILTIN_TYPES;
 
 /// The handlers the `jobq` binary registers: `email`, `analytics`, `report`, `image_resize`
 /// (with the `image` feature), the diagnostic types when ENABLE_DIAGNOSTIC_JOBS is set, and the
 /// command types of HANDLERS_FILE. An embedding program starts from this and adds its own.
 ///
-/// Fails, with a message naming the variable, when SMTP_URL cannot be used or HANDLERS_FILE
-/// cannot be read or is wrong (the message then names its line and column).
+/// Fails, with a message naming the variable, when SMTP_URL cannot be used (the SMTP client
+/// cannot be set up, or this build lacks the `smtp` feature). HANDLERS_FILE was read and
+/// checked with the configuration.
 pub fn builtin_registry(config: &Config) -> Result<Registry, String> {
     let mut r = Registry::new();
-    r.register("email", email::Email::from_config(config)?);
+    r.register(
+        "email",
+        email::Email::new(
+            config.smtp_url.as_ref(),
+            std::time::Duration::from_secs(config.smtp_timeout_secs),
+            &config.mail_dir,
+            &config.mail_from,
+        )?,
+    );
     #[cfg(feature = "image")]
     r.register(
         "image_resize",
-        image_resize::ImageResize::from_config(config),
+        image_resize::ImageResize::new(&config.image_dir),
     );
     let backend = Backend::from_config(config).map_err(|e| e.to_string())?;
     let pool = analytics::StorePool::new(backend);
@@ -49,14 +51,8 @@ pub fn builtin_registry(config: &Config) -> Result<Registry, String> {
     if config.enable_diagnostic_jobs {
         diagnostic::register(&mut r);
     }
-    if let Some(path) = &config.handlers_file {
-        let specs = command::load_file(std::path::Path::new(path)).map_err(|e| {
-            format!("HANDLERS_FILE={path:?}: {e}; the format is in docs/job-types.md")
-        })?;
-        for spec in specs {
-            let kind = spec.kind.clone();
-            r.register(&kind, command::Command::new(spec));
-        }
+    for spec in config.handlers_file.iter().flat_map(|f| &f.commands) {
+        r.register(&spec.kind, command::Command::new(spec.clone()));
     }
     Ok(r)
 }

@@ -6,6 +6,7 @@
 //! range is reported. The file is written atomically (temp file, then rename).
 
 use chrono::{NaiveDate, Utc};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -22,7 +23,8 @@ pub const MAX_DAYS: i64 = 366;
 /// Most events named in one report.
 pub const MAX_EVENTS: usize = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase", expecting = "\"csv\" or \"json\"")]
 enum Format {
     Csv,
     Json,
@@ -45,45 +47,66 @@ struct Parsed {
     format: Format,
 }
 
-fn date(p: &Value, field: &str) -> Result<NaiveDate, String> {
-    let bad = |v: &Value| format!("\"{field}\": {v} must be a date like 2026-01-31");
-    match p.get(field) {
-        None | Some(Value::Null) => Err(format!("\"{field}\" is required, e.g. \"2026-01-31\"")),
-        Some(v @ Value::String(s)) => {
-            let shaped = s.len() == 10
-                && s.bytes().enumerate().all(|(i, b)| {
-                    if i == 4 || i == 7 {
-                        b == b'-'
-                    } else {
-                        b.is_ascii_digit()
-                    }
-                });
-            if !shaped {
-                return Err(bad(v));
-            }
-            NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| bad(v))
+/// The payload as sent; [`parse`] checks what serde cannot (dates, the range, event names).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Payload {
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    events: Option<Vec<ReportEvent>>,
+    #[serde(default)]
+    format: Option<Format>,
+}
+
+/// One of `"events"`: an event name, quoted as sent when it is not one.
+#[derive(Deserialize)]
+#[serde(try_from = "Value")]
+struct ReportEvent(String);
+
+impl TryFrom<Value> for ReportEvent {
+    type Error = String;
+    fn try_from(v: Value) -> Result<ReportEvent, String> {
+        match v {
+            Value::String(s) if is_event_name(&s) => Ok(ReportEvent(s)),
+            v => Err(format!(
+                "\"events\": {v} is not an event name (1-64 characters of A-Z a-z 0-9 _ - . :)"
+            )),
         }
-        Some(v) => Err(bad(v)),
     }
 }
 
-fn parse(p: &Value) -> Result<Parsed, String> {
-    let Some(obj) = p.as_object() else {
-        return Err(
-            "the payload must be an object like {\"from\": \"2026-01-01\", \"to\": \"2026-01-31\", \"format\": \"csv\"}"
-                .into(),
-        );
+fn date(value: Option<String>, field: &str) -> Result<NaiveDate, String> {
+    let s = value.ok_or_else(|| format!("\"{field}\" is required, e.g. \"2026-01-31\""))?;
+    let bad = || {
+        format!(
+            "\"{field}\": {} must be a date like 2026-01-31",
+            Value::String(s.clone())
+        )
     };
-    if let Some(k) = obj
-        .keys()
-        .find(|k| !matches!(k.as_str(), "from" | "to" | "events" | "format"))
-    {
-        return Err(format!(
-            "unknown field {k:?}: expected from, to, events, format"
-        ));
+    let shaped = s.len() == 10
+        && s.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    if !shaped {
+        return Err(bad());
     }
-    let from = date(p, "from")?;
-    let to = date(p, "to")?;
+    NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| bad())
+}
+
+fn parse(p: &Value) -> Result<Parsed, String> {
+    let p: Payload = super::payload::decode(
+        p,
+        "the payload must be an object like {\"from\": \"2026-01-01\", \"to\": \"2026-01-31\", \"format\": \"csv\"}",
+    )?;
+    let from = date(p.from, "from")?;
+    let to = date(p.to, "to")?;
     if from > to {
         return Err(format!("\"from\" ({from}) is after \"to\" ({to})"));
     }
@@ -93,38 +116,23 @@ fn parse(p: &Value) -> Result<Parsed, String> {
             "\"to\": the range has {days} days; at most {MAX_DAYS} in one report"
         ));
     }
-    let events = match p.get("events") {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(items)) if !items.is_empty() && items.len() <= MAX_EVENTS => {
-            let mut seen = BTreeSet::new();
-            for v in items {
-                match v.as_str() {
-                    Some(s) if is_event_name(s) => {
-                        seen.insert(s.to_string());
-                    }
-                    _ => {
-                        return Err(format!(
-                            "\"events\": {v} is not an event name (1-64 characters of A-Z a-z 0-9 _ - . :)"
-                        ))
-                    }
-                }
-            }
+    let events = match p.events {
+        None => None,
+        Some(items) if !items.is_empty() && items.len() <= MAX_EVENTS => {
+            let seen: BTreeSet<String> = items.into_iter().map(|e| e.0).collect();
             Some(seen.into_iter().collect())
         }
-        Some(v) => {
+        Some(items) => {
+            let names: Vec<String> = items.into_iter().map(|e| e.0).collect();
             return Err(format!(
-                "\"events\" must list 1-{MAX_EVENTS} event names, got {v}"
-            ))
+                "\"events\" must list 1-{MAX_EVENTS} event names, got {}",
+                json!(names)
+            ));
         }
     };
-    let format = match p.get("format") {
-        Some(Value::String(s)) if s == "csv" => Format::Csv,
-        Some(Value::String(s)) if s == "json" => Format::Json,
-        None | Some(Value::Null) => {
-            return Err("\"format\" is required: \"csv\" or \"json\"".into())
-        }
-        Some(v) => return Err(format!("\"format\": {v} must be \"csv\" or \"json\"")),
-    };
+    let format = p
+        .format
+        .ok_or("\"format\" is required: \"csv\" or \"json\"")?;
     Ok(Parsed {
         from,
         to,
@@ -185,7 +193,7 @@ fn render_csv(a: &Aggregates) -> String {
     out
 }
 
-/// The payload's schema for the API document, as [`parse`] checks it. Not expressed: the dates
+/// The payload's schema for the API document, as `parse` checks it. Not expressed: the dates
 /// must exist, `from` must not be after `to`, and the range is at most 366 days.
 pub fn payload_schema() -> Value {
     let date = |what: &str| {

@@ -256,7 +256,9 @@ fn email_is_sent_through_smtp_with_auth_and_the_password_stays_secret() {
         "smtp://mailer%40example.net:s3cr%3At%40pw@127.0.0.1:{}?tls=opportunistic",
         smtp.port
     );
-    let server = TestServer::start(&redis, move |c| c.smtp_url = Some(url));
+    let server = TestServer::start(&redis, move |c| {
+        c.smtp_url = Some(jobq::config::SmtpUrl::parse(&url).unwrap())
+    });
     let id = server.submit(&json!({"type": "email", "payload": email_payload()}));
     let job = server.wait_for_status(&id, "completed", WAIT);
     assert_eq!(job["attempt"], 1, "{job}");
@@ -284,7 +286,9 @@ fn smtp_4xx_is_retried_and_the_second_attempt_is_delivered() {
     let smtp = SmtpPeer::start(&["--rcpt-code", "451", "--fail-times", "1"]);
     let redis = RedisServer::start();
     let url = smtp.url();
-    let server = TestServer::start(&redis, move |c| c.smtp_url = Some(url));
+    let server = TestServer::start(&redis, move |c| {
+        c.smtp_url = Some(jobq::config::SmtpUrl::parse(&url).unwrap())
+    });
     let id = server.submit(&json!({
         "type": "email",
         "payload": {"to": "ana@example.com", "subject": "retry me", "body": "second time lucky"},
@@ -313,7 +317,9 @@ fn smtp_4xx_every_time_fails_transiently_after_all_attempts() {
     let smtp = SmtpPeer::start(&["--rcpt-code", "451"]);
     let redis = RedisServer::start();
     let url = smtp.url();
-    let server = TestServer::start(&redis, move |c| c.smtp_url = Some(url));
+    let server = TestServer::start(&redis, move |c| {
+        c.smtp_url = Some(jobq::config::SmtpUrl::parse(&url).unwrap())
+    });
     let id = server.submit(&json!({
         "type": "email",
         "payload": {"to": "ana@example.com", "subject": "s", "body": "b"},
@@ -336,7 +342,9 @@ fn smtp_5xx_goes_to_the_dlq_after_exactly_one_attempt() {
     let smtp = SmtpPeer::start(&["--data-code", "554"]);
     let redis = RedisServer::start();
     let url = smtp.url();
-    let server = TestServer::start(&redis, move |c| c.smtp_url = Some(url));
+    let server = TestServer::start(&redis, move |c| {
+        c.smtp_url = Some(jobq::config::SmtpUrl::parse(&url).unwrap())
+    });
     let id = server.submit(&json!({
         "type": "email",
         "payload": {"to": "ana@example.com", "subject": "s", "body": "b"},
@@ -364,7 +372,8 @@ fn an_unreachable_smtp_server_is_a_transient_error() {
     let redis = RedisServer::start();
     let port = free_port(); // nothing listens there
     let server = TestServer::start(&redis, move |c| {
-        c.smtp_url = Some(format!("smtp://127.0.0.1:{port}"))
+        c.smtp_url =
+            Some(jobq::config::SmtpUrl::parse(&format!("smtp://127.0.0.1:{port}")).unwrap())
     });
     let id = server.submit(&json!({
         "type": "email",
@@ -908,7 +917,7 @@ fn command_jobs_return_stdout_fail_with_stderr_and_are_killed_with_their_group()
     fs::write(&file, toml).unwrap();
     let path = file.to_string_lossy().into_owned();
     let server = TestServer::start(&redis, move |c| {
-        c.handlers_file = Some(path);
+        c.handlers_file = Some(jobq::config::HandlersFile::load(&path).unwrap());
         c.num_workers = 3;
     });
 

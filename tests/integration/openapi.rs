@@ -307,7 +307,7 @@ fn more_good_payloads(kind: &str) -> Vec<Value> {
             "source": "in/a.jpg", "output": "out/b", "height": 16384, "width": null,
             "fit": null, "format": "webp"
         })],
-        "sleep" => vec![json!({"ms": 0}), json!({"ms": 1, "note": "ignored"})],
+        "sleep" => vec![json!({"ms": 0}), json!({"ms": 600_000})],
         "fail" => vec![json!({}), json!("not an object")],
         "noop" => vec![json!({}), json!([1, 2]), json!("x")],
         _ => Vec::new(),

@@ -1,0 +1,249 @@
+//! Tests of reading the environment into a [`Config`].
+
+use super::*;
+use std::collections::HashMap;
+
+fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_lookup(|k| map.get(k).cloned())
+}
+
+#[test]
+fn defaults_match_the_documented_table() {
+    let c = from(&[]).unwrap();
+    assert_eq!(c.redis_url, "redis://127.0.0.1:6379");
+    assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 8081));
+    assert_eq!(c.num_workers, 5);
+    assert_eq!(c.max_queue_size, 1000);
+    assert_eq!(c.max_attempts, 3);
+    assert_eq!((c.backoff_base_ms, c.backoff_max_ms), (1000, 30_000));
+    assert_eq!(c.job_ttl_secs, 604_800);
+    assert_eq!(c.max_body_bytes, 1_048_576);
+    assert_eq!(c.shutdown_timeout_secs, 30);
+    assert_eq!(c.log_level, log::LevelFilter::Info);
+    assert!(!c.enable_diagnostic_jobs);
+    assert_eq!(c.role, Role::All);
+    assert_eq!(c.key_prefix, "{jobq}");
+}
+
+#[test]
+fn bare_host_port_becomes_a_url() {
+    let c = from(&[("REDIS_URL", "redis:6379")]).unwrap();
+    assert_eq!(c.redis_url, "redis://redis:6379");
+    assert_eq!(
+        normalize_redis_url("localhost").unwrap(),
+        "redis://localhost:6379"
+    );
+    assert_eq!(
+        normalize_redis_url("redis://u:p@h:7000/2").unwrap(),
+        "redis://u:p@h:7000/2"
+    );
+    assert!(normalize_redis_url("host:notaport").is_err());
+}
+
+#[test]
+fn every_bad_value_is_reported_by_name() {
+    let err = from(&[
+        ("PORT", "99999"),
+        ("NUM_WORKERS", "-1"),
+        ("MAX_ATTEMPTS", "0"),
+        ("LOG_LEVEL", "loud"),
+        ("ENABLE_DIAGNOSTIC_JOBS", "maybe"),
+        ("ROLE", "boss"),
+    ])
+    .unwrap_err();
+    let text = err.to_string();
+    for name in [
+        "PORT",
+        "NUM_WORKERS",
+        "MAX_ATTEMPTS",
+        "LOG_LEVEL",
+        "ENABLE_DIAGNOSTIC_JOBS",
+        "ROLE",
+    ] {
+        assert!(text.contains(name), "{name} missing from {text}");
+    }
+    assert_eq!(err.problems.len(), 6);
+}
+
+#[test]
+fn backoff_cap_below_base_is_refused() {
+    let err = from(&[("BACKOFF_BASE_MS", "500"), ("BACKOFF_MAX_MS", "100")]).unwrap_err();
+    assert!(err.to_string().contains("BACKOFF_MAX_MS"));
+}
+
+#[test]
+fn values_are_trimmed_and_empty_means_default() {
+    let c = from(&[
+        ("NUM_WORKERS", " 8 "),
+        ("PORT", ""),
+        ("ENABLE_DIAGNOSTIC_JOBS", "yes"),
+    ])
+    .unwrap();
+    assert_eq!(c.num_workers, 8);
+    assert_eq!(c.port, 8081);
+    assert!(c.enable_diagnostic_jobs);
+}
+
+#[test]
+fn prefix_needs_a_hash_tag() {
+    assert!(from(&[("REDIS_PREFIX", "{staging}")]).is_ok());
+    assert!(from(&[("REDIS_PREFIX", "app:{jobq}")]).is_ok());
+    for bad in ["jobq", "{}jobq", "{jobq", "jo bq{x}"] {
+        let e = from(&[("REDIS_PREFIX", bad)]).unwrap_err();
+        assert!(e.to_string().contains("REDIS_PREFIX"), "{bad}");
+    }
+    assert!(from(&[("SHUTDOWN_TIMEOUT_SECS", "99999999999")]).is_err());
+    assert!(from(&[("JOB_TIMEOUT_SECS", "99999999999")]).is_err());
+}
+
+#[test]
+fn passwords_are_masked() {
+    assert_eq!(
+        mask_url("redis://user:hunter2@h:6379/0"),
+        "redis://user:***@h:6379/0"
+    );
+    assert_eq!(mask_url("redis://:pw@h:6379"), "redis://:***@h:6379");
+    assert_eq!(mask_url("redis://h:6379"), "redis://h:6379");
+    assert_eq!(mask_url("redis://user@h:6379"), "redis://user@h:6379");
+    let err = from(&[("REDIS_URL", "redis://u:hunter2@h:notaport")]).unwrap_err();
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[test]
+fn job_handler_settings_have_defaults_and_are_read() {
+    let c = from(&[]).unwrap();
+    assert_eq!(c.smtp_url, None);
+    assert_eq!(c.smtp_timeout_secs, 30);
+    assert_eq!(c.image_dir, "./data/images");
+    assert_eq!(c.report_dir, "./data/reports");
+    assert_eq!(c.analytics_retention_days, 400);
+    assert_eq!(c.handlers_file, None);
+
+    let handlers = std::env::temp_dir().join(format!("jobq-cfg-{}.toml", std::process::id()));
+    std::fs::write(
+        &handlers,
+        "[commands.hello]\nrun = [\"/bin/echo\", \"hi\"]\n",
+    )
+    .unwrap();
+    let c = from(&[
+        ("IMAGE_DIR", "/srv/images"),
+        ("REPORT_DIR", "/srv/reports"),
+        ("SMTP_TIMEOUT_SECS", "5"),
+        ("ANALYTICS_RETENTION_DAYS", "30"),
+        ("HANDLERS_FILE", handlers.to_str().unwrap()),
+    ])
+    .unwrap();
+    assert_eq!(
+        (c.image_dir.as_str(), c.report_dir.as_str()),
+        ("/srv/images", "/srv/reports")
+    );
+    assert_eq!((c.smtp_timeout_secs, c.analytics_retention_days), (5, 30));
+    let file = c.handlers_file.expect("HANDLERS_FILE is read");
+    assert_eq!(Some(file.path.as_str()), handlers.to_str());
+    assert_eq!(file.commands[0].kind, "hello", "{file:?}");
+    let _ = std::fs::remove_file(&handlers);
+}
+
+#[test]
+fn bad_job_handler_settings_are_reported_by_name() {
+    let handlers = std::env::temp_dir().join(format!("jobq-cfg-bad-{}.toml", std::process::id()));
+    std::fs::write(&handlers, "[commands.hello]\nrun = [\"/bin/echo\"\n").unwrap();
+    let err = from(&[
+        ("SMTP_URL", "http://user:hunter2@mail.example.com"),
+        ("SMTP_TIMEOUT_SECS", "0"),
+        ("ANALYTICS_RETENTION_DAYS", "-1"),
+        ("HANDLERS_FILE", handlers.to_str().unwrap()),
+    ])
+    .unwrap_err();
+    let text = err.to_string();
+    for name in [
+        "SMTP_URL",
+        "SMTP_TIMEOUT_SECS",
+        "ANALYTICS_RETENTION_DAYS",
+        "HANDLERS_FILE",
+    ] {
+        assert!(text.contains(name), "{name} missing from {text}");
+    }
+    assert_eq!(err.problems.len(), 4, "{text}");
+    assert!(
+        !text.contains("hunter2"),
+        "the SMTP password leaked: {text}"
+    );
+    assert!(
+        text.contains(":2:"),
+        "the handlers file error names the line: {text}"
+    );
+    let _ = std::fs::remove_file(&handlers);
+
+    let err = from(&[("HANDLERS_FILE", "/no/such/handlers.toml")]).unwrap_err();
+    assert!(err.to_string().contains("cannot read"), "{err}");
+    // Not URL-shaped: not echoed at all, since it cannot be masked reliably.
+    let err = from(&[("SMTP_URL", "user:hunter2@mail")]).unwrap_err();
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[test]
+fn settings_list_every_variable_with_secrets_masked() {
+    let c = from(&[
+        ("REDIS_URL", "redis://u:hunter2@h:6379"),
+        ("API_TOKEN", "0123456789abcdef-secret"),
+        ("MAIL_DIR", "/srv/my mail"),
+    ])
+    .unwrap();
+    let line = c.summary();
+    for name in [
+        "REDIS_URL=redis://u:***@h:6379",
+        "API_TOKEN=***",
+        "HANDLERS_FILE=(unset)",
+        "MAIL_DIR=\"/srv/my mail\"",
+        "MAIL_FROM=jobq@localhost",
+        "IMAGE_DIR=./data/images",
+        "REPORT_DIR=./data/reports",
+        "LOG_LEVEL=info",
+    ] {
+        assert!(line.contains(name), "{name} missing from {line}");
+    }
+    assert!(
+        !line.contains("hunter2") && !line.contains("-secret"),
+        "{line}"
+    );
+    // Every variable the reader takes is listed.
+    let names: Vec<&str> = c.settings().iter().map(|(n, _)| *n).collect();
+    let source = include_str!("env.rs");
+    let read: Vec<&str> = source
+        .split("r.string(\"")
+        .chain(source.split("r.parse(\n            \""))
+        .chain(source.split("r.parse(\""))
+        .chain(source.split("r.flag(\""))
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .filter(|v| v.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'))
+        .collect();
+    assert!(read.len() >= 28, "the scan found only {read:?}");
+    for var in read {
+        assert!(names.contains(&var), "{var} is not in Config::settings");
+    }
+}
+
+#[test]
+fn smtp_url_needs_the_smtp_feature() {
+    let r = from(&[("SMTP_URL", "smtps://u:pw@mail.example.com")]);
+    if cfg!(feature = "smtp") {
+        let url = r.unwrap().smtp_url.expect("SMTP_URL is read");
+        assert!(
+            url.implicit_tls && url.host == "mail.example.com",
+            "{url:?}"
+        );
+        assert_eq!(url.masked(), "smtps://u:***@mail.example.com");
+    } else {
+        let text = r.unwrap_err().to_string();
+        assert!(
+            text.contains("\"smtp\" feature") && !text.contains(":pw@"),
+            "{text}"
+        );
+    }
+}

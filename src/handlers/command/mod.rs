@@ -1,0 +1,268 @@
+//! Operator-defined job types that run a program: one per [`CommandSpec`], which the
+//! configuration reads from the `[commands.<type>]` tables of HANDLERS_FILE
+//! (`config::handlers_file`). This module is the handler: the program's environment, and what
+//! its exit means for the job; `process.rs` supervises the running program.
+//!
+//! The job's payload (JSON) is the program's stdin; `JOB_ID`, `JOB_TYPE`, `JOB_ATTEMPT` and
+//! `JOB_MAX_ATTEMPTS` are in its environment, which is otherwise only `PATH`, `HOME`, `LANG`,
+//! `LC_ALL`, `TZ`, `TMPDIR`, `USER`, `LOGNAME` (when jobq has them) and the table's `env`: jobq's
+//! own secrets (REDIS_URL, SMTP_URL, API_TOKEN) are not handed down. Exit status 0 is success and
+//! stdout (first 64 KiB) the result: JSON when it parses, else a string. Any other status fails
+//! the attempt with the last 2 KiB of stderr as the error: transient (retried), unless the status
+//! is listed in `permanent_exit_codes`.
+//!
+//! Each program runs in a process group of its own. Past `timeout_secs`, or when the attempt is
+//! cancelled (its JOB_TIMEOUT_SECS, or a shutdown that outlived SHUTDOWN_TIMEOUT_SECS), the whole
+//! group is killed with SIGKILL, children included. When the program exits by itself, whatever
+//! it left running in its group is killed too, so no job leaves processes behind. (A child that
+//! starts a session or group of its own has opted out of this.)
+
+mod process;
+
+use serde_json::Value;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command as Process;
+use std::sync::Arc;
+
+pub use crate::config::CommandSpec;
+use crate::worker::{Handler, JobContext, JobError, JobResult};
+use process::{Capture, Finished, Stop};
+
+/// How much of stdout becomes the result.
+pub const STDOUT_CAP: usize = 64 * 1024;
+/// How much of the end of stderr goes into the error.
+pub const STDERR_TAIL: usize = 2 * 1024;
+/// Variables of jobq's own environment a command inherits.
+const INHERITED_ENV: &[&str] = &[
+    "PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME",
+];
+
+/// The handler of one command job type.
+pub struct Command {
+    spec: Arc<CommandSpec>,
+}
+
+impl Command {
+    pub fn new(spec: CommandSpec) -> Command {
+        Command {
+            spec: Arc::new(spec),
+        }
+    }
+}
+
+impl Handler for Command {
+    fn run(&self, job: &JobContext) -> JobResult {
+        let spec = &self.spec;
+        let program = spec.program.display().to_string();
+        let mut cmd = Process::new(&spec.program);
+        cmd.args(&spec.args).env_clear();
+        for name in INHERITED_ENV {
+            if let Some(v) = std::env::var_os(name) {
+                cmd.env(name, v);
+            }
+        }
+        cmd.envs(&spec.env)
+            .env("JOB_ID", &job.id)
+            .env("JOB_TYPE", &job.kind)
+            .env("JOB_ATTEMPT", job.attempt.to_string())
+            .env("JOB_MAX_ATTEMPTS", job.max_attempts.to_string());
+        if let Some(dir) = &spec.working_dir {
+            cmd.current_dir(dir);
+        }
+        let Finished {
+            status,
+            stop,
+            capture: cap,
+            elapsed,
+        } = process::supervise(&mut cmd, job, spec.timeout, &program).map_err(|e| {
+            JobError::transient(format!("cannot start {program} for {}: {e}", job.kind))
+        })?;
+
+        match stop {
+            Some(Stop::TimedOut) => {
+                return Err(JobError::timed_out(format!(
+                    "timed out after {} s: {program} and its process group were killed{}",
+                    spec.timeout.as_secs(),
+                    with_stderr(&cap.stderr)
+                )))
+            }
+            Some(Stop::Cancelled) => {
+                return Err(JobError::transient(format!(
+                    "cancelled after {} s (the attempt's time limit passed or jobq is shutting down): {program} and its process group were killed",
+                    elapsed.as_secs()
+                )))
+            }
+            None => {}
+        }
+        let status = status.map_err(|e| {
+            JobError::transient(format!("cannot get the exit status of {program}: {e}"))
+        })?;
+        if status.success() {
+            log::info!(
+                "job {} ({}) {program} exited 0 in {} ms, {} bytes on stdout",
+                job.id,
+                job.kind,
+                elapsed.as_millis(),
+                cap.stdout_total
+            );
+            return Ok(result_of(&cap, &job.id));
+        }
+        let (what, permanent) = match (status.code(), status.signal()) {
+            (Some(code), _) => (
+                format!("exited with status {code}"),
+                spec.permanent_exit_codes.contains(&code),
+            ),
+            (None, Some(sig)) => (format!("was killed by signal {sig}"), false),
+            (None, None) => (format!("ended with {status}"), false),
+        };
+        let message = format!("{program} {what}{}", with_stderr(&cap.stderr));
+        Err(if permanent {
+            JobError::permanent(message)
+        } else {
+            JobError::transient(message)
+        })
+    }
+}
+
+fn with_stderr(stderr: &[u8]) -> String {
+    let tail = process::stderr_tail(stderr);
+    if tail.is_empty() {
+        " (nothing on stderr)".into()
+    } else {
+        format!(": {tail}")
+    }
+}
+
+/// stdout as the job's result: JSON when it is JSON, else text; nothing → no result.
+fn result_of(cap: &Capture, id: &str) -> Value {
+    if cap.stdout_total > STDOUT_CAP {
+        log::warn!(
+            "job {id}: stdout was {} bytes; only the first {STDOUT_CAP} are kept, as text",
+            cap.stdout_total
+        );
+        return Value::String(String::from_utf8_lossy(&cap.stdout).into_owned());
+    }
+    if cap.stdout.iter().all(u8::is_ascii_whitespace) {
+        return Value::Null;
+    }
+    serde_json::from_slice(&cap.stdout).unwrap_or_else(|_| {
+        Value::String(
+            String::from_utf8_lossy(&cap.stdout)
+                .trim_end_matches(['\n', '\r'])
+                .to_string(),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::handler::is_valid_type_name;
+    use crate::worker::Cancellation;
+    use serde_json::json;
+    use std::time::{Duration, Instant};
+
+    fn ctx(payload: Value) -> JobContext {
+        JobContext {
+            id: "job-1".into(),
+            kind: "cmd".into(),
+            payload,
+            attempt: 2,
+            max_attempts: 3,
+            cancel: Cancellation::new(None),
+        }
+    }
+
+    fn spec(run: &[&str]) -> CommandSpec {
+        let text = format!(
+            "[commands.cmd]\nrun = [{}]\ntimeout_secs = 5\n",
+            run.iter()
+                .map(|a| format!("{a:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        crate::config::handlers_file::parse(&text, "t.toml")
+            .unwrap()
+            .remove(0)
+    }
+
+    #[test]
+    fn type_names_follow_the_registry_rule() {
+        // config::handlers_file checks command names with its own copy of the rule (config
+        // imports nothing from the crate); they must agree with the registry's.
+        let names = [
+            "a",
+            "billing.sync",
+            "x:y-z_1",
+            "",
+            "has space",
+            "é",
+            &"x".repeat(64),
+        ];
+        for name in names.iter().copied().chain([&*"x".repeat(65)]) {
+            let text = format!("[commands.{name:?}]\nrun = [\"/bin/true\"]\n");
+            let file_ok = crate::config::handlers_file::parse(&text, "t.toml").is_ok();
+            assert_eq!(file_ok, is_valid_type_name(name), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn json_stdout_is_the_result_and_env_is_set() {
+        let c = Command::new(spec(&[
+            "/bin/sh",
+            "-c",
+            "read -r p; printf '{\"in\": %s, \"id\": \"%s\", \"attempt\": %s, \"type\": \"%s\"}' \"$p\" \"$JOB_ID\" \"$JOB_ATTEMPT\" \"$JOB_TYPE\"",
+        ]));
+        let r = c.run(&ctx(json!({"n": 1}))).unwrap();
+        assert_eq!(
+            r,
+            json!({"in": {"n": 1}, "id": "job-1", "attempt": 2, "type": "cmd"})
+        );
+    }
+
+    #[test]
+    fn text_stdout_is_a_string_and_stderr_tail_is_the_error() {
+        let c = Command::new(spec(&["/bin/sh", "-c", "echo hello there"]));
+        assert_eq!(c.run(&ctx(json!({}))).unwrap(), json!("hello there"));
+        let c = Command::new(spec(&[
+            "/bin/sh",
+            "-c",
+            "i=0; while [ $i -lt 500 ]; do echo \"noise line $i\" >&2; i=$((i+1)); done; echo 'the real reason' >&2; exit 3",
+        ]));
+        let e = c.run(&ctx(json!({}))).unwrap_err();
+        assert!(!e.is_permanent());
+        assert!(e.message.contains("exited with status 3"), "{e}");
+        assert!(e.message.ends_with("the real reason"), "{e}");
+        assert!(e.message.len() < STDERR_TAIL + 200, "{}", e.message.len());
+    }
+
+    #[test]
+    fn listed_exit_codes_are_permanent() {
+        let mut s = spec(&["/bin/sh", "-c", "exit 65"]);
+        s.permanent_exit_codes = vec![65];
+        let e = Command::new(s).run(&ctx(json!({}))).unwrap_err();
+        assert!(e.is_permanent(), "{e}");
+    }
+
+    #[test]
+    fn big_output_does_not_block() {
+        // 1 MiB on each pipe: more than a pipe buffer holds, so both must be read while it runs.
+        let c = Command::new(spec(&[
+            "/bin/sh",
+            "-c",
+            "head -c 1048576 /dev/zero | tr '\\0' x; head -c 1048576 /dev/zero | tr '\\0' y >&2",
+        ]));
+        let r = c.run(&ctx(json!({}))).unwrap();
+        assert_eq!(r.as_str().unwrap().len(), STDOUT_CAP);
+    }
+
+    #[test]
+    fn a_timeout_kills_the_program() {
+        let mut s = spec(&["/bin/sh", "-c", "sleep 30"]);
+        s.timeout = Duration::from_millis(200);
+        let started = Instant::now();
+        let e = Command::new(s).run(&ctx(json!({}))).unwrap_err();
+        assert!(e.message.starts_with("timed out after 0 s"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
+}
