@@ -87,8 +87,6 @@
 //! # let response = tiny_http::Response::from_file(File::open(&Path::new("image.png")).unwrap());
 //! let _ = request.respond(response);
 //! ```
-// (jobq patch) warnings of the upstream code, left as they are upstream
-#![allow(dead_code, unused_imports)]
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]
@@ -181,28 +179,6 @@ pub struct ServerConfig {
     pub ssl: Option<SslConfig>,
 }
 
-/// (jobq patch) How many connections a server serves at once, and what it writes to the ones
-/// past that before closing them.
-#[derive(Debug, Clone)]
-pub struct ConnectionLimit {
-    pub max_connections: usize,
-    pub refusal: Vec<u8>,
-    /// Bodies up to this many bytes (upstream: 1024) are read by the connection's own thread
-    /// before the request is handed over, so a client that sends its body slowly ties up only
-    /// its own connection, never a request-handling thread.
-    pub eager_body: usize,
-}
-
-impl Default for ConnectionLimit {
-    fn default() -> Self {
-        ConnectionLimit {
-            max_connections: usize::MAX,
-            refusal: Vec::new(),
-            eager_body: 1024,
-        }
-    }
-}
-
 /// Configuration of the server for SSL.
 #[derive(Debug, Clone)]
 pub struct SslConfig {
@@ -267,19 +243,7 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        Self::from_listener_with_limit(listener, ssl_config, ConnectionLimit::default())
-    }
-
-    /// (jobq patch) Like `from_listener`, with at most `limit.max_connections` connections
-    /// served at once: past it, a new connection gets `limit.refusal` written to it and is
-    /// closed, instead of a thread of its own.
-    pub fn from_listener_with_limit<L: Into<Listener>>(
-        listener: L,
-        ssl_config: Option<SslConfig>,
-        limit: ConnectionLimit,
-    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
-        let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -328,13 +292,6 @@ impl Server {
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
-                    Ok((mut sock, _)) if live.load(Relaxed) >= limit.max_connections => {
-                        // (jobq patch) Over the limit: answer without a thread. The answer is
-                        // small enough for the socket buffer, so a non-blocking write suffices.
-                        let _ = sock.set_nonblocking(true);
-                        let _ = std::io::Write::write_all(&mut sock, &limit.refusal);
-                        continue;
-                    }
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
                         let (read_closable, write_closable) = match ssl {
@@ -354,11 +311,7 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(
-                            write_closable,
-                            read_closable,
-                            limit.eager_body,
-                        ))
+                        Ok(ClientConnection::new(write_closable, read_closable))
                     }
                     Err(e) => Err(e),
                 };
@@ -367,30 +320,18 @@ impl Server {
                     Ok(client) => {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
-                        live.fetch_add(1, Relaxed);
-                        let live = live.clone();
                         tasks_pool.spawn(Box::new(move || {
-                            // (jobq patch) counts the connection until its thread is done
-                            struct Release(Arc<std::sync::atomic::AtomicUsize>);
-                            impl Drop for Release {
-                                fn drop(&mut self) {
-                                    self.0.fetch_sub(1, Relaxed);
-                                }
-                            }
-                            let _release = Release(live.clone());
                             if let Some(client) = client.take() {
-                                // (jobq patch) One request of a connection at a time, for plain
-                                // HTTP too (upstream does this for HTTPS only): the next request
-                                // is read and queued only once this one is answered, so the
-                                // requests of a pipelining client take effect in the order it
-                                // sent them, whichever thread takes each. A request is always
-                                // answered, if only by its Drop (500), so the wait ends; should
-                                // the sender be gone, the connection ends.
-                                let (sender, receiver) = mpsc::channel();
-                                for rq in client {
-                                    messages.push(rq.with_notify_sender(sender.clone()).into());
-                                    if receiver.recv().is_err() {
-                                        break;
+                                // Synchronization is needed for HTTPS requests to avoid a deadlock
+                                if client.secure() {
+                                    let (sender, receiver) = mpsc::channel();
+                                    for rq in client {
+                                        messages.push(rq.with_notify_sender(sender.clone()).into());
+                                        receiver.recv().unwrap();
+                                    }
+                                } else {
+                                    for rq in client {
+                                        messages.push(rq.into());
                                     }
                                 }
                             }
@@ -398,18 +339,9 @@ impl Server {
                     }
 
                     Err(e) => {
-                        // (jobq patch) An accept error (say, out of file descriptors while many
-                        // clients are connected) is passing: wait a little and go on, rather
-                        // than stop accepting for good. A receive timeout set on the listening
-                        // socket (for the accepted sockets to inherit) also ends an idle
-                        // accept: that is no error at all.
-                        if !matches!(
-                            e.kind(),
-                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                        ) {
-                            log::error!("Error accepting new client: {}", e);
-                            thread::sleep(std::time::Duration::from_millis(50));
-                        }
+                        log::error!("Error accepting new client: {}", e);
+                        inside_messages.push(e.into());
+                        break;
                     }
                 }
             }

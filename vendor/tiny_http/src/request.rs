@@ -127,7 +127,6 @@ impl From<IoError> for RequestCreationError {
 /// The `Write` object will be used by the `Request` to write the response.
 #[allow(clippy::too_many_arguments)]
 pub fn new_request<R, W>(
-    eager_body: usize,
     secure: bool,
     method: Method,
     path: String,
@@ -135,7 +134,7 @@ pub fn new_request<R, W>(
     headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
-    mut writer: W,
+    writer: W,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -192,13 +191,8 @@ where
     } else if let Some(content_length) = content_length {
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= eager_body {
+        } else if content_length <= 1024 && !expects_continue {
             // if the content-length is small enough, we just read everything into a buffer
-            // (jobq patch: up to `eager_body`, answering `Expect: 100-continue` first)
-            if expects_continue {
-                writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
-                writer.flush()?;
-            }
 
             let mut buffer = vec![0; content_length];
             let mut offset = 0;
@@ -221,18 +215,9 @@ where
             let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
-    } else if transfer_encoding.is_some() && !expects_continue {
+    } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        // (jobq patch) the first `eager_body` + 1 bytes are read here, by the connection's
-        // thread; a longer body is handed on as those bytes followed by the rest of the stream.
-        let mut decoder = FusedReader::new(Decoder::new(source_data));
-        let mut buffer = Vec::new();
-        (&mut decoder)
-            .take(eager_body as u64 + 1)
-            .read_to_end(&mut buffer)?;
-        Box::new(Cursor::new(buffer).chain(decoder)) as Box<dyn Read + Send + 'static>
-    } else if transfer_encoding.is_some() {
         Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
@@ -251,8 +236,7 @@ where
         http_version: version,
         headers,
         body_length: content_length,
-        // (jobq patch) an eagerly read body has had its 100 Continue already
-        must_send_continue: expects_continue && content_length.map_or(true, |n| n > eager_body),
+        must_send_continue: expects_continue,
         notify_when_responded: None,
     })
 }
@@ -451,7 +435,7 @@ impl Request {
     {
         let res = self.respond_impl(response);
         if let Some(sender) = self.notify_when_responded.take() {
-            let _ = sender.send(());
+            sender.send(()).unwrap();
         }
         res
     }
@@ -507,7 +491,7 @@ impl Drop for Request {
             let response = Response::empty(500);
             let _ = self.respond_impl(response); // ignoring any potential error
             if let Some(sender) = self.notify_when_responded.take() {
-                let _ = sender.send(());
+                sender.send(()).unwrap();
             }
         }
     }

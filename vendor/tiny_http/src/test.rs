@@ -65,7 +65,6 @@ impl From<TestRequest> for Request {
             });
         }
         new_request(
-            1024,
             mock.secure,
             mock.method,
             mock.path,
