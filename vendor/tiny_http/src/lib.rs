@@ -341,9 +341,18 @@ impl Server {
                     }
 
                     Err(e) => {
-                        log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
+                        // (jobq patch) An accept error (say, out of file descriptors while many
+                        // clients are connected) is passing: wait a little and go on, rather
+                        // than stop accepting for good. A receive timeout set on the listening
+                        // socket (for the accepted sockets to inherit) also ends an idle
+                        // accept: that is no error at all.
+                        if !matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) {
+                            log::error!("Error accepting new client: {}", e);
+                            thread::sleep(std::time::Duration::from_millis(50));
+                        }
                     }
                 }
             }
