@@ -69,7 +69,11 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // (jobq patch) A waiting thread that was notified but has not yet taken its task still
+        // counts as waiting; upstream compared with 0 and so could queue a second task behind
+        // the first, for one thread. A queued connection then waited until some other
+        // keep-alive connection closed. Only queue a task when a waiting thread is left for it.
+        if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
             self.add_thread(Some(code));
         } else {
             queue.push_back(code);
