@@ -43,6 +43,8 @@ enum ReadError {
     WrongHeader(HTTPVersion),
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
+    /// (jobq patch) a header line or the number of headers is over the limit
+    HeadersTooLarge,
     ReadIoError(IoError),
 }
 
@@ -97,6 +99,10 @@ impl ClientConnection {
 
             prev_byte_was_cr = byte == b'\r';
 
+            // (jobq patch) a header line has a size limit, so no client can grow it forever
+            if buf.len() >= MAX_HEADER_LINE {
+                return Err(IoError::new(ErrorKind::InvalidData, "header line too long"));
+            }
             buf.push(byte);
         }
     }
@@ -107,7 +113,7 @@ impl ClientConnection {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self.read_next_line().map_err(too_large_or_io)?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -118,11 +124,14 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self.read_next_line().map_err(too_large_or_io)?;
 
                     if line.is_empty() {
                         break;
                     };
+                    if headers.len() >= MAX_HEADERS {
+                        return Err(ReadError::HeadersTooLarge);
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
@@ -169,13 +178,35 @@ impl ClientConnection {
     }
 }
 
+/// (jobq patch) Longest request or header line, and most header lines, a request may have.
+const MAX_HEADER_LINE: usize = 8192;
+const MAX_HEADERS: usize = 100;
+
+/// (jobq patch) an over-long line is the client's fault (431), not a broken connection
+fn too_large_or_io(e: IoError) -> ReadError {
+    if e.kind() == ErrorKind::InvalidData {
+        ReadError::HeadersTooLarge
+    } else {
+        ReadError::ReadIoError(e)
+    }
+}
+
+/// (jobq patch) the server's own errors as JSON, like every other answer of the API
+fn json_error(code: u16, message: &str) -> crate::Response<std::io::Cursor<Vec<u8>>> {
+    let body = format!("{{\"error\":\"{}\"}}\n", message);
+    crate::Response::from_data(body.into_bytes())
+        .with_status_code(code)
+        .with_header(
+            crate::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]).unwrap(),
+        )
+}
+
 impl Iterator for ClientConnection {
     type Item = Request;
 
     /// Blocks until the next Request is available.
     /// Returns None when no new Requests will come from the client.
     fn next(&mut self) -> Option<Request> {
-        use crate::{Response, StatusCode};
 
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
@@ -187,7 +218,7 @@ impl Iterator for ClientConnection {
             let rq = match self.read() {
                 Err(ReadError::WrongRequestLine) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
+                    let response = json_error(400, "malformed HTTP request line");
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -197,16 +228,31 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::WrongHeader(ver)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
+                    let response = json_error(400, "malformed HTTP header");
                     response.raw_print(writer, ver, &[], false, None).ok();
                     return None; // we don't know where the next request would start,
                                  // se we have to close
                 }
 
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
+                Err(ReadError::HeadersTooLarge) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = json_error(
+                        431,
+                        "request headers too large: at most 100 lines of 8192 bytes",
+                    );
+                    response
+                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .ok();
+                    return None;
+                }
+
+                // (jobq patch) a socket read timeout shows as WouldBlock on Linux
+                Err(ReadError::ReadIoError(ref err))
+                    if matches!(err.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) =>
+                {
                     // request timeout
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
+                    let response = json_error(408, "request not received in time");
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -215,7 +261,7 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::ExpectationFailed(ver)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
+                    let response = json_error(417, "unsupported Expect header");
                     response.raw_print(writer, ver, &[], true, None).ok();
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
@@ -228,10 +274,7 @@ impl Iterator for ClientConnection {
             // checking HTTP version
             if *rq.http_version() > (1, 1) {
                 let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
+                let response = json_error(505, "only HTTP/1.0 and HTTP/1.1 are supported");
                 response
                     .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                     .ok();
