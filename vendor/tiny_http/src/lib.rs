@@ -181,6 +181,23 @@ pub struct ServerConfig {
     pub ssl: Option<SslConfig>,
 }
 
+/// (jobq patch) How many connections a server serves at once, and what it writes to the ones
+/// past that before closing them.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimit {
+    pub max_connections: usize,
+    pub refusal: Vec<u8>,
+}
+
+impl Default for ConnectionLimit {
+    fn default() -> Self {
+        ConnectionLimit {
+            max_connections: usize::MAX,
+            refusal: Vec::new(),
+        }
+    }
+}
+
 /// Configuration of the server for SSL.
 #[derive(Debug, Clone)]
 pub struct SslConfig {
@@ -245,7 +262,19 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_limit(listener, ssl_config, ConnectionLimit::default())
+    }
+
+    /// (jobq patch) Like `from_listener`, with at most `limit.max_connections` connections
+    /// served at once: past it, a new connection gets `limit.refusal` written to it and is
+    /// closed, instead of a thread of its own.
+    pub fn from_listener_with_limit<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        limit: ConnectionLimit,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
+        let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -294,6 +323,13 @@ impl Server {
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
+                    Ok((mut sock, _)) if live.load(Relaxed) >= limit.max_connections => {
+                        // (jobq patch) Over the limit: answer without a thread. The answer is
+                        // small enough for the socket buffer, so a non-blocking write suffices.
+                        let _ = sock.set_nonblocking(true);
+                        let _ = std::io::Write::write_all(&mut sock, &limit.refusal);
+                        continue;
+                    }
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
                         let (read_closable, write_closable) = match ssl {
@@ -322,7 +358,17 @@ impl Server {
                     Ok(client) => {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
+                        live.fetch_add(1, Relaxed);
+                        let live = live.clone();
                         tasks_pool.spawn(Box::new(move || {
+                            // (jobq patch) counts the connection until its thread is done
+                            struct Release(Arc<std::sync::atomic::AtomicUsize>);
+                            impl Drop for Release {
+                                fn drop(&mut self) {
+                                    self.0.fetch_sub(1, Relaxed);
+                                }
+                            }
+                            let _release = Release(live.clone());
                             if let Some(client) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() {
