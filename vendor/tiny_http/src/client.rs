@@ -34,6 +34,9 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    /// (jobq patch) bodies up to this size are read by this connection's thread
+    eager_body: usize,
 }
 
 /// Error that can happen when reading a request.
@@ -53,6 +56,7 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        eager_body: usize,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
@@ -67,6 +71,7 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            eager_body,
         }
     }
 
@@ -154,6 +159,7 @@ impl ClientConnection {
 
         // building the next reader
         let request = crate::request::new_request(
+            self.eager_body,
             self.secure,
             method,
             path,

@@ -187,6 +187,10 @@ pub struct ServerConfig {
 pub struct ConnectionLimit {
     pub max_connections: usize,
     pub refusal: Vec<u8>,
+    /// Bodies up to this many bytes (upstream: 1024) are read by the connection's own thread
+    /// before the request is handed over, so a client that sends its body slowly ties up only
+    /// its own connection, never a request-handling thread.
+    pub eager_body: usize,
 }
 
 impl Default for ConnectionLimit {
@@ -194,6 +198,7 @@ impl Default for ConnectionLimit {
         ConnectionLimit {
             max_connections: usize::MAX,
             refusal: Vec::new(),
+            eager_body: 1024,
         }
     }
 }
@@ -349,7 +354,11 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        Ok(ClientConnection::new(
+                            write_closable,
+                            read_closable,
+                            limit.eager_body,
+                        ))
                     }
                     Err(e) => Err(e),
                 };

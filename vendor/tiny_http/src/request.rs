@@ -127,6 +127,7 @@ impl From<IoError> for RequestCreationError {
 /// The `Write` object will be used by the `Request` to write the response.
 #[allow(clippy::too_many_arguments)]
 pub fn new_request<R, W>(
+    eager_body: usize,
     secure: bool,
     method: Method,
     path: String,
@@ -134,7 +135,7 @@ pub fn new_request<R, W>(
     headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
-    writer: W,
+    mut writer: W,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -191,8 +192,13 @@ where
     } else if let Some(content_length) = content_length {
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= 1024 && !expects_continue {
+        } else if content_length <= eager_body {
             // if the content-length is small enough, we just read everything into a buffer
+            // (jobq patch: up to `eager_body`, answering `Expect: 100-continue` first)
+            if expects_continue {
+                writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+                writer.flush()?;
+            }
 
             let mut buffer = vec![0; content_length];
             let mut offset = 0;
@@ -215,9 +221,18 @@ where
             let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
-    } else if transfer_encoding.is_some() {
+    } else if transfer_encoding.is_some() && !expects_continue {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
+        // (jobq patch) the first `eager_body` + 1 bytes are read here, by the connection's
+        // thread; a longer body is handed on as those bytes followed by the rest of the stream.
+        let mut decoder = FusedReader::new(Decoder::new(source_data));
+        let mut buffer = Vec::new();
+        (&mut decoder)
+            .take(eager_body as u64 + 1)
+            .read_to_end(&mut buffer)?;
+        Box::new(Cursor::new(buffer).chain(decoder)) as Box<dyn Read + Send + 'static>
+    } else if transfer_encoding.is_some() {
         Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
@@ -236,7 +251,8 @@ where
         http_version: version,
         headers,
         body_length: content_length,
-        must_send_continue: expects_continue,
+        // (jobq patch) an eagerly read body has had its 100 Continue already
+        must_send_continue: expects_continue && content_length.map_or(true, |n| n > eager_body),
         notify_when_responded: None,
     })
 }

@@ -65,6 +65,7 @@ impl From<TestRequest> for Request {
             });
         }
         new_request(
+            1024,
             mock.secure,
             mock.method,
             mock.path,
