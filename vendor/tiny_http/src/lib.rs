@@ -379,16 +379,18 @@ impl Server {
                             }
                             let _release = Release(live.clone());
                             if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
+                                // (jobq patch) One request of a connection at a time, for plain
+                                // HTTP too (upstream does this for HTTPS only): the next request
+                                // is read and queued only once this one is answered, so the
+                                // requests of a pipelining client take effect in the order it
+                                // sent them, whichever thread takes each. A request is always
+                                // answered, if only by its Drop (500), so the wait ends; should
+                                // the sender be gone, the connection ends.
+                                let (sender, receiver) = mpsc::channel();
+                                for rq in client {
+                                    messages.push(rq.with_notify_sender(sender.clone()).into());
+                                    if receiver.recv().is_err() {
+                                        break;
                                     }
                                 }
                             }
