@@ -17,6 +17,7 @@ mod cli;
 mod concurrency;
 mod correctness;
 mod handlers;
+mod http_server;
 mod lifecycle;
 mod metrics;
 mod openapi;
