@@ -114,10 +114,19 @@ fn tiny_http_protocol_errors_answer_json() {
     let redis = RedisServer::start();
     let server = TestServer::start(&redis, |_| {});
 
-    let cases: [(&[u8], u16); 1] = [(
-        b"GET /health HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n",
-        400,
-    )];
+    let cases: [(&[u8], u16); 3] = [
+        (
+            b"GET /health HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n",
+            400,
+        ),
+        // Patch 8: with its body (upstream sent the headers only, and the client waited).
+        (
+            b"POST /jobs HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\nContent-Length: 2\r\n\r\n{}",
+            417,
+        ),
+        // Patch 8: answered at all (upstream's connection hung).
+        (b"GET /health HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    ];
     for (raw, status) in cases {
         let what = format!("{:?}", String::from_utf8_lossy(raw));
         let r = send_raw(server.addr, raw, &what).unwrap_or_else(|e| panic!("{what}: {e}"));

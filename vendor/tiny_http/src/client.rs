@@ -268,7 +268,9 @@ impl Iterator for ClientConnection {
                 Err(ReadError::ExpectationFailed(ver)) => {
                     let writer = self.sink.next().unwrap();
                     let response = json_error(417, "unsupported Expect header");
-                    response.raw_print(writer, ver, &[], true, None).ok();
+                    // (jobq patch) with its body: upstream sent the headers, Content-Length
+                    // included, and no body, so the client waited for bytes that never came.
+                    response.raw_print(writer, ver, &[], false, None).ok();
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 
@@ -279,12 +281,16 @@ impl Iterator for ClientConnection {
 
             // checking HTTP version
             if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
+                // (jobq patch) answered through the request's own writer, and the connection
+                // closed. Upstream took the next writer from the sink, which waits until this
+                // request's writer is done; the request was still alive, so the connection
+                // hung without an answer.
+                let writer = rq.into_writer();
                 let response = json_error(505, "only HTTP/1.0 and HTTP/1.1 are supported");
                 response
                     .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                     .ok();
-                continue;
+                return None;
             }
 
             // updating the status of the connection
