@@ -10,7 +10,7 @@ use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::server::HttpServer;
 use crate::shutdown::Shutdown;
-use crate::store::{Backend, StoreError};
+use crate::store::{Backend, StoreError, StorePool};
 use crate::worker::{maintenance, Pool, Registry};
 
 /// What every thread of a process shares, read-only.
@@ -18,6 +18,8 @@ pub struct Shared {
     pub config: Config,
     pub registry: Registry,
     pub backend: Backend,
+    /// Redis connections for the handlers that need Redis, opened from `backend`.
+    pub store_pool: Arc<StorePool>,
     pub metrics: Metrics,
     /// The document served at `GET /openapi.json`, built at start-up from the registry.
     pub openapi: String,
@@ -94,6 +96,7 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
         openapi: crate::server::openapi::document(&config, &registry),
         config,
         registry,
+        store_pool: StorePool::new(backend.clone()),
         backend,
         metrics: Metrics::new(),
     });
@@ -102,7 +105,7 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
     match shared.backend.open().durability_warnings() {
         Ok(warnings) => warnings.iter().for_each(|w| log::warn!("{w}")),
         // A wrong password or a certificate that does not verify will not fix itself.
-        Err(e @ StoreError::Rejected(_)) => return Err(Error::Store(e)),
+        Err(e) if e.is_rejected() => return Err(Error::Store(e)),
         Err(e) => log::warn!(
             "{e}; starting anyway: requests get 503 and workers wait until Redis answers"
         ),

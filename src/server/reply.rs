@@ -90,14 +90,14 @@ fn header(name: &str, value: &str) -> Header {
 impl From<StoreError> for Reply {
     fn from(e: StoreError) -> Reply {
         match e {
-            StoreError::Unavailable(_) | StoreError::Rejected(_) => Reply::error(
+            StoreError::Unavailable { .. } | StoreError::Rejected { .. } => Reply::error(
                 503,
                 format!(
                     "{e}; retry shortly (if Redis did not answer in time the request may still have taken effect: send POST /jobs with an Idempotency-Key so a retry cannot create a second job)"
                 ),
             )
             .with_header("Retry-After", "1"),
-            StoreError::Redis(_) | StoreError::Corrupt(_) => {
+            StoreError::Redis { .. } | StoreError::Corrupt { .. } => {
                 log::error!("request failed: {e}");
                 Reply::error(
                     500,

@@ -376,7 +376,7 @@ impl Fetcher {
     /// Waits before the next Redis call after an error. Outages are logged once by `Health`;
     /// other errors are bugs worth a line each time.
     fn pause(&self, retry: &mut RetryDelay, e: &StoreError) {
-        if !matches!(e, StoreError::Unavailable(_)) {
+        if !e.is_unavailable() {
             log::error!("fetcher: {e}");
         }
         self.shutdown.sleep(retry.next_delay());
@@ -508,6 +508,7 @@ impl Worker {
             attempt: job.attempt,
             max_attempts: job.max_attempts,
             cancel,
+            store: Some(self.shared.store_pool.clone()),
         };
         match catch_unwind(AssertUnwindSafe(|| handler.run(&ctx))) {
             Ok(r) => r,
@@ -632,7 +633,7 @@ impl Worker {
             match op(&mut self.store) {
                 Ok(v) => return Some((v, retried)),
                 Err(e) => {
-                    if !matches!(e, StoreError::Unavailable(_)) {
+                    if !e.is_unavailable() {
                         log::error!("recording a job outcome: {e}");
                     }
                     if self.abandoned.load(Ordering::SeqCst) {
