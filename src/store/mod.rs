@@ -23,6 +23,8 @@ mod record;
 mod scripts;
 #[cfg(test)]
 pub(crate) mod test_redis;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::Backend;
+use super::{Backend, Store};
 
 pub struct TestRedis {
     child: Child,
@@ -75,6 +75,10 @@ impl TestRedis {
     /// The process's backend as jobq builds it, with the default key prefix.
     pub fn backend(&self) -> Backend {
         Backend::for_tests(&self.url(), PREFIX)
+    }
+
+    pub fn store(&self) -> Store {
+        self.backend().open()
     }
 }
 
