@@ -11,7 +11,7 @@ use crate::context::Shared;
 use crate::metrics::Metrics;
 use crate::server::HttpServer;
 use crate::shutdown::Shutdown;
-use crate::store::{Backend, StoreError};
+use crate::store::{Backend, StoreError, StorePool};
 use crate::worker::{maintenance, Pool, Registry};
 
 /// Why jobq could not start or stop cleanly.
@@ -85,6 +85,7 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
         openapi: crate::server::openapi::document(&config, &registry),
         config,
         registry,
+        store_pool: StorePool::new(backend.clone()),
         backend,
         metrics: Metrics::new(),
     });
@@ -93,7 +94,7 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
     match shared.backend.open().durability_warnings() {
         Ok(warnings) => warnings.iter().for_each(|w| log::warn!("{w}")),
         // A wrong password or a certificate that does not verify will not fix itself.
-        Err(e @ StoreError::Rejected(_)) => return Err(Error::Store(e)),
+        Err(e) if e.is_rejected() => return Err(Error::Store(e)),
         Err(e) => log::warn!(
             "{e}; starting anyway: requests get 503 and workers wait until Redis answers"
         ),

@@ -4,7 +4,9 @@
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::store::Backend;
+use std::sync::Arc;
+
+use crate::store::{Backend, StorePool};
 use crate::worker::Registry;
 
 /// What every thread of a process shares, read-only.
@@ -12,6 +14,8 @@ pub struct Shared {
     pub config: Config,
     pub registry: Registry,
     pub backend: Backend,
+    /// Redis connections for the handlers that need Redis, opened from `backend`.
+    pub store_pool: Arc<StorePool>,
     pub metrics: Metrics,
     /// The document served at `GET /openapi.json`, built at start-up from the registry.
     pub openapi: String,

@@ -10,11 +10,10 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
 use crate::store::analytics::Event;
-use crate::store::{Backend, Store, StoreError};
+use crate::store::StoreError;
 use crate::worker::handler::is_valid_type_name;
 use crate::worker::{Handler, JobContext, JobError, JobResult};
 
@@ -25,49 +24,16 @@ pub const MAX_USER_ID: usize = 256;
 /// Largest magnitude of a summed property: far beyond any real amount, and small enough that no
 /// sum can overflow in Redis (an error half-way through the script would count part of an event).
 pub const MAX_PROPERTY_VALUE: f64 = 1e15;
-/// Idle connections a [`StorePool`] keeps.
-const MAX_IDLE: usize = 64;
-
-/// Redis connections for handlers: worker threads take one, use it and put it back, so they
-/// never share a connection and never open one per job.
-pub struct StorePool {
-    backend: Backend,
-    idle: Mutex<Vec<Store>>,
-}
-
-impl StorePool {
-    pub fn new(backend: Backend) -> Arc<StorePool> {
-        Arc::new(StorePool {
-            backend,
-            idle: Mutex::new(Vec::new()),
-        })
-    }
-
-    /// Runs `f` on an idle connection (or a new one), then returns it to the pool. A connection
-    /// whose socket broke reconnects by itself on its next use.
-    pub fn with<T>(
-        &self,
-        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut store = taken.unwrap_or_else(|| self.backend.open());
-        let result = f(&mut store);
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push(store);
-        }
-        result
-    }
-}
-
 /// A Redis problem as a job error: always worth a retry (Redis comes back; a script error is a
 /// bug that a deploy fixes).
 pub fn redis_error(what: &str, e: StoreError) -> JobError {
-    match e {
-        StoreError::Unavailable(m) => {
-            JobError::transient(format!("{what}: Redis is unavailable ({m}); will retry"))
-        }
-        other => JobError::transient(format!("{what}: {other}")),
+    if e.is_unavailable() {
+        JobError::transient(format!(
+            "{what}: Redis is unavailable ({}); will retry",
+            e.message()
+        ))
+    } else {
+        JobError::transient(format!("{what}: {e}"))
     }
 }
 
@@ -167,15 +133,13 @@ fn parse(p: &Value) -> Result<Parsed, String> {
 }
 
 pub struct Analytics {
-    pool: Arc<StorePool>,
     done_ttl_secs: u64,
     ttl_secs: u64,
 }
 
 impl Analytics {
-    pub fn new(pool: Arc<StorePool>, c: &Config) -> Analytics {
+    pub fn new(c: &Config) -> Analytics {
         Analytics {
-            pool,
             // As long as the aggregates it guards: a dead job can be retried from the DLQ at any
             // time, and must not count twice while its day's figures still exist.
             done_ttl_secs: c
@@ -248,9 +212,8 @@ impl Handler for Analytics {
             user_id: p.user_id.as_deref(),
             sums: &p.sums,
         };
-        let counted = self
-            .pool
-            .with(|s| s.record_event(&event, self.done_ttl_secs, self.ttl_secs))
+        let counted = job
+            .with_store(|s| s.record_event(&event, self.done_ttl_secs, self.ttl_secs))
             .map_err(|e| redis_error(&format!("recording event {:?}", p.event), e))?;
         if !counted {
             log::info!(
@@ -266,6 +229,91 @@ impl Handler for Analytics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use crate::store::test_redis::TestRedis;
+    use crate::store::StorePool;
+    use crate::worker::Cancellation;
+    use redis::Commands;
+
+    /// A job as a worker runs it, with Redis from `pool`.
+    fn ctx(id: &str, payload: Value, pool: &Arc<StorePool>) -> JobContext {
+        JobContext {
+            store: Some(pool.clone()),
+            ..JobContext::new(id, "analytics", payload, 1, 3, Cancellation::new(None))
+        }
+    }
+
+    #[test]
+    fn an_event_counts_once_however_often_its_job_runs() {
+        let redis = TestRedis::start();
+        let config = Config::default();
+        let handler = Analytics::new(&config);
+        let pool = StorePool::new(redis.backend());
+        let payload = json!({
+            "event": "order.paid", "user_id": "u1", "timestamp": "2026-03-04T10:00:00Z",
+            "properties": {"amount": 12.5, "items": 2, "plan": "pro"}
+        });
+        let job = ctx("job-a", payload.clone(), &pool);
+        // The same job id three times: an attempt whose outcome was lost, then retries.
+        let first = handler.run(&job).unwrap();
+        assert_eq!(
+            first,
+            json!({"event": "order.paid", "date": "2026-03-04", "counted": true})
+        );
+        for _ in 0..2 {
+            assert_eq!(handler.run(&job).unwrap()["counted"], false);
+        }
+        // Another job with the same event does count.
+        let other = ctx("job-b", payload, &pool);
+        assert_eq!(handler.run(&other).unwrap()["counted"], true);
+
+        let mut r = redis.raw();
+        let stats: HashMap<String, String> = r
+            .hgetall("{jobq}:analytics:stats:2026-03-04:order.paid")
+            .unwrap();
+        assert_eq!(stats.get("count").map(String::as_str), Some("2"));
+        assert_eq!(stats.get("sum:amount").map(String::as_str), Some("25"));
+        assert_eq!(stats.get("sum:items").map(String::as_str), Some("4"));
+        assert_eq!(stats.get("sum:plan"), None, "strings are not summed");
+        let users: u64 = r
+            .pfcount("{jobq}:analytics:users:2026-03-04:order.paid")
+            .unwrap();
+        assert_eq!(users, 1);
+        let events: Vec<String> = r.smembers("{jobq}:analytics:events:2026-03-04").unwrap();
+        assert_eq!(events, vec!["order.paid"]);
+        let ttl: i64 = r.ttl("{jobq}:analytics:done:job-a").unwrap();
+        // The marker lasts as long as the aggregates it guards, since a dead job can be retried
+        // from the DLQ at any time.
+        let guard_secs = config
+            .job_ttl_secs
+            .max(config.analytics_retention_days * 86_400);
+        assert!(ttl > 0 && ttl <= guard_secs as i64, "{ttl}");
+        assert!(
+            ttl > config.job_ttl_secs as i64 || guard_secs == config.job_ttl_secs,
+            "{ttl}"
+        );
+    }
+
+    #[test]
+    fn without_redis_it_is_a_transient_error() {
+        let redis = TestRedis::start();
+        let pool = StorePool::new(redis.backend());
+        drop(redis);
+        let handler = Analytics::new(&Config::default());
+        let payload = json!({"event": "signup"});
+        let err = handler
+            .run(&ctx("job-x", payload.clone(), &pool))
+            .unwrap_err();
+        assert!(!err.is_permanent(), "{err:?}");
+        assert!(err.message.contains("Redis is unavailable"), "{err:?}");
+        // Run outside a worker, with no Redis at all: the same.
+        let bare = JobContext::new("job-x", "analytics", payload, 1, 3, Cancellation::new(None));
+        let err = handler.run(&bare).unwrap_err();
+        assert!(!err.is_permanent(), "{err:?}");
+        assert!(err.message.contains("Redis is unavailable"), "{err:?}");
+    }
 
     #[test]
     fn payloads_are_checked_by_field() {

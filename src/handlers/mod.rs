@@ -13,7 +13,6 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::config::Config;
-use crate::store::Backend;
 use crate::worker::JobError;
 use crate::worker::Registry;
 
@@ -44,10 +43,11 @@ pub fn builtin_registry(config: &Config) -> Result<Registry, String> {
         "image_resize",
         image_resize::ImageResize::new(&config.image_dir),
     );
-    let backend = Backend::from_config(config).map_err(|e| e.to_string())?;
-    let pool = analytics::StorePool::new(backend);
-    r.register("analytics", analytics::Analytics::new(pool.clone(), config));
-    r.register("report", report::Report::new(pool, config));
+    // Their Redis connections come with each job (`JobContext`), from the process's one pool;
+    // the Redis settings are checked here only so a bad one still stops start-up with exit 2.
+    crate::store::Backend::check(config).map_err(|e| e.to_string())?;
+    r.register("analytics", analytics::Analytics::new(config));
+    r.register("report", report::Report::new(config));
     if config.enable_diagnostic_jobs {
         diagnostic::register(&mut r);
     }

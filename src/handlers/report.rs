@@ -11,9 +11,8 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use super::analytics::{is_event_name, redis_error, StorePool};
+use super::analytics::{is_event_name, redis_error};
 use crate::config::Config;
 use crate::store::analytics::Aggregates;
 use crate::worker::{Handler, JobContext, JobError, JobResult};
@@ -142,14 +141,12 @@ fn parse(p: &Value) -> Result<Parsed, String> {
 }
 
 pub struct Report {
-    pool: Arc<StorePool>,
     dir: PathBuf,
 }
 
 impl Report {
-    pub fn new(pool: Arc<StorePool>, c: &Config) -> Report {
+    pub fn new(c: &Config) -> Report {
         Report {
-            pool,
             dir: PathBuf::from(&c.report_dir),
         }
     }
@@ -242,9 +239,8 @@ impl Handler for Report {
             .take_while(|d| *d <= p.to)
             .map(|d| d.format("%Y-%m-%d").to_string())
             .collect();
-        let agg = self
-            .pool
-            .with(|s| s.read_aggregates(&days, p.events.as_deref()))
+        let agg = job
+            .with_store(|s| s.read_aggregates(&days, p.events.as_deref()))
             .map_err(|e| redis_error("reading analytics aggregates", e))?;
         if job.cancel.is_cancelled() {
             return Err(JobError::transient(

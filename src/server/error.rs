@@ -81,7 +81,7 @@ impl ApiError {
 /// Whether a store error may go away by itself (an outage, a passing state, credentials being
 /// rotated), so the client should retry, or is a fault that retrying cannot fix.
 fn store_error_heals(e: &StoreError) -> bool {
-    matches!(e, StoreError::Unavailable(_) | StoreError::Rejected(_))
+    e.is_unavailable() || e.is_rejected()
 }
 
 impl From<StoreError> for ApiError {
@@ -135,15 +135,11 @@ mod tests {
             (ApiError::TooLarge("x".into()), 413, None),
             (ApiError::Busy("x".into()), 503, Some("Retry-After")),
             (
-                ApiError::Store(StoreError::Unavailable("down".into())),
+                ApiError::Store(StoreError::unavailable("down")),
                 503,
                 Some("Retry-After"),
             ),
-            (
-                ApiError::Store(StoreError::Corrupt("bad".into())),
-                500,
-                None,
-            ),
+            (ApiError::Store(StoreError::corrupt("bad")), 500, None),
             (ApiError::Internal("bug".into()), 500, None),
         ];
         for (err, status, header) in cases {

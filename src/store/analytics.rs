@@ -18,6 +18,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::OnceLock;
 
+use super::decode::odd;
 use super::{Store, StoreError};
 
 /// Commands per pipeline when reading a report, so one reply never grows huge.
@@ -160,9 +161,9 @@ impl Store {
             })?;
             for ((d, e), pair) in chunk.iter().zip(replies.chunks(2)) {
                 let stats: HashMap<String, String> = redis::from_redis_value(pair[0].clone())
-                    .map_err(|err| StoreError::Redis(format!("analytics stats of {e}: {err}")))?;
+                    .map_err(|err| odd(format!("analytics stats of {e}"), err))?;
                 let users: u64 = redis::from_redis_value(pair[1].clone())
-                    .map_err(|err| StoreError::Redis(format!("analytics users of {e}: {err}")))?;
+                    .map_err(|err| odd(format!("analytics users of {e}"), err))?;
                 let count = stats.get("count").and_then(|v| v.parse().ok()).unwrap_or(0);
                 if count == 0 {
                     continue;

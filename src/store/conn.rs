@@ -94,9 +94,7 @@ impl Conn {
     ) -> Result<T, StoreError> {
         let reused = self.conn.is_some();
         match self.run_once(&mut f) {
-            Err(StoreError::Unavailable(_)) if reused && self.last_was_closed => {
-                self.run_once(&mut f)
-            }
+            Err(e) if e.is_unavailable() && reused && self.last_was_closed => self.run_once(&mut f),
             other => other,
         }
     }
@@ -111,58 +109,48 @@ impl Conn {
             match self.connect() {
                 Ok(c) => self.conn = Some(c),
                 Err(e) => {
-                    let msg = describe(&e);
                     // A refusal (wrong password, bad certificate) is not an outage: the caller
                     // reports it (at start-up as the one reason jobq cannot start).
                     if is_rejection(&e) {
-                        return Err(StoreError::Rejected(msg));
+                        return Err(classify(e));
                     }
-                    self.health.mark_down(&msg);
-                    return Err(StoreError::Unavailable(msg));
+                    let message = describe(&e);
+                    self.health.mark_down(&message);
+                    return Err(StoreError::Unavailable {
+                        message,
+                        source: Some(e),
+                    });
                 }
             }
         }
         let conn = self.conn.as_mut().expect("connected above");
-        match f(conn) {
+        let e = match f(conn) {
             Ok(v) => {
                 self.health.mark_up();
-                Ok(v)
+                return Ok(v);
             }
-            // Checked first: with TLS the handshake, and so a certificate error, comes with the
-            // first command rather than with the connect.
-            Err(e) if is_rejection(&e) => {
-                self.conn = None;
-                Err(StoreError::Rejected(describe(&e)))
-            }
-            Err(e) if is_transport(&e) => {
-                self.conn = None;
-                self.last_was_closed = !e.is_timeout();
-                let msg = describe(&e);
-                // Only a failure on a fresh connection says Redis itself is gone: this keeps
-                // the log to one line when Redis goes away and one when it is back.
-                if fresh {
-                    self.health.mark_down(&msg);
-                }
-                Err(StoreError::Unavailable(msg))
-            }
-            Err(e) if e.code() == Some("OOM") => Err(StoreError::Unavailable(format!(
-                "Redis is out of memory (maxmemory) and refuses writes: raise maxmemory, add workers or wait for jobs to drain ({e})"
-            ))),
-            Err(e) if e.code().and_then(transient_state).is_some() => {
-                let msg = server_error_text(&e);
-                self.health.mark_down(&msg);
-                Err(StoreError::Unavailable(msg))
-            }
-            Err(e) => {
-                // Redis answered, but not as expected (a script error, a reply of another
-                // type). A reply that did not parse may leave the socket mid-stream: replace it.
-                if e.kind() == redis::ErrorKind::Parse {
-                    self.conn = None;
-                }
-                self.health.mark_up();
-                Err(StoreError::Redis(e.to_string()))
-            }
+            Err(e) => e,
+        };
+        let (rejected, transport) = (is_rejection(&e), is_transport(&e));
+        let passing = e.code().and_then(transient_state).is_some();
+        // A reply that did not parse may leave the socket mid-stream: replace it too.
+        if rejected || transport || e.kind() == redis::ErrorKind::Parse {
+            self.conn = None;
         }
+        self.last_was_closed = !rejected && transport && !e.is_timeout();
+        let err = classify(e);
+        match &err {
+            // Only a transport failure on a fresh connection says Redis itself is gone: this
+            // keeps the log to one line when Redis goes away and one when it is back.
+            StoreError::Unavailable { message, .. } if transport && fresh => {
+                self.health.mark_down(message)
+            }
+            StoreError::Unavailable { message, .. } if passing => self.health.mark_down(message),
+            // Redis answered, but not as expected (a script error, a reply of another type).
+            StoreError::Redis { .. } => self.health.mark_up(),
+            _ => {}
+        }
+        Err(err)
     }
 
     fn connect(&self) -> redis::RedisResult<redis::Connection> {
@@ -170,6 +158,37 @@ impl Conn {
         c.set_read_timeout(Some(self.read_timeout))?;
         c.set_write_timeout(Some(COMMAND_TIMEOUT))?;
         Ok(c)
+    }
+}
+
+/// Sorts the error of one command by what the caller should do about it, keeping it as the
+/// source. Checked in this order: with TLS the handshake, and so a certificate error, comes with
+/// the first command rather than with the connect; then the connection itself; then Redis's
+/// refusals that waiting cures (out of memory, a passing state); anything else is a bug.
+pub fn classify(e: redis::RedisError) -> StoreError {
+    if is_rejection(&e) {
+        return StoreError::Rejected {
+            message: describe(&e),
+            source: Some(std::sync::Arc::new(e)),
+        };
+    }
+    let message = if is_transport(&e) {
+        describe(&e)
+    } else if e.code() == Some("OOM") {
+        format!(
+            "Redis is out of memory (maxmemory) and refuses writes: raise maxmemory, add workers or wait for jobs to drain ({e})"
+        )
+    } else if e.code().and_then(transient_state).is_some() {
+        server_error_text(&e)
+    } else {
+        return StoreError::Redis {
+            message: e.to_string(),
+            source: Some(e),
+        };
+    };
+    StoreError::Unavailable {
+        message,
+        source: Some(e),
     }
 }
 

@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::store::{StoreError, StorePool};
+
 /// What a handler returns: a result (stored with the job; `Value::Null` for none) or an error.
 pub type JobResult = Result<Value, JobError>;
 
@@ -137,6 +139,45 @@ pub struct JobContext {
     pub attempt: u32,
     pub max_attempts: u32,
     pub cancel: Cancellation,
+    /// Redis for the built-in handlers that keep data there (analytics, report): the process's
+    /// one pool, set by the worker. None in a context built with [`JobContext::new`].
+    pub(crate) store: Option<Arc<StorePool>>,
+}
+
+impl JobContext {
+    /// A context for running a handler outside a worker (a test, a tool). It has no Redis, so
+    /// the built-in `analytics` and `report` handlers fail in it with a transient error.
+    pub fn new(
+        id: impl Into<String>,
+        kind: impl Into<String>,
+        payload: Value,
+        attempt: u32,
+        max_attempts: u32,
+        cancel: Cancellation,
+    ) -> JobContext {
+        JobContext {
+            id: id.into(),
+            kind: kind.into(),
+            payload,
+            attempt,
+            max_attempts,
+            cancel,
+            store: None,
+        }
+    }
+
+    /// Runs `f` on one of the process's Redis connections.
+    pub(crate) fn with_store<T>(
+        &self,
+        f: impl FnOnce(&mut crate::store::Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match &self.store {
+            Some(pool) => pool.with(f),
+            None => Err(StoreError::unavailable(
+                "this job runs outside a worker, without a Redis connection",
+            )),
+        }
+    }
 }
 
 /// Runs jobs of one type. Closures `Fn(&JobContext) -> JobResult` are handlers too.
@@ -239,14 +280,14 @@ mod tests {
                 .ok_or_else(|| JobError::permanent("n"))?;
             Ok(json!(n * 2))
         });
-        let ctx = JobContext {
-            id: "x".into(),
-            kind: "double".into(),
-            payload: json!({"n": 21}),
-            attempt: 1,
-            max_attempts: 3,
-            cancel: Cancellation::new(None),
-        };
+        let ctx = JobContext::new(
+            "x",
+            "double",
+            json!({"n": 21}),
+            1,
+            3,
+            Cancellation::new(None),
+        );
         assert_eq!(r.get("double").unwrap().run(&ctx), Ok(json!(42)));
         assert_eq!(r.types(), vec!["double"]);
     }

@@ -264,7 +264,7 @@ impl Grace {
 
 /// Outages are logged once by `Health`; anything else is a bug worth reporting.
 fn log_unexpected(who: &str, e: &StoreError) {
-    if !matches!(e, StoreError::Unavailable(_)) {
+    if !e.is_unavailable() {
         log::error!("{who}: {e}");
     }
 }

@@ -376,7 +376,7 @@ impl Fetcher {
     /// Waits before the next Redis call after an error. Outages are logged once by `Health`;
     /// other errors are bugs worth a line each time.
     fn pause(&self, retry: &mut RetryDelay, e: &StoreError) {
-        if !matches!(e, StoreError::Unavailable(_)) {
+        if !e.is_unavailable() {
             log::error!("fetcher: {e}");
         }
         self.shutdown.sleep(retry.next_delay());
@@ -508,6 +508,7 @@ impl Worker {
             attempt: job.attempt,
             max_attempts: job.max_attempts,
             cancel,
+            store: Some(self.shared.store_pool.clone()),
         };
         match catch_unwind(AssertUnwindSafe(|| handler.run(&ctx))) {
             Ok(r) => r,
@@ -634,7 +635,7 @@ impl Worker {
         loop {
             match op(&mut self.store) {
                 Ok(v) => return Ok((v, retried)),
-                Err(e @ (StoreError::Redis(_) | StoreError::Corrupt(_))) => {
+                Err(e @ (StoreError::Redis { .. } | StoreError::Corrupt { .. })) => {
                     return Err(Unstored::Refused(e))
                 }
                 Err(_) => {

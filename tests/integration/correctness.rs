@@ -1,9 +1,9 @@
 //! Defects found by fault injection, each reproduced here against a real redis-server: gathered
-//! creates meeting NOSCRIPT, late outcomes of an earlier claim, claims after the stop began,
-//! Redis Cluster slots, pipelined requests, Redis's passing states (BUSY, READONLY), claims by
-//! an unregistered process. The races that cannot be forced (a stalled process's claim in
-//! transit, the reaper's grace after a long load) are tested through their mechanism in the
-//! unit tests of `worker/maintenance.rs`.
+//! creates meeting NOSCRIPT, claims after the stop began, Redis Cluster slots, pipelined
+//! requests, Redis's passing states (BUSY, READONLY). Late outcomes of an earlier claim and
+//! claims by an unregistered process are store transitions, tested in `src/store/tests/`. The
+//! races that cannot be forced (a stalled process's claim in transit, the reaper's grace after a
+//! long load) are tested through their mechanism in the unit tests of `worker/maintenance.rs`.
 
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,27 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
-use jobq::job::NewJob;
-use jobq::store::{Backend, FailOutcome, Store};
-
-fn store_for(redis: &RedisServer) -> Store {
-    Backend::from_config(&test_config(redis))
-        .expect("backend")
-        .open()
-}
-
-fn new_job(kind: &str) -> NewJob {
-    NewJob {
-        id: uuid::Uuid::new_v4().to_string(),
-        kind: kind.into(),
-        payload: "{}".into(),
-        delay_ms: 0,
-        run_at_us: None,
-        max_attempts: 5,
-        timeout_secs: None,
-        idempotency_key: None,
-    }
-}
 
 /// Item 1: a gathered-create pipeline that meets NOSCRIPT part way (SCRIPT FLUSH between two of
 /// its calls) re-sends only the calls that did not run. Before, the whole pipeline was re-sent
@@ -113,107 +92,6 @@ fn script_flush_during_gathered_creates_never_fails_a_stored_job() {
 /// `redis_cmd` that reports instead of panicking (the flusher runs beside the test).
 fn try_redis_cmd(port: u16, args: &[&str]) -> Result<(), String> {
     try_redis_cmd_text(port, args).map(|_| ())
-}
-
-/// Item 2: acknowledgements are claim-specific. The same process claims a job, loses it to the
-/// reaper (heartbeat expired), claims it again; the first claim's late outcome must change
-/// nothing, and the second claim's outcome must be recorded.
-#[test]
-fn a_late_outcome_of_an_earlier_claim_changes_nothing() {
-    let redis = RedisServer::start();
-    let mut store = store_for(&redis);
-    let job = new_job("noop");
-    store.create(std::slice::from_ref(&job), 100, 60).unwrap();
-    let ttl = Duration::from_secs(30);
-    store.heartbeat("p1", ttl, "{}").unwrap();
-    let first = store.claim("p1", 1).unwrap().expect("registered").remove(0);
-    // The process stalls past its heartbeat TTL: another process's reaper takes the job back.
-    redis.redis_cmd(&["DEL", "{jobq}:worker:p1"]);
-    let reaped = store
-        .reap("p1", "died", 100)
-        .unwrap()
-        .expect("heartbeat expired");
-    assert_eq!(reaped.requeued, vec![job.id.clone()]);
-    // It comes back, beats, and claims the same job again.
-    store.heartbeat("p1", ttl, "{}").unwrap();
-    let second = store.claim("p1", 1).unwrap().expect("registered").remove(0);
-    assert_eq!(second.id, job.id);
-    assert_ne!(second.claim, first.claim);
-
-    // The first run's late outcomes: neither is recorded, the second claim is untouched.
-    let late = store
-        .complete("p1", &first, Some("\"late\""), 60, false)
-        .unwrap();
-    assert!(
-        !late.outcome,
-        "a late completion of the first claim was recorded"
-    );
-    let late = store
-        .fail("p1", &first, "late failure", 10, false, 100, false)
-        .unwrap();
-    assert_eq!(late.outcome, FailOutcome::NotOwned);
-    assert_eq!(redis.lrange_all("{jobq}:running:p1"), vec![job.id.clone()]);
-    assert_eq!(
-        redis.hget(&job_key(&job.id), "status").as_deref(),
-        Some("running")
-    );
-    assert_eq!(
-        redis.redis_cmd(&["ZCARD", "{jobq}:scheduled"]).as_int(),
-        Some(0)
-    );
-
-    // The second run's outcome is recorded.
-    let done = store
-        .complete("p1", &second, Some("\"ok\""), 60, false)
-        .unwrap();
-    assert!(done.outcome);
-    assert_eq!(
-        redis.hget(&job_key(&job.id), "status").as_deref(),
-        Some("completed")
-    );
-    assert_eq!(
-        redis.hget(&job_key(&job.id), "result").as_deref(),
-        Some("\"ok\"")
-    );
-    assert!(redis.lrange_all("{jobq}:running:p1").is_empty());
-}
-
-/// Item 8: a process whose heartbeat key is missing claims nothing: were it to die holding a
-/// job, no reaper would ever look at its running list.
-#[test]
-fn an_unregistered_process_claims_nothing() {
-    let redis = RedisServer::start();
-    let mut store = store_for(&redis);
-    let job = new_job("noop");
-    store.create(std::slice::from_ref(&job), 100, 60).unwrap();
-    assert_eq!(store.claim("ghost", 1).unwrap(), None);
-    assert_eq!(redis.lrange_all(PENDING_KEY), vec![job.id.clone()]);
-    assert!(redis.lrange_all("{jobq}:running:ghost").is_empty());
-    assert_eq!(
-        redis.hget(&job_key(&job.id), "status").as_deref(),
-        Some("pending")
-    );
-
-    // An acknowledgement that asks for a next job gets none either.
-    store
-        .heartbeat("p1", Duration::from_secs(30), "{}")
-        .unwrap();
-    let held = store.claim("p1", 1).unwrap().expect("registered").remove(0);
-    let other = new_job("noop");
-    store.create(std::slice::from_ref(&other), 100, 60).unwrap();
-    redis.redis_cmd(&["DEL", "{jobq}:worker:p1"]);
-    let acked = store.complete("p1", &held, None, 60, true).unwrap();
-    assert!(acked.outcome);
-    assert_eq!(acked.next, None);
-    assert_eq!(redis.lrange_all(PENDING_KEY), vec![other.id.clone()]);
-
-    // Registered again, it claims.
-    store
-        .heartbeat("p1", Duration::from_secs(30), "{}")
-        .unwrap();
-    let got = store.claim("p1", 1).unwrap().expect("registered");
-    assert_eq!(got.len(), 1);
-    assert_eq!(got[0].id, other.id);
 }
 
 /// Item 3: once the stop has begun no job starts. A worker finishing during the drain asks the

@@ -7,7 +7,6 @@
 //! (tests/support/parse_eml.py), which knows nothing of how jobq wrote them.
 
 use crate::harness::*;
-use jobq::{Handler, JobContext};
 use serde_json::{json, Value};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -630,91 +629,6 @@ mod images {
 // ------------------------------------------------------------------------------------------------
 // analytics and report
 // ------------------------------------------------------------------------------------------------
-
-fn ctx(id: &str, kind: &str, payload: Value) -> JobContext {
-    JobContext {
-        id: id.into(),
-        kind: kind.into(),
-        payload,
-        attempt: 1,
-        max_attempts: 3,
-        cancel: jobq::Cancellation::new(None),
-    }
-}
-
-fn analytics_handler(config: &jobq::Config) -> jobq::handlers::analytics::Analytics {
-    let backend = jobq::store::Backend::from_config(config).unwrap();
-    jobq::handlers::analytics::Analytics::new(
-        jobq::handlers::analytics::StorePool::new(backend),
-        config,
-    )
-}
-
-#[test]
-fn analytics_counts_an_event_once_however_often_its_job_runs() {
-    let redis = RedisServer::start();
-    let config = test_config(&redis);
-    let handler = analytics_handler(&config);
-    let payload = json!({
-        "event": "order.paid", "user_id": "u1", "timestamp": "2026-03-04T10:00:00Z",
-        "properties": {"amount": 12.5, "items": 2, "plan": "pro"}
-    });
-    let job = ctx("job-a", "analytics", payload.clone());
-    // The same job id three times: an attempt whose outcome was lost, then retries.
-    let first = handler.run(&job).unwrap();
-    assert_eq!(
-        first,
-        json!({"event": "order.paid", "date": "2026-03-04", "counted": true})
-    );
-    for _ in 0..2 {
-        assert_eq!(handler.run(&job).unwrap()["counted"], false);
-    }
-    // Another job with the same event does count.
-    assert_eq!(
-        handler.run(&ctx("job-b", "analytics", payload)).unwrap()["counted"],
-        true
-    );
-
-    let stats = "{jobq}:analytics:stats:2026-03-04:order.paid";
-    assert_eq!(redis.hget(stats, "count").as_deref(), Some("2"));
-    assert_eq!(redis.hget(stats, "sum:amount").as_deref(), Some("25"));
-    assert_eq!(redis.hget(stats, "sum:items").as_deref(), Some("4"));
-    assert_eq!(
-        redis.hget(stats, "sum:plan"),
-        None,
-        "strings are not summed"
-    );
-    let users = redis.redis_cmd(&["PFCOUNT", "{jobq}:analytics:users:2026-03-04:order.paid"]);
-    assert_eq!(users.as_int(), Some(1));
-    let events = redis.redis_cmd(&["SMEMBERS", "{jobq}:analytics:events:2026-03-04"]);
-    assert_eq!(events.strings(), vec!["order.paid"]);
-    let ttl = redis
-        .redis_cmd(&["TTL", "{jobq}:analytics:done:job-a"])
-        .as_int()
-        .unwrap();
-    // The marker lasts as long as the aggregates it guards, since a dead job can be retried
-    // from the DLQ at any time.
-    let guard_secs = config
-        .job_ttl_secs
-        .max(config.analytics_retention_days * 86_400);
-    assert!(ttl > 0 && ttl <= guard_secs as i64, "{ttl}");
-    assert!(
-        ttl > config.job_ttl_secs as i64 || guard_secs == config.job_ttl_secs,
-        "{ttl}"
-    );
-}
-
-#[test]
-fn analytics_without_redis_is_a_transient_error() {
-    let redis = RedisServer::start();
-    let mut config = test_config(&redis);
-    config.redis_url = format!("redis://127.0.0.1:{}", free_port());
-    let err = analytics_handler(&config)
-        .run(&ctx("job-x", "analytics", json!({"event": "signup"})))
-        .unwrap_err();
-    assert!(!err.is_permanent(), "{err:?}");
-    assert!(err.message.contains("Redis is unavailable"), "{err:?}");
-}
 
 /// Reads a CSV report into (date, event) → (count, unique users).
 fn csv_rows(text: &str) -> Vec<(String, String, u64, u64)> {

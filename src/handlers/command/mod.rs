@@ -163,14 +163,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     fn ctx(payload: Value) -> JobContext {
-        JobContext {
-            id: "job-1".into(),
-            kind: "cmd".into(),
-            payload,
-            attempt: 2,
-            max_attempts: 3,
-            cancel: Cancellation::new(None),
-        }
+        JobContext::new("job-1", "cmd", payload, 2, 3, Cancellation::new(None))
     }
 
     fn spec(run: &[&str]) -> CommandSpec {

@@ -1,0 +1,144 @@
+//! What the operator side needs of Redis, as opposed to job transitions: `GET /stats` and the
+//! `queue_size` gauge, the health check's ping, the start-up advice on durability, and the
+//! server state the reaper's grace period watches.
+
+use serde::Serialize;
+
+use super::scripts::scripts;
+use super::{Store, StoreError};
+
+/// The counts `GET /stats` shows: all O(1) reads (counters and list lengths).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Stats {
+    /// Jobs ever accepted.
+    pub total_jobs: u64,
+    pub pending_jobs: u64,
+    pub running_jobs: u64,
+    /// Jobs ever completed.
+    pub completed_jobs: u64,
+    /// Jobs ever moved to the dead-letter queue.
+    pub failed_jobs: u64,
+    /// Jobs in the dead-letter queue now.
+    pub dlq_size: u64,
+    /// Delayed jobs and retries waiting for their time.
+    pub scheduled_jobs: u64,
+}
+
+impl Store {
+    pub fn ping(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .run_idempotent(|c| redis::cmd("PING").query::<String>(c))
+            .map(|_| ())
+    }
+
+    /// Counts for `GET /stats` and the `queue_size` gauge, in one script call: one reply, so a
+    /// Redis that hangs costs one read timeout, not one per count.
+    pub fn stats(&mut self) -> Result<Stats, StoreError> {
+        let k = &self.keys;
+        let mut inv = scripts().stats.prepare_invoke();
+        inv.key(&k.pending)
+            .key(&k.scheduled)
+            .key(&k.dlq)
+            .key(&k.counters);
+        let n: Vec<u64> = self.conn.run_idempotent(|c| inv.invoke(c))?;
+        let n = |i: usize| n.get(i).copied().unwrap_or(0);
+        Ok(Stats {
+            pending_jobs: n(0),
+            scheduled_jobs: n(1),
+            dlq_size: n(2),
+            total_jobs: n(3),
+            running_jobs: n(4),
+            completed_jobs: n(5),
+            failed_jobs: n(6),
+        })
+    }
+
+    /// Checks this Redis at start-up: refuses one older than 6.2 (jobq's scripts use LMOVE,
+    /// BLMOVE and ZRANGE … REV), and says what a restart or memory pressure could lose, as
+    /// advice for the log.
+    pub fn durability_warnings(&mut self) -> Result<Vec<String>, StoreError> {
+        let (server, persistence, memory): (String, String, String) =
+            self.conn.run_idempotent(|c| {
+                redis::pipe()
+                    .cmd("INFO")
+                    .arg("server")
+                    .cmd("INFO")
+                    .arg("persistence")
+                    .cmd("INFO")
+                    .arg("memory")
+                    .query(c)
+            })?;
+        if let Some(version) = info_field(&server, "redis_version") {
+            let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+            let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+            if (major, minor) < (6, 2) {
+                return Err(StoreError::Rejected {
+                    message: format!("Redis {version} is too old: jobq needs Redis 6.2 or later"),
+                    source: None,
+                });
+            }
+        }
+        let mut out = Vec::new();
+        match info_field(&memory, "maxmemory_policy") {
+            Some("noeviction") | None => {}
+            Some(policy) => out.push(format!(
+                "Redis maxmemory-policy is {policy}: when Redis fills up it may evict job records and queues, losing accepted jobs; set maxmemory-policy noeviction (POST /jobs then gets 503 instead)"
+            )),
+        }
+        if info_field(&persistence, "aof_enabled") != Some("1") {
+            // CONFIG may be disabled on managed Redis; then RDB cannot be checked.
+            let save: Result<Vec<String>, StoreError> = self
+                .conn
+                .run(|c| redis::cmd("CONFIG").arg("GET").arg("save").query(c));
+            match save {
+                Ok(kv) if kv.get(1).is_some_and(|v| !v.trim().is_empty()) => out.push(
+                    "Redis persists with RDB snapshots only: a Redis crash loses jobs accepted since the last snapshot; set appendonly yes to keep them".into(),
+                ),
+                Ok(_) => out.push(
+                    "Redis has neither AOF nor RDB persistence: a Redis restart loses every job; set appendonly yes".into(),
+                ),
+                Err(e) if e.is_unavailable() => return Err(e),
+                Err(_) => out.push(
+                    "Redis has AOF off and CONFIG GET is refused, so RDB could not be checked: unless snapshots are on, a Redis restart loses every job; set appendonly yes".into(),
+                ),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Which Redis server this is and whether it is loading its data set, from `INFO`.
+    pub fn redis_state(&mut self) -> Result<RedisState, StoreError> {
+        let (server, persistence): (String, String) = self.conn.run_idempotent(|c| {
+            redis::pipe()
+                .cmd("INFO")
+                .arg("server")
+                .cmd("INFO")
+                .arg("persistence")
+                .query(c)
+        })?;
+        Ok(RedisState {
+            run_id: info_field(&server, "run_id")
+                .unwrap_or_default()
+                .to_string(),
+            uptime_secs: info_field(&server, "uptime_in_seconds").and_then(|v| v.parse().ok()),
+            loading: info_field(&persistence, "loading") == Some("1"),
+        })
+    }
+}
+
+/// What the reaper needs to know of the Redis server before it judges heartbeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisState {
+    /// Changes whenever Redis restarts (or another server answers at the same address).
+    pub run_id: String,
+    pub uptime_secs: Option<u64>,
+    /// Loading its data set from disk (or from its master).
+    pub loading: bool,
+}
+
+/// A field of an `INFO` answer (`name:value` lines).
+pub fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}

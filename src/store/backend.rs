@@ -1,0 +1,116 @@
+//! [`Backend`]: where Redis is and how to reach it (REDIS_URL, the TLS files of a `rediss://`
+//! URL), the key names, and the one [`Health`] of the process. Every connection is opened from
+//! it, so a process has one of each.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::conn::{Conn, COMMAND_TIMEOUT};
+use super::keys::Keys;
+use super::{Health, Store, StoreError};
+use crate::config::Config;
+
+/// Shared by all threads of a process: where Redis is, the key names, and Redis's health.
+#[derive(Clone)]
+pub struct Backend {
+    client: redis::Client,
+    keys: Arc<Keys>,
+    health: Arc<Health>,
+}
+
+impl Backend {
+    /// Where Redis is (REDIS_URL), with the TLS files of a `rediss://` URL, and the key prefix.
+    pub fn from_config(c: &Config) -> Result<Backend, StoreError> {
+        let info = redis::IntoConnectionInfo::into_connection_info(c.redis_url.as_str())
+            .map_err(|e| StoreError::rejected(format!("REDIS_URL: {e}"), e))?;
+        // No CLIENT SETINFO on connect: two more round trips, each of which would wait out the
+        // read timeout when Redis hangs, and nothing jobq needs.
+        let settings = info.redis_settings().clone().set_skip_set_lib_name();
+        let info = info.set_redis_settings(settings);
+        let tls_files = c.redis_ca_cert.is_some() || c.redis_client_cert.is_some();
+        let client = if tls_files {
+            tls_client(c, info)?
+        } else {
+            redis::Client::open(info)
+                .map_err(|e| StoreError::rejected(format!("REDIS_URL: {e}"), e))?
+        };
+        Ok(Backend {
+            client,
+            keys: Arc::new(Keys::new(&c.key_prefix)),
+            health: Health::new(&c.redis_url),
+        })
+    }
+
+    /// A backend for `url` without TLS files, for tests against a private redis-server.
+    #[cfg(test)]
+    pub(crate) fn for_tests(url: &str, prefix: &str) -> Backend {
+        Backend {
+            client: redis::Client::open(url).expect("a valid URL"),
+            keys: Arc::new(Keys::new(prefix)),
+            health: Health::new(url),
+        }
+    }
+
+    /// Checks the Redis settings as [`Backend::from_config`] does (the URL, the TLS files),
+    /// without keeping anything: for start-up checks that run before the process's one
+    /// `Backend` is built.
+    pub fn check(c: &Config) -> Result<(), StoreError> {
+        Backend::from_config(c).map(drop)
+    }
+
+    /// A connection for ordinary commands.
+    pub fn open(&self) -> Store {
+        self.open_with_read_timeout(COMMAND_TIMEOUT)
+    }
+
+    /// A connection that may block in `BLMOVE` for up to `block`.
+    pub fn open_blocking(&self, block: Duration) -> Store {
+        self.open_with_read_timeout(block + COMMAND_TIMEOUT)
+    }
+
+    fn open_with_read_timeout(&self, read_timeout: Duration) -> Store {
+        Store {
+            conn: Conn::new(self.client.clone(), self.health.clone(), read_timeout),
+            keys: self.keys.clone(),
+        }
+    }
+
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
+    }
+}
+
+#[cfg(feature = "redis-tls")]
+fn tls_client(c: &Config, info: redis::ConnectionInfo) -> Result<redis::Client, StoreError> {
+    let read = |what: &str, path: &str| {
+        std::fs::read(path).map_err(|e| StoreError::rejected(format!("{what} {path}: {e}"), e))
+    };
+    let root_cert = match &c.redis_ca_cert {
+        Some(p) => Some(read("REDIS_CA_CERT", p)?),
+        None => None,
+    };
+    let client_tls = match (&c.redis_client_cert, &c.redis_client_key) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: read("REDIS_CLIENT_CERT", cert)?,
+            client_key: read("REDIS_CLIENT_KEY", key)?,
+        }),
+        _ => None,
+    };
+    redis::Client::build_with_tls(
+        info,
+        redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        },
+    )
+    .map_err(|e| StoreError::rejected(format!("Redis TLS settings: {e}"), e))
+}
+
+#[cfg(not(feature = "redis-tls"))]
+fn tls_client(_: &Config, _: redis::ConnectionInfo) -> Result<redis::Client, StoreError> {
+    Err(StoreError::Rejected {
+        message: "REDIS_CA_CERT and REDIS_CLIENT_CERT need the redis-tls feature; rebuild with it"
+            .into(),
+        source: None,
+    })
+}

@@ -1,0 +1,207 @@
+//! Turning the scripts' replies into Rust values. Each script answers with a flat array (Lua
+//! has no richer type Redis can carry); its layout is decoded in this one place, next to tests
+//! that pin it, so a script and its caller cannot silently disagree.
+
+use redis::Value as RV;
+
+use std::fmt::Display;
+
+use super::conn;
+use super::{Acked, Claimed, CreateOutcome, Created, FailOutcome, Reaped, StoreError};
+
+/// A reply that did not have the shape its script promises.
+pub fn odd(what: impl Display, e: redis::ParsingError) -> StoreError {
+    StoreError::Redis {
+        message: format!("{what}: {e}"),
+        source: Some(e.into()),
+    }
+}
+
+/// The create script's answer: `{1, id, new, ...}`, `{0}` when full, `{-1, id}` on a clash.
+pub fn create_outcome(reply: Vec<RV>) -> Result<CreateOutcome, StoreError> {
+    let code = reply
+        .first()
+        .and_then(|v| redis::from_redis_value_ref::<i64>(v).ok());
+    match code {
+        Some(0) => Ok(CreateOutcome::Full),
+        Some(1) => {
+            let flat: Vec<String> = redis::from_redis_value(RV::Array(reply[1..].to_vec()))
+                .map_err(|e| odd("create script answered oddly", e))?;
+            Ok(CreateOutcome::Created(
+                flat.chunks_exact(2)
+                    .map(|c| Created {
+                        id: c[0].clone(),
+                        new: c[1] == "1",
+                    })
+                    .collect(),
+            ))
+        }
+        _ => Err(StoreError::redis(format!(
+            "create script refused the jobs: {reply:?}"
+        ))),
+    }
+}
+
+pub fn is_noscript(v: &RV) -> bool {
+    matches!(v, RV::ServerError(e) if e.code() == "NOSCRIPT")
+}
+
+/// One reply of a pipeline sent with `ignore_errors`: a server error there is a value, which is
+/// classified here as `conn::classify` classifies the error of a single command (a refusal in a
+/// passing state is [`StoreError::Unavailable`]), keeping it as the source.
+pub fn pipeline_error(e: &redis::ServerError) -> StoreError {
+    match conn::transient_state(e.code()) {
+        Some(what) => StoreError::Unavailable {
+            message: format!("{what}; nothing was changed, retry shortly ({e:?})"),
+            source: Some(e.clone().into()),
+        },
+        None => StoreError::Redis {
+            message: format!("{e:?}"),
+            source: Some(e.clone().into()),
+        },
+    }
+}
+
+/// Jobs as the claim step returns them: 7 entries each.
+pub fn claimed_jobs(flat: &[String]) -> Vec<Claimed> {
+    flat.chunks_exact(7)
+        .map(|c| Claimed {
+            id: c[0].clone(),
+            kind: c[1].clone(),
+            payload: c[2].clone(),
+            attempt: c[3].parse().unwrap_or(1),
+            max_attempts: c[4].parse().unwrap_or(1),
+            timeout_secs: c[5].parse().ok(),
+            claim: c[6].clone(),
+        })
+        .collect()
+}
+
+/// The fail script's answer: `{code, due_us, n_evicted, evicted..., claimed...}`, where code 1
+/// is a retry at `due_us`, 2 a move to the DLQ, anything else a claim no longer this process's.
+pub fn fail_reply(reply: &[String]) -> Acked<FailOutcome> {
+    let num = |i: usize| {
+        reply
+            .get(i)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let evicted = num(2).max(0) as usize;
+    let rest = reply.get(3..).unwrap_or_default();
+    let (evicted, claimed) = rest.split_at(evicted.min(rest.len()));
+    let outcome = match num(0) {
+        1 => FailOutcome::Retry { due_us: num(1) },
+        2 => FailOutcome::Dead {
+            evicted: evicted.to_vec(),
+        },
+        _ => FailOutcome::NotOwned,
+    };
+    Acked {
+        outcome,
+        next: claimed_jobs(claimed).pop(),
+    }
+}
+
+/// The reap script's answer: nil when the process is alive, else the requeued, dead and
+/// evicted ids, the three lists separated by `|`.
+pub fn reaped(v: RV) -> Result<Option<Reaped>, StoreError> {
+    let items: Vec<String> = match v {
+        RV::Nil => return Ok(None),
+        other => {
+            redis::from_redis_value(other).map_err(|e| odd("reap script answered oddly", e))?
+        }
+    };
+    let mut parts = items.split(|id| id == "|");
+    let mut next = || parts.next().unwrap_or_default().to_vec();
+    Ok(Some(Reaped {
+        requeued: next(),
+        dead: next(),
+        evicted: next(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn bulk(s: &str) -> RV {
+        RV::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn create_replies() {
+        assert_eq!(
+            create_outcome(vec![RV::Int(0)]).unwrap(),
+            CreateOutcome::Full
+        );
+        let created = create_outcome(vec![RV::Int(1), bulk("a"), bulk("1"), bulk("b"), bulk("0")]);
+        assert_eq!(
+            created.unwrap(),
+            CreateOutcome::Created(vec![
+                Created {
+                    id: "a".into(),
+                    new: true
+                },
+                Created {
+                    id: "b".into(),
+                    new: false
+                },
+            ])
+        );
+        let clash = create_outcome(vec![RV::Int(-1), bulk("a")]).unwrap_err();
+        assert!(matches!(clash, StoreError::Redis { .. }), "{clash:?}");
+    }
+
+    #[test]
+    fn claimed_jobs_come_in_sevens() {
+        let jobs = claimed_jobs(&strings(&["id", "noop", "{}", "2", "3", "", "7", "extra"]));
+        assert_eq!(
+            jobs,
+            vec![Claimed {
+                id: "id".into(),
+                kind: "noop".into(),
+                payload: "{}".into(),
+                attempt: 2,
+                max_attempts: 3,
+                timeout_secs: None,
+                claim: "7".into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn fail_replies() {
+        let retry = fail_reply(&strings(&["1", "1234", "0"]));
+        assert_eq!(retry.outcome, FailOutcome::Retry { due_us: 1234 });
+        assert_eq!(retry.next, None);
+        let dead = fail_reply(&strings(&[
+            "2", "0", "1", "old", "n", "t", "{}", "1", "1", "", "1",
+        ]));
+        assert_eq!(
+            dead.outcome,
+            FailOutcome::Dead {
+                evicted: strings(&["old"])
+            }
+        );
+        assert_eq!(dead.next.unwrap().id, "n");
+        assert_eq!(fail_reply(&strings(&["0"])).outcome, FailOutcome::NotOwned);
+    }
+
+    #[test]
+    fn reap_replies() {
+        assert_eq!(reaped(RV::Nil).unwrap(), None);
+        let v = RV::Array(["a", "|", "b", "c", "|", "d"].map(bulk).to_vec());
+        assert_eq!(
+            reaped(v).unwrap(),
+            Some(Reaped {
+                requeued: strings(&["a"]),
+                dead: strings(&["b", "c"]),
+                evicted: strings(&["d"]),
+            })
+        );
+    }
+}

@@ -1,0 +1,97 @@
+//! Which worker processes are alive: the heartbeat and registration, the list of registered
+//! processes and the jobs each holds, and the reaper's recovery of a dead process's jobs.
+
+use redis::Value as RV;
+use std::time::Duration;
+
+use super::decode::reaped;
+use super::scripts::scripts;
+use super::{Store, StoreError};
+
+/// The jobs recovered from a dead process by [`Store::reap`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reaped {
+    pub requeued: Vec<String>,
+    pub dead: Vec<String>,
+    /// The oldest DLQ entries dropped past the cap to make room.
+    pub evicted: Vec<String>,
+}
+
+impl Store {
+    /// The ids in `worker`'s running list.
+    pub fn held(&mut self, worker: &str) -> Result<Vec<String>, StoreError> {
+        let key = self.keys.running(worker);
+        self.conn
+            .run_idempotent(|c| redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query(c))
+    }
+
+    /// Refreshes `worker`'s liveness key (expiring after `ttl`) and registers it as a worker.
+    pub fn heartbeat(&mut self, worker: &str, ttl: Duration, info: &str) -> Result<(), StoreError> {
+        let k = &self.keys;
+        let hb = k.heartbeat(worker);
+        self.conn.run_idempotent(|c| {
+            redis::pipe()
+                .atomic()
+                .cmd("SET")
+                .arg(&hb)
+                .arg(info)
+                .arg("PX")
+                .arg(ttl.as_millis() as u64)
+                .ignore()
+                .cmd("SADD")
+                .arg(&k.workers)
+                .arg(worker)
+                .ignore()
+                .query::<()>(c)
+        })
+    }
+
+    /// Removes `worker`'s liveness key and registration, once it holds no jobs.
+    pub fn deregister(&mut self, worker: &str) -> Result<(), StoreError> {
+        let k = &self.keys;
+        let hb = k.heartbeat(worker);
+        self.conn.run_idempotent(|c| {
+            redis::pipe()
+                .atomic()
+                .cmd("DEL")
+                .arg(&hb)
+                .ignore()
+                .cmd("SREM")
+                .arg(&k.workers)
+                .arg(worker)
+                .ignore()
+                .query::<()>(c)
+        })
+    }
+
+    /// Every registered worker process, alive or not.
+    pub fn workers(&mut self) -> Result<Vec<String>, StoreError> {
+        let key = self.keys.workers.clone();
+        self.conn
+            .run_idempotent(|c| redis::cmd("SMEMBERS").arg(&key).query(c))
+    }
+
+    /// Recovers the jobs of `worker` if its heartbeat has expired: each counts as a failed
+    /// attempt with `error`. None when the process is alive after all.
+    pub fn reap(
+        &mut self,
+        worker: &str,
+        error: &str,
+        dlq_cap: u64,
+    ) -> Result<Option<Reaped>, StoreError> {
+        let k = &self.keys;
+        let mut inv = scripts().reap.prepare_invoke();
+        inv.key(&k.workers)
+            .key(&k.pending)
+            .key(&k.dlq)
+            .key(&k.counters)
+            .key(k.heartbeat(worker))
+            .key(k.running(worker))
+            .arg(k.prefix())
+            .arg(worker)
+            .arg(error)
+            .arg(dlq_cap);
+        let v: RV = self.conn.run(|c| inv.invoke(c))?;
+        reaped(v)
+    }
+}

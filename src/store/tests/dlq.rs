@@ -1,0 +1,126 @@
+//! The dead-letter queue (`dlq_page.lua`, `dlq_retry.lua`, `dlq_delete.lua`) and `stats.lua`.
+
+use super::*;
+use crate::job::JobStatus;
+use crate::store::{DlqSelect, Stats};
+
+/// Creates `n` jobs of `kind` and sends each to the DLQ with a permanent failure.
+fn buried(redis: &TestRedis, kind: &str, n: usize) -> Vec<NewJob> {
+    let mut store = redis.store();
+    register(redis, "p1");
+    (0..n)
+        .map(|_| {
+            let job = NewJob {
+                kind: kind.into(),
+                ..new_job()
+            };
+            store.create(std::slice::from_ref(&job), 100, 60).unwrap();
+            let claim = store.claim("p1", 1).unwrap().unwrap().remove(0);
+            store
+                .fail("p1", &claim, "no", 10, true, 100, false)
+                .unwrap();
+            assert_at(redis, &job.id, At::Dlq);
+            job
+        })
+        .collect()
+}
+
+#[test]
+fn the_dlq_pages_newest_first_and_answers_for_one_job() {
+    let redis = TestRedis::start();
+    let mut store = redis.store();
+    let jobs = buried(&redis, "noop", 3);
+    let (total, page) = store.dlq_page(0, 2).unwrap();
+    assert_eq!(total, 3);
+    let ids: Vec<&str> = page.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(ids, [jobs[2].id.as_str(), jobs[1].id.as_str()]);
+    assert!(page.iter().all(|j| j.status == JobStatus::Failed));
+    assert_eq!(store.dlq_page(2, 2).unwrap().1.len(), 1);
+
+    assert_eq!(store.dlq_job(&jobs[0].id).unwrap().unwrap().id, jobs[0].id);
+    let alive = new_job();
+    store.create(std::slice::from_ref(&alive), 100, 60).unwrap();
+    assert_eq!(store.dlq_job(&alive.id).unwrap(), None, "not in the DLQ");
+}
+
+#[test]
+fn dlq_retry_sends_jobs_back_with_attempts_reset() {
+    let redis = TestRedis::start();
+    let mut store = redis.store();
+    let noops = buried(&redis, "noop", 2);
+    let mails = buried(&redis, "email", 2);
+    assert_eq!(
+        store.dlq_retry(DlqSelect::One(&noops[0].id)).unwrap(),
+        vec![noops[0].id.clone()]
+    );
+    assert_at(&redis, &noops[0].id, At::Pending);
+    assert_eq!(field(&redis, &noops[0].id, "attempt").as_deref(), Some("0"));
+    let mut retried = store.dlq_retry(DlqSelect::Type("email")).unwrap();
+    retried.sort();
+    let mut want = vec![mails[0].id.clone(), mails[1].id.clone()];
+    want.sort();
+    assert_eq!(retried, want);
+    for m in &mails {
+        assert_at(&redis, &m.id, At::Pending);
+    }
+    assert_at(&redis, &noops[1].id, At::Dlq);
+    assert!(store
+        .dlq_retry(DlqSelect::One(&mails[0].id))
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.dlq_retry(DlqSelect::All).unwrap(),
+        vec![noops[1].id.clone()]
+    );
+    assert_eq!(store.stats().unwrap().dlq_size, 0);
+}
+
+#[test]
+fn dlq_delete_removes_jobs_and_their_records() {
+    let redis = TestRedis::start();
+    let mut store = redis.store();
+    let noops = buried(&redis, "noop", 2);
+    let mails = buried(&redis, "email", 1);
+    assert_eq!(store.dlq_delete(DlqSelect::One(&noops[0].id)).unwrap(), 1);
+    assert_eq!(field(&redis, &noops[0].id, "status"), None);
+    assert_eq!(store.dlq_delete(DlqSelect::Type("email")).unwrap(), 1);
+    assert_eq!(field(&redis, &mails[0].id, "status"), None);
+    assert_at(&redis, &noops[1].id, At::Dlq);
+    assert_eq!(store.dlq_delete(DlqSelect::All).unwrap(), 1);
+    assert_eq!(store.dlq_delete(DlqSelect::All).unwrap(), 0);
+    assert_eq!(store.dlq_page(0, 10).unwrap(), (0, Vec::new()));
+}
+
+#[test]
+fn stats_count_every_state() {
+    let redis = TestRedis::start();
+    let mut store = redis.store();
+    assert_eq!(store.stats().unwrap(), Stats::default());
+    buried(&redis, "noop", 1);
+    let jobs: Vec<NewJob> = (0..3).map(|_| new_job()).collect();
+    store.create(&jobs, 100, 60).unwrap();
+    let delayed = NewJob {
+        delay_ms: 60_000,
+        ..new_job()
+    };
+    store
+        .create(std::slice::from_ref(&delayed), 100, 60)
+        .unwrap();
+    let claim = store.claim("p1", 1).unwrap().unwrap().remove(0);
+    store.complete("p1", &claim, None, 60, false).unwrap();
+    store.claim("p1", 1).unwrap().unwrap();
+    assert_eq!(
+        store.stats().unwrap(),
+        Stats {
+            total_jobs: 5,
+            pending_jobs: 1,
+            running_jobs: 1,
+            completed_jobs: 1,
+            failed_jobs: 1,
+            dlq_size: 1,
+            scheduled_jobs: 1,
+        }
+    );
+    assert_eq!(counters(&redis).get("created"), Some(&5));
+    store.ping().unwrap();
+}

@@ -1,0 +1,102 @@
+//! Every store transition against a real Redis (a private redis-server per test, see
+//! `test_redis.rs`). After each transition the job's place is checked: a job id is in exactly
+//! one of pending, scheduled, one running list or the DLQ (or in none once completed), and its
+//! record's status agrees.
+
+mod claims;
+mod create;
+mod dlq;
+mod outcomes;
+mod recovery;
+
+use redis::Commands;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::test_redis::{TestRedis, PREFIX};
+use crate::job::NewJob;
+
+/// Where a job should be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum At {
+    Pending,
+    Scheduled,
+    Running(&'static str),
+    Dlq,
+    /// Completed: in no list, status `completed`.
+    Done,
+}
+
+fn key(name: &str) -> String {
+    format!("{PREFIX}:{name}")
+}
+
+/// A submission with defaults: no delay, 3 attempts.
+fn new_job() -> NewJob {
+    NewJob {
+        id: uuid::Uuid::new_v4().to_string(),
+        kind: "noop".into(),
+        payload: "{}".into(),
+        delay_ms: 0,
+        run_at_us: None,
+        max_attempts: 3,
+        timeout_secs: None,
+        idempotency_key: None,
+    }
+}
+
+/// Writes `worker`'s heartbeat, as a process does before it claims.
+fn register(redis: &TestRedis, worker: &str) {
+    redis
+        .store()
+        .heartbeat(worker, Duration::from_secs(30), "{}")
+        .unwrap();
+}
+
+/// Checks the invariant for `id`: exactly the one place `want`, and the status that goes with
+/// it.
+#[track_caller]
+fn assert_at(redis: &TestRedis, id: &str, want: At) {
+    let mut r = redis.raw();
+    let mut places = Vec::new();
+    let pending: Vec<String> = r.lrange(key("pending"), 0, -1).unwrap();
+    places.extend(
+        pending
+            .iter()
+            .filter(|p| *p == id)
+            .map(|_| "pending".to_string()),
+    );
+    let scheduled: Option<f64> = r.zscore(key("scheduled"), id).unwrap();
+    places.extend(scheduled.map(|_| "scheduled".to_string()));
+    let dlq: Option<f64> = r.zscore(key("dlq"), id).unwrap();
+    places.extend(dlq.map(|_| "dlq".to_string()));
+    let running: Vec<String> = r.keys(key("running:*")).unwrap();
+    for list in running {
+        let ids: Vec<String> = r.lrange(&list, 0, -1).unwrap();
+        places.extend(ids.iter().filter(|i| *i == id).map(|_| list.clone()));
+    }
+    let status: Option<String> = r.hget(key(&format!("job:{id}")), "status").unwrap();
+    let (place, status_want) = match want {
+        At::Pending => (Some("pending".to_string()), "pending"),
+        At::Scheduled => (Some("scheduled".to_string()), "pending"),
+        At::Running(w) => (Some(key(&format!("running:{w}"))), "running"),
+        At::Dlq => (Some("dlq".to_string()), "failed"),
+        At::Done => (None, "completed"),
+    };
+    assert_eq!(
+        places,
+        place.into_iter().collect::<Vec<_>>(),
+        "where {id} is"
+    );
+    assert_eq!(status.as_deref(), Some(status_want), "status of {id}");
+}
+
+/// A field of a job's record.
+fn field(redis: &TestRedis, id: &str, name: &str) -> Option<String> {
+    redis.raw().hget(key(&format!("job:{id}")), name).unwrap()
+}
+
+/// The counters hash the scripts keep.
+fn counters(redis: &TestRedis) -> HashMap<String, u64> {
+    redis.raw().hgetall(key("counters")).unwrap()
+}
