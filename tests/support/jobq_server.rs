@@ -1,13 +1,13 @@
 //! jobq under test: in-process through the library ([`TestServer`]), or as the real binary
 //! ([`BinaryServer`]) where signals, exit codes or per-process state matter.
 
-use super::{free_port, temp_dir, Client, RedisServer, POLL};
+use super::{free_port, poll, send_signal, temp_dir, Client, RedisServer};
 use std::fs::{self, File};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Deref;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The configuration every in-process test server starts from: loopback, a port picked by the
 /// OS, diagnostic jobs on, quick retries, short shutdown, mail into the Redis temp dir.
@@ -93,42 +93,15 @@ impl Drop for TestServer {
 
 /// Every variable jobq reads; removed from the child's environment so the caller's shell cannot
 /// leak settings into a test.
+#[rustfmt::skip] // One name a line would make this list forty lines long.
 pub const JOBQ_VARS: &[&str] = &[
-    "REDIS_URL",
-    "REDIS_PREFIX",
-    "HOST",
-    "PORT",
-    "ROLE",
-    "NUM_WORKERS",
-    "HTTP_THREADS",
-    "MAX_QUEUE_SIZE",
-    "MAX_ATTEMPTS",
-    "BACKOFF_BASE_MS",
-    "BACKOFF_MAX_MS",
-    "JOB_TTL_SECS",
-    "MAX_BODY_BYTES",
-    "SHUTDOWN_TIMEOUT_SECS",
-    "RECOVERY_SECS",
-    "JOB_TIMEOUT_SECS",
-    "LOG_LEVEL",
-    "ENABLE_DIAGNOSTIC_JOBS",
-    "MAIL_DIR",
-    "MAIL_FROM",
-    "SMTP_URL",
-    "SMTP_TIMEOUT_SECS",
-    "IMAGE_DIR",
-    "REPORT_DIR",
-    "ANALYTICS_RETENTION_DAYS",
-    "HANDLERS_FILE",
-    "DLQ_MAX_SIZE",
-    "IDEMPOTENCY_TTL_SECS",
-    "API_TOKEN",
-    "METRICS_PUBLIC",
-    "MAX_CONNECTIONS",
-    "REDIS_CA_CERT",
-    "REDIS_CLIENT_CERT",
-    "REDIS_CLIENT_KEY",
-    "RUST_LOG",
+    "REDIS_URL", "REDIS_PREFIX", "HOST", "PORT", "ROLE", "NUM_WORKERS", "HTTP_THREADS",
+    "MAX_QUEUE_SIZE", "MAX_ATTEMPTS", "BACKOFF_BASE_MS", "BACKOFF_MAX_MS", "JOB_TTL_SECS",
+    "MAX_BODY_BYTES", "SHUTDOWN_TIMEOUT_SECS", "RECOVERY_SECS", "JOB_TIMEOUT_SECS", "LOG_LEVEL",
+    "ENABLE_DIAGNOSTIC_JOBS", "MAIL_DIR", "MAIL_FROM", "SMTP_URL", "SMTP_TIMEOUT_SECS",
+    "IMAGE_DIR", "REPORT_DIR", "ANALYTICS_RETENTION_DAYS", "HANDLERS_FILE", "DLQ_MAX_SIZE",
+    "IDEMPOTENCY_TTL_SECS", "API_TOKEN", "METRICS_PUBLIC", "MAX_CONNECTIONS", "REDIS_CA_CERT",
+    "REDIS_CLIENT_CERT", "REDIS_CLIENT_KEY", "RUST_LOG",
 ];
 
 /// The `jobq` binary as a child process, with stdout and stderr captured to files.
@@ -145,18 +118,15 @@ impl BinaryServer {
     pub fn spawn(redis_url: &str, env: &[(&str, &str)]) -> BinaryServer {
         for attempt in 1..=3 {
             let mut server = BinaryServer::launch(redis_url, env);
-            match server.wait_healthy(Duration::from_secs(10)) {
-                Ok(()) => return server,
-                Err(e) => {
-                    let log = server.log();
-                    let lost_port_race = server.has_exited()
-                        && (log.contains("in use") || log.contains("AddrInUse"));
-                    if lost_port_race && attempt < 3 {
-                        continue;
-                    }
-                    panic!("jobq binary did not become healthy: {e}\n--- its log ---\n{log}");
-                }
+            let Err(e) = server.wait_healthy(Duration::from_secs(10)) else {
+                return server;
+            };
+            let log = server.log();
+            let exited = !matches!(server.child.try_wait(), Ok(None));
+            if !(exited && (log.contains("in use") || log.contains("AddrInUse")) && attempt < 3) {
+                panic!("jobq binary did not become healthy: {e}\n--- its log ---\n{log}");
             }
+            // It lost the race for its port to another process: try another port.
         }
         unreachable!()
     }
@@ -171,64 +141,58 @@ impl BinaryServer {
         for var in JOBQ_VARS {
             cmd.env_remove(var);
         }
-        cmd.env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("REDIS_URL", redis_url)
-            .env("ENABLE_DIAGNOSTIC_JOBS", "true")
-            .env("LOG_LEVEL", "info")
-            .env("NUM_WORKERS", "2")
-            .env("HTTP_THREADS", "4")
-            .env("MAIL_DIR", dir.join("mail"));
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
+        let port_text = port.to_string();
+        let defaults = [
+            ("HOST", "127.0.0.1"),
+            ("PORT", &port_text),
+            ("REDIS_URL", redis_url),
+            ("ENABLE_DIAGNOSTIC_JOBS", "true"),
+            ("LOG_LEVEL", "info"),
+            ("NUM_WORKERS", "2"),
+            ("HTTP_THREADS", "4"),
+        ];
         let child = cmd
+            .envs(defaults)
+            .env("MAIL_DIR", dir.join("mail"))
+            .envs(env.iter().copied())
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", env!("CARGO_BIN_EXE_jobq")));
-        let level = env
-            .iter()
-            .rev()
-            .find(|(k, _)| *k == "LOG_LEVEL")
-            .map(|(_, v)| *v);
+        let level = env.iter().rev().find(|(k, _)| *k == "LOG_LEVEL");
         BinaryServer {
             child,
             client: Client::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
             dir,
-            logs_listening: matches!(level, None | Some("info" | "debug" | "trace")),
+            logs_listening: matches!(level, None | Some((_, "info" | "debug" | "trace"))),
         }
     }
 
     fn wait_healthy(&mut self, timeout: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("the process exited early ({status})"));
+        // The 200 must come from this process: if it lost its port to another test's server,
+        // that one answers until this one exits. (It may listen on another address of this
+        // host, HOST=0.0.0.0 say: the port is what tells.)
+        let listening = format!(":{} (role", self.client.addr.port());
+        let (child, client, dir) = (&mut self.child, self.client, &self.dir);
+        let logs_listening = self.logs_listening;
+        poll(timeout, || {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Ok(Err(format!("the process exited early ({status})")));
             }
-            // The 200 must come from this process: if it lost its port to another test's
-            // server, that one answers until this one exits. (It may listen on another address
-            // of this host, HOST=0.0.0.0 say: the port is what tells.)
-            let listening = format!(":{} (role", self.client.addr.port());
-            let last = match self.client.try_request("GET", "/health", b"") {
-                Ok(r)
-                    if r.status == 200
-                        && (!self.logs_listening || self.log().contains(&listening)) =>
-                {
-                    return Ok(())
+            match client.try_request("GET", "/health", b"")? {
+                r if r.status == 200 && (!logs_listening || log_of(dir).contains(&listening)) => {
+                    Ok(Ok(()))
                 }
-                Ok(r) => format!("HTTP {} {}", r.status, r.body),
-                Err(e) => e,
-            };
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "GET /health did not answer 200 within {timeout:?}; last: {last}"
-                ));
+                r => Err(format!("HTTP {} {}", r.status, r.body)),
             }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        })
+        .unwrap_or_else(|last| {
+            Err(format!(
+                "GET /health did not answer 200 within {timeout:?}; last: {last}"
+            ))
+        })
     }
 
     pub fn client(&self) -> Client {
@@ -239,54 +203,37 @@ impl BinaryServer {
         self.child.id()
     }
 
-    fn has_exited(&mut self) -> bool {
-        !matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Sends a signal ("INT", "TERM", ...) with the `kill` command.
+    /// Sends a signal ("INT", "TERM", "KILL", "STOP", ...).
     pub fn signal(&self, sig: &str) {
-        let pid = self.pid().to_string();
-        let status = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(&pid)
-            .status()
-            .or_else(|_| {
-                Command::new("sh")
-                    .args(["-c", "kill -s \"$0\" \"$1\"", sig, &pid])
-                    .status()
-            })
-            .unwrap_or_else(|e| panic!("cannot run kill -{sig} {pid}: {e}"));
-        assert!(status.success(), "kill -{sig} {pid} failed: {status}");
+        send_signal(self.pid(), sig);
     }
 
     /// Waits for the process to exit, polling; `None` if it is still running after `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return Some(status),
-                Ok(None) => {}
-                Err(e) => panic!("try_wait on jobq pid {}: {e}", self.pid()),
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(POLL);
-        }
-    }
-
-    pub fn stdout(&self) -> String {
-        fs::read_to_string(self.dir.join("stdout.log")).unwrap_or_default()
+        let pid = self.pid();
+        poll(timeout, || match self.child.try_wait() {
+            Ok(exited) => exited.ok_or_else(|| "still running".to_string()),
+            Err(e) => panic!("try_wait on jobq pid {pid}: {e}"),
+        })
+        .ok()
     }
 
     pub fn stderr(&self) -> String {
-        fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+        read_text(&self.dir, "stderr.log")
     }
 
     /// Everything the process printed: stdout, then stderr.
     pub fn log(&self) -> String {
-        format!("{}{}", self.stdout(), self.stderr())
+        log_of(&self.dir)
     }
+}
+
+fn read_text(dir: &Path, name: &str) -> String {
+    fs::read_to_string(dir.join(name)).unwrap_or_default()
+}
+
+fn log_of(dir: &Path) -> String {
+    read_text(dir, "stdout.log") + &read_text(dir, "stderr.log")
 }
 
 impl Deref for BinaryServer {
@@ -305,7 +252,7 @@ impl Drop for BinaryServer {
         if std::thread::panicking() {
             eprintln!(
                 "--- jobq binary log (pid {}) ---\n{}",
-                self.child.id(),
+                self.pid(),
                 self.log()
             );
         }

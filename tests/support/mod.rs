@@ -17,6 +17,8 @@ pub use self::metrics::*;
 pub use self::redis_server::*;
 pub use self::values::*;
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -28,22 +30,29 @@ pub const POLL: Duration = Duration::from_millis(20);
 
 /// Calls `probe` every [`POLL`] until it returns `Ok`, for at most `timeout`. `Err` carries a
 /// description of what the probe saw, reported if the wait gives up.
-pub fn wait_for<T>(
-    what: &str,
-    timeout: Duration,
-    mut probe: impl FnMut() -> Result<T, String>,
-) -> T {
+pub fn wait_for<T>(what: &str, timeout: Duration, probe: impl FnMut() -> Result<T, String>) -> T {
+    poll(timeout, probe).unwrap_or_else(|last| {
+        panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}")
+    })
+}
+
+/// Like [`wait_for`], but giving up is the last thing the probe saw rather than a panic.
+fn poll<T>(timeout: Duration, mut probe: impl FnMut() -> Result<T, String>) -> Result<T, String> {
     let deadline = Instant::now() + timeout;
     loop {
-        let last = match probe() {
-            Ok(v) => return v,
-            Err(seen) => seen,
-        };
-        if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}");
+        match probe() {
+            Ok(v) => return Ok(v),
+            Err(last) if Instant::now() >= deadline => return Err(last),
+            Err(_) => std::thread::sleep(POLL),
         }
-        std::thread::sleep(POLL);
     }
+}
+
+/// Sends a signal ("TERM", "KILL", "STOP", "CONT", ...) to a process this harness started.
+fn send_signal(pid: u32, sig: &str) {
+    let signal: Signal = format!("SIG{sig}").parse().expect("a signal name");
+    let pid = Pid::from_raw(pid.try_into().expect("a pid"));
+    kill(pid, signal).unwrap_or_else(|e| panic!("kill -{sig} {pid}: {e}"));
 }
 
 /// A fresh, empty directory under the system temp dir, unique within this machine at this time

@@ -1,12 +1,12 @@
 //! A private `redis-server` per test, on a free loopback port in its own temp dir, and a way to
 //! send it one command through the `redis` crate ([`RedisServer::redis_cmd`]).
 
-use super::{find_tool, free_port, tail_of, temp_dir, wait_for, POLL};
+use super::{find_tool, free_port, poll, send_signal, tail_of, temp_dir, wait_for};
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Key of a job's record hash under the default prefix.
 pub fn job_key(id: &str) -> String {
@@ -49,62 +49,44 @@ impl RedisOptions {
     }
 }
 
-/// A Redis reply, as the tests look at it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RespValue {
-    Simple(String),
-    Int(i64),
-    Bulk(String),
-    Array(Vec<RespValue>),
-    Nil,
+/// A Redis reply, as the `redis` crate decodes it; [`Reply`] reads it.
+pub type RespValue = redis::Value;
+
+/// What the tests read out of a reply.
+pub trait Reply {
+    /// The text of a simple string or bulk reply.
+    fn as_str(&self) -> Option<&str>;
+    /// An integer reply, or a bulk/simple string holding an integer.
+    fn as_int(&self) -> Option<i64>;
+    /// The string elements of an array or set reply (nil → empty).
+    fn strings(&self) -> Vec<String>;
+    fn is_nil(&self) -> bool;
 }
 
-impl RespValue {
-    /// The text of a simple string or bulk reply.
-    pub fn as_str(&self) -> Option<&str> {
+impl Reply for RespValue {
+    fn as_str(&self) -> Option<&str> {
         match self {
-            RespValue::Simple(s) | RespValue::Bulk(s) => Some(s),
+            RespValue::Okay => Some("OK"),
+            RespValue::SimpleString(s) | RespValue::VerbatimString { text: s, .. } => Some(s),
+            RespValue::BulkString(b) => std::str::from_utf8(b).ok(),
             _ => None,
         }
     }
-    /// An integer reply, or a bulk/simple string holding an integer.
-    pub fn as_int(&self) -> Option<i64> {
+    fn as_int(&self) -> Option<i64> {
         match self {
             RespValue::Int(n) => Some(*n),
             other => other.as_str()?.parse().ok(),
         }
     }
-    /// The string elements of an array reply (nil array → empty).
-    pub fn strings(&self) -> Vec<String> {
-        match self {
-            RespValue::Array(items) => items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
-            _ => Vec::new(),
-        }
+    fn strings(&self) -> Vec<String> {
+        let items = self.as_sequence().unwrap_or_default();
+        items
+            .iter()
+            .filter_map(|v| Some(v.as_str()?.to_string()))
+            .collect()
     }
-    pub fn is_nil(&self) -> bool {
+    fn is_nil(&self) -> bool {
         matches!(self, RespValue::Nil)
-    }
-}
-
-impl From<redis::Value> for RespValue {
-    fn from(v: redis::Value) -> RespValue {
-        use redis::Value as V;
-        match v {
-            V::Nil => RespValue::Nil,
-            V::Int(n) => RespValue::Int(n),
-            V::Okay => RespValue::Simple("OK".into()),
-            V::SimpleString(s) => RespValue::Simple(s),
-            V::BulkString(b) => RespValue::Bulk(String::from_utf8_lossy(&b).into_owned()),
-            V::VerbatimString { text, .. } => RespValue::Bulk(text),
-            V::Array(items) | V::Set(items) => {
-                RespValue::Array(items.into_iter().map(RespValue::from).collect())
-            }
-            // RESP2 (what a plain redis:// connection speaks) has no other reply types.
-            other => panic!("unexpected Redis reply {other:?}"),
-        }
     }
 }
 
@@ -123,51 +105,44 @@ impl RedisServer {
 
     /// Starts redis-server with extra options; tries up to 5 ports.
     pub fn start_with(opts: RedisOptions) -> RedisServer {
-        let bin = find_tool(
-            "JOBQ_TEST_REDIS_SERVER",
-            "redis-server",
-            "The integration tests start a private redis-server per test: run scripts/test, \
-             which installs it, or install the redis-server package, or set \
-             JOBQ_TEST_REDIS_SERVER to its path.",
-        );
-        let dir = temp_dir("redis");
-        let mut errors = Vec::new();
+        let hint = "The integration tests start a private redis-server per test: run \
+                    scripts/test, which installs it, or install the redis-server package, or \
+                    set JOBQ_TEST_REDIS_SERVER to its path.";
+        let bin = find_tool("JOBQ_TEST_REDIS_SERVER", "redis-server", hint);
         // A cluster node also listens on port + 10000 (the cluster bus).
         let cluster = opts.args.iter().any(|a| a == "--cluster-enabled");
+        let (dir, child) = (temp_dir("redis"), Mutex::new(None));
+        let mut redis = RedisServer {
+            port: 0,
+            dir,
+            bin,
+            opts,
+            child,
+        };
+        let mut errors = Vec::new();
         for _ in 0..5 {
-            let port = std::iter::repeat_with(free_port)
+            redis.port = std::iter::repeat_with(free_port)
                 .find(|p| !cluster || *p <= 55535)
-                .expect("a free port");
-            match spawn_redis(&bin, port, &dir, &opts) {
-                Ok(child) => {
-                    let child = Mutex::new(Some(child));
-                    return RedisServer {
-                        port,
-                        dir,
-                        bin,
-                        opts,
-                        child,
-                    };
-                }
+                .unwrap();
+            match redis.spawn() {
+                Ok(()) => return redis,
                 Err(e) => errors.push(e),
             }
         }
-        let _ = fs::remove_dir_all(&dir);
-        panic!(
-            "could not start redis-server after 5 tries:\n{}",
-            errors.join("\n")
-        );
+        let errors = errors.join("\n");
+        panic!("could not start redis-server after 5 tries:\n{errors}");
     }
 
     /// A one-node Redis Cluster: cluster mode on, every slot assigned to this node, and the
     /// cluster reporting `cluster_state:ok`.
     pub fn start_cluster_node() -> RedisServer {
-        let redis = RedisServer::start_with(RedisOptions::args(&[
+        let args = [
             "--cluster-enabled",
             "yes",
             "--cluster-config-file",
             "nodes.conf",
-        ]));
+        ];
+        let redis = RedisServer::start_with(RedisOptions::args(&args));
         let added = redis.redis_cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
         assert_eq!(
             added.as_str(),
@@ -219,16 +194,10 @@ impl RedisServer {
     }
 
     fn signal(&self, sig: &str) {
-        let pid = match &*self.child.lock().unwrap() {
-            Some(child) => child.id().to_string(),
+        match &*self.child.lock().unwrap() {
+            Some(child) => send_signal(child.id(), sig),
             None => panic!("redis-server on port {} is not running", self.port),
-        };
-        let status = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(&pid)
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run kill -{sig} {pid}: {e}"));
-        assert!(status.success(), "kill -{sig} {pid} failed: {status}");
+        }
     }
 
     /// Starts the server again on the same port, dir and options.
@@ -236,20 +205,68 @@ impl RedisServer {
         self.stop();
         let mut errors = Vec::new();
         for _ in 0..5 {
-            match spawn_redis(&self.bin, self.port, &self.dir, &self.opts) {
-                Ok(child) => {
-                    *self.child.lock().unwrap() = Some(child);
-                    return;
-                }
+            match self.spawn() {
+                Ok(()) => return,
                 Err(e) => errors.push(e),
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!(
-            "could not restart redis-server on port {}:\n{}",
-            self.port,
-            errors.join("\n")
-        );
+        let (port, errors) = (self.port, errors.join("\n"));
+        panic!("could not restart redis-server on port {port}:\n{errors}");
+    }
+
+    /// Starts the process and waits until it is ready, up to 30 s: long enough for a restart
+    /// that loads a large AOF (a test makes one that takes seconds).
+    fn spawn(&self) -> Result<(), String> {
+        let log_path = self.dir.join("redis.log");
+        let log_start = fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
+        let open_log = || OpenOptions::new().create(true).append(true).open(&log_path);
+        let (out, err) = open_log()
+            .and_then(|l| Ok((l.try_clone()?, l)))
+            .map_err(|e| e.to_string())?;
+        let port = self.port.to_string();
+        let mut cmd = Command::new(&self.bin);
+        let defaults = "--bind 127.0.0.1 --appendonly no --daemonize no --save";
+        cmd.args(defaults.split(' '))
+            .arg("")
+            .arg("--dir")
+            .arg(&self.dir);
+        match self.opts.tls {
+            true => cmd.args(["--port", "0", "--tls-port", &port]),
+            false => cmd.args(["--port", &port]),
+        };
+        let mut child = cmd
+            .args(&self.opts.args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", self.bin.display()))?;
+        let ready = poll(Duration::from_secs(30), || {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Ok(Err(format!("exited ({status}) before it was ready")));
+            }
+            // Its own log says when it listens. (A PING could be answered by another test's
+            // Redis that took this port first, while this one is failing to bind it.)
+            let log = fs::read(&log_path).unwrap_or_default();
+            let log = String::from_utf8_lossy(log.get(log_start..).unwrap_or_default());
+            match log.contains("Ready to accept connections") {
+                true => Ok(Ok(())),
+                false => Err("was not ready within 30 s".to_string()),
+            }
+        });
+        match ready.and_then(|r| r) {
+            Ok(()) => {
+                *self.child.lock().unwrap() = Some(child);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = tail_of(&log_path, 2000);
+                Err(format!("redis-server on port {port} {e}; log:\n{log}"))
+            }
+        }
     }
 
     /// Sends one command on a fresh connection and returns the reply. Panics if Redis cannot be
@@ -268,20 +285,16 @@ impl RedisServer {
                 conn.set_write_timeout(timeout)?;
                 redis::cmd(name).arg(rest).query::<redis::Value>(&mut conn)
             });
-        match reply {
-            Ok(v) => v.into(),
-            Err(e) => panic!("{args:?} to redis on port {}: {e}", self.port),
-        }
+        reply.unwrap_or_else(|e| panic!("{args:?} to redis on port {}: {e}", self.port))
     }
 
     /// `HGET key field` as an optional string.
     pub fn hget(&self, key: &str, field: &str) -> Option<String> {
-        let v = self.redis_cmd(&["HGET", key, field]);
-        if v.is_nil() {
-            return None;
+        match self.redis_cmd(&["HGET", key, field]) {
+            v if v.is_nil() => None,
+            RespValue::BulkString(s) => Some(String::from_utf8_lossy(&s).into_owned()),
+            other => panic!("HGET {key} {field}: unexpected reply {other:?}"),
         }
-        let s = v.as_str().map(str::to_string);
-        Some(s.unwrap_or_else(|| panic!("HGET {key} {field}: unexpected reply {v:?}")))
     }
 
     /// `LRANGE key 0 -1`
@@ -302,62 +315,4 @@ impl Drop for RedisServer {
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
-}
-
-fn spawn_redis(bin: &Path, port: u16, dir: &Path, opts: &RedisOptions) -> Result<Child, String> {
-    let log_path = dir.join("redis.log");
-    let log_start = fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| format!("open {}: {e}", log_path.display()))?;
-    let log2 = log
-        .try_clone()
-        .map_err(|e| format!("dup log handle: {e}"))?;
-    let mut cmd = Command::new(bin);
-    let plain_port = if opts.tls { 0 } else { port };
-    cmd.args([
-        "--port",
-        &plain_port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-    ])
-    .arg(dir)
-    .args(["--save", "", "--appendonly", "no", "--daemonize", "no"]);
-    if opts.tls {
-        cmd.args(["--tls-port", &port.to_string()]);
-    }
-    let mut child = cmd
-        .args(&opts.args)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2)
-        .spawn()
-        .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
-    // Long enough for a restart that loads a large AOF (a test makes one that takes seconds).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let failed = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break format!("exited ({status}) before it was ready");
-        }
-        // Its own log says when it listens. (A PING could be answered by another test's Redis
-        // that took this port first, while this one is failing to bind it.)
-        let ready = fs::read(&log_path).is_ok_and(|b| {
-            String::from_utf8_lossy(b.get(log_start..).unwrap_or_default())
-                .contains("Ready to accept connections")
-        });
-        if ready {
-            return Ok(child);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break "was not ready within 30 s".to_string();
-        }
-        std::thread::sleep(POLL);
-    };
-    let log = tail_of(&log_path, 2000);
-    Err(format!("redis-server on port {port} {failed}; log:\n{log}"))
 }
