@@ -138,15 +138,23 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(addr: SocketAddr) -> Client {
-        Client { addr }
-    }
-
     /// Any method; a non-empty body is sent as `application/json`.
     pub fn try_request(&self, method: &str, path: &str, body: &[u8]) -> Result<Resp, String> {
-        let json = [("Content-Type", "application/json")];
-        let headers = if body.is_empty() { &[][..] } else { &json };
-        try_http_with_headers(self.addr, method, path, headers, body)
+        self.try_request_with(method, path, &[], body)
+    }
+
+    fn try_request_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Resp, String> {
+        let mut all = headers.to_vec();
+        if !body.is_empty() {
+            all.push(("Content-Type", "application/json"));
+        }
+        try_http_with_headers(self.addr, method, path, &all, body)
     }
 
     /// Any method; a non-empty body is sent as `application/json`.
@@ -170,11 +178,8 @@ impl Client {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Resp {
-        let mut all = headers.to_vec();
-        if !body.is_empty() {
-            all.push(("Content-Type", "application/json"));
-        }
-        try_http_with_headers(self.addr, method, path, &all, body).unwrap_or_else(|e| panic!("{e}"))
+        self.try_request_with(method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     pub fn post_raw(&self, path: &str, body: &[u8], content_type: &str) -> Resp {
@@ -295,15 +300,12 @@ pub fn raw_request(
 }
 
 fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
-    let stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT)
-        .map_err(|e| format!("connect to {addr}: {e}"))?;
-    stream
-        .set_read_timeout(Some(HTTP_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    stream
-        .set_write_timeout(Some(HTTP_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    Ok(stream)
+    let connected = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT).and_then(|s| {
+        s.set_read_timeout(Some(HTTP_TIMEOUT))?;
+        s.set_write_timeout(Some(HTTP_TIMEOUT))?;
+        Ok(s)
+    });
+    connected.map_err(|e| format!("connect to {addr}: {e}"))
 }
 
 /// Reads one response: status line, headers, then a body of Content-Length bytes, or up to the
@@ -331,13 +333,8 @@ fn read_response(reader: &mut impl BufRead) -> Result<Resp, String> {
         headers,
         body: String::new(),
     };
-    let len = match resp.header("content-length") {
-        Some(l) => Some(
-            l.parse()
-                .map_err(|e| format!("bad Content-Length {l:?}: {e}"))?,
-        ),
-        None => None,
-    };
+    let len = resp.header("content-length").map(str::parse).transpose();
+    let len = len.map_err(|e| format!("bad Content-Length: {e}"))?;
     let mut body = Vec::new();
     match len {
         Some(len) => {

@@ -59,7 +59,7 @@ impl TestServer {
         }
         TestServer {
             running: Some(running),
-            client: Client::new(addr),
+            client: Client { addr },
         }
     }
 
@@ -164,7 +164,9 @@ impl BinaryServer {
         let level = env.iter().rev().find(|(k, _)| *k == "LOG_LEVEL");
         BinaryServer {
             child,
-            client: Client::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+            client: Client {
+                addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            },
             dir,
             logs_listening: matches!(level, None | Some((_, "info" | "debug" | "trace"))),
         }
