@@ -1,6 +1,6 @@
 //! Integration tests of jobq: a real redis-server per test, jobq started in-process through the
-//! library (or as the real binary where signals or per-process counters matter), and a small
-//! HTTP/1.1 client speaking to it over loopback.
+//! library (or as the real binary where signals or per-process counters matter), and an HTTP
+//! client speaking to it over loopback. The harness lives in `tests/support/`.
 //!
 //! One test binary with a module per topic, so the harness is compiled once. Every test starts
 //! its own redis-server on a free port, so tests run in parallel without sharing state.
@@ -10,7 +10,10 @@
 
 #![forbid(unsafe_code)]
 
-mod harness;
+#[path = "../support/mod.rs"]
+mod support;
+// The test modules `use crate::harness::*`.
+use support as harness;
 
 mod api;
 mod cli;

@@ -1,0 +1,263 @@
+//! jobq under test: in-process through the library ([`TestServer`]), or as the real binary
+//! ([`BinaryServer`]) where signals, exit codes or per-process state matter.
+
+use super::{free_port, poll, send_signal, temp_dir, Client, RedisServer};
+use std::fs::{self, File};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+/// The configuration every in-process test server starts from: loopback, a port picked by the
+/// OS, diagnostic jobs on, quick retries, short shutdown, mail into the Redis temp dir.
+pub fn test_config(redis: &RedisServer) -> jobq::Config {
+    jobq::Config {
+        redis_url: redis.url(),
+        host: "127.0.0.1".into(),
+        port: 0,
+        num_workers: 2,
+        http_threads: 4,
+        enable_diagnostic_jobs: true,
+        backoff_base_ms: 50,
+        backoff_max_ms: 200,
+        shutdown_timeout_secs: 3,
+        log_level: log::LevelFilter::Warn,
+        mail_dir: redis.dir().join("mail").to_string_lossy().into_owned(),
+        ..jobq::Config::default()
+    }
+}
+
+/// jobq started in-process through `jobq::start`. Dropping it shuts it down gracefully.
+pub struct TestServer {
+    running: Option<jobq::Running>,
+    client: Client,
+}
+
+impl TestServer {
+    /// Starts jobq with the built-in handlers; `tweak` adjusts [`test_config`].
+    pub fn start(redis: &RedisServer, tweak: impl FnOnce(&mut jobq::Config)) -> TestServer {
+        TestServer::with_registry(redis, |_| {}, tweak)
+    }
+
+    /// Starts jobq with the built-in handlers plus whatever `register` adds.
+    pub fn with_registry(
+        redis: &RedisServer,
+        register: impl FnOnce(&mut jobq::Registry),
+        tweak: impl FnOnce(&mut jobq::Config),
+    ) -> TestServer {
+        let mut config = test_config(redis);
+        tweak(&mut config);
+        let mut registry = jobq::builtin_registry(&config)
+            .unwrap_or_else(|e| panic!("builtin_registry failed: {e}"));
+        register(&mut registry);
+        let running =
+            jobq::start(config, registry).unwrap_or_else(|e| panic!("jobq::start failed: {e:?}"));
+        let mut addr = running.addr();
+        if addr.ip().is_unspecified() {
+            addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        }
+        TestServer {
+            running: Some(running),
+            client: Client { addr },
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        self.client
+    }
+
+    /// Graceful shutdown; returns what `Running::shutdown` returns.
+    pub fn stop(mut self) -> Result<jobq::ShutdownReport, jobq::Error> {
+        self.running
+            .take()
+            .expect("server already stopped")
+            .shutdown()
+    }
+}
+
+impl Deref for TestServer {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            let _ = running.shutdown();
+        }
+    }
+}
+
+/// Every variable jobq reads; removed from the child's environment so the caller's shell cannot
+/// leak settings into a test.
+#[rustfmt::skip] // One name a line would make this list forty lines long.
+pub const JOBQ_VARS: &[&str] = &[
+    "REDIS_URL", "REDIS_PREFIX", "HOST", "PORT", "ROLE", "NUM_WORKERS", "HTTP_THREADS",
+    "MAX_QUEUE_SIZE", "MAX_ATTEMPTS", "BACKOFF_BASE_MS", "BACKOFF_MAX_MS", "JOB_TTL_SECS",
+    "MAX_BODY_BYTES", "SHUTDOWN_TIMEOUT_SECS", "RECOVERY_SECS", "JOB_TIMEOUT_SECS", "LOG_LEVEL",
+    "ENABLE_DIAGNOSTIC_JOBS", "MAIL_DIR", "MAIL_FROM", "SMTP_URL", "SMTP_TIMEOUT_SECS",
+    "IMAGE_DIR", "REPORT_DIR", "ANALYTICS_RETENTION_DAYS", "HANDLERS_FILE", "DLQ_MAX_SIZE",
+    "IDEMPOTENCY_TTL_SECS", "API_TOKEN", "METRICS_PUBLIC", "MAX_CONNECTIONS", "REDIS_CA_CERT",
+    "REDIS_CLIENT_CERT", "REDIS_CLIENT_KEY", "RUST_LOG",
+];
+
+/// The `jobq` binary as a child process, with stdout and stderr captured to files.
+pub struct BinaryServer {
+    child: Child,
+    client: Client,
+    dir: PathBuf,
+    /// Whether its LOG_LEVEL shows the info line that names the port it listens on.
+    logs_listening: bool,
+}
+
+impl BinaryServer {
+    /// Starts the binary and waits (10 s at most) until `GET /health` answers 200.
+    pub fn spawn(redis_url: &str, env: &[(&str, &str)]) -> BinaryServer {
+        for attempt in 1..=3 {
+            let mut server = BinaryServer::launch(redis_url, env);
+            let Err(e) = server.wait_healthy(Duration::from_secs(10)) else {
+                return server;
+            };
+            let log = server.log();
+            let exited = !matches!(server.child.try_wait(), Ok(None));
+            if !(exited && (log.contains("in use") || log.contains("AddrInUse")) && attempt < 3) {
+                panic!("jobq binary did not become healthy: {e}\n--- its log ---\n{log}");
+            }
+            // It lost the race for its port to another process: try another port.
+        }
+        unreachable!()
+    }
+
+    /// Starts the binary without waiting for anything (for tests of start-up failures).
+    pub fn launch(redis_url: &str, env: &[(&str, &str)]) -> BinaryServer {
+        let dir = temp_dir("bin");
+        let port = free_port();
+        let out = File::create(dir.join("stdout.log")).expect("create stdout.log");
+        let err = File::create(dir.join("stderr.log")).expect("create stderr.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobq"));
+        for var in JOBQ_VARS {
+            cmd.env_remove(var);
+        }
+        let port_text = port.to_string();
+        let defaults = [
+            ("HOST", "127.0.0.1"),
+            ("PORT", &port_text),
+            ("REDIS_URL", redis_url),
+            ("ENABLE_DIAGNOSTIC_JOBS", "true"),
+            ("LOG_LEVEL", "info"),
+            ("NUM_WORKERS", "2"),
+            ("HTTP_THREADS", "4"),
+        ];
+        let child = cmd
+            .envs(defaults)
+            .env("MAIL_DIR", dir.join("mail"))
+            .envs(env.iter().copied())
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", env!("CARGO_BIN_EXE_jobq")));
+        let level = env.iter().rev().find(|(k, _)| *k == "LOG_LEVEL");
+        BinaryServer {
+            child,
+            client: Client {
+                addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            },
+            dir,
+            logs_listening: matches!(level, None | Some((_, "info" | "debug" | "trace"))),
+        }
+    }
+
+    fn wait_healthy(&mut self, timeout: Duration) -> Result<(), String> {
+        // The 200 must come from this process: if it lost its port to another test's server,
+        // that one answers until this one exits. (It may listen on another address of this
+        // host, HOST=0.0.0.0 say: the port is what tells.)
+        let listening = format!(":{} (role", self.client.addr.port());
+        let (child, client, dir) = (&mut self.child, self.client, &self.dir);
+        let logs_listening = self.logs_listening;
+        poll(timeout, || {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Ok(Err(format!("the process exited early ({status})")));
+            }
+            match client.try_request("GET", "/health", b"")? {
+                r if r.status == 200 && (!logs_listening || log_of(dir).contains(&listening)) => {
+                    Ok(Ok(()))
+                }
+                r => Err(format!("HTTP {} {}", r.status, r.body)),
+            }
+        })
+        .unwrap_or_else(|last| {
+            Err(format!(
+                "GET /health did not answer 200 within {timeout:?}; last: {last}"
+            ))
+        })
+    }
+
+    pub fn client(&self) -> Client {
+        self.client
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal ("INT", "TERM", "KILL", "STOP", ...).
+    pub fn signal(&self, sig: &str) {
+        send_signal(self.pid(), sig);
+    }
+
+    /// Waits for the process to exit, polling; `None` if it is still running after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let pid = self.pid();
+        poll(timeout, || match self.child.try_wait() {
+            Ok(exited) => exited.ok_or_else(|| "still running".to_string()),
+            Err(e) => panic!("try_wait on jobq pid {pid}: {e}"),
+        })
+        .ok()
+    }
+
+    pub fn stderr(&self) -> String {
+        read_text(&self.dir, "stderr.log")
+    }
+
+    /// Everything the process printed: stdout, then stderr.
+    pub fn log(&self) -> String {
+        log_of(&self.dir)
+    }
+}
+
+fn read_text(dir: &Path, name: &str) -> String {
+    fs::read_to_string(dir.join(name)).unwrap_or_default()
+}
+
+fn log_of(dir: &Path) -> String {
+    read_text(dir, "stdout.log") + &read_text(dir, "stderr.log")
+}
+
+impl Deref for BinaryServer {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Drop for BinaryServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "--- jobq binary log (pid {}) ---\n{}",
+                self.pid(),
+                self.log()
+            );
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}

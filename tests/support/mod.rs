@@ -1,0 +1,115 @@
+//! Test harness: a private `redis-server` per test ([`RedisServer`]), jobq in-process
+//! ([`TestServer`]) or as the real binary ([`BinaryServer`]), an HTTP client ([`Client`]),
+//! and helpers for waiting, timestamps and Prometheus text.
+//!
+//! Every wait here is bounded and, when it gives up, says what it waited for and the last thing
+//! it saw. Nothing asserts on elapsed wall-clock time except as a generous upper bound.
+
+mod http;
+mod jobq_server;
+mod metrics;
+mod redis_server;
+mod values;
+
+pub use self::http::*;
+pub use self::jobq_server::*;
+pub use self::metrics::*;
+pub use self::redis_server::*;
+pub use self::values::*;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How often wait loops poll.
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// Calls `probe` every [`POLL`] until it returns `Ok`, for at most `timeout`. `Err` carries a
+/// description of what the probe saw, reported if the wait gives up.
+pub fn wait_for<T>(what: &str, timeout: Duration, probe: impl FnMut() -> Result<T, String>) -> T {
+    poll(timeout, probe).unwrap_or_else(|last| {
+        panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}")
+    })
+}
+
+/// Like [`wait_for`], but giving up is the last thing the probe saw rather than a panic.
+fn poll<T>(timeout: Duration, mut probe: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match probe() {
+            Ok(v) => return Ok(v),
+            Err(last) if Instant::now() >= deadline => return Err(last),
+            Err(_) => std::thread::sleep(POLL),
+        }
+    }
+}
+
+/// Sends a signal ("TERM", "KILL", "STOP", "CONT", ...) to a process this harness started.
+fn send_signal(pid: u32, sig: &str) {
+    let signal: Signal = format!("SIG{sig}").parse().expect("a signal name");
+    let pid = Pid::from_raw(pid.try_into().expect("a pid"));
+    kill(pid, signal).unwrap_or_else(|e| panic!("kill -{sig} {pid}: {e}"));
+}
+
+/// A fresh, empty directory under the system temp dir, unique within this machine at this time
+/// (process id plus a counter).
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("jobq-it-{tag}-{}-{n}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create temp dir {}: {e}", dir.display()));
+    dir
+}
+
+/// A loopback port that was free a moment ago (bind port 0, read it, release it). Callers that
+/// lose the race to another process retry with a new port.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 for a free port");
+    listener.local_addr().expect("local_addr").port()
+}
+
+/// Finds an external tool: the path in `env_var` if set, else `name` on PATH, else in the usual
+/// system folders; panics saying how to get it (`hint`) if it is nowhere.
+fn find_tool(env_var: &str, name: &str, hint: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env_var).filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "{env_var}={} is not a file", p.display());
+        return p;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin", "/usr/sbin", "/usr/local/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("{name} not found (looked at ${env_var}, PATH and /usr/bin). {hint}")
+        })
+}
+
+/// Path of `promtool`, or a panic saying how to get it.
+pub fn promtool_bin() -> PathBuf {
+    find_tool(
+        "JOBQ_TEST_PROMTOOL",
+        "promtool",
+        "Run scripts/test, which installs it (Debian package prometheus), or set \
+         JOBQ_TEST_PROMTOOL to its path.",
+    )
+}
+
+/// The last `max` bytes of a file, as text (for failure messages).
+fn tail_of(path: &Path, max: usize) -> String {
+    let text = fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_else(|e| format!("<cannot read {}: {e}>", path.display()));
+    let mut start = text.len().saturating_sub(max);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("{}{}", if start > 0 { "..." } else { "" }, &text[start..])
+}

@@ -1,0 +1,318 @@
+//! A private `redis-server` per test, on a free loopback port in its own temp dir, and a way to
+//! send it one command through the `redis` crate ([`RedisServer::redis_cmd`]).
+
+use super::{find_tool, free_port, poll, send_signal, tail_of, temp_dir, wait_for};
+use std::fs::{self, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Key of a job's record hash under the default prefix.
+pub fn job_key(id: &str) -> String {
+    format!("{{jobq}}:job:{id}")
+}
+
+/// Key of the list of pending jobs under the default prefix.
+pub const PENDING_KEY: &str = "{jobq}:pending";
+
+/// A private `redis-server`, without persistence unless started with
+/// [`RedisServer::start_persistent`]. Dropping it kills the process (by its own handle) and
+/// removes the dir.
+pub struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+    opts: RedisOptions,
+    child: Mutex<Option<Child>>,
+}
+
+/// How to start a redis-server beyond the defaults (loopback, no persistence).
+#[derive(Debug, Clone, Default)]
+pub struct RedisOptions {
+    /// Extra command-line arguments, after the defaults (a later one wins), e.g.
+    /// `["--requirepass", "pw"]`. Files they name (certificates) can live in a [`temp_dir`].
+    pub args: Vec<String>,
+    /// Serve TLS only: the port is given as `--tls-port` and `--port` is 0; `args` must carry
+    /// `--tls-cert-file`, `--tls-key-file` and `--tls-ca-cert-file`. [`RedisServer::redis_cmd`]
+    /// does not speak TLS.
+    pub tls: bool,
+}
+
+impl RedisOptions {
+    /// Options with these extra arguments.
+    pub fn args(args: &[&str]) -> RedisOptions {
+        RedisOptions {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            tls: false,
+        }
+    }
+}
+
+/// A Redis reply, as the `redis` crate decodes it; [`Reply`] reads it.
+pub type RespValue = redis::Value;
+
+/// What the tests read out of a reply.
+pub trait Reply {
+    /// The text of a simple string or bulk reply.
+    fn as_str(&self) -> Option<&str>;
+    /// An integer reply, or a bulk/simple string holding an integer.
+    fn as_int(&self) -> Option<i64>;
+    /// The string elements of an array or set reply (nil → empty).
+    fn strings(&self) -> Vec<String>;
+    fn is_nil(&self) -> bool;
+}
+
+impl Reply for RespValue {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            RespValue::Okay => Some("OK"),
+            RespValue::SimpleString(s) | RespValue::VerbatimString { text: s, .. } => Some(s),
+            RespValue::BulkString(b) => std::str::from_utf8(b).ok(),
+            _ => None,
+        }
+    }
+    fn as_int(&self) -> Option<i64> {
+        match self {
+            RespValue::Int(n) => Some(*n),
+            other => other.as_str()?.parse().ok(),
+        }
+    }
+    fn strings(&self) -> Vec<String> {
+        let items = self.as_sequence().unwrap_or_default();
+        items
+            .iter()
+            .filter_map(|v| Some(v.as_str()?.to_string()))
+            .collect()
+    }
+    fn is_nil(&self) -> bool {
+        matches!(self, RespValue::Nil)
+    }
+}
+
+impl RedisServer {
+    /// Starts redis-server on a free port; tries up to 5 ports.
+    pub fn start() -> RedisServer {
+        RedisServer::start_with(RedisOptions::default())
+    }
+
+    /// Starts redis-server with the AOF on and fsynced on every write, so [`RedisServer::stop`]
+    /// (a SIGKILL) and [`RedisServer::restart`] keep every acknowledged write.
+    pub fn start_persistent() -> RedisServer {
+        let args = ["--appendonly", "yes", "--appendfsync", "always"];
+        RedisServer::start_with(RedisOptions::args(&args))
+    }
+
+    /// Starts redis-server with extra options; tries up to 5 ports.
+    pub fn start_with(opts: RedisOptions) -> RedisServer {
+        let hint = "The integration tests start a private redis-server per test: run \
+                    scripts/test, which installs it, or install the redis-server package, or \
+                    set JOBQ_TEST_REDIS_SERVER to its path.";
+        let bin = find_tool("JOBQ_TEST_REDIS_SERVER", "redis-server", hint);
+        // A cluster node also listens on port + 10000 (the cluster bus).
+        let cluster = opts.args.iter().any(|a| a == "--cluster-enabled");
+        let (dir, child) = (temp_dir("redis"), Mutex::new(None));
+        let mut redis = RedisServer {
+            port: 0,
+            dir,
+            bin,
+            opts,
+            child,
+        };
+        let mut errors = Vec::new();
+        for _ in 0..5 {
+            redis.port = std::iter::repeat_with(free_port)
+                .find(|p| !cluster || *p <= 55535)
+                .unwrap();
+            match redis.spawn() {
+                Ok(()) => return redis,
+                Err(e) => errors.push(e),
+            }
+        }
+        let errors = errors.join("\n");
+        panic!("could not start redis-server after 5 tries:\n{errors}");
+    }
+
+    /// A one-node Redis Cluster: cluster mode on, every slot assigned to this node, and the
+    /// cluster reporting `cluster_state:ok`.
+    pub fn start_cluster_node() -> RedisServer {
+        let args = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+        ];
+        let redis = RedisServer::start_with(RedisOptions::args(&args));
+        let added = redis.redis_cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+        assert_eq!(
+            added.as_str(),
+            Some("OK"),
+            "CLUSTER ADDSLOTSRANGE: {added:?}"
+        );
+        wait_for("cluster_state:ok", Duration::from_secs(10), || {
+            let info = redis.redis_cmd(&["CLUSTER", "INFO"]);
+            match info.as_str() {
+                Some(text) if text.contains("cluster_state:ok") => Ok(()),
+                _ => Err(format!("{info:?}")),
+            }
+        });
+        redis
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's own temp dir (also a good home for other per-test files).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Kills the server (SIGKILL); keeps the dir and port. Its data is lost unless it was started
+    /// with [`RedisServer::start_persistent`], whose AOF a restart reloads.
+    pub fn stop(&self) {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Freezes the server (SIGSTOP): it keeps its port and accepts connections but answers
+    /// nothing, like a Redis that hangs. [`RedisServer::resume`] undoes it; dropping kills it.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        match &*self.child.lock().unwrap() {
+            Some(child) => send_signal(child.id(), sig),
+            None => panic!("redis-server on port {} is not running", self.port),
+        }
+    }
+
+    /// Starts the server again on the same port, dir and options.
+    pub fn restart(&self) {
+        self.stop();
+        let mut errors = Vec::new();
+        for _ in 0..5 {
+            match self.spawn() {
+                Ok(()) => return,
+                Err(e) => errors.push(e),
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let (port, errors) = (self.port, errors.join("\n"));
+        panic!("could not restart redis-server on port {port}:\n{errors}");
+    }
+
+    /// Starts the process and waits until it is ready, up to 30 s: long enough for a restart
+    /// that loads a large AOF (a test makes one that takes seconds).
+    fn spawn(&self) -> Result<(), String> {
+        let log_path = self.dir.join("redis.log");
+        let log_start = fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
+        let open_log = || OpenOptions::new().create(true).append(true).open(&log_path);
+        let (out, err) = open_log()
+            .and_then(|l| Ok((l.try_clone()?, l)))
+            .map_err(|e| e.to_string())?;
+        let port = self.port.to_string();
+        let mut cmd = Command::new(&self.bin);
+        let defaults = "--bind 127.0.0.1 --appendonly no --daemonize no --save";
+        cmd.args(defaults.split(' '))
+            .arg("")
+            .arg("--dir")
+            .arg(&self.dir);
+        match self.opts.tls {
+            true => cmd.args(["--port", "0", "--tls-port", &port]),
+            false => cmd.args(["--port", &port]),
+        };
+        let mut child = cmd
+            .args(&self.opts.args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", self.bin.display()))?;
+        let ready = poll(Duration::from_secs(30), || {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Ok(Err(format!("exited ({status}) before it was ready")));
+            }
+            // Its own log says when it listens. (A PING could be answered by another test's
+            // Redis that took this port first, while this one is failing to bind it.)
+            let log = fs::read(&log_path).unwrap_or_default();
+            let log = String::from_utf8_lossy(log.get(log_start..).unwrap_or_default());
+            match log.contains("Ready to accept connections") {
+                true => Ok(Ok(())),
+                false => Err("was not ready within 30 s".to_string()),
+            }
+        });
+        match ready.and_then(|r| r) {
+            Ok(()) => {
+                *self.child.lock().unwrap() = Some(child);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = tail_of(&log_path, 2000);
+                Err(format!("redis-server on port {port} {e}; log:\n{log}"))
+            }
+        }
+    }
+
+    /// Sends one command on a fresh connection and returns the reply. Panics if Redis cannot be
+    /// reached or answers with an error.
+    pub fn redis_cmd(&self, args: &[&str]) -> RespValue {
+        let (name, rest) = args.split_first().expect("a command");
+        let info = redis::IntoConnectionInfo::into_connection_info(self.url()).expect("URL");
+        // Nothing but the command itself, as a bare RESP client would send: no CLIENT SETINFO.
+        let settings = info.redis_settings().clone().set_skip_set_lib_name();
+        let client = redis::Client::open(info.set_redis_settings(settings)).expect("client");
+        let timeout = Some(Duration::from_secs(10));
+        let reply = client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .and_then(|mut conn| {
+                conn.set_read_timeout(timeout)?;
+                conn.set_write_timeout(timeout)?;
+                redis::cmd(name).arg(rest).query::<redis::Value>(&mut conn)
+            });
+        reply.unwrap_or_else(|e| panic!("{args:?} to redis on port {}: {e}", self.port))
+    }
+
+    /// `HGET key field` as an optional string.
+    pub fn hget(&self, key: &str, field: &str) -> Option<String> {
+        match self.redis_cmd(&["HGET", key, field]) {
+            v if v.is_nil() => None,
+            RespValue::BulkString(s) => Some(String::from_utf8_lossy(&s).into_owned()),
+            other => panic!("HGET {key} {field}: unexpected reply {other:?}"),
+        }
+    }
+
+    /// `LRANGE key 0 -1`
+    pub fn lrange_all(&self, key: &str) -> Vec<String> {
+        match self.redis_cmd(&["LRANGE", key, "0", "-1"]) {
+            v @ (RespValue::Array(_) | RespValue::Nil) => v.strings(),
+            other => panic!("LRANGE {key}: unexpected reply {other:?}"),
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            let log = tail_of(&self.dir.join("redis.log"), 4000);
+            eprintln!("--- redis log ({}) ---\n{log}", self.dir.display());
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}

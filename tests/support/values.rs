@@ -1,0 +1,87 @@
+//! Values in jobq's answers: job ids (UUID v4) and RFC 3339 UTC timestamps, through the `uuid`
+//! and `chrono` crates jobq itself uses.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+
+/// Lower-case hyphenated UUID with version 4 and the RFC 4122 variant.
+pub fn is_uuid_v4(s: &str) -> bool {
+    uuid::Uuid::try_parse(s).is_ok_and(|u| {
+        u.get_version_num() == 4
+            && u.get_variant() == uuid::Variant::RFC4122
+            && u.hyphenated().to_string() == s
+    })
+}
+
+/// Milliseconds since the Unix epoch, by this machine's clock.
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// Parses an RFC 3339 UTC time of the form `YYYY-MM-DDTHH:MM:SS[.fraction]Z` to milliseconds.
+/// Other offsets, even `+00:00`, are refused: jobq writes `Z`.
+pub fn parse_rfc3339_ms(s: &str) -> Result<i64, String> {
+    s.ends_with('Z')
+        .then(|| DateTime::parse_from_rfc3339(s).ok())
+        .flatten()
+        .map(|t| t.timestamp_millis())
+        .ok_or_else(|| format!("{s:?} is not an RFC 3339 UTC time like 2026-01-02T15:04:05.123Z"))
+}
+
+/// Formats milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn format_rfc3339_ms(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .unwrap_or_else(|| panic!("{ms} ms is out of chrono's range"))
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A timestamp field of a job: `None` if null, its milliseconds if an RFC 3339 UTC string;
+/// panics on anything else.
+pub fn ts(job: &Value, field: &str) -> Option<i64> {
+    match &job[field] {
+        Value::Null => None,
+        Value::String(s) => Some(
+            parse_rfc3339_ms(s).unwrap_or_else(|e| panic!("job field {field}: {e}; job: {job}")),
+        ),
+        other => panic!("job field {field} is neither null nor a string: {other}; job: {job}"),
+    }
+}
+
+/// Like [`ts`], but the field must be set.
+pub fn ts_req(job: &Value, field: &str) -> i64 {
+    ts(job, field).unwrap_or_else(|| panic!("job field {field} is null; job: {job}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_parses_and_formats_round_trip() {
+        let parsed = [
+            ("2026-04-07T10:30:00.000Z", 1_775_557_800_000),
+            ("2030-01-01T00:00:00.25Z", 1_893_456_000_250),
+            ("1970-01-01T00:00:00Z", 0),
+        ];
+        for (text, ms) in parsed {
+            assert_eq!(parse_rfc3339_ms(text), Ok(ms), "{text}");
+        }
+        assert!(parse_rfc3339_ms("2026-04-07T10:30:00+00:00").is_err());
+        assert!(parse_rfc3339_ms("2026-04-07 10:30").is_err());
+        for ms in [0, 1_775_557_800_123, 951_782_400_000, now_ms()] {
+            assert_eq!(parse_rfc3339_ms(&format_rfc3339_ms(ms)), Ok(ms));
+        }
+        assert_eq!(
+            format_rfc3339_ms(951_782_400_000),
+            "2000-02-29T00:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn uuid_v4_check() {
+        assert!(is_uuid_v4("550e8400-e29b-41d4-a716-446655440000"));
+        assert!(!is_uuid_v4("550e8400-e29b-11d4-a716-446655440000"));
+        assert!(!is_uuid_v4("550E8400-E29B-41D4-A716-446655440000"));
+        assert!(!is_uuid_v4("not-a-uuid"));
+    }
+}
