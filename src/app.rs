@@ -8,18 +8,24 @@ use std::thread::JoinHandle;
 
 use crate::config::{Config, ConfigError};
 use crate::context::Shared;
+use crate::handler::Registry;
 use crate::metrics::Metrics;
 use crate::server::HttpServer;
 use crate::shutdown::Shutdown;
 use crate::store::{Backend, StoreError, StorePool};
-use crate::worker::{maintenance, Pool, Registry};
+use crate::worker::{maintenance, Pool};
 
 /// Why jobq could not start or stop cleanly.
 #[derive(Debug)]
 pub enum Error {
+    /// A setting is wrong (exit status 2).
     Config(ConfigError),
+    /// Redis refused us at start-up: a wrong password, a certificate that does not verify, a
+    /// Redis too old.
     Store(StoreError),
+    /// The HTTP port cannot be had (taken, or not allowed).
     Http(String),
+    /// The system would not start a thread.
     Thread(std::io::Error),
 }
 
@@ -34,7 +40,16 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Config(e) => Some(e),
+            Error::Store(e) => Some(e),
+            Error::Thread(e) => Some(e),
+            Error::Http(_) => None,
+        }
+    }
+}
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {

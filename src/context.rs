@@ -6,8 +6,8 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use std::sync::Arc;
 
+use crate::handler::Registry;
 use crate::store::{Backend, StorePool};
-use crate::worker::Registry;
 
 /// What every thread of a process shares, read-only.
 pub struct Shared {

@@ -9,18 +9,82 @@ use serde_json::Value;
 use std::fmt;
 use std::str::FromStr;
 
+/// A job's id: a lower-case UUID, v4 when jobq made it. Reads as a `&str` wherever one is
+/// wanted, and serialises as the plain string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct JobId(String);
+
+impl JobId {
+    /// A new random id, for a job being created.
+    pub fn new_random() -> JobId {
+        JobId(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// An id given by a client (`/jobs/{id}`): any UUID, in any case; None if it is not one.
+    pub fn parse(s: &str) -> Option<JobId> {
+        uuid::Uuid::parse_str(s).ok().map(|u| JobId(u.to_string()))
+    }
+
+    /// An id as stored in Redis, which only jobq writes.
+    pub(crate) fn from_stored(s: String) -> JobId {
+        JobId(s)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for JobId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for JobId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for JobId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<JobId> for String {
+    fn eq(&self, other: &JobId) -> bool {
+        *self == other.0
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Where a job is in its life. Jobs waiting out a delay or a retry backoff are `Pending` with a
 /// `run_at` in the future.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
+    /// Waiting to run: ready, delayed, or waiting out a retry backoff (`run_at` says when).
     Pending,
+    /// Claimed by a worker process and running.
     Running,
+    /// Finished successfully; the record expires after JOB_TTL_SECS.
     Completed,
+    /// Out of attempts (or failed permanently): in the dead-letter queue.
     Failed,
 }
 
 impl JobStatus {
+    /// The status as the API and the Redis record spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::Pending => "pending",
@@ -53,17 +117,25 @@ impl FromStr for JobStatus {
 /// A job as `GET /jobs/{id}` returns it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Job {
-    pub id: String,
+    /// The job's id.
+    pub id: JobId,
+    /// Its type (`"type"` in JSON).
     #[serde(rename = "type")]
     pub kind: String,
+    /// The submitted payload.
     pub payload: Value,
+    /// Where it is in its life.
     pub status: JobStatus,
+    /// When it was accepted.
     #[serde(serialize_with = "rfc3339")]
     pub created_at: DateTime<Utc>,
+    /// The last change of status, attempt or error.
     #[serde(serialize_with = "rfc3339")]
     pub updated_at: DateTime<Utc>,
+    /// When the latest attempt started.
     #[serde(serialize_with = "rfc3339_opt")]
     pub started_at: Option<DateTime<Utc>>,
+    /// When it completed, or moved to the dead-letter queue.
     #[serde(serialize_with = "rfc3339_opt")]
     pub completed_at: Option<DateTime<Utc>>,
     /// When a delayed job or a retry becomes due; null once it is due.
@@ -71,7 +143,9 @@ pub struct Job {
     pub run_at: Option<DateTime<Utc>>,
     /// Attempts started: 1 for a job that succeeded first time.
     pub attempt: u32,
+    /// Attempts allowed before the dead-letter queue.
     pub max_attempts: u32,
+    /// This job's limit for one attempt; JOB_TIMEOUT_SECS applies when None.
     pub timeout_secs: Option<u64>,
     /// The last attempt's error, kept after a later success as a record of what happened.
     pub error: Option<String>,
@@ -140,7 +214,7 @@ pub struct NewJobRequest {
 /// A validated submission, ready for the store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
-    pub id: String,
+    pub id: JobId,
     pub kind: String,
     /// The payload as compact JSON text, stored as is.
     pub payload: String,
@@ -250,7 +324,7 @@ impl NewJobRequest {
         }
         Ok(NewJob {
             idempotency_key: self.idempotency_key,
-            id: uuid::Uuid::new_v4().to_string(),
+            id: JobId::new_random(),
             kind,
             payload: payload.to_string(),
             delay_ms,
@@ -259,11 +333,6 @@ impl NewJobRequest {
             timeout_secs: self.timeout_secs,
         })
     }
-}
-
-/// A job id as the API accepts it: a UUID, normalised to lower-case hyphenated form.
-pub fn parse_job_id(s: &str) -> Option<String> {
-    uuid::Uuid::parse_str(s).ok().map(|u| u.to_string())
 }
 
 #[cfg(test)]
@@ -320,9 +389,11 @@ mod tests {
 
     #[test]
     fn job_ids_are_uuids() {
-        assert!(parse_job_id("not-a-uuid").is_none());
+        assert!(JobId::parse("not-a-uuid").is_none());
         assert_eq!(
-            parse_job_id("550E8400-E29B-41D4-A716-446655440000").unwrap(),
+            JobId::parse("550E8400-E29B-41D4-A716-446655440000")
+                .unwrap()
+                .as_str(),
             "550e8400-e29b-41d4-a716-446655440000"
         );
     }

@@ -16,21 +16,28 @@
 //! register handlers, and [`start`] it; see `examples/embed.rs`.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
-pub mod app;
-pub mod config;
-pub mod context;
-pub mod handlers;
-pub mod job;
-pub mod metrics;
-pub mod server;
-pub mod shutdown;
-pub mod store;
-pub mod worker;
+// Every module is private: an embedding program sees only what is re-exported below. The
+// layers, bottom up (a module uses only those below it): config, job, shutdown; store;
+// metrics; handler (the job-type API); handlers (built-in job types); context; server and
+// worker; app. See docs/ARCHITECTURE.md.
+mod app;
+mod config;
+mod context;
+mod handler;
+mod handlers;
+mod job;
+mod metrics;
+mod server;
+mod shutdown;
+mod store;
+mod worker;
 
 pub use app::{start, Error, Running, ShutdownReport};
-pub use config::{Config, ConfigError, Role};
+pub use config::{CommandSpec, Config, ConfigError, HandlersFile, Role, SmtpUrl};
+pub use handler::{Cancellation, ErrorKind, Handler, JobContext, JobError, JobResult, Registry};
 pub use handlers::builtin_registry;
-pub use job::{Job, JobStatus};
+pub use job::{Job, JobId, JobStatus};
 pub use shutdown::Shutdown;
-pub use worker::{Cancellation, Handler, JobContext, JobError, JobResult, Registry};
+pub use store::StoreError;

@@ -14,6 +14,7 @@ pub struct Shutdown {
 }
 
 impl Shutdown {
+    /// A latch not yet triggered.
     pub fn new() -> Shutdown {
         Shutdown::default()
     }
@@ -28,6 +29,7 @@ impl Shutdown {
         first
     }
 
+    /// Whether a stop has been asked for.
     pub fn is_triggered(&self) -> bool {
         *self.inner.0.lock().unwrap_or_else(|e| e.into_inner())
     }

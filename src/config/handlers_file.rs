@@ -37,12 +37,14 @@ pub const BUILTIN_TYPES: &[&str] = &[
     "fail",
 ];
 
-/// Whether `kind` is a usable job type name: 1-64 of `A-Z a-z 0-9 _ - . :`. The same rule as
-/// `worker::handler::is_valid_type_name` (a test in `handlers::command` keeps them in step),
-/// written again here so that the configuration imports nothing from the crate.
-fn is_type_name(kind: &str) -> bool {
+/// Longest job type name.
+pub const MAX_TYPE_LEN: usize = 64;
+
+/// Whether `kind` is a usable job type name: 1-64 of `[A-Za-z0-9_.:-]`. Defined here, at the
+/// bottom layer, because HANDLERS_FILE names types; the registry and the API use the same rule.
+pub fn is_valid_type_name(kind: &str) -> bool {
     !kind.is_empty()
-        && kind.len() <= 64
+        && kind.len() <= MAX_TYPE_LEN
         && kind
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
@@ -64,10 +66,15 @@ pub struct CommandSpec {
     pub kind: String,
     /// Absolute path of the program (a bare name in `run` is looked up in PATH at load time).
     pub program: PathBuf,
+    /// Arguments after the program, as given (no shell).
     pub args: Vec<String>,
+    /// Longest one attempt may run before its process group is killed.
     pub timeout: Duration,
+    /// Variables set for the program, besides the short inherited allow-list.
     pub env: BTreeMap<String, String>,
+    /// Where the program runs; jobq's own working directory when None.
     pub working_dir: Option<PathBuf>,
+    /// Exit codes that mean "do not retry": the job goes to the DLQ at once.
     pub permanent_exit_codes: Vec<i32>,
 }
 
@@ -128,7 +135,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<CommandSpec>, String> {
     for (name, raw) in doc.commands {
         let kind = name.get_ref().clone();
         let name_at = |msg: String| at(name.span(), msg);
-        if !is_type_name(&kind) {
+        if !is_valid_type_name(&kind) {
             return Err(name_at(format!(
                 "[commands.{kind}]: a job type must be 1-64 characters of A-Z a-z 0-9 _ - . :"
             )));

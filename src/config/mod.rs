@@ -9,7 +9,6 @@ mod env;
 pub mod handlers_file;
 pub mod smtp;
 
-pub use env::normalize_redis_url;
 pub use handlers_file::{CommandSpec, HandlersFile};
 pub use smtp::SmtpUrl;
 
@@ -29,6 +28,7 @@ pub enum Role {
 }
 
 impl Role {
+    /// The ROLE value that selects this role.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::All => "all",
@@ -113,6 +113,7 @@ pub struct Config {
     pub redis_ca_cert: Option<String>,
     /// `REDIS_CLIENT_CERT` / `REDIS_CLIENT_KEY`: PEM client certificate and key for `rediss://`.
     pub redis_client_cert: Option<String>,
+    /// The key of `redis_client_cert`.
     pub redis_client_key: Option<String>,
     /// `MAIL_DIR`: where the `email` job writes `.eml` files.
     pub mail_dir: String,
@@ -192,6 +193,7 @@ fn default_http_threads() -> usize {
 /// Every problem found in the environment, one line each naming the variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// One line per problem, each naming its variable.
     pub problems: Vec<String>,
 }
 
@@ -296,6 +298,7 @@ impl Config {
             .join(" ")
     }
 
+    /// SHUTDOWN_TIMEOUT_SECS as a duration.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
     }

@@ -40,9 +40,13 @@ pub struct SmtpUrl {
     /// Refuse to send when the server does not offer STARTTLS: `?tls=required`, and the default
     /// for an `smtp://` URL with a password (`?tls=opportunistic` allows plain text).
     pub require_starttls: bool,
+    /// The SMTP server's host name or address.
     pub host: String,
+    /// Its port (587 for `smtp://`, 465 for `smtps://` when none is given).
     pub port: u16,
+    /// User name for AUTH, percent-decoded.
     pub user: Option<String>,
+    /// Password for AUTH, percent-decoded; never logged or shown.
     pub password: Option<String>,
     /// The URL as given, for [`SmtpUrl::masked`]: `jobq check-config` and the start-up line show
     /// the operator's own spelling, password masked, not a rebuilt one.

@@ -1,5 +1,6 @@
 //! Tests of reading the environment into a [`Config`].
 
+use super::env::normalize_redis_url;
 use super::*;
 use std::collections::HashMap;
 

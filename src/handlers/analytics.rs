@@ -12,10 +12,10 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::config::Config;
+use crate::handler::is_valid_type_name;
+use crate::handler::{Handler, JobContext, JobError, JobResult};
 use crate::store::analytics::Event;
 use crate::store::StoreError;
-use crate::worker::handler::is_valid_type_name;
-use crate::worker::{Handler, JobContext, JobError, JobResult};
 
 /// Most properties in one event.
 pub const MAX_PROPERTIES: usize = 100;
@@ -232,9 +232,9 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::Arc;
 
+    use crate::handler::Cancellation;
     use crate::store::test_redis::TestRedis;
     use crate::store::StorePool;
-    use crate::worker::Cancellation;
     use redis::Commands;
 
     /// A job as a worker runs it, with Redis from `pool`.

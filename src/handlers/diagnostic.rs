@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Number, Value};
 use std::time::{Duration, Instant};
 
-use crate::worker::{Handler, JobContext, JobError, JobResult, Registry};
+use crate::handler::{Handler, JobContext, JobError, JobResult, Registry};
 
 /// Longest `sleep` job: ten minutes.
 pub const MAX_SLEEP_MS: u64 = 600_000;

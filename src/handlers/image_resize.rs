@@ -20,7 +20,7 @@ use serde_json::{json, Number, Value};
 use std::io::{BufWriter, Cursor};
 use std::path::{Component, Path, PathBuf};
 
-use crate::worker::{Handler, JobContext, JobError, JobResult};
+use crate::handler::{Handler, JobContext, JobError, JobResult};
 
 /// Largest width or height asked for.
 pub const MAX_DIMENSION: u32 = 16_384;

@@ -13,12 +13,8 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::config::Config;
-use crate::worker::JobError;
-use crate::worker::Registry;
-
-/// Names no HANDLERS_FILE command may take: every built-in type (the list lives with the
-/// handlers file's check, in the configuration).
-pub use crate::config::handlers_file::BUILTIN_TYPES;
+use crate::handler::JobError;
+use crate::handler::Registry;
 
 /// The handlers the `jobq` binary registers: `email`, `analytics`, `report`, `image_resize`
 /// (with the `image` feature), the diagnostic types when ENABLE_DIAGNOSTIC_JOBS is set, and the

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 
 use super::analytics::{is_event_name, redis_error};
 use crate::config::Config;
+use crate::handler::{Handler, JobContext, JobError, JobResult};
 use crate::store::analytics::Aggregates;
-use crate::worker::{Handler, JobContext, JobError, JobResult};
 
 /// Longest range of one report, in days.
 pub const MAX_DAYS: i64 = 366;

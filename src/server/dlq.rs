@@ -6,8 +6,8 @@ use serde_json::json;
 use super::input::{job_id, Query};
 use super::router::Call;
 use super::{ApiError, Reply};
+use crate::handler::is_valid_type_name;
 use crate::store::DlqSelect;
-use crate::worker::handler::is_valid_type_name;
 
 /// `GET /dlq?offset=&limit=`: one page, newest first.
 pub fn list(call: &mut Call) -> Result<Reply, ApiError> {

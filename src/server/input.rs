@@ -7,7 +7,7 @@ use std::io::Read;
 use tiny_http::Request;
 
 use super::ApiError;
-use crate::job::parse_job_id;
+use crate::job::JobId;
 
 /// Most nested arrays and objects a request body may have; deeper input is refused before
 /// parsing so no request can exhaust the stack.
@@ -106,8 +106,8 @@ fn json_depth(body: &[u8]) -> usize {
 }
 
 /// A job id from the path, or the 400 that says what one looks like.
-pub fn job_id(raw: &str) -> Result<String, ApiError> {
-    parse_job_id(raw).ok_or_else(|| {
+pub fn job_id(raw: &str) -> Result<JobId, ApiError> {
+    JobId::parse(raw).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "{raw:?} is not a job id; job ids are UUIDs as returned by POST /jobs"
         ))

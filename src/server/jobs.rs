@@ -8,9 +8,9 @@ use super::input::{from_object, job_id, parse_json, read_body};
 use super::router::Call;
 use super::{ApiError, Reply};
 use crate::context::Shared;
+use crate::handler::is_valid_type_name;
 use crate::job::{check_idempotency_key, NewJob, NewJobRequest};
 use crate::store::{CreateOutcome, Store};
-use crate::worker::handler::is_valid_type_name;
 
 /// Longest batch accepted by `POST /jobs/batch`.
 pub const MAX_BATCH: usize = 1000;

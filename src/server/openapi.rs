@@ -6,7 +6,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::config::Config;
-use crate::worker::Registry;
+use crate::handler::Registry;
 
 /// The part of the document written by hand: every route of `router::ROUTES` (a test checks
 /// that they agree), the shared schemas, and `NewJob` as the base of each job type's schema.
@@ -210,8 +210,8 @@ mod tests {
     #[test]
     fn colons_in_type_names_make_valid_component_names() {
         struct Typed;
-        impl crate::worker::Handler for Typed {
-            fn run(&self, _: &crate::worker::JobContext) -> crate::worker::JobResult {
+        impl crate::handler::Handler for Typed {
+            fn run(&self, _: &crate::handler::JobContext) -> crate::handler::JobResult {
                 Ok(Value::Null)
             }
             fn payload_schema(&self) -> Option<Value> {

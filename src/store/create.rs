@@ -133,7 +133,7 @@ impl Store {
             // name a key in Redis Cluster slot 0, outside the prefix's slot (CROSSSLOT).
             inv.key(k.job(&j.id))
                 .key(k.idempotency(j.idempotency_key.as_deref().unwrap_or_default()));
-            inv.arg(&j.id)
+            inv.arg(j.id.as_str())
                 .arg(&j.kind)
                 .arg(&j.payload)
                 .arg(j.max_attempts)

@@ -20,20 +20,29 @@ pub enum StoreError {
     /// Redis cannot be reached, did not answer in time, or is in a passing state (loading,
     /// busy, a read-only replica, out of memory): retry later (HTTP 503).
     Unavailable {
+        /// What happened and what to do, for the operator.
         message: String,
+        /// The Redis error behind it, if any.
         source: Option<redis::RedisError>,
     },
     /// Redis answered with an error: a bug or a Redis that is not what jobq expects.
     Redis {
+        /// What Redis answered.
         message: String,
+        /// The Redis error behind it, if any.
         source: Option<redis::RedisError>,
     },
     /// A record that does not parse.
-    Corrupt { message: String },
+    Corrupt {
+        /// Which record, and what is wrong with it.
+        message: String,
+    },
     /// Redis refused us: a wrong password, a failed TLS handshake or certificate check, or
     /// settings that cannot work. Waiting will not help; the configuration must change.
     Rejected {
+        /// What was refused and which setting to check.
         message: String,
+        /// The error behind it (Redis's, or reading a certificate file).
         source: Option<Cause>,
     },
 }
@@ -55,6 +64,7 @@ impl StoreError {
         }
     }
 
+    /// A record that does not parse.
     pub fn corrupt(message: impl Into<String>) -> StoreError {
         StoreError::Corrupt {
             message: message.into(),

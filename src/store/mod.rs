@@ -28,13 +28,13 @@ mod tests;
 
 use std::sync::Arc;
 
-pub use admin::{info_field, RedisState, Stats};
+pub use admin::{RedisState, Stats};
 pub use backend::Backend;
 pub use conn::Health;
 pub use create::{CreateOutcome, Created};
 pub use dlq::DlqSelect;
-pub use error::{Cause, StoreError};
-pub use jobs::{Acked, Claimed, FailOutcome, Promoted};
+pub use error::StoreError;
+pub use jobs::{Acked, Claimed, FailOutcome};
 pub use liveness::Reaped;
 pub use pool::StorePool;
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use super::keys::field;
 use super::StoreError;
-use crate::job::{from_micros, Job};
+use crate::job::{from_micros, Job, JobId};
 
 /// Builds a job from its Redis hash. A record missing a required field is reported rather
 /// than shown half-empty, since it means the record was written by something else.
@@ -40,7 +40,7 @@ fn parse(id: &str, rec: &HashMap<String, String>) -> Result<Job, String> {
     let created_at = time(field::CREATED_AT)?
         .ok_or_else(|| format!("job record {id} lacks {}", field::CREATED_AT))?;
     Ok(Job {
-        id: id.to_string(),
+        id: JobId::from_stored(id.to_string()),
         kind: need(field::TYPE)?.to_string(),
         payload: json(field::PAYLOAD)?.unwrap_or(Value::Null),
         status: need(field::STATUS)?.parse()?,

@@ -6,7 +6,6 @@
 //! workers gets them instead, and a crash strands at most one job per busy worker.
 
 pub mod backoff;
-pub mod handler;
 pub mod maintenance;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -19,9 +18,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::context::Shared;
+use crate::handler::{Cancellation, ErrorKind, JobContext, JobError, JobResult};
+use crate::job::JobId;
 use crate::shutdown::{RetryDelay, Shutdown};
 use crate::store::{Acked, Claimed, FailOutcome, Health, Store, StoreError};
-pub use handler::{Cancellation, ErrorKind, Handler, JobContext, JobError, JobResult, Registry};
 
 /// How long the fetcher blocks waiting for a job; bounds how late it notices a shutdown.
 const FETCH_BLOCK: Duration = Duration::from_secs(1);
@@ -502,7 +502,7 @@ impl Worker {
         let payload: Value = serde_json::from_str(&job.payload)
             .map_err(|e| JobError::permanent(format!("stored payload is not JSON: {e}")))?;
         let ctx = JobContext {
-            id: job.id.clone(),
+            id: JobId::from_stored(job.id.clone()),
             kind: job.kind.clone(),
             payload,
             attempt: job.attempt,

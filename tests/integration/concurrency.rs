@@ -29,7 +29,7 @@ fn counting_handler(
         *executions
             .lock()
             .unwrap()
-            .entry(job.id.clone())
+            .entry(job.id.to_string())
             .or_insert(0) += 1;
         ran_here.fetch_add(1, Ordering::SeqCst);
         Ok(json!({"digest": digest.to_string()}))

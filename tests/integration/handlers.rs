@@ -256,7 +256,7 @@ fn email_is_sent_through_smtp_with_auth_and_the_password_stays_secret() {
         smtp.port
     );
     let server = TestServer::start(&redis, move |c| {
-        c.smtp_url = Some(jobq::config::SmtpUrl::parse(&url).unwrap())
+        c.smtp_url = Some(jobq::SmtpUrl::parse(&url).unwrap())
     });
     let id = server.submit(&json!({"type": "email", "payload": email_payload()}));
     let job = server.wait_for_status(&id, "completed", WAIT);
@@ -286,7 +286,7 @@ fn smtp_4xx_is_retried_and_the_second_attempt_is_delivered() {
     let redis = RedisServer::start();
     let url = smtp.url();
     let server = TestServer::start(&redis, move |c| {
-        c.smtp_url = Some(jobq::config::SmtpUrl::parse(&url).unwrap())
+        c.smtp_url = Some(jobq::SmtpUrl::parse(&url).unwrap())
     });
     let id = server.submit(&json!({
         "type": "email",
@@ -317,7 +317,7 @@ fn smtp_4xx_every_time_fails_transiently_after_all_attempts() {
     let redis = RedisServer::start();
     let url = smtp.url();
     let server = TestServer::start(&redis, move |c| {
-        c.smtp_url = Some(jobq::config::SmtpUrl::parse(&url).unwrap())
+        c.smtp_url = Some(jobq::SmtpUrl::parse(&url).unwrap())
     });
     let id = server.submit(&json!({
         "type": "email",
@@ -342,7 +342,7 @@ fn smtp_5xx_goes_to_the_dlq_after_exactly_one_attempt() {
     let redis = RedisServer::start();
     let url = smtp.url();
     let server = TestServer::start(&redis, move |c| {
-        c.smtp_url = Some(jobq::config::SmtpUrl::parse(&url).unwrap())
+        c.smtp_url = Some(jobq::SmtpUrl::parse(&url).unwrap())
     });
     let id = server.submit(&json!({
         "type": "email",
@@ -371,8 +371,7 @@ fn an_unreachable_smtp_server_is_a_transient_error() {
     let redis = RedisServer::start();
     let port = free_port(); // nothing listens there
     let server = TestServer::start(&redis, move |c| {
-        c.smtp_url =
-            Some(jobq::config::SmtpUrl::parse(&format!("smtp://127.0.0.1:{port}")).unwrap())
+        c.smtp_url = Some(jobq::SmtpUrl::parse(&format!("smtp://127.0.0.1:{port}")).unwrap())
     });
     let id = server.submit(&json!({
         "type": "email",
@@ -831,7 +830,7 @@ fn command_jobs_return_stdout_fail_with_stderr_and_are_killed_with_their_group()
     fs::write(&file, toml).unwrap();
     let path = file.to_string_lossy().into_owned();
     let server = TestServer::start(&redis, move |c| {
-        c.handlers_file = Some(jobq::config::HandlersFile::load(&path).unwrap());
+        c.handlers_file = Some(jobq::HandlersFile::load(&path).unwrap());
         c.num_workers = 3;
     });
 

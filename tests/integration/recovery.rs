@@ -384,7 +384,7 @@ fn an_outcome_computed_during_an_outage_is_stored_afterwards_without_a_rerun() {
     let handler = {
         let (runs, finished, redis_down) = (runs.clone(), finished.clone(), redis_down.clone());
         move |job: &JobContext| -> JobResult {
-            *runs.lock().unwrap().entry(job.id.clone()).or_insert(0) += 1;
+            *runs.lock().unwrap().entry(job.id.to_string()).or_insert(0) += 1;
             // Real work, for at least 1.5 s and until the test has taken Redis away, so the
             // outcome is certainly computed while Redis is down.
             let started = Instant::now();

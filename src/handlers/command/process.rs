@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{STDERR_TAIL, STDOUT_CAP};
-use crate::worker::JobContext;
+use crate::handler::JobContext;
 
 /// How long to wait for a finished command's output pipes to close.
 const DRAIN_WAIT: Duration = Duration::from_secs(2);

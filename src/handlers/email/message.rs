@@ -3,7 +3,7 @@
 //! of), and its `Message-ID`.
 
 use super::payload::Mail;
-use crate::worker::JobError;
+use crate::handler::JobError;
 
 /// The message-id of a job's email: stable across retries, so a receiver can spot a duplicate.
 pub fn message_id(mail: &Mail, id: &str) -> String {

@@ -21,10 +21,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::SmtpUrl;
-use crate::worker::{Handler, JobContext, JobError, JobResult};
+use crate::handler::{Handler, JobContext, JobError, JobResult};
 use payload::Mail;
-
-pub use payload::payload_schema;
 
 pub struct Email {
     dir: PathBuf,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::message::message_id;
 use super::payload::Mail;
 use crate::config::SmtpUrl;
-use crate::worker::{JobContext, JobError, JobResult};
+use crate::handler::{JobContext, JobError, JobResult};
 
 /// A configured SMTP client. Each send opens its own connection (no pool): a handful of
 /// worker threads need no more, and a fresh connection never trips over a server that closed

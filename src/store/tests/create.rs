@@ -8,7 +8,7 @@ fn created(ids: &[&NewJob]) -> CreateOutcome {
     CreateOutcome::Created(
         ids.iter()
             .map(|j| Created {
-                id: j.id.clone(),
+                id: j.id.to_string(),
                 new: true,
             })
             .collect(),
@@ -62,7 +62,7 @@ fn an_idempotency_key_names_the_first_job() {
     assert_eq!(
         out,
         CreateOutcome::Created(vec![Created {
-            id: first.id.clone(),
+            id: first.id.to_string(),
             new: false
         }])
     );
@@ -116,7 +116,7 @@ fn a_full_queue_takes_nothing_and_a_batch_is_all_or_none() {
     let pending: Vec<String> = redis.raw().lrange(key("pending"), 0, -1).unwrap();
     assert_eq!(
         pending[2..],
-        batch.iter().map(|j| j.id.clone()).collect::<Vec<_>>()[..]
+        batch.iter().map(|j| j.id.to_string()).collect::<Vec<_>>()[..]
     );
 }
 

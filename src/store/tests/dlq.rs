@@ -51,13 +51,13 @@ fn dlq_retry_sends_jobs_back_with_attempts_reset() {
     let mails = buried(&redis, "email", 2);
     assert_eq!(
         store.dlq_retry(DlqSelect::One(&noops[0].id)).unwrap(),
-        vec![noops[0].id.clone()]
+        vec![noops[0].id.to_string()]
     );
     assert_at(&redis, &noops[0].id, At::Pending);
     assert_eq!(field(&redis, &noops[0].id, "attempt").as_deref(), Some("0"));
     let mut retried = store.dlq_retry(DlqSelect::Type("email")).unwrap();
     retried.sort();
-    let mut want = vec![mails[0].id.clone(), mails[1].id.clone()];
+    let mut want = vec![mails[0].id.to_string(), mails[1].id.to_string()];
     want.sort();
     assert_eq!(retried, want);
     for m in &mails {
@@ -70,7 +70,7 @@ fn dlq_retry_sends_jobs_back_with_attempts_reset() {
         .is_empty());
     assert_eq!(
         store.dlq_retry(DlqSelect::All).unwrap(),
-        vec![noops[1].id.clone()]
+        vec![noops[1].id.to_string()]
     );
     assert_eq!(store.stats().unwrap().dlq_size, 0);
 }

@@ -34,7 +34,7 @@ fn key(name: &str) -> String {
 /// A submission with defaults: no delay, 3 attempts.
 fn new_job() -> NewJob {
     NewJob {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: crate::job::JobId::new_random(),
         kind: "noop".into(),
         payload: "{}".into(),
         delay_ms: 0,

@@ -40,7 +40,7 @@ fn complete_stores_the_result_and_claims_the_next_job() {
     let ttl: i64 = redis.raw().ttl(key(&format!("job:{}", job.id))).unwrap();
     assert!(ttl > 0 && ttl <= 60, "the record expires: {ttl}");
     let completed: Vec<String> = redis.raw().lrange(key("completed"), 0, -1).unwrap();
-    assert_eq!(completed, vec![job.id.clone()]);
+    assert_eq!(completed, vec![job.id.to_string()]);
     let stats = store.stats().unwrap();
     assert_eq!((stats.completed_jobs, stats.running_jobs), (1, 1));
 
@@ -67,7 +67,10 @@ fn a_failure_is_retried_until_the_attempts_are_spent_then_buried() {
     assert_eq!(field(&redis, &job.id, "error").as_deref(), Some("boom 1"));
 
     // Due at once: promoted, claimed again, failed again: no attempt left.
-    let _: () = redis.raw().zadd(key("scheduled"), &job.id, 0).unwrap();
+    let _: () = redis
+        .raw()
+        .zadd(key("scheduled"), job.id.as_str(), 0)
+        .unwrap();
     assert_eq!(store.promote(10).unwrap().moved, 1);
     assert_at(&redis, &job.id, At::Pending);
     let second = store.claim("p1", 1).unwrap().expect("registered").remove(0);
@@ -114,7 +117,7 @@ fn the_dlq_cap_evicts_the_oldest() {
     assert_eq!(
         acked.outcome,
         FailOutcome::Dead {
-            evicted: vec![old.id.clone()]
+            evicted: vec![old.id.to_string()]
         }
     );
     assert_at(&redis, &young.id, At::Dlq);
@@ -140,7 +143,7 @@ fn a_late_outcome_of_an_earlier_claim_changes_nothing() {
         .reap("p1", "died", 100)
         .unwrap()
         .expect("heartbeat expired");
-    assert_eq!(reaped.requeued, vec![job.id.clone()]);
+    assert_eq!(reaped.requeued, vec![job.id.to_string()]);
     assert_at(&redis, &job.id, At::Pending);
     // It comes back, beats, and claims the same job again.
     register(&redis, "p1");

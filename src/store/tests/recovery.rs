@@ -42,21 +42,24 @@ fn requeue_puts_held_jobs_back_at_the_front_without_counting_the_attempt() {
     assert_eq!(got.len(), 2);
 
     // One lost claim reply: that job alone goes back.
-    let moved = store.requeue("p1", &[jobs[1].id.clone()]).unwrap();
-    assert_eq!(moved, vec![jobs[1].id.clone()]);
+    let moved = store.requeue("p1", &[jobs[1].id.to_string()]).unwrap();
+    assert_eq!(moved, vec![jobs[1].id.to_string()]);
     assert_at(&redis, &jobs[1].id, At::Pending);
     assert_at(&redis, &jobs[0].id, At::Running("p1"));
     assert_eq!(field(&redis, &jobs[1].id, "attempt").as_deref(), Some("0"));
     assert_eq!(field(&redis, &jobs[1].id, "started_at"), None);
     // An id the process does not hold is left alone.
     assert!(store
-        .requeue("p1", &[jobs[2].id.clone()])
+        .requeue("p1", &[jobs[2].id.to_string()])
         .unwrap()
         .is_empty());
     assert_at(&redis, &jobs[2].id, At::Pending);
 
     // Shutdown: everything held goes back, in front of what was waiting.
-    assert_eq!(store.requeue_all("p1").unwrap(), vec![jobs[0].id.clone()]);
+    assert_eq!(
+        store.requeue_all("p1").unwrap(),
+        vec![jobs[0].id.to_string()]
+    );
     assert_at(&redis, &jobs[0].id, At::Pending);
     let pending: Vec<String> = redis.raw().lrange(key("pending"), 0, -1).unwrap();
     assert_eq!(pending[0], jobs[0].id);
@@ -88,8 +91,8 @@ fn reap_spares_a_live_process_and_recovers_a_dead_one() {
 
     std::thread::sleep(Duration::from_millis(400));
     let reaped = store.reap("p1", "died", 100).unwrap().expect("expired");
-    assert_eq!(reaped.requeued, vec![job.id.clone()]);
-    assert_eq!(reaped.dead, vec![last.id.clone()]);
+    assert_eq!(reaped.requeued, vec![job.id.to_string()]);
+    assert_eq!(reaped.dead, vec![last.id.to_string()]);
     assert!(reaped.evicted.is_empty());
     assert_at(&redis, &job.id, At::Pending);
     assert_at(&redis, &last.id, At::Dlq);

@@ -4,6 +4,8 @@
 //! returns a JSON result or a [`JobError`] that says whether a retry could help.
 
 use serde_json::Value;
+
+use crate::job::JobId;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +33,9 @@ pub enum ErrorKind {
 /// Why an attempt failed, and whether another attempt could succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobError {
+    /// What went wrong, in words for the job's `error` field and the log.
     pub message: String,
+    /// What happens next: a retry, the DLQ at once, or a retry as a timed-out attempt.
     pub kind: ErrorKind,
 }
 
@@ -95,6 +99,7 @@ pub struct Cancellation {
 }
 
 impl Cancellation {
+    /// A flag that is set by [`Cancellation::cancel`] or, if given, once `deadline` passes.
     pub fn new(deadline: Option<Instant>) -> Cancellation {
         Cancellation {
             flag: Arc::new(AtomicBool::new(false)),
@@ -132,12 +137,18 @@ impl Cancellation {
 /// Everything a handler knows about the job it runs.
 #[derive(Debug, Clone)]
 pub struct JobContext {
-    pub id: String,
+    /// The job's id.
+    pub id: JobId,
+    /// Its type, the name the handler was registered under.
     pub kind: String,
+    /// The submitted payload (`{}` when none was given).
     pub payload: Value,
     /// This attempt's number, from 1.
     pub attempt: u32,
+    /// Attempts allowed before the job goes to the dead-letter queue.
     pub max_attempts: u32,
+    /// Set when the attempt's time is up or the process is shutting down; long handlers poll
+    /// it between steps.
     pub cancel: Cancellation,
     /// Redis for the built-in handlers that keep data there (analytics, report): the process's
     /// one pool, set by the worker. None in a context built with [`JobContext::new`].
@@ -156,7 +167,7 @@ impl JobContext {
         cancel: Cancellation,
     ) -> JobContext {
         JobContext {
-            id: id.into(),
+            id: JobId::from_stored(id.into()),
             kind: kind.into(),
             payload,
             attempt,
@@ -220,19 +231,10 @@ impl fmt::Debug for Registry {
     }
 }
 
-/// Longest job type name; type names go into logs, metrics and Redis records.
-pub const MAX_TYPE_LEN: usize = 64;
-
-/// Whether `kind` is a usable job type name: 1-64 of `[A-Za-z0-9_.:-]`.
-pub fn is_valid_type_name(kind: &str) -> bool {
-    !kind.is_empty()
-        && kind.len() <= MAX_TYPE_LEN
-        && kind
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
-}
+pub use crate::config::handlers_file::{is_valid_type_name, MAX_TYPE_LEN};
 
 impl Registry {
+    /// An empty registry; [`crate::builtin_registry`] gives one with the built-in types.
     pub fn new() -> Registry {
         Registry::default()
     }
@@ -256,6 +258,7 @@ impl Registry {
         self.handlers.contains_key(kind)
     }
 
+    /// The handler of `kind`, if registered.
     pub fn get(&self, kind: &str) -> Option<&Arc<dyn Handler>> {
         self.handlers.get(kind)
     }
