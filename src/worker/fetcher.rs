@@ -1,0 +1,99 @@
+//! The fetcher thread: claims as many jobs as there are idle workers (each idle worker sends a
+//! "ready" token) and hands them over the channel; with no job pending it waits in `BLMOVE`.
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{InFlight, CLAIM_BATCH, FETCH_BLOCK};
+use crate::shutdown::{RetryDelay, Shutdown};
+use crate::store::{Claimed, Store, StoreError};
+
+pub(super) struct Fetcher {
+    pub(super) store: Store,
+    pub(super) worker_id: String,
+    pub(super) shutdown: Shutdown,
+    pub(super) in_flight: Arc<InFlight>,
+}
+
+impl Fetcher {
+    pub(super) fn run(mut self, ready: Receiver<()>, jobs: Sender<Claimed>) {
+        let mut idle = 0usize;
+        let mut retry = RetryDelay::default();
+        let mut unregistered = false;
+        let me = self.in_flight.fetcher();
+        while !self.shutdown.is_triggered() {
+            if idle == 0 {
+                match ready.recv_timeout(Duration::from_millis(250)) {
+                    Ok(()) => idle += 1,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            idle += ready.try_iter().count();
+            // A token may arrive after the stop began (a worker that finished during the
+            // drain): claim nothing then, or a job would start in the drain and, outliving
+            // it, run again from the start later.
+            if self.shutdown.is_triggered() {
+                break;
+            }
+            let (store, wid, n) = (&mut self.store, &self.worker_id, idle.min(CLAIM_BATCH));
+            let claimed = self.in_flight.claiming(
+                me,
+                || store.claim(wid, n),
+                |r| match r {
+                    Ok(Some(jobs)) => jobs.iter().map(|j| j.id.clone()).collect(),
+                    _ => Vec::new(),
+                },
+            );
+            match claimed {
+                Ok(None) => {
+                    // Registration is the heartbeat's job; it retries every 200 ms.
+                    if !unregistered {
+                        log::warn!(
+                            "process {} is not registered (its heartbeat is missing): claiming no job until the heartbeat is written again",
+                            self.worker_id
+                        );
+                        unregistered = true;
+                    }
+                    self.shutdown.sleep(retry.next_delay());
+                }
+                Ok(Some(claimed)) if claimed.is_empty() => {
+                    retry.reset();
+                    if std::mem::take(&mut unregistered) {
+                        log::info!("process {} is registered again", self.worker_id);
+                    }
+                    if let Err(e) = self.store.wait_for_pending(FETCH_BLOCK) {
+                        self.pause(&mut retry, &e);
+                    }
+                }
+                Ok(Some(claimed)) => {
+                    retry.reset();
+                    if std::mem::take(&mut unregistered) {
+                        log::info!("process {} is registered again", self.worker_id);
+                    }
+                    for job in claimed {
+                        idle -= 1;
+                        // A worker is waiting for this job (it sent a ready token), so the send
+                        // only fails if every worker is gone, which happens only at shutdown;
+                        // the drain then returns the job to pending.
+                        if let Err(lost) = jobs.send(job) {
+                            self.in_flight.unclaim(&lost.0.id);
+                            return;
+                        }
+                    }
+                }
+                Err(e) => self.pause(&mut retry, &e),
+            }
+        }
+    }
+
+    /// Waits before the next Redis call after an error. Outages are logged once by `Health`;
+    /// other errors are bugs worth a line each time.
+    fn pause(&self, retry: &mut RetryDelay, e: &StoreError) {
+        if !e.is_unavailable() {
+            log::error!("fetcher: {e}");
+        }
+        self.shutdown.sleep(retry.next_delay());
+    }
+}

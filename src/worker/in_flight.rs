@@ -1,0 +1,135 @@
+//! What this process holds, as the heartbeat sees it: the job each worker runs, the jobs in
+//! transit from a claim's reply to a worker, and a counter per claiming thread. With these the
+//! heartbeat tells a job that a lost claim reply stranded in the running list from one this
+//! process really has, even across a stall of the whole process.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::handler::Cancellation;
+
+/// The jobs this process holds, as the heartbeat must see them to tell a job that a lost claim
+/// reply stranded in the running list from one this process really has.
+///
+/// A claimed job is held from the moment its claim's reply is read: first "in transit" (from
+/// the fetcher through the channel to a worker, or from an acknowledgement that claimed it to
+/// the same worker's next run), then in its worker's slot until its outcome is stored. The gap
+/// before the reply is read is covered by a claim counter per claiming thread, odd while a
+/// claiming call is under way: see [`Snapshot::progressed_since`].
+pub struct InFlight {
+    slots: Vec<Mutex<Option<(String, Cancellation)>>>,
+    transit: Mutex<HashSet<String>>,
+    /// One per worker (by slot), then the fetcher's.
+    claims: Vec<AtomicU64>,
+}
+
+/// What the heartbeat reads of [`InFlight`]: the ids held, and each claiming thread's counter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub held: HashSet<String>,
+    pub claims: Vec<u64>,
+}
+
+impl Snapshot {
+    /// Whether every claiming call that was under way at `earlier` has ended since. Only then
+    /// can a job missing from both snapshots be stranded: had its claim still been in flight,
+    /// its reply (and so the job) may yet reach a worker. Time alone cannot tell: a process
+    /// stalled as a whole (a VM pause) takes two beats in a row with its claim reply unread.
+    pub fn progressed_since(&self, earlier: &Snapshot) -> bool {
+        earlier
+            .claims
+            .iter()
+            .zip(&self.claims)
+            .all(|(then, now)| then % 2 == 0 || then != now)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl InFlight {
+    pub(super) fn new(workers: usize) -> Arc<InFlight> {
+        Arc::new(InFlight {
+            slots: (0..workers).map(|_| Mutex::new(None)).collect(),
+            transit: Mutex::new(HashSet::new()),
+            claims: (0..=workers).map(|_| AtomicU64::new(0)).collect(),
+        })
+    }
+
+    /// The claim counter index of the fetcher (workers use their slot).
+    pub(super) fn fetcher(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Runs a call that may claim jobs, for claiming thread `who`; the ids `claimed` finds in
+    /// its answer are in transit before the call counts as ended.
+    pub(super) fn claiming<T>(
+        &self,
+        who: usize,
+        call: impl FnOnce() -> T,
+        claimed: impl FnOnce(&T) -> Vec<String>,
+    ) -> T {
+        self.claims[who].fetch_add(1, Ordering::SeqCst);
+        let answer = call();
+        let ids = claimed(&answer);
+        if !ids.is_empty() {
+            lock(&self.transit).extend(ids);
+        }
+        self.claims[who].fetch_add(1, Ordering::SeqCst);
+        answer
+    }
+
+    /// A worker starts (`Some`) or has recorded (`None`) a job; a job it starts leaves transit.
+    pub(super) fn set(&self, slot: usize, job: Option<(String, Cancellation)>) {
+        let id = job.as_ref().map(|(id, _)| id.clone());
+        *lock(&self.slots[slot]) = job;
+        if let Some(id) = id {
+            self.unclaim(&id);
+        }
+    }
+
+    /// A job in transit that no worker will run (handed back to pending, or lost with a closed
+    /// channel).
+    pub(super) fn unclaim(&self, id: &str) {
+        lock(&self.transit).remove(id);
+    }
+
+    fn each(&self, mut f: impl FnMut(&(String, Cancellation))) {
+        for slot in &self.slots {
+            if let Some(job) = &*lock(slot) {
+                f(job);
+            }
+        }
+    }
+
+    /// How many workers hold a job now.
+    pub fn busy(&self) -> usize {
+        let mut n = 0;
+        self.each(|_| n += 1);
+        n
+    }
+
+    /// The ids held now (running, or in transit to a worker), then the claim counters. Read
+    /// after the running list, so a job claimed before that read is either held here or its
+    /// claiming call shows as under way.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut held = lock(&self.transit).clone();
+        self.each(|(id, _)| {
+            held.insert(id.clone());
+        });
+        let claims = self
+            .claims
+            .iter()
+            .map(|c| c.load(Ordering::SeqCst))
+            .collect();
+        Snapshot { held, claims }
+    }
+
+    /// Asks every running handler to stop. Called once the drain has put their jobs back to
+    /// pending: their outcome can no longer be recorded, so they may as well stop.
+    pub fn cancel_all(&self) {
+        self.each(|(_, c)| c.cancel());
+    }
+}
