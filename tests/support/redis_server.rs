@@ -1,7 +1,8 @@
-//! A private `redis-server` per test, on a free loopback port in its own temp dir, and a way to
-//! send it one command through the `redis` crate ([`RedisServer::redis_cmd`]).
+//! A private `redis-server` per test, on a free loopback port in its own temp dir, and one
+//! command at a time to it through the `redis` crate ([`RedisServer::redis_cmd`]).
 
-use super::{find_tool, free_port, poll, send_signal, tail_of, temp_dir, wait_for};
+use super::{find_tool, free_port, poll, send_signal, tail_of, temp_dir};
+use redis::FromRedisValue;
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,9 +17,8 @@ pub fn job_key(id: &str) -> String {
 /// Key of the list of pending jobs under the default prefix.
 pub const PENDING_KEY: &str = "{jobq}:pending";
 
-/// A private `redis-server`, without persistence unless started with
-/// [`RedisServer::start_persistent`]. Dropping it kills the process (by its own handle) and
-/// removes the dir.
+/// A private `redis-server`, without persistence unless its options turn it on. Dropping it
+/// kills the process (by its own handle) and removes the dir.
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
@@ -49,58 +49,10 @@ impl RedisOptions {
     }
 }
 
-/// A Redis reply, as the `redis` crate decodes it; [`Reply`] reads it.
-pub type RespValue = redis::Value;
-
-/// What the tests read out of a reply.
-pub trait Reply {
-    /// The text of a simple string or bulk reply.
-    fn as_str(&self) -> Option<&str>;
-    /// An integer reply, or a bulk/simple string holding an integer.
-    fn as_int(&self) -> Option<i64>;
-    /// The string elements of an array or set reply (nil → empty).
-    fn strings(&self) -> Vec<String>;
-    fn is_nil(&self) -> bool;
-}
-
-impl Reply for RespValue {
-    fn as_str(&self) -> Option<&str> {
-        match self {
-            RespValue::Okay => Some("OK"),
-            RespValue::SimpleString(s) | RespValue::VerbatimString { text: s, .. } => Some(s),
-            RespValue::BulkString(b) => std::str::from_utf8(b).ok(),
-            _ => None,
-        }
-    }
-    fn as_int(&self) -> Option<i64> {
-        match self {
-            RespValue::Int(n) => Some(*n),
-            other => other.as_str()?.parse().ok(),
-        }
-    }
-    fn strings(&self) -> Vec<String> {
-        let items = self.as_sequence().unwrap_or_default();
-        items
-            .iter()
-            .filter_map(|v| Some(v.as_str()?.to_string()))
-            .collect()
-    }
-    fn is_nil(&self) -> bool {
-        matches!(self, RespValue::Nil)
-    }
-}
-
 impl RedisServer {
     /// Starts redis-server on a free port; tries up to 5 ports.
     pub fn start() -> RedisServer {
         RedisServer::start_with(RedisOptions::default())
-    }
-
-    /// Starts redis-server with the AOF on and fsynced on every write, so [`RedisServer::stop`]
-    /// (a SIGKILL) and [`RedisServer::restart`] keep every acknowledged write.
-    pub fn start_persistent() -> RedisServer {
-        let args = ["--appendonly", "yes", "--appendfsync", "always"];
-        RedisServer::start_with(RedisOptions::args(&args))
     }
 
     /// Starts redis-server with extra options; tries up to 5 ports.
@@ -133,32 +85,6 @@ impl RedisServer {
         panic!("could not start redis-server after 5 tries:\n{errors}");
     }
 
-    /// A one-node Redis Cluster: cluster mode on, every slot assigned to this node, and the
-    /// cluster reporting `cluster_state:ok`.
-    pub fn start_cluster_node() -> RedisServer {
-        let args = [
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-        ];
-        let redis = RedisServer::start_with(RedisOptions::args(&args));
-        let added = redis.redis_cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
-        assert_eq!(
-            added.as_str(),
-            Some("OK"),
-            "CLUSTER ADDSLOTSRANGE: {added:?}"
-        );
-        wait_for("cluster_state:ok", Duration::from_secs(10), || {
-            let info = redis.redis_cmd(&["CLUSTER", "INFO"]);
-            match info.as_str() {
-                Some(text) if text.contains("cluster_state:ok") => Ok(()),
-                _ => Err(format!("{info:?}")),
-            }
-        });
-        redis
-    }
-
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -173,8 +99,8 @@ impl RedisServer {
         &self.dir
     }
 
-    /// Kills the server (SIGKILL); keeps the dir and port. Its data is lost unless it was started
-    /// with [`RedisServer::start_persistent`], whose AOF a restart reloads.
+    /// Kills the server (SIGKILL); keeps the dir and port. Its data is lost unless it keeps an
+    /// AOF, which a restart reloads.
     pub fn stop(&self) {
         if let Some(mut child) = self.child.lock().unwrap().take() {
             let _ = child.kill();
@@ -182,18 +108,9 @@ impl RedisServer {
         }
     }
 
-    /// Freezes the server (SIGSTOP): it keeps its port and accepts connections but answers
-    /// nothing, like a Redis that hangs. [`RedisServer::resume`] undoes it; dropping kills it.
-    pub fn pause(&self) {
-        self.signal("STOP");
-    }
-
-    /// Lets a paused server go on (SIGCONT).
-    pub fn resume(&self) {
-        self.signal("CONT");
-    }
-
-    fn signal(&self, sig: &str) {
+    /// Sends the server a signal: "STOP" freezes it (it keeps its port and accepts connections
+    /// but answers nothing, like a Redis that hangs), "CONT" lets it go on.
+    pub fn signal(&self, sig: &str) {
         match &*self.child.lock().unwrap() {
             Some(child) => send_signal(child.id(), sig),
             None => panic!("redis-server on port {} is not running", self.port),
@@ -269,41 +186,26 @@ impl RedisServer {
         }
     }
 
-    /// Sends one command on a fresh connection and returns the reply. Panics if Redis cannot be
-    /// reached or answers with an error.
-    pub fn redis_cmd(&self, args: &[&str]) -> RespValue {
-        let (name, rest) = args.split_first().expect("a command");
-        let info = redis::IntoConnectionInfo::into_connection_info(self.url()).expect("URL");
-        // Nothing but the command itself, as a bare RESP client would send: no CLIENT SETINFO.
-        let settings = info.redis_settings().clone().set_skip_set_lib_name();
-        let client = redis::Client::open(info.set_redis_settings(settings)).expect("client");
-        let timeout = Some(Duration::from_secs(10));
-        let reply = client
-            .get_connection_with_timeout(Duration::from_secs(5))
-            .and_then(|mut conn| {
-                conn.set_read_timeout(timeout)?;
-                conn.set_write_timeout(timeout)?;
-                redis::cmd(name).arg(rest).query::<redis::Value>(&mut conn)
-            });
-        reply.unwrap_or_else(|e| panic!("{args:?} to redis on port {}: {e}", self.port))
+    /// [`try_redis_cmd`] to this server; panics if Redis cannot be reached, answers with an
+    /// error or with a reply that is not a `T`.
+    pub fn redis_cmd<T: FromRedisValue>(&self, args: &[&str]) -> T {
+        try_redis_cmd(self.port, args)
+            .unwrap_or_else(|e| panic!("{args:?} to redis on port {}: {e}", self.port))
     }
+}
 
-    /// `HGET key field` as an optional string.
-    pub fn hget(&self, key: &str, field: &str) -> Option<String> {
-        match self.redis_cmd(&["HGET", key, field]) {
-            v if v.is_nil() => None,
-            RespValue::BulkString(s) => Some(String::from_utf8_lossy(&s).into_owned()),
-            other => panic!("HGET {key} {field}: unexpected reply {other:?}"),
-        }
-    }
-
-    /// `LRANGE key 0 -1`
-    pub fn lrange_all(&self, key: &str) -> Vec<String> {
-        match self.redis_cmd(&["LRANGE", key, "0", "-1"]) {
-            v @ (RespValue::Array(_) | RespValue::Nil) => v.strings(),
-            other => panic!("LRANGE {key}: unexpected reply {other:?}"),
-        }
-    }
+/// Sends one command to the Redis on loopback `port` on a fresh connection and decodes the reply
+/// as a `T` (`redis::Value` for any reply, `()` to ignore it).
+pub fn try_redis_cmd<T: FromRedisValue>(port: u16, args: &[&str]) -> redis::RedisResult<T> {
+    let (name, rest) = args.split_first().expect("a command");
+    let info = redis::IntoConnectionInfo::into_connection_info(("127.0.0.1", port))?;
+    // Nothing but the command itself, as a bare RESP client would send: no CLIENT SETINFO.
+    let settings = info.redis_settings().clone().set_skip_set_lib_name();
+    let client = redis::Client::open(info.set_redis_settings(settings))?;
+    let mut conn = client.get_connection_with_timeout(Duration::from_secs(5))?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    conn.set_write_timeout(Some(Duration::from_secs(10)))?;
+    redis::cmd(name).arg(rest).query(&mut conn)
 }
 
 impl Drop for RedisServer {
