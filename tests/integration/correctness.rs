@@ -136,7 +136,7 @@ fn start_cluster_node() -> RedisServer {
         "--cluster-config-file",
         "nodes.conf",
     ];
-    let redis = RedisServer::start_with(RedisOptions::args(&args));
+    let redis = RedisServer::start_with(&args);
     redis.redis_cmd::<()>(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
     wait_for("cluster_state:ok", Duration::from_secs(10), || {
         let info: String = redis.redis_cmd(&["CLUSTER", "INFO"]);
@@ -248,7 +248,7 @@ fn pipelined_requests_take_effect_in_order() {
 /// Retry-After, like an outage, not 500.
 #[test]
 fn busy_and_readonly_redis_answer_503() {
-    let redis = RedisServer::start_with(RedisOptions::args(&["--busy-reply-threshold", "50"]));
+    let redis = RedisServer::start_with(&["--busy-reply-threshold", "50"]);
     let server = TestServer::start(&redis, |c| c.num_workers = 0);
     server.submit(&json!({"type": "noop"}));
 
@@ -307,14 +307,14 @@ fn busy_and_readonly_redis_answer_503() {
 fn a_load_longer_than_the_ttl_reaps_no_live_process() {
     // Loading each key takes 100 µs (more, as usleep overshoots): 20,000 keys make a load of
     // 2.5 s or more, past the 2 s TTL.
-    let redis = RedisServer::start_with(RedisOptions::args(&[
+    let redis = RedisServer::start_with(&[
         "--appendonly",
         "yes",
         "--appendfsync",
         "always",
         "--key-load-delay",
         "100",
-    ]));
+    ]);
     let worker = BinaryServer::spawn(
         &redis.url(),
         &[

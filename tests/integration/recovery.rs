@@ -34,7 +34,7 @@ fn env_with<'a>(role: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'
 /// ([`RedisServer::stop`]) and [`RedisServer::restart`] keep every acknowledged write.
 fn persistent_redis() -> RedisServer {
     let args = ["--appendonly", "yes", "--appendfsync", "always"];
-    RedisServer::start_with(RedisOptions::args(&args))
+    RedisServer::start_with(&args)
 }
 
 /// SIGKILL, then reap the child so it is really gone.
@@ -555,12 +555,8 @@ fn start_up_advises_on_redis_settings_that_can_lose_jobs() {
     );
     drop(server);
 
-    let evicting = RedisServer::start_with(RedisOptions::args(&[
-        "--maxmemory",
-        "100mb",
-        "--maxmemory-policy",
-        "allkeys-lru",
-    ]));
+    let evicting =
+        RedisServer::start_with(&["--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru"]);
     let server = BinaryServer::spawn(&evicting.url(), &[]);
     let log = server.log();
     assert!(

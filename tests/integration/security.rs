@@ -738,7 +738,7 @@ fn idempotency_keys_make_concurrent_repeats_one_job() {
 fn redis_password_works_and_a_wrong_one_stops_start_up_without_leaking_it() {
     let password = "it-Redis-pw-8c2e41f7";
     let wrong = "it-WRONG-pw-91b3d5aa";
-    let redis = RedisServer::start_with(RedisOptions::args(&["--requirepass", password]));
+    let redis = RedisServer::start_with(&["--requirepass", password]);
     let url = |pw: &str| format!("redis://:{pw}@127.0.0.1:{}", redis.port());
 
     let server = BinaryServer::spawn(&url(password), &[]);
@@ -912,20 +912,18 @@ fn make_pki() -> Pki {
 }
 
 fn tls_redis(pki: &Pki, auth_clients: bool) -> RedisServer {
-    let p = |p: &PathBuf| p.to_string_lossy().into_owned();
-    RedisServer::start_with(RedisOptions {
-        args: vec![
-            "--tls-cert-file".into(),
-            p(&pki.server.0),
-            "--tls-key-file".into(),
-            p(&pki.server.1),
-            "--tls-ca-cert-file".into(),
-            p(&pki.ca),
-            "--tls-auth-clients".into(),
-            if auth_clients { "yes" } else { "no" }.into(),
-        ],
-        tls: true,
-    })
+    let p = |p: &PathBuf| p.to_str().expect("a UTF-8 path").to_owned();
+    let (cert, key, ca) = (p(&pki.server.0), p(&pki.server.1), p(&pki.ca));
+    RedisServer::start_with(&[
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+        "--tls-auth-clients",
+        if auth_clients { "yes" } else { "no" },
+    ])
 }
 
 /// Launches jobq against `url` and expects it to exit non-zero within 10 s; returns its log.

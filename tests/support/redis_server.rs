@@ -17,60 +17,39 @@ pub fn job_key(id: &str) -> String {
 /// Key of the list of pending jobs under the default prefix.
 pub const PENDING_KEY: &str = "{jobq}:pending";
 
-/// A private `redis-server`, without persistence unless its options turn it on. Dropping it
-/// kills the process (by its own handle) and removes the dir.
+/// A private `redis-server` on loopback, without persistence unless its arguments turn it on.
+/// Dropping it kills the process (by its own handle) and removes the dir.
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     bin: PathBuf,
-    opts: RedisOptions,
+    /// Extra command-line arguments, after the defaults (a later one wins).
+    args: Vec<String>,
     child: Mutex<Option<Child>>,
 }
 
-/// How to start a redis-server beyond the defaults (loopback, no persistence).
-#[derive(Debug, Clone, Default)]
-pub struct RedisOptions {
-    /// Extra command-line arguments, after the defaults (a later one wins), e.g.
-    /// `["--requirepass", "pw"]`. Files they name (certificates) can live in a [`temp_dir`].
-    pub args: Vec<String>,
-    /// Serve TLS only: the port is given as `--tls-port` and `--port` is 0; `args` must carry
-    /// `--tls-cert-file`, `--tls-key-file` and `--tls-ca-cert-file`. [`RedisServer::redis_cmd`]
-    /// does not speak TLS.
-    pub tls: bool,
-}
-
-impl RedisOptions {
-    /// Options with these extra arguments.
-    pub fn args(args: &[&str]) -> RedisOptions {
-        RedisOptions {
-            args: args.iter().map(|a| a.to_string()).collect(),
-            tls: false,
-        }
-    }
-}
-
 impl RedisServer {
-    /// Starts redis-server on a free port; tries up to 5 ports.
+    /// Starts redis-server on a free port.
     pub fn start() -> RedisServer {
-        RedisServer::start_with(RedisOptions::default())
+        RedisServer::start_with(&[])
     }
 
-    /// Starts redis-server with extra options; tries up to 5 ports.
-    pub fn start_with(opts: RedisOptions) -> RedisServer {
+    /// Starts redis-server with extra arguments, e.g. `["--requirepass", "pw"]`, on a free port
+    /// (up to 5 tries). With `--tls-cert-file` among them it serves TLS only (`--tls-port`),
+    /// which [`RedisServer::redis_cmd`] does not speak.
+    pub fn start_with(args: &[&str]) -> RedisServer {
         let hint = "The integration tests start a private redis-server per test: run \
                     scripts/test, which installs it, or install the redis-server package, or \
                     set JOBQ_TEST_REDIS_SERVER to its path.";
-        let bin = find_tool("JOBQ_TEST_REDIS_SERVER", "redis-server", hint);
-        // A cluster node also listens on port + 10000 (the cluster bus).
-        let cluster = opts.args.iter().any(|a| a == "--cluster-enabled");
-        let (dir, child) = (temp_dir("redis"), Mutex::new(None));
         let mut redis = RedisServer {
             port: 0,
-            dir,
-            bin,
-            opts,
-            child,
+            dir: temp_dir("redis"),
+            bin: find_tool("JOBQ_TEST_REDIS_SERVER", "redis-server", hint),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            child: Mutex::new(None),
         };
+        // A cluster node also listens on port + 10000 (the cluster bus).
+        let cluster = args.contains(&"--cluster-enabled");
         let mut errors = Vec::new();
         for _ in 0..5 {
             redis.port = std::iter::repeat_with(free_port)
@@ -81,8 +60,7 @@ impl RedisServer {
                 Err(e) => errors.push(e),
             }
         }
-        let errors = errors.join("\n");
-        panic!("could not start redis-server after 5 tries:\n{errors}");
+        panic!("could not start redis-server:\n{}", errors.join("\n"));
     }
 
     pub fn port(&self) -> u16 {
@@ -117,7 +95,7 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server again on the same port, dir and options.
+    /// Starts the server again on the same port, dir and arguments.
     pub fn restart(&self) {
         self.stop();
         let mut errors = Vec::new();
@@ -128,8 +106,7 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        let (port, errors) = (self.port, errors.join("\n"));
-        panic!("could not restart redis-server on port {port}:\n{errors}");
+        panic!("could not restart redis-server:\n{}", errors.join("\n"));
     }
 
     /// Starts the process and waits until it is ready, up to 30 s: long enough for a restart
@@ -137,26 +114,22 @@ impl RedisServer {
     fn spawn(&self) -> Result<(), String> {
         let log_path = self.dir.join("redis.log");
         let log_start = fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
-        let open_log = || OpenOptions::new().create(true).append(true).open(&log_path);
-        let (out, err) = open_log()
-            .and_then(|l| Ok((l.try_clone()?, l)))
-            .map_err(|e| e.to_string())?;
+        let log = OpenOptions::new().create(true).append(true).open(&log_path);
+        let log = log.map_err(|e| format!("{}: {e}", log_path.display()))?;
         let port = self.port.to_string();
         let mut cmd = Command::new(&self.bin);
-        let defaults = "--bind 127.0.0.1 --appendonly no --daemonize no --save";
-        cmd.args(defaults.split(' '))
-            .arg("")
+        cmd.args(["--bind", "127.0.0.1", "--appendonly", "no", "--save", ""])
             .arg("--dir")
             .arg(&self.dir);
-        match self.opts.tls {
+        match self.args.iter().any(|a| a == "--tls-cert-file") {
             true => cmd.args(["--port", "0", "--tls-port", &port]),
             false => cmd.args(["--port", &port]),
         };
         let mut child = cmd
-            .args(&self.opts.args)
+            .args(&self.args)
             .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
             .spawn()
             .map_err(|e| format!("spawn {}: {e}", self.bin.display()))?;
         let ready = poll(Duration::from_secs(30), || {
@@ -172,18 +145,14 @@ impl RedisServer {
                 false => Err("was not ready within 30 s".to_string()),
             }
         });
-        match ready.and_then(|r| r) {
-            Ok(()) => {
-                *self.child.lock().unwrap() = Some(child);
-                Ok(())
-            }
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let log = tail_of(&log_path, 2000);
-                Err(format!("redis-server on port {port} {e}; log:\n{log}"))
-            }
+        if let Err(e) = ready.and_then(|r| r) {
+            let _ = child.kill();
+            let _ = child.wait();
+            // Its log follows when the test fails (see Drop).
+            return Err(format!("redis-server on port {port} {e}"));
         }
+        *self.child.lock().unwrap() = Some(child);
+        Ok(())
     }
 
     /// [`try_redis_cmd`] to this server; panics if Redis cannot be reached, answers with an
