@@ -6,6 +6,8 @@
 //! long load) are tested through their mechanism in the unit tests of `worker/maintenance.rs`.
 
 use serde_json::{json, Value};
+use std::io::{BufReader, Write};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -242,6 +244,22 @@ fn pipelined_requests_take_effect_in_order() {
     let r = send_pipelined(server.addr, &[post("c"), batch("d")]);
     r[0].expect_status(201, "the earlier request");
     r[1].expect_json_error(503, "the later request");
+}
+
+/// Sends `requests` on one connection in a single write (HTTP pipelining) and reads their
+/// answers, in order.
+fn send_pipelined(addr: SocketAddr, requests: &[Vec<u8>]) -> Vec<Resp> {
+    let mut stream = connect(addr).unwrap_or_else(|e| panic!("{e}"));
+    stream
+        .write_all(&requests.concat())
+        .unwrap_or_else(|e| panic!("send pipelined requests to {addr}: {e}"));
+    let mut reader = BufReader::new(stream);
+    (0..requests.len())
+        .map(|i| {
+            read_response(&mut reader)
+                .unwrap_or_else(|e| panic!("answer {i} of {}: {e}", requests.len()))
+        })
+        .collect()
 }
 
 /// Item 6: BUSY (a long script) and READONLY (a replica) are passing states of Redis: 503 with

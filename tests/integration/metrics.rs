@@ -18,7 +18,17 @@ fn metrics_count_created_and_processed_jobs() {
     for id in &ids {
         server.wait_for_status(id, "completed", Duration::from_secs(10));
     }
-    let text = server.wait_for_metric("jobs_processed_total", 2.0, Duration::from_secs(5));
+    let text = wait_for(
+        "jobs_processed_total >= 2.0",
+        Duration::from_secs(5),
+        || {
+            let text = server.metrics();
+            match metric_sum(&text, "jobs_processed_total") {
+                Some(n) if n >= 2.0 => Ok(text),
+                n => Err(format!("jobs_processed_total = {n:?}")),
+            }
+        },
+    );
     assert_eq!(metric_sum(&text, "jobs_created_total"), Some(2.0), "{text}");
     assert_eq!(
         metric_sum(&text, "jobs_processed_total"),

@@ -254,13 +254,13 @@ fn request_limits_answer_json_errors_and_the_server_keeps_serving() {
 
     let big = json!({"type": "noop", "payload": {"pad": "x".repeat(5000)}}).to_string();
     server
-        .post_raw("/jobs", big.as_bytes(), "application/json")
+        .request("POST", "/jobs", big.as_bytes())
         .expect_json_error(413, "POST /jobs with a 5000-byte body, MAX_BODY_BYTES 1024");
 
     let deep = format!("{}1{}", "[".repeat(100), "]".repeat(100));
     let body = format!(r#"{{"type": "noop", "payload": {{"deep": {deep}}}}}"#);
     let msg = server
-        .post_raw("/jobs", body.as_bytes(), "application/json")
+        .request("POST", "/jobs", body.as_bytes())
         .expect_json_error(400, "POST /jobs with JSON nested 100 deep");
     assert!(
         msg.contains("nest"),
@@ -268,7 +268,8 @@ fn request_limits_answer_json_errors_and_the_server_keeps_serving() {
     );
 
     let filler = "a".repeat(9000);
-    let r = try_http_with_headers(server.addr, "GET", "/health", &[("X-Filler", &filler)], b"")
+    let r = server
+        .try_request_with("GET", "/health", &[("X-Filler", &filler)], b"")
         .unwrap_or_else(|e| panic!("GET /health with a 9000-byte header line: {e}"));
     r.expect_json_error(431, "GET /health with a 9000-byte header line");
 
@@ -612,7 +613,17 @@ fn dlq_is_capped_at_dlq_max_size_dropping_the_oldest_loudly() {
             .expect_json_error(404, "GET /jobs/{id} of a job dropped from the full DLQ");
     }
     assert_eq!(server.stat("dlq_size"), 3);
-    let text = server.wait_for_metric("jobs_dlq_evicted_total", 2.0, Duration::from_secs(5));
+    let text = wait_for(
+        "jobs_dlq_evicted_total >= 2.0",
+        Duration::from_secs(5),
+        || {
+            let text = server.metrics();
+            match metric_sum(&text, "jobs_dlq_evicted_total") {
+                Some(n) if n >= 2.0 => Ok(text),
+                n => Err(format!("jobs_dlq_evicted_total = {n:?}")),
+            }
+        },
+    );
     assert_eq!(
         metric_sum(&text, "jobs_dlq_evicted_total"),
         Some(2.0),
@@ -640,13 +651,13 @@ fn post_at_once(addr: SocketAddr, headers: &[(&str, &str)], body: &str) -> Vec<(
                 .collect();
             let body = body.to_string();
             std::thread::spawn(move || {
-                let mut hs: Vec<(&str, &str)> = headers
+                let hs: Vec<(&str, &str)> = headers
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect();
-                hs.push(("Content-Type", "application/json"));
                 barrier.wait();
-                let r = try_http_with_headers(addr, "POST", "/jobs", &hs, body.as_bytes())
+                let r = Client { addr }
+                    .try_request_with("POST", "/jobs", &hs, body.as_bytes())
                     .unwrap_or_else(|e| panic!("{e}"));
                 let id = r.json()["job_id"].as_str().unwrap_or_default().to_string();
                 (r.status, id)
