@@ -132,7 +132,12 @@ fn queue_size_gauge_shows_pending_jobs() {
 
 #[test]
 fn metrics_pass_promtool_check() {
-    let promtool = promtool_bin();
+    let promtool = find_tool(
+        "JOBQ_TEST_PROMTOOL",
+        "promtool",
+        "Run scripts/test, which installs it (Debian package prometheus), or set \
+         JOBQ_TEST_PROMTOOL to its path.",
+    );
     let redis = RedisServer::start();
     let server = TestServer::start(&redis, |_| {});
     // Give every family samples: a success, a retried failure that ends in the DLQ.

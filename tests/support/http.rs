@@ -182,18 +182,21 @@ impl Client {
         id
     }
 
+    /// `GET path`, asserting 200.
+    fn get_ok(&self, path: &str) -> Resp {
+        let r = self.get(path);
+        r.expect_status(200, &format!("GET {path}"));
+        r
+    }
+
     /// `GET /jobs/{id}`, asserting 200.
     pub fn job(&self, id: &str) -> Value {
-        let r = self.get(&format!("/jobs/{id}"));
-        r.expect_status(200, &format!("GET /jobs/{id}"));
-        r.json()
+        self.get_ok(&format!("/jobs/{id}")).json()
     }
 
     /// `GET /stats`, asserting 200.
     pub fn stats(&self) -> Value {
-        let r = self.get("/stats");
-        r.expect_status(200, "GET /stats");
-        r.json()
+        self.get_ok("/stats").json()
     }
 
     /// One integer field of `/stats`.
@@ -206,9 +209,7 @@ impl Client {
 
     /// `GET /metrics` body, asserting 200.
     pub fn metrics(&self) -> String {
-        let r = self.get("/metrics");
-        r.expect_status(200, "GET /metrics");
-        r.body
+        self.get_ok("/metrics").body
     }
 
     /// Polls `GET /jobs/{id}` until its status is `status`; returns the job. Gives up at once if
@@ -247,25 +248,19 @@ impl Client {
 }
 
 /// One HTTP/1.1 request as bytes, with a JSON body when `body` is not empty.
-pub fn raw_request(
-    method: &str,
-    path: &str,
-    extra_headers: &[(&str, &str)],
-    body: &str,
-) -> Vec<u8> {
-    let mut r = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
-    for (k, v) in extra_headers {
-        r.push_str(&format!("{k}: {v}\r\n"));
-    }
+pub fn raw_request(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut head: Vec<String> = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     if !body.is_empty() {
         let len = body.len();
-        r.push_str(&format!(
+        head.push(format!(
             "Content-Type: application/json\r\nContent-Length: {len}\r\n"
         ));
     }
-    r.push_str("\r\n");
-    r.push_str(body);
-    r.into_bytes()
+    let head = head.concat();
+    format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}\r\n{body}").into_bytes()
 }
 
 /// A connection for requests written by hand, with [`HTTP_TIMEOUT`] for every operation.
