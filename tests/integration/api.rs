@@ -128,7 +128,7 @@ fn malformed_or_misshapen_submissions_answer_400_json() {
         ("max_attempts 0", br#"{"type": "noop", "max_attempts": 0}"#),
     ];
     for (what, body) in cases {
-        let r = server.post_raw("/jobs", body, "application/json");
+        let r = server.request("POST", "/jobs", body);
         r.expect_json_error(400, &format!("POST /jobs with {what}"));
     }
     // Nothing was stored.
@@ -179,7 +179,7 @@ fn oversized_body_answers_413_and_a_body_under_the_limit_is_accepted() {
     server.submit(&small);
 
     let big = json!({"type": "noop", "payload": {"pad": "x".repeat(5000)}});
-    let r = server.post_raw("/jobs", big.to_string().as_bytes(), "application/json");
+    let r = server.request("POST", "/jobs", big.to_string().as_bytes());
     r.expect_json_error(
         413,
         "POST /jobs with a 5000-byte body and MAX_BODY_BYTES 1024",

@@ -6,6 +6,8 @@
 //! long load) are tested through their mechanism in the unit tests of `worker/maintenance.rs`.
 
 use serde_json::{json, Value};
+use std::io::{BufReader, Write};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,7 +34,7 @@ fn script_flush_during_gathered_creates_never_fails_a_stored_job() {
         std::thread::spawn(move || {
             let mut n = 0;
             while !stop.load(Ordering::SeqCst) && n < 5000 {
-                let _ = try_redis_cmd(port, &["SCRIPT", "FLUSH"]);
+                let _ = try_redis_cmd::<()>(port, &["SCRIPT", "FLUSH"]);
                 n += 1;
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -79,19 +81,14 @@ fn script_flush_during_gathered_creates_never_fails_a_stored_job() {
     }
     assert!(created > 0, "no job was created at all");
     let counted = redis
-        .hget("{jobq}:counters", "created")
+        .redis_cmd::<Option<String>>(&["HGET", "{jobq}:counters", "created"])
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
     assert_eq!(counted, created, "jobs stored vs 201 answers");
     assert_eq!(
-        redis.redis_cmd(&["LLEN", PENDING_KEY]).as_int(),
+        redis.redis_cmd::<Option<i64>>(&["LLEN", PENDING_KEY]),
         Some(created as i64)
     );
-}
-
-/// `redis_cmd` that reports instead of panicking (the flusher runs beside the test).
-fn try_redis_cmd(port: u16, args: &[&str]) -> Result<(), String> {
-    try_redis_cmd_text(port, args).map(|_| ())
 }
 
 /// Item 3: once the stop has begun no job starts. A worker finishing during the drain asks the
@@ -113,10 +110,10 @@ fn no_job_starts_once_the_stop_has_begun() {
     let report = server.stop().expect("shutdown");
     assert_eq!(report.requeued, 0, "{report:?}");
     assert_eq!(
-        redis.hget(&job_key(&first), "status").as_deref(),
+        hget(&redis, &job_key(&first), "status").as_deref(),
         Some("completed")
     );
-    let rec = |f: &str| redis.hget(&job_key(&second), f);
+    let rec = |f: &str| hget(&redis, &job_key(&second), f);
     assert_eq!(rec("status").as_deref(), Some("pending"), "second job");
     assert_eq!(
         rec("attempt").as_deref(),
@@ -128,7 +125,34 @@ fn no_job_starts_once_the_stop_has_begun() {
         None,
         "the second job was started during the drain"
     );
-    assert_eq!(redis.lrange_all(PENDING_KEY), vec![second]);
+    let pending: Vec<String> = redis.redis_cmd(&["LRANGE", PENDING_KEY, "0", "-1"]);
+    assert_eq!(pending, vec![second]);
+}
+
+/// A one-node Redis Cluster: cluster mode on, every slot assigned to this node, and the
+/// cluster reporting `cluster_state:ok`.
+fn start_cluster_node() -> RedisServer {
+    let args = [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+    ];
+    let redis = RedisServer::start_with(&args);
+    redis.redis_cmd::<()>(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    wait_for("cluster_state:ok", Duration::from_secs(10), || {
+        let info: String = redis.redis_cmd(&["CLUSTER", "INFO"]);
+        match info.contains("cluster_state:ok") {
+            true => Ok(()),
+            false => Err(info),
+        }
+    });
+    redis
+}
+
+/// `HGET key field`, `None` if the field is not set.
+fn hget(redis: &RedisServer, key: &str, field: &str) -> Option<String> {
+    redis.redis_cmd(&["HGET", key, field])
 }
 
 /// Item 4: against a real (one-node) Redis Cluster, the lifecycle works: jobs with and without
@@ -136,7 +160,7 @@ fn no_job_starts_once_the_stop_has_begun() {
 /// without an idempotency key failed with CROSSSLOT.
 #[test]
 fn the_lifecycle_runs_on_redis_cluster() {
-    let redis = RedisServer::start_cluster_node();
+    let redis = start_cluster_node();
     let server = TestServer::start(&redis, |_| {});
     let plain = server.submit(&json!({"type": "noop"}));
     server.wait_for_status(&plain, "completed", Duration::from_secs(10));
@@ -216,17 +240,33 @@ fn pipelined_requests_take_effect_in_order() {
         (503, 503),
         "full already: {r:?}"
     );
-    redis.redis_cmd(&["LPOP", PENDING_KEY]);
+    redis.redis_cmd::<()>(&["LPOP", PENDING_KEY]);
     let r = send_pipelined(server.addr, &[post("c"), batch("d")]);
     r[0].expect_status(201, "the earlier request");
     r[1].expect_json_error(503, "the later request");
+}
+
+/// Sends `requests` on one connection in a single write (HTTP pipelining) and reads their
+/// answers, in order.
+fn send_pipelined(addr: SocketAddr, requests: &[Vec<u8>]) -> Vec<Resp> {
+    let mut stream = connect(addr).unwrap_or_else(|e| panic!("{e}"));
+    stream
+        .write_all(&requests.concat())
+        .unwrap_or_else(|e| panic!("send pipelined requests to {addr}: {e}"));
+    let mut reader = BufReader::new(stream);
+    (0..requests.len())
+        .map(|i| {
+            read_response(&mut reader)
+                .unwrap_or_else(|e| panic!("answer {i} of {}: {e}", requests.len()))
+        })
+        .collect()
 }
 
 /// Item 6: BUSY (a long script) and READONLY (a replica) are passing states of Redis: 503 with
 /// Retry-After, like an outage, not 500.
 #[test]
 fn busy_and_readonly_redis_answer_503() {
-    let redis = RedisServer::start_with(RedisOptions::args(&["--busy-reply-threshold", "50"]));
+    let redis = RedisServer::start_with(&["--busy-reply-threshold", "50"]);
     let server = TestServer::start(&redis, |c| c.num_workers = 0);
     server.submit(&json!({"type": "noop"}));
 
@@ -238,7 +278,7 @@ fn busy_and_readonly_redis_answer_503() {
               local t = redis.call('TIME') \
               if t[1] * 1000000 + t[2] - start > 2000000 then break end \
             end return 1";
-        try_redis_cmd(port, &["EVAL", script, "0"])
+        try_redis_cmd::<()>(port, &["EVAL", script, "0"])
     });
     let r = wait_for("a BUSY answer", Duration::from_secs(5), || {
         let r = server.get("/stats");
@@ -260,7 +300,7 @@ fn busy_and_readonly_redis_answer_503() {
     // A read-only replica of another (empty) Redis.
     let master = RedisServer::start();
     let port = master.port().to_string();
-    redis.redis_cmd(&["REPLICAOF", "127.0.0.1", &port]);
+    redis.redis_cmd::<()>(&["REPLICAOF", "127.0.0.1", &port]);
     // (While it syncs, Redis may answer LOADING first: also a 503, with its own words.)
     let r = wait_for("a READONLY answer", Duration::from_secs(10), || {
         let r = server.post_json("/jobs", &json!({"type": "noop"}));
@@ -272,7 +312,7 @@ fn busy_and_readonly_redis_answer_503() {
     });
     r.expect_json_error(503, "POST /jobs to a replica");
     assert_eq!(r.header("retry-after"), Some("1"));
-    redis.redis_cmd(&["REPLICAOF", "NO", "ONE"]);
+    redis.redis_cmd::<()>(&["REPLICAOF", "NO", "ONE"]);
     server.submit(&json!({"type": "noop"}));
 }
 
@@ -285,14 +325,14 @@ fn busy_and_readonly_redis_answer_503() {
 fn a_load_longer_than_the_ttl_reaps_no_live_process() {
     // Loading each key takes 100 µs (more, as usleep overshoots): 20,000 keys make a load of
     // 2.5 s or more, past the 2 s TTL.
-    let redis = RedisServer::start_with(RedisOptions::args(&[
+    let redis = RedisServer::start_with(&[
         "--appendonly",
         "yes",
         "--appendfsync",
         "always",
         "--key-load-delay",
         "100",
-    ]));
+    ]);
     let worker = BinaryServer::spawn(
         &redis.url(),
         &[
@@ -308,18 +348,17 @@ fn a_load_longer_than_the_ttl_reaps_no_live_process() {
     });
     let id = reaper.submit(&json!({"type": "sleep", "payload": {"ms": 12000}}));
     reaper.wait_for_status(&id, "running", Duration::from_secs(10));
-    let filled = redis.redis_cmd(&[
+    let filled: Option<i64> = redis.redis_cmd(&[
         "EVAL",
         "for i = 1, 20000 do redis.call('SET', 'filler:' .. i, 'x') end return 1",
         "0",
     ]);
-    assert_eq!(filled.as_int(), Some(1), "{filled:?}");
+    assert_eq!(filled, Some(1), "{filled:?}");
     // Into the AOF's base file, which is what a restart loads key by key.
-    let rewrite = redis.redis_cmd(&["BGREWRITEAOF"]);
-    assert!(rewrite.as_str().is_some(), "BGREWRITEAOF: {rewrite:?}");
+    let rewrite: Option<String> = redis.redis_cmd(&["BGREWRITEAOF"]);
+    assert!(rewrite.is_some(), "BGREWRITEAOF: {rewrite:?}");
     wait_for("the AOF rewrite", Duration::from_secs(20), || {
-        let info = redis.redis_cmd(&["INFO", "persistence"]);
-        let text = info.as_str().unwrap_or_default().to_string();
+        let text: String = redis.redis_cmd(&["INFO", "persistence"]);
         if text.contains("aof_rewrite_in_progress:0") && text.contains("aof_rewrite_scheduled:0") {
             Ok(())
         } else {
@@ -332,8 +371,8 @@ fn a_load_longer_than_the_ttl_reaps_no_live_process() {
     wait_for(
         "Redis to finish loading",
         Duration::from_secs(30),
-        || match try_redis_cmd_text(redis.port(), &["PING"]) {
-            Ok(t) if t.starts_with("+PONG") => Ok(()),
+        || match try_redis_cmd::<String>(redis.port(), &["PING"]) {
+            Ok(t) if t == "PONG" => Ok(()),
             other => Err(format!("{other:?}")),
         },
     );
@@ -354,23 +393,6 @@ fn a_load_longer_than_the_ttl_reaps_no_live_process() {
     assert_eq!(done["errors"], json!([]), "after a {load:?} load: {done}");
 }
 
-/// The first line of a reply, or the error.
-fn try_redis_cmd_text(port: u16, args: &[&str]) -> Result<String, String> {
-    use std::io::{Read, Write};
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-        .map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok();
-    let mut req = format!("*{}\r\n", args.len());
-    for a in args {
-        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
-    let mut buf = [0u8; 256];
-    let n = s.read(&mut buf).map_err(|e| e.to_string())?;
-    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
-}
-
 /// An outcome that Redis refuses for good (here WRONGTYPE: the job's record was replaced by a
 /// string) is not retried forever: the worker logs it and goes on to the next job, and the
 /// stranded-claim check returns the unacknowledged job to pending.
@@ -383,8 +405,8 @@ fn an_outcome_redis_refuses_does_not_pin_its_worker() {
     });
     let broken = server.submit(&json!({"type": "sleep", "payload": {"ms": 300}}));
     server.wait_for_status(&broken, "running", Duration::from_secs(10));
-    redis.redis_cmd(&["DEL", &job_key(&broken)]);
-    redis.redis_cmd(&["SET", &job_key(&broken), "not a hash"]);
+    redis.redis_cmd::<()>(&["DEL", &job_key(&broken)]);
+    redis.redis_cmd::<()>(&["SET", &job_key(&broken), "not a hash"]);
     let next = server.submit(&json!({"type": "noop"}));
     server.wait_for_status(&next, "completed", Duration::from_secs(10));
 }

@@ -228,10 +228,10 @@ fn the_articles_email_without_subject_or_body_is_accepted_and_written() {
         c.mail_dir = dir.to_string_lossy().into_owned();
         c.smtp_url = None;
     });
-    let resp = server.post_raw(
+    let resp = server.request(
+        "POST",
         "/jobs",
         br#"{"type":"email","payload":{"to":"test@example.com"}}"#,
-        "application/json",
     );
     resp.expect_status(201, "the article's email body");
     let id = resp.json()["job_id"].as_str().unwrap().to_string();

@@ -22,46 +22,9 @@ fn connect(addr: SocketAddr, read_timeout: Duration) -> TcpStream {
     s
 }
 
-/// Reads one answer (which must carry a Content-Length) from a connection that stays open.
+/// Reads one answer from a connection that stays open.
 fn read_answer(reader: &mut BufReader<TcpStream>, what: &str) -> Resp {
-    let mut status_line = String::new();
-    reader
-        .read_line(&mut status_line)
-        .unwrap_or_else(|e| panic!("{what}: read the status line: {e}"));
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("{what}: bad status line {status_line:?}"));
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader
-            .read_line(&mut line)
-            .unwrap_or_else(|e| panic!("{what}: read a header line: {e}"));
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    let mut resp = Resp {
-        status,
-        headers,
-        body: String::new(),
-    };
-    let len: usize = resp
-        .header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{what}: no Content-Length in {resp:?}"));
-    let mut body = vec![0; len];
-    reader
-        .read_exact(&mut body)
-        .unwrap_or_else(|e| panic!("{what}: read the body: {e}"));
-    resp.body = String::from_utf8_lossy(&body).into_owned();
-    resp
+    read_response(reader).unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 /// Patch "header limits": the request line is limited like a header line (8192 bytes), and a

@@ -18,7 +18,17 @@ fn metrics_count_created_and_processed_jobs() {
     for id in &ids {
         server.wait_for_status(id, "completed", Duration::from_secs(10));
     }
-    let text = server.wait_for_metric("jobs_processed_total", 2.0, Duration::from_secs(5));
+    let text = wait_for(
+        "jobs_processed_total >= 2.0",
+        Duration::from_secs(5),
+        || {
+            let text = server.metrics();
+            match metric_sum(&text, "jobs_processed_total") {
+                Some(n) if n >= 2.0 => Ok(text),
+                n => Err(format!("jobs_processed_total = {n:?}")),
+            }
+        },
+    );
     assert_eq!(metric_sum(&text, "jobs_created_total"), Some(2.0), "{text}");
     assert_eq!(
         metric_sum(&text, "jobs_processed_total"),
@@ -122,7 +132,12 @@ fn queue_size_gauge_shows_pending_jobs() {
 
 #[test]
 fn metrics_pass_promtool_check() {
-    let promtool = promtool_bin();
+    let promtool = find_tool(
+        "JOBQ_TEST_PROMTOOL",
+        "promtool",
+        "Run scripts/test, which installs it (Debian package prometheus), or set \
+         JOBQ_TEST_PROMTOOL to its path.",
+    );
     let redis = RedisServer::start();
     let server = TestServer::start(&redis, |_| {});
     // Give every family samples: a success, a retried failure that ends in the DLQ.

@@ -30,6 +30,13 @@ fn env_with<'a>(role: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'
     env
 }
 
+/// A redis-server with the AOF on and fsynced on every write, so a SIGKILL
+/// ([`RedisServer::stop`]) and [`RedisServer::restart`] keep every acknowledged write.
+fn persistent_redis() -> RedisServer {
+    let args = ["--appendonly", "yes", "--appendfsync", "always"];
+    RedisServer::start_with(&args)
+}
+
 /// SIGKILL, then reap the child so it is really gone.
 fn kill_hard(server: &mut BinaryServer) {
     server.signal("KILL");
@@ -42,8 +49,7 @@ fn kill_hard(server: &mut BinaryServer) {
 fn process_id_of(redis: &RedisServer, pid: u32) -> Option<String> {
     let marker = format!("-{pid}-");
     redis
-        .redis_cmd(&["SMEMBERS", "{jobq}:workers"])
-        .strings()
+        .redis_cmd::<Vec<String>>(&["SMEMBERS", "{jobq}:workers"])
         .into_iter()
         .find(|w| w.contains(&marker))
 }
@@ -51,7 +57,9 @@ fn process_id_of(redis: &RedisServer, pid: u32) -> Option<String> {
 /// Ids of the jobs the jobq process with OS pid `pid` holds in its running list.
 fn running_on(redis: &RedisServer, pid: u32) -> Vec<String> {
     match process_id_of(redis, pid) {
-        Some(proc_id) => redis.lrange_all(&format!("{{jobq}}:running:{proc_id}")),
+        Some(proc_id) => {
+            redis.redis_cmd(&["LRANGE", &format!("{{jobq}}:running:{proc_id}"), "0", "-1"])
+        }
         None => Vec::new(),
     }
 }
@@ -362,11 +370,11 @@ fn redis_that_hangs_gets_fast_503s_and_the_same_process_recovers() {
     server.wait_for_status(&id, "completed", Duration::from_secs(10));
 
     // Connections are accepted, nothing is answered.
-    redis.pause();
+    redis.signal("STOP");
     let first = expect_fast_503s(server.client(), &id, "while Redis hangs (SIGSTOP)");
     let second = expect_fast_503s(server.client(), &id, "while Redis still hangs (SIGSTOP)");
     eprintln!("slowest 503 while Redis hung: {:?}", first.max(second));
-    redis.resume();
+    redis.signal("CONT");
 
     let id = submit_once_redis_is_back(
         server.client(),
@@ -377,7 +385,7 @@ fn redis_that_hangs_gets_fast_503s_and_the_same_process_recovers() {
 
 #[test]
 fn an_outcome_computed_during_an_outage_is_stored_afterwards_without_a_rerun() {
-    let redis = RedisServer::start_persistent();
+    let redis = persistent_redis();
     let runs: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
     let finished = Arc::new(AtomicUsize::new(0));
     let redis_down = Arc::new(AtomicBool::new(false));
@@ -493,8 +501,8 @@ fn role_worker_serves_health_and_metrics_but_not_the_job_api() {
         );
     }
     assert_eq!(
-        redis.redis_cmd(&["HGET", "{jobq}:counters", "created"]),
-        RespValue::Nil,
+        redis.redis_cmd::<redis::Value>(&["HGET", "{jobq}:counters", "created"]),
+        redis::Value::Nil,
         "no job may have been created through a worker"
     );
 }
@@ -515,7 +523,7 @@ fn role_api_runs_no_jobs_until_a_worker_process_starts() {
         );
         std::thread::sleep(POLL);
     }
-    let workers = redis.redis_cmd(&["SMEMBERS", "{jobq}:workers"]).strings();
+    let workers: Vec<String> = redis.redis_cmd(&["SMEMBERS", "{jobq}:workers"]);
     assert!(
         workers.is_empty(),
         "ROLE=api should register no worker: {workers:?}"
@@ -547,12 +555,8 @@ fn start_up_advises_on_redis_settings_that_can_lose_jobs() {
     );
     drop(server);
 
-    let evicting = RedisServer::start_with(RedisOptions::args(&[
-        "--maxmemory",
-        "100mb",
-        "--maxmemory-policy",
-        "allkeys-lru",
-    ]));
+    let evicting =
+        RedisServer::start_with(&["--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru"]);
     let server = BinaryServer::spawn(&evicting.url(), &[]);
     let log = server.log();
     assert!(
@@ -562,7 +566,7 @@ fn start_up_advises_on_redis_settings_that_can_lose_jobs() {
     drop(server);
 
     // And a Redis set up as advised draws neither.
-    let durable = RedisServer::start_persistent();
+    let durable = persistent_redis();
     let server = BinaryServer::spawn(&durable.url(), &[]);
     let log = server.log();
     assert!(
@@ -595,14 +599,15 @@ fn a_job_stranded_in_a_live_processs_running_list_is_put_back() {
     api.wait_for_status(&blocker, "running", Duration::from_secs(10));
     let id = api.submit(&json!({"type": "noop"}));
     let running = format!("{{jobq}}:running:{process}");
-    let moved = redis.redis_cmd(&["LMOVE", "{jobq}:pending", &running, "LEFT", "RIGHT"]);
+    let moved: Option<String> =
+        redis.redis_cmd(&["LMOVE", "{jobq}:pending", &running, "LEFT", "RIGHT"]);
     assert_eq!(
-        moved.as_str(),
+        moved.as_deref(),
         Some(id.as_str()),
         "the noop job should be next in pending"
     );
-    redis.redis_cmd(&["HSET", &job_key(&id), "status", "running"]);
-    redis.redis_cmd(&["HINCRBY", "{jobq}:counters", "running", "1"]);
+    redis.redis_cmd::<()>(&["HSET", &job_key(&id), "status", "running"]);
+    redis.redis_cmd::<()>(&["HINCRBY", "{jobq}:counters", "running", "1"]);
 
     let job = api.wait_for_status(&id, "completed", Duration::from_secs(15));
     assert_eq!(job["attempt"], 1, "the lost claim should not count: {job}");

@@ -32,7 +32,13 @@ fn failing_job_is_retried_then_dead_lettered_after_max_attempts() {
     assert_eq!(stats["pending_jobs"], 0, "{stats}");
     assert_eq!(stats["scheduled_jobs"], 0, "{stats}");
 
-    let text = server.wait_for_metric("jobs_dlq_total", 1.0, Duration::from_secs(5));
+    let text = wait_for("jobs_dlq_total >= 1.0", Duration::from_secs(5), || {
+        let text = server.metrics();
+        match metric_sum(&text, "jobs_dlq_total") {
+            Some(n) if n >= 1.0 => Ok(text),
+            n => Err(format!("jobs_dlq_total = {n:?}")),
+        }
+    });
     assert_eq!(metric_sum(&text, "jobs_dlq_total"), Some(1.0), "{text}");
     assert_eq!(metric_sum(&text, "jobs_failed_total"), Some(3.0), "{text}");
     assert_eq!(metric_sum(&text, "jobs_retried_total"), Some(2.0), "{text}");
@@ -54,7 +60,13 @@ fn job_with_max_attempts_1_is_dead_lettered_without_retry() {
     let stats = server.wait_for_stat("dlq_size", 1, Duration::from_secs(5));
     assert_eq!(stats["failed_jobs"], 1, "{stats}");
 
-    let text = server.wait_for_metric("jobs_dlq_total", 1.0, Duration::from_secs(5));
+    let text = wait_for("jobs_dlq_total >= 1.0", Duration::from_secs(5), || {
+        let text = server.metrics();
+        match metric_sum(&text, "jobs_dlq_total") {
+            Some(n) if n >= 1.0 => Ok(text),
+            n => Err(format!("jobs_dlq_total = {n:?}")),
+        }
+    });
     assert_eq!(metric_sum(&text, "jobs_dlq_total"), Some(1.0), "{text}");
     assert_eq!(metric_sum(&text, "jobs_failed_total"), Some(1.0), "{text}");
     assert_eq!(

@@ -2,8 +2,26 @@
 //! job's own timestamps, never against the test's sense of how long something took.
 
 use crate::harness::*;
+use chrono::{DateTime, SecondsFormat};
 use serde_json::{json, Value};
 use std::time::Duration;
+
+/// Milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`, the form jobq writes.
+fn format_rfc3339_ms(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .unwrap_or_else(|| panic!("{ms} ms is out of chrono's range"))
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[test]
+fn run_at_is_written_like_jobq_writes_times() {
+    assert_eq!(
+        format_rfc3339_ms(951_782_400_000),
+        "2000-02-29T00:00:00.000Z"
+    );
+    let now = now_ms();
+    assert_eq!(parse_rfc3339_ms(&format_rfc3339_ms(now)), Ok(now));
+}
 
 #[test]
 fn delayed_job_starts_no_earlier_than_delay_ms() {

@@ -254,13 +254,13 @@ fn request_limits_answer_json_errors_and_the_server_keeps_serving() {
 
     let big = json!({"type": "noop", "payload": {"pad": "x".repeat(5000)}}).to_string();
     server
-        .post_raw("/jobs", big.as_bytes(), "application/json")
+        .request("POST", "/jobs", big.as_bytes())
         .expect_json_error(413, "POST /jobs with a 5000-byte body, MAX_BODY_BYTES 1024");
 
     let deep = format!("{}1{}", "[".repeat(100), "]".repeat(100));
     let body = format!(r#"{{"type": "noop", "payload": {{"deep": {deep}}}}}"#);
     let msg = server
-        .post_raw("/jobs", body.as_bytes(), "application/json")
+        .request("POST", "/jobs", body.as_bytes())
         .expect_json_error(400, "POST /jobs with JSON nested 100 deep");
     assert!(
         msg.contains("nest"),
@@ -268,7 +268,8 @@ fn request_limits_answer_json_errors_and_the_server_keeps_serving() {
     );
 
     let filler = "a".repeat(9000);
-    let r = try_http_with_headers(server.addr, "GET", "/health", &[("X-Filler", &filler)], b"")
+    let r = server
+        .try_request_with("GET", "/health", &[("X-Filler", &filler)], b"")
         .unwrap_or_else(|e| panic!("GET /health with a 9000-byte header line: {e}"));
     r.expect_json_error(431, "GET /health with a 9000-byte header line");
 
@@ -612,7 +613,17 @@ fn dlq_is_capped_at_dlq_max_size_dropping_the_oldest_loudly() {
             .expect_json_error(404, "GET /jobs/{id} of a job dropped from the full DLQ");
     }
     assert_eq!(server.stat("dlq_size"), 3);
-    let text = server.wait_for_metric("jobs_dlq_evicted_total", 2.0, Duration::from_secs(5));
+    let text = wait_for(
+        "jobs_dlq_evicted_total >= 2.0",
+        Duration::from_secs(5),
+        || {
+            let text = server.metrics();
+            match metric_sum(&text, "jobs_dlq_evicted_total") {
+                Some(n) if n >= 2.0 => Ok(text),
+                n => Err(format!("jobs_dlq_evicted_total = {n:?}")),
+            }
+        },
+    );
     assert_eq!(
         metric_sum(&text, "jobs_dlq_evicted_total"),
         Some(2.0),
@@ -640,13 +651,13 @@ fn post_at_once(addr: SocketAddr, headers: &[(&str, &str)], body: &str) -> Vec<(
                 .collect();
             let body = body.to_string();
             std::thread::spawn(move || {
-                let mut hs: Vec<(&str, &str)> = headers
+                let hs: Vec<(&str, &str)> = headers
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect();
-                hs.push(("Content-Type", "application/json"));
                 barrier.wait();
-                let r = try_http_with_headers(addr, "POST", "/jobs", &hs, body.as_bytes())
+                let r = Client { addr }
+                    .try_request_with("POST", "/jobs", &hs, body.as_bytes())
                     .unwrap_or_else(|e| panic!("{e}"));
                 let id = r.json()["job_id"].as_str().unwrap_or_default().to_string();
                 (r.status, id)
@@ -738,7 +749,7 @@ fn idempotency_keys_make_concurrent_repeats_one_job() {
 fn redis_password_works_and_a_wrong_one_stops_start_up_without_leaking_it() {
     let password = "it-Redis-pw-8c2e41f7";
     let wrong = "it-WRONG-pw-91b3d5aa";
-    let redis = RedisServer::start_with(RedisOptions::args(&["--requirepass", password]));
+    let redis = RedisServer::start_with(&["--requirepass", password]);
     let url = |pw: &str| format!("redis://:{pw}@127.0.0.1:{}", redis.port());
 
     let server = BinaryServer::spawn(&url(password), &[]);
@@ -912,20 +923,18 @@ fn make_pki() -> Pki {
 }
 
 fn tls_redis(pki: &Pki, auth_clients: bool) -> RedisServer {
-    let p = |p: &PathBuf| p.to_string_lossy().into_owned();
-    RedisServer::start_with(RedisOptions {
-        args: vec![
-            "--tls-cert-file".into(),
-            p(&pki.server.0),
-            "--tls-key-file".into(),
-            p(&pki.server.1),
-            "--tls-ca-cert-file".into(),
-            p(&pki.ca),
-            "--tls-auth-clients".into(),
-            if auth_clients { "yes" } else { "no" }.into(),
-        ],
-        tls: true,
-    })
+    let p = |p: &PathBuf| p.to_str().expect("a UTF-8 path").to_owned();
+    let (cert, key, ca) = (p(&pki.server.0), p(&pki.server.1), p(&pki.ca));
+    RedisServer::start_with(&[
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+        "--tls-auth-clients",
+        if auth_clients { "yes" } else { "no" },
+    ])
 }
 
 /// Launches jobq against `url` and expects it to exit non-zero within 10 s; returns its log.

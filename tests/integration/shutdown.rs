@@ -6,7 +6,7 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 fn status_in_redis(redis: &RedisServer, id: &str) -> Option<String> {
-    redis.hget(&job_key(id), "status")
+    redis.redis_cmd(&["HGET", &job_key(id), "status"])
 }
 
 #[test]
@@ -70,7 +70,7 @@ fn sigint_after_the_timeout_puts_the_running_job_back_to_pending() {
         Some("pending"),
         "a job cut off by the shutdown timeout goes back to pending"
     );
-    let pending = redis.lrange_all(PENDING_KEY);
+    let pending: Vec<String> = redis.redis_cmd(&["LRANGE", PENDING_KEY, "0", "-1"]);
     assert!(
         pending.contains(&id),
         "job {id} should be back in {PENDING_KEY}: {pending:?}"
@@ -196,5 +196,6 @@ fn embedded_shutdown_requeues_a_job_that_outlives_the_timeout() {
     assert_eq!(report.requeued, 1, "the sleeping job goes back to pending");
     assert_eq!(report.finished, 0);
     assert_eq!(status_in_redis(&redis, &id).as_deref(), Some("pending"));
-    assert!(redis.lrange_all(PENDING_KEY).contains(&id));
+    let pending: Vec<String> = redis.redis_cmd(&["LRANGE", PENDING_KEY, "0", "-1"]);
+    assert!(pending.contains(&id));
 }

@@ -1,8 +1,7 @@
-//! HTTP: well-formed requests go through `ureq` ([`Client`], [`try_http_with_headers`]); raw
-//! sockets only for what a proper client would not send: malformed requests ([`send_raw`]) and
-//! pipelining ([`send_pipelined`]).
+//! HTTP: well-formed requests go through `ureq` ([`Client`]); raw sockets only for what a proper
+//! client would not send: malformed requests ([`send_raw`]), pipelining and slow clients.
 
-use super::{metric_sum, wait_for};
+use super::wait_for;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -60,6 +59,7 @@ impl Resp {
         msg.to_string()
     }
 
+    /// Asserts `Content-Type: application/json`.
     pub fn expect_json_content_type(&self, context: &str) {
         let ct = self.header("content-type").unwrap_or("");
         assert!(
@@ -91,73 +91,61 @@ fn agent() -> &'static ureq::Agent {
     })
 }
 
-/// Sends one request on a new connection (`Connection: close`) with extra request headers
-/// (`Authorization`, `Idempotency-Key`, `Content-Type`, ...) and reads the response.
-pub fn try_http_with_headers(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Result<Resp, String> {
-    let what = format!("{method} http://{addr}{path}");
-    let mut req = ureq::http::Request::builder()
-        .method(method)
-        .uri(format!("http://{addr}{path}"))
-        .header("Connection", "close");
-    // Like any client, an explicit length for a method that carries a body, even an empty one.
-    if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
-        req = req.header("Content-Length", body.len());
-    }
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    let req = req.body(body).map_err(|e| format!("{what}: {e}"))?;
-    let mut r = agent().run(req).map_err(|e| format!("{what}: {e}"))?;
-    let body = r
-        .body_mut()
-        .with_config()
-        .limit(u64::MAX)
-        .read_to_vec()
-        .map_err(|e| format!("{what}: reading the body: {e}"))?;
-    let headers = r.headers().iter().map(|(k, v)| {
-        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
-        (k.as_str().to_string(), v)
-    });
-    Ok(Resp {
-        status: r.status().as_u16(),
-        headers: headers.collect(),
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
-}
-
-/// An HTTP client bound to one server address.
+/// An HTTP client bound to one server address. Each request goes on a new connection
+/// (`Connection: close`), and a non-empty body is sent as `application/json`.
 #[derive(Debug, Clone, Copy)]
 pub struct Client {
     pub addr: SocketAddr,
 }
 
 impl Client {
-    /// Any method; a non-empty body is sent as `application/json`.
-    pub fn try_request(&self, method: &str, path: &str, body: &[u8]) -> Result<Resp, String> {
-        self.try_request_with(method, path, &[], body)
-    }
-
-    fn try_request_with(
+    /// Any method, with extra request headers (`Authorization`, `Idempotency-Key`, ...).
+    pub fn try_request_with(
         &self,
         method: &str,
         path: &str,
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<Resp, String> {
-        let mut all = headers.to_vec();
-        if !body.is_empty() {
-            all.push(("Content-Type", "application/json"));
+        let addr = self.addr;
+        let what = format!("{method} http://{addr}{path}");
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("http://{addr}{path}"))
+            .header("Connection", "close");
+        // Like any client, an explicit length for a method that carries a body, even an empty one.
+        if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
+            req = req.header("Content-Length", body.len());
         }
-        try_http_with_headers(self.addr, method, path, &all, body)
+        if !body.is_empty() {
+            req = req.header("Content-Type", "application/json");
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let req = req.body(body).map_err(|e| format!("{what}: {e}"))?;
+        let mut r = agent().run(req).map_err(|e| format!("{what}: {e}"))?;
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .map_err(|e| format!("{what}: reading the body: {e}"))?;
+        let headers = r.headers().iter().map(|(k, v)| {
+            let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            (k.as_str().to_string(), v)
+        });
+        Ok(Resp {
+            status: r.status().as_u16(),
+            headers: headers.collect(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
     }
 
-    /// Any method; a non-empty body is sent as `application/json`.
+    pub fn try_request(&self, method: &str, path: &str, body: &[u8]) -> Result<Resp, String> {
+        self.try_request_with(method, path, &[], body)
+    }
+
     pub fn request(&self, method: &str, path: &str, body: &[u8]) -> Resp {
         self.request_with(method, path, &[], body)
     }
@@ -170,7 +158,6 @@ impl Client {
         self.request("POST", path, body.to_string().as_bytes())
     }
 
-    /// Any method with extra request headers; a non-empty body is sent as `application/json`.
     pub fn request_with(
         &self,
         method: &str,
@@ -179,12 +166,6 @@ impl Client {
         body: &[u8],
     ) -> Resp {
         self.try_request_with(method, path, headers, body)
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    pub fn post_raw(&self, path: &str, body: &[u8], content_type: &str) -> Resp {
-        let headers = [("Content-Type", content_type)];
-        try_http_with_headers(self.addr, "POST", path, &headers, body)
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
@@ -201,18 +182,21 @@ impl Client {
         id
     }
 
+    /// `GET path`, asserting 200.
+    fn get_ok(&self, path: &str) -> Resp {
+        let r = self.get(path);
+        r.expect_status(200, &format!("GET {path}"));
+        r
+    }
+
     /// `GET /jobs/{id}`, asserting 200.
     pub fn job(&self, id: &str) -> Value {
-        let r = self.get(&format!("/jobs/{id}"));
-        r.expect_status(200, &format!("GET /jobs/{id}"));
-        r.json()
+        self.get_ok(&format!("/jobs/{id}")).json()
     }
 
     /// `GET /stats`, asserting 200.
     pub fn stats(&self) -> Value {
-        let r = self.get("/stats");
-        r.expect_status(200, "GET /stats");
-        r.json()
+        self.get_ok("/stats").json()
     }
 
     /// One integer field of `/stats`.
@@ -225,9 +209,7 @@ impl Client {
 
     /// `GET /metrics` body, asserting 200.
     pub fn metrics(&self) -> String {
-        let r = self.get("/metrics");
-        r.expect_status(200, "GET /metrics");
-        r.body
+        self.get_ok("/metrics").body
     }
 
     /// Polls `GET /jobs/{id}` until its status is `status`; returns the job. Gives up at once if
@@ -263,43 +245,26 @@ impl Client {
             }
         })
     }
-
-    /// Polls `/metrics` until the sum of samples of `name` reaches at least `want`; returns the
-    /// text of that scrape.
-    pub fn wait_for_metric(&self, name: &str, want: f64, timeout: Duration) -> String {
-        wait_for(&format!("metric {name} >= {want}"), timeout, || {
-            let text = self.metrics();
-            match metric_sum(&text, name) {
-                Some(v) if v >= want => Ok(text),
-                other => Err(format!("{name} = {other:?}")),
-            }
-        })
-    }
 }
 
 /// One HTTP/1.1 request as bytes, with a JSON body when `body` is not empty.
-pub fn raw_request(
-    method: &str,
-    path: &str,
-    extra_headers: &[(&str, &str)],
-    body: &str,
-) -> Vec<u8> {
-    let mut r = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
-    for (k, v) in extra_headers {
-        r.push_str(&format!("{k}: {v}\r\n"));
-    }
+pub fn raw_request(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut head: Vec<String> = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     if !body.is_empty() {
         let len = body.len();
-        r.push_str(&format!(
+        head.push(format!(
             "Content-Type: application/json\r\nContent-Length: {len}\r\n"
         ));
     }
-    r.push_str("\r\n");
-    r.push_str(body);
-    r.into_bytes()
+    let head = head.concat();
+    format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}\r\n{body}").into_bytes()
 }
 
-fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
+/// A connection for requests written by hand, with [`HTTP_TIMEOUT`] for every operation.
+pub fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
     let connected = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT).and_then(|s| {
         s.set_read_timeout(Some(HTTP_TIMEOUT))?;
         s.set_write_timeout(Some(HTTP_TIMEOUT))?;
@@ -310,7 +275,7 @@ fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
 
 /// Reads one response: status line, headers, then a body of Content-Length bytes, or up to the
 /// end of the stream without one. (jobq and its tiny_http always send a Content-Length.)
-fn read_response(reader: &mut impl BufRead) -> Result<Resp, String> {
+pub fn read_response(reader: &mut impl BufRead) -> Result<Resp, String> {
     let mut line = String::new();
     reader.read_line(&mut line).map_err(|e| e.to_string())?;
     let status = match line.split_whitespace().collect::<Vec<_>>()[..] {
@@ -356,20 +321,4 @@ pub fn send_raw(addr: SocketAddr, request: &[u8], what: &str) -> Result<Resp, St
     let write_err = stream.write_all(request).err();
     read_response(&mut BufReader::new(stream))
         .map_err(|e| format!("{what}: {e} (write error: {write_err:?})"))
-}
-
-/// Sends `requests` on one connection in a single write (HTTP pipelining) and reads their
-/// answers, in order.
-pub fn send_pipelined(addr: SocketAddr, requests: &[Vec<u8>]) -> Vec<Resp> {
-    let mut stream = connect(addr).unwrap_or_else(|e| panic!("{e}"));
-    stream
-        .write_all(&requests.concat())
-        .unwrap_or_else(|e| panic!("send pipelined requests to {addr}: {e}"));
-    let mut reader = BufReader::new(stream);
-    (0..requests.len())
-        .map(|i| {
-            read_response(&mut reader)
-                .unwrap_or_else(|e| panic!("answer {i} of {}: {e}", requests.len()))
-        })
-        .collect()
 }

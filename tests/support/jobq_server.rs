@@ -3,30 +3,11 @@
 
 use super::{free_port, poll, send_signal, temp_dir, Client, RedisServer};
 use std::fs::{self, File};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
-
-/// The configuration every in-process test server starts from: loopback, a port picked by the
-/// OS, diagnostic jobs on, quick retries, short shutdown, mail into the Redis temp dir.
-pub fn test_config(redis: &RedisServer) -> jobq::Config {
-    jobq::Config {
-        redis_url: redis.url(),
-        host: "127.0.0.1".into(),
-        port: 0,
-        num_workers: 2,
-        http_threads: 4,
-        enable_diagnostic_jobs: true,
-        backoff_base_ms: 50,
-        backoff_max_ms: 200,
-        shutdown_timeout_secs: 3,
-        log_level: log::LevelFilter::Warn,
-        mail_dir: redis.dir().join("mail").to_string_lossy().into_owned(),
-        ..jobq::Config::default()
-    }
-}
 
 /// jobq started in-process through `jobq::start`. Dropping it shuts it down gracefully.
 pub struct TestServer {
@@ -35,18 +16,33 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts jobq with the built-in handlers; `tweak` adjusts [`test_config`].
+    /// Starts jobq with the built-in handlers; `tweak` adjusts the test configuration.
     pub fn start(redis: &RedisServer, tweak: impl FnOnce(&mut jobq::Config)) -> TestServer {
         TestServer::with_registry(redis, |_| {}, tweak)
     }
 
-    /// Starts jobq with the built-in handlers plus whatever `register` adds.
+    /// Starts jobq with the built-in handlers plus whatever `register` adds. The configuration
+    /// `tweak` starts from: loopback, a port picked by the OS, diagnostic jobs on, quick
+    /// retries, short shutdown, mail into the Redis temp dir.
     pub fn with_registry(
         redis: &RedisServer,
         register: impl FnOnce(&mut jobq::Registry),
         tweak: impl FnOnce(&mut jobq::Config),
     ) -> TestServer {
-        let mut config = test_config(redis);
+        let mut config = jobq::Config {
+            redis_url: redis.url(),
+            host: "127.0.0.1".into(),
+            port: 0,
+            num_workers: 2,
+            http_threads: 4,
+            enable_diagnostic_jobs: true,
+            backoff_base_ms: 50,
+            backoff_max_ms: 200,
+            shutdown_timeout_secs: 3,
+            log_level: log::LevelFilter::Warn,
+            mail_dir: redis.dir().join("mail").to_string_lossy().into_owned(),
+            ..jobq::Config::default()
+        };
         tweak(&mut config);
         let mut registry = jobq::builtin_registry(&config)
             .unwrap_or_else(|e| panic!("builtin_registry failed: {e}"));
@@ -55,7 +51,7 @@ impl TestServer {
             jobq::start(config, registry).unwrap_or_else(|e| panic!("jobq::start failed: {e:?}"));
         let mut addr = running.addr();
         if addr.ip().is_unspecified() {
-            addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+            addr.set_ip(Ipv4Addr::LOCALHOST.into());
         }
         TestServer {
             running: Some(running),
@@ -69,10 +65,8 @@ impl TestServer {
 
     /// Graceful shutdown; returns what `Running::shutdown` returns.
     pub fn stop(mut self) -> Result<jobq::ShutdownReport, jobq::Error> {
-        self.running
-            .take()
-            .expect("server already stopped")
-            .shutdown()
+        let running = self.running.take().expect("server already stopped");
+        running.shutdown()
     }
 }
 
@@ -104,7 +98,8 @@ pub const JOBQ_VARS: &[&str] = &[
     "REDIS_CLIENT_CERT", "REDIS_CLIENT_KEY", "RUST_LOG",
 ];
 
-/// The `jobq` binary as a child process, with stdout and stderr captured to files.
+/// The `jobq` binary as a child process, with stdout and stderr captured to files in its own
+/// temp dir. Dropping it kills the process; if the test failed, its log is printed.
 pub struct BinaryServer {
     child: Child,
     client: Client,
@@ -114,19 +109,16 @@ pub struct BinaryServer {
 }
 
 impl BinaryServer {
-    /// Starts the binary and waits (10 s at most) until `GET /health` answers 200.
+    /// Starts the binary and waits (10 s at most) until `GET /health` answers 200. Up to 3
+    /// tries, for a process that loses the race for its port to another process.
     pub fn spawn(redis_url: &str, env: &[(&str, &str)]) -> BinaryServer {
         for attempt in 1..=3 {
             let mut server = BinaryServer::launch(redis_url, env);
-            let Err(e) = server.wait_healthy(Duration::from_secs(10)) else {
-                return server;
-            };
-            let log = server.log();
-            let exited = !matches!(server.child.try_wait(), Ok(None));
-            if !(exited && (log.contains("in use") || log.contains("AddrInUse")) && attempt < 3) {
-                panic!("jobq binary did not become healthy: {e}\n--- its log ---\n{log}");
+            match server.wait_healthy(Duration::from_secs(10)) {
+                Ok(()) => return server,
+                Err(_) if attempt < 3 && server.lost_its_port() => {}
+                Err(e) => panic!("jobq binary did not become healthy: {e}"),
             }
-            // It lost the race for its port to another process: try another port.
         }
         unreachable!()
     }
@@ -141,10 +133,9 @@ impl BinaryServer {
         for var in JOBQ_VARS {
             cmd.env_remove(var);
         }
-        let port_text = port.to_string();
         let defaults = [
             ("HOST", "127.0.0.1"),
-            ("PORT", &port_text),
+            ("PORT", &port.to_string()),
             ("REDIS_URL", redis_url),
             ("ENABLE_DIAGNOSTIC_JOBS", "true"),
             ("LOG_LEVEL", "info"),
@@ -178,23 +169,24 @@ impl BinaryServer {
         // host, HOST=0.0.0.0 say: the port is what tells.)
         let listening = format!(":{} (role", self.client.addr.port());
         let (child, client, dir) = (&mut self.child, self.client, &self.dir);
-        let logs_listening = self.logs_listening;
-        poll(timeout, || {
+        let ours = |dir| !self.logs_listening || log_of(dir).contains(&listening);
+        let healthy = poll(timeout, || {
             if let Ok(Some(status)) = child.try_wait() {
                 return Ok(Err(format!("the process exited early ({status})")));
             }
             match client.try_request("GET", "/health", b"")? {
-                r if r.status == 200 && (!logs_listening || log_of(dir).contains(&listening)) => {
-                    Ok(Ok(()))
-                }
+                r if r.status == 200 && ours(dir) => Ok(Ok(())),
                 r => Err(format!("HTTP {} {}", r.status, r.body)),
             }
-        })
-        .unwrap_or_else(|last| {
-            Err(format!(
-                "GET /health did not answer 200 within {timeout:?}; last: {last}"
-            ))
-        })
+        });
+        healthy.unwrap_or_else(|last| Err(format!("no 200 within {timeout:?}; last: {last}")))
+    }
+
+    /// Whether the process exited because another process had taken its port.
+    fn lost_its_port(&mut self) -> bool {
+        let log = self.log();
+        let exited = !matches!(self.child.try_wait(), Ok(None));
+        exited && (log.contains("in use") || log.contains("AddrInUse"))
     }
 
     pub fn client(&self) -> Client {
@@ -221,7 +213,7 @@ impl BinaryServer {
     }
 
     pub fn stderr(&self) -> String {
-        read_text(&self.dir, "stderr.log")
+        fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
     }
 
     /// Everything the process printed: stdout, then stderr.
@@ -230,12 +222,9 @@ impl BinaryServer {
     }
 }
 
-fn read_text(dir: &Path, name: &str) -> String {
-    fs::read_to_string(dir.join(name)).unwrap_or_default()
-}
-
 fn log_of(dir: &Path) -> String {
-    read_text(dir, "stdout.log") + &read_text(dir, "stderr.log")
+    let read = |name| fs::read_to_string(dir.join(name)).unwrap_or_default();
+    read("stdout.log") + &read("stderr.log")
 }
 
 impl Deref for BinaryServer {

@@ -1,71 +1,22 @@
-//! Prometheus text exposition: the sum of a metric's samples, optionally those with some labels.
-//! (`promtool` checks the format itself; this only reads values out of a well-formed scrape.)
-
-/// One sample line: name, labels and value.
-struct Sample {
-    name: String,
-    labels: Vec<(String, String)>,
-    value: f64,
-}
-
-/// `key="value",...` (the text between the braces); `None` if malformed.
-fn parse_labels(s: &str) -> Option<Vec<(String, String)>> {
-    let mut labels = Vec::new();
-    let mut rest = s.trim_start_matches([',', ' ']);
-    while !rest.is_empty() {
-        let (key, after) = rest.split_once("=\"")?;
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let end = loop {
-            match chars.next()? {
-                (_, '\\') => match chars.next()?.1 {
-                    'n' => value.push('\n'),
-                    c => value.push(c),
-                },
-                (i, '"') => break i,
-                (_, c) => value.push(c),
-            }
-        };
-        labels.push((key.trim().to_string(), value));
-        rest = after[end + 1..].trim_start_matches([',', ' ']);
-    }
-    Some(labels)
-}
-
-/// Every sample line (comments, blank and unparsable lines skipped).
-fn parse_samples(text: &str) -> impl Iterator<Item = Sample> + '_ {
-    text.lines().filter_map(|line| {
-        let line = line.trim();
-        if line.starts_with('#') {
-            return None;
-        }
-        let (name, labels, rest) = match line.split_once('{') {
-            Some((name, tail)) => {
-                let (labels, rest) = tail.rsplit_once('}')?;
-                (name, parse_labels(labels)?, rest)
-            }
-            None => {
-                let (name, rest) = line.split_once(' ')?;
-                (name, Vec::new(), rest)
-            }
-        };
-        let value = rest.split_whitespace().next()?.parse().ok()?;
-        let name = name.to_string();
-        Some(Sample {
-            name,
-            labels,
-            value,
-        })
-    })
-}
+//! Values out of a Prometheus text scrape of jobq. (`promtool` checks the format itself; this
+//! reads well-formed samples, whose label values hold no space, comma or quote.)
 
 /// Sum of the samples of metric `name` that carry all of `labels`; `None` if there are none.
 pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let has =
-        |s: &Sample, (k, v): &(&str, &str)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v);
-    parse_samples(text)
-        .filter(|s| s.name == name && labels.iter().all(|l| has(s, l)))
-        .map(|s| s.value)
+    let wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    let samples = text.lines().filter(|line| !line.starts_with('#'));
+    samples
+        .filter_map(|line| {
+            // `name{k="v",...} value [timestamp]` or `name value [timestamp]`
+            let (series, value) = line.split_once(' ')?;
+            let value = value.split(' ').next()?.parse::<f64>().ok()?;
+            let (metric, labels) = match series.strip_suffix('}') {
+                Some(s) => s.split_once('{')?,
+                None => (series, ""),
+            };
+            let has = |w: &String| labels.split(',').any(|l| l == w);
+            (metric == name && wanted.iter().all(has)).then_some(value)
+        })
         .reduce(|a, b| a + b)
 }
 

@@ -76,7 +76,7 @@ pub fn free_port() -> u16 {
 
 /// Finds an external tool: the path in `env_var` if set, else `name` on PATH, else in the usual
 /// system folders; panics saying how to get it (`hint`) if it is nowhere.
-fn find_tool(env_var: &str, name: &str, hint: &str) -> PathBuf {
+pub fn find_tool(env_var: &str, name: &str, hint: &str) -> PathBuf {
     if let Some(p) = std::env::var_os(env_var).filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
         assert!(p.is_file(), "{env_var}={} is not a file", p.display());
@@ -92,24 +92,8 @@ fn find_tool(env_var: &str, name: &str, hint: &str) -> PathBuf {
         })
 }
 
-/// Path of `promtool`, or a panic saying how to get it.
-pub fn promtool_bin() -> PathBuf {
-    find_tool(
-        "JOBQ_TEST_PROMTOOL",
-        "promtool",
-        "Run scripts/test, which installs it (Debian package prometheus), or set \
-         JOBQ_TEST_PROMTOOL to its path.",
-    )
-}
-
 /// The last `max` bytes of a file, as text (for failure messages).
 fn tail_of(path: &Path, max: usize) -> String {
-    let text = fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_else(|e| format!("<cannot read {}: {e}>", path.display()));
-    let mut start = text.len().saturating_sub(max);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("{}{}", if start > 0 { "..." } else { "" }, &text[start..])
+    let bytes = fs::read(path).unwrap_or_default();
+    String::from_utf8_lossy(&bytes[bytes.len().saturating_sub(max)..]).into_owned()
 }

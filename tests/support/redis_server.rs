@@ -1,7 +1,8 @@
-//! A private `redis-server` per test, on a free loopback port in its own temp dir, and a way to
-//! send it one command through the `redis` crate ([`RedisServer::redis_cmd`]).
+//! A private `redis-server` per test, on a free loopback port in its own temp dir, and one
+//! command at a time to it through the `redis` crate ([`RedisServer::redis_cmd`]).
 
-use super::{find_tool, free_port, poll, send_signal, tail_of, temp_dir, wait_for};
+use super::{find_tool, free_port, poll, send_signal, tail_of, temp_dir};
+use redis::FromRedisValue;
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,109 +17,39 @@ pub fn job_key(id: &str) -> String {
 /// Key of the list of pending jobs under the default prefix.
 pub const PENDING_KEY: &str = "{jobq}:pending";
 
-/// A private `redis-server`, without persistence unless started with
-/// [`RedisServer::start_persistent`]. Dropping it kills the process (by its own handle) and
-/// removes the dir.
+/// A private `redis-server` on loopback, without persistence unless its arguments turn it on.
+/// Dropping it kills the process (by its own handle) and removes the dir.
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     bin: PathBuf,
-    opts: RedisOptions,
+    /// Extra command-line arguments, after the defaults (a later one wins).
+    args: Vec<String>,
     child: Mutex<Option<Child>>,
 }
 
-/// How to start a redis-server beyond the defaults (loopback, no persistence).
-#[derive(Debug, Clone, Default)]
-pub struct RedisOptions {
-    /// Extra command-line arguments, after the defaults (a later one wins), e.g.
-    /// `["--requirepass", "pw"]`. Files they name (certificates) can live in a [`temp_dir`].
-    pub args: Vec<String>,
-    /// Serve TLS only: the port is given as `--tls-port` and `--port` is 0; `args` must carry
-    /// `--tls-cert-file`, `--tls-key-file` and `--tls-ca-cert-file`. [`RedisServer::redis_cmd`]
-    /// does not speak TLS.
-    pub tls: bool,
-}
-
-impl RedisOptions {
-    /// Options with these extra arguments.
-    pub fn args(args: &[&str]) -> RedisOptions {
-        RedisOptions {
-            args: args.iter().map(|a| a.to_string()).collect(),
-            tls: false,
-        }
-    }
-}
-
-/// A Redis reply, as the `redis` crate decodes it; [`Reply`] reads it.
-pub type RespValue = redis::Value;
-
-/// What the tests read out of a reply.
-pub trait Reply {
-    /// The text of a simple string or bulk reply.
-    fn as_str(&self) -> Option<&str>;
-    /// An integer reply, or a bulk/simple string holding an integer.
-    fn as_int(&self) -> Option<i64>;
-    /// The string elements of an array or set reply (nil → empty).
-    fn strings(&self) -> Vec<String>;
-    fn is_nil(&self) -> bool;
-}
-
-impl Reply for RespValue {
-    fn as_str(&self) -> Option<&str> {
-        match self {
-            RespValue::Okay => Some("OK"),
-            RespValue::SimpleString(s) | RespValue::VerbatimString { text: s, .. } => Some(s),
-            RespValue::BulkString(b) => std::str::from_utf8(b).ok(),
-            _ => None,
-        }
-    }
-    fn as_int(&self) -> Option<i64> {
-        match self {
-            RespValue::Int(n) => Some(*n),
-            other => other.as_str()?.parse().ok(),
-        }
-    }
-    fn strings(&self) -> Vec<String> {
-        let items = self.as_sequence().unwrap_or_default();
-        items
-            .iter()
-            .filter_map(|v| Some(v.as_str()?.to_string()))
-            .collect()
-    }
-    fn is_nil(&self) -> bool {
-        matches!(self, RespValue::Nil)
-    }
-}
-
 impl RedisServer {
-    /// Starts redis-server on a free port; tries up to 5 ports.
+    /// Starts redis-server on a free port.
     pub fn start() -> RedisServer {
-        RedisServer::start_with(RedisOptions::default())
+        RedisServer::start_with(&[])
     }
 
-    /// Starts redis-server with the AOF on and fsynced on every write, so [`RedisServer::stop`]
-    /// (a SIGKILL) and [`RedisServer::restart`] keep every acknowledged write.
-    pub fn start_persistent() -> RedisServer {
-        let args = ["--appendonly", "yes", "--appendfsync", "always"];
-        RedisServer::start_with(RedisOptions::args(&args))
-    }
-
-    /// Starts redis-server with extra options; tries up to 5 ports.
-    pub fn start_with(opts: RedisOptions) -> RedisServer {
+    /// Starts redis-server with extra arguments, e.g. `["--requirepass", "pw"]`, on a free port
+    /// (up to 5 tries). With `--tls-cert-file` among them it serves TLS only (`--tls-port`),
+    /// which [`RedisServer::redis_cmd`] does not speak.
+    pub fn start_with(args: &[&str]) -> RedisServer {
         let hint = "The integration tests start a private redis-server per test: run \
                     scripts/test, which installs it, or install the redis-server package, or \
                     set JOBQ_TEST_REDIS_SERVER to its path.";
-        let bin = find_tool("JOBQ_TEST_REDIS_SERVER", "redis-server", hint);
-        // A cluster node also listens on port + 10000 (the cluster bus).
-        let cluster = opts.args.iter().any(|a| a == "--cluster-enabled");
-        let (dir, child) = (temp_dir("redis"), Mutex::new(None));
         let mut redis = RedisServer {
             port: 0,
-            dir,
-            bin,
-            opts,
-            child,
+            dir: temp_dir("redis"),
+            bin: find_tool("JOBQ_TEST_REDIS_SERVER", "redis-server", hint),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            child: Mutex::new(None),
         };
+        // A cluster node also listens on port + 10000 (the cluster bus).
+        let cluster = args.contains(&"--cluster-enabled");
         let mut errors = Vec::new();
         for _ in 0..5 {
             redis.port = std::iter::repeat_with(free_port)
@@ -129,34 +60,7 @@ impl RedisServer {
                 Err(e) => errors.push(e),
             }
         }
-        let errors = errors.join("\n");
-        panic!("could not start redis-server after 5 tries:\n{errors}");
-    }
-
-    /// A one-node Redis Cluster: cluster mode on, every slot assigned to this node, and the
-    /// cluster reporting `cluster_state:ok`.
-    pub fn start_cluster_node() -> RedisServer {
-        let args = [
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-        ];
-        let redis = RedisServer::start_with(RedisOptions::args(&args));
-        let added = redis.redis_cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
-        assert_eq!(
-            added.as_str(),
-            Some("OK"),
-            "CLUSTER ADDSLOTSRANGE: {added:?}"
-        );
-        wait_for("cluster_state:ok", Duration::from_secs(10), || {
-            let info = redis.redis_cmd(&["CLUSTER", "INFO"]);
-            match info.as_str() {
-                Some(text) if text.contains("cluster_state:ok") => Ok(()),
-                _ => Err(format!("{info:?}")),
-            }
-        });
-        redis
+        panic!("could not start redis-server:\n{}", errors.join("\n"));
     }
 
     pub fn port(&self) -> u16 {
@@ -173,8 +77,8 @@ impl RedisServer {
         &self.dir
     }
 
-    /// Kills the server (SIGKILL); keeps the dir and port. Its data is lost unless it was started
-    /// with [`RedisServer::start_persistent`], whose AOF a restart reloads.
+    /// Kills the server (SIGKILL); keeps the dir and port. Its data is lost unless it keeps an
+    /// AOF, which a restart reloads.
     pub fn stop(&self) {
         if let Some(mut child) = self.child.lock().unwrap().take() {
             let _ = child.kill();
@@ -182,25 +86,16 @@ impl RedisServer {
         }
     }
 
-    /// Freezes the server (SIGSTOP): it keeps its port and accepts connections but answers
-    /// nothing, like a Redis that hangs. [`RedisServer::resume`] undoes it; dropping kills it.
-    pub fn pause(&self) {
-        self.signal("STOP");
-    }
-
-    /// Lets a paused server go on (SIGCONT).
-    pub fn resume(&self) {
-        self.signal("CONT");
-    }
-
-    fn signal(&self, sig: &str) {
+    /// Sends the server a signal: "STOP" freezes it (it keeps its port and accepts connections
+    /// but answers nothing, like a Redis that hangs), "CONT" lets it go on.
+    pub fn signal(&self, sig: &str) {
         match &*self.child.lock().unwrap() {
             Some(child) => send_signal(child.id(), sig),
             None => panic!("redis-server on port {} is not running", self.port),
         }
     }
 
-    /// Starts the server again on the same port, dir and options.
+    /// Starts the server again on the same port, dir and arguments.
     pub fn restart(&self) {
         self.stop();
         let mut errors = Vec::new();
@@ -211,8 +106,7 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        let (port, errors) = (self.port, errors.join("\n"));
-        panic!("could not restart redis-server on port {port}:\n{errors}");
+        panic!("could not restart redis-server:\n{}", errors.join("\n"));
     }
 
     /// Starts the process and waits until it is ready, up to 30 s: long enough for a restart
@@ -220,26 +114,22 @@ impl RedisServer {
     fn spawn(&self) -> Result<(), String> {
         let log_path = self.dir.join("redis.log");
         let log_start = fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
-        let open_log = || OpenOptions::new().create(true).append(true).open(&log_path);
-        let (out, err) = open_log()
-            .and_then(|l| Ok((l.try_clone()?, l)))
-            .map_err(|e| e.to_string())?;
+        let log = OpenOptions::new().create(true).append(true).open(&log_path);
+        let log = log.map_err(|e| format!("{}: {e}", log_path.display()))?;
         let port = self.port.to_string();
         let mut cmd = Command::new(&self.bin);
-        let defaults = "--bind 127.0.0.1 --appendonly no --daemonize no --save";
-        cmd.args(defaults.split(' '))
-            .arg("")
+        cmd.args(["--bind", "127.0.0.1", "--appendonly", "no", "--save", ""])
             .arg("--dir")
             .arg(&self.dir);
-        match self.opts.tls {
+        match self.args.iter().any(|a| a == "--tls-cert-file") {
             true => cmd.args(["--port", "0", "--tls-port", &port]),
             false => cmd.args(["--port", &port]),
         };
         let mut child = cmd
-            .args(&self.opts.args)
+            .args(&self.args)
             .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
             .spawn()
             .map_err(|e| format!("spawn {}: {e}", self.bin.display()))?;
         let ready = poll(Duration::from_secs(30), || {
@@ -255,55 +145,36 @@ impl RedisServer {
                 false => Err("was not ready within 30 s".to_string()),
             }
         });
-        match ready.and_then(|r| r) {
-            Ok(()) => {
-                *self.child.lock().unwrap() = Some(child);
-                Ok(())
-            }
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let log = tail_of(&log_path, 2000);
-                Err(format!("redis-server on port {port} {e}; log:\n{log}"))
-            }
+        if let Err(e) = ready.and_then(|r| r) {
+            let _ = child.kill();
+            let _ = child.wait();
+            // Its log follows when the test fails (see Drop).
+            return Err(format!("redis-server on port {port} {e}"));
         }
+        *self.child.lock().unwrap() = Some(child);
+        Ok(())
     }
 
-    /// Sends one command on a fresh connection and returns the reply. Panics if Redis cannot be
-    /// reached or answers with an error.
-    pub fn redis_cmd(&self, args: &[&str]) -> RespValue {
-        let (name, rest) = args.split_first().expect("a command");
-        let info = redis::IntoConnectionInfo::into_connection_info(self.url()).expect("URL");
-        // Nothing but the command itself, as a bare RESP client would send: no CLIENT SETINFO.
-        let settings = info.redis_settings().clone().set_skip_set_lib_name();
-        let client = redis::Client::open(info.set_redis_settings(settings)).expect("client");
-        let timeout = Some(Duration::from_secs(10));
-        let reply = client
-            .get_connection_with_timeout(Duration::from_secs(5))
-            .and_then(|mut conn| {
-                conn.set_read_timeout(timeout)?;
-                conn.set_write_timeout(timeout)?;
-                redis::cmd(name).arg(rest).query::<redis::Value>(&mut conn)
-            });
-        reply.unwrap_or_else(|e| panic!("{args:?} to redis on port {}: {e}", self.port))
+    /// [`try_redis_cmd`] to this server; panics if Redis cannot be reached, answers with an
+    /// error or with a reply that is not a `T`.
+    pub fn redis_cmd<T: FromRedisValue>(&self, args: &[&str]) -> T {
+        try_redis_cmd(self.port, args)
+            .unwrap_or_else(|e| panic!("{args:?} to redis on port {}: {e}", self.port))
     }
+}
 
-    /// `HGET key field` as an optional string.
-    pub fn hget(&self, key: &str, field: &str) -> Option<String> {
-        match self.redis_cmd(&["HGET", key, field]) {
-            v if v.is_nil() => None,
-            RespValue::BulkString(s) => Some(String::from_utf8_lossy(&s).into_owned()),
-            other => panic!("HGET {key} {field}: unexpected reply {other:?}"),
-        }
-    }
-
-    /// `LRANGE key 0 -1`
-    pub fn lrange_all(&self, key: &str) -> Vec<String> {
-        match self.redis_cmd(&["LRANGE", key, "0", "-1"]) {
-            v @ (RespValue::Array(_) | RespValue::Nil) => v.strings(),
-            other => panic!("LRANGE {key}: unexpected reply {other:?}"),
-        }
-    }
+/// Sends one command to the Redis on loopback `port` on a fresh connection and decodes the reply
+/// as a `T` (`redis::Value` for any reply, `()` to ignore it).
+pub fn try_redis_cmd<T: FromRedisValue>(port: u16, args: &[&str]) -> redis::RedisResult<T> {
+    let (name, rest) = args.split_first().expect("a command");
+    let info = redis::IntoConnectionInfo::into_connection_info(("127.0.0.1", port))?;
+    // Nothing but the command itself, as a bare RESP client would send: no CLIENT SETINFO.
+    let settings = info.redis_settings().clone().set_skip_set_lib_name();
+    let client = redis::Client::open(info.set_redis_settings(settings))?;
+    let mut conn = client.get_connection_with_timeout(Duration::from_secs(5))?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    conn.set_write_timeout(Some(Duration::from_secs(10)))?;
+    redis::cmd(name).arg(rest).query(&mut conn)
 }
 
 impl Drop for RedisServer {
