@@ -3,16 +3,13 @@
 //! `jobq check-config` reports the configuration with its secrets masked.
 
 use crate::harness::*;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Runs `jobq args` with only `env` set among jobq's variables. A command that should answer
+/// Runs `jobq args` with only `env` set among jobq's variables (see [`jobq_command`]). A command that should answer
 /// at once but starts a server instead is killed, and the test fails saying so.
 fn jobq(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobq"));
-    for var in JOBQ_VARS {
-        cmd.env_remove(var);
-    }
+    let mut cmd = jobq_command();
     // A port nobody serves, so a server started by mistake fails here rather than elsewhere.
     cmd.env("PORT", free_port().to_string());
     cmd.envs(env.iter().copied())

@@ -85,18 +85,17 @@ impl Drop for TestServer {
     }
 }
 
-/// Every variable jobq reads; removed from the child's environment so the caller's shell cannot
-/// leak settings into a test.
-#[rustfmt::skip] // One name a line would make this list forty lines long.
-pub const JOBQ_VARS: &[&str] = &[
-    "REDIS_URL", "REDIS_PREFIX", "HOST", "PORT", "ROLE", "NUM_WORKERS", "HTTP_THREADS",
-    "MAX_QUEUE_SIZE", "MAX_ATTEMPTS", "BACKOFF_BASE_MS", "BACKOFF_MAX_MS", "JOB_TTL_SECS",
-    "MAX_BODY_BYTES", "SHUTDOWN_TIMEOUT_SECS", "RECOVERY_SECS", "JOB_TIMEOUT_SECS", "LOG_LEVEL",
-    "ENABLE_DIAGNOSTIC_JOBS", "MAIL_DIR", "MAIL_FROM", "SMTP_URL", "SMTP_TIMEOUT_SECS",
-    "IMAGE_DIR", "REPORT_DIR", "ANALYTICS_RETENTION_DAYS", "HANDLERS_FILE", "DLQ_MAX_SIZE",
-    "IDEMPOTENCY_TTL_SECS", "API_TOKEN", "METRICS_PUBLIC", "MAX_CONNECTIONS", "REDIS_CA_CERT",
-    "REDIS_CLIENT_CERT", "REDIS_CLIENT_KEY", "RUST_LOG",
-];
+/// The `jobq` binary with an empty environment but for PATH, HOME, TMPDIR and the locale, so
+/// no setting of the caller's shell leaks into a test.
+pub fn jobq_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobq"));
+    cmd.env_clear()
+        .envs(std::env::vars_os().filter(|(name, _)| {
+            let name = name.to_string_lossy();
+            matches!(&*name, "PATH" | "HOME" | "TMPDIR" | "LANG") || name.starts_with("LC_")
+        }));
+    cmd
+}
 
 /// The `jobq` binary as a child process, with stdout and stderr captured to files in its own
 /// temp dir. Dropping it kills the process; if the test failed, its log is printed.
@@ -129,10 +128,6 @@ impl BinaryServer {
         let port = free_port();
         let out = File::create(dir.join("stdout.log")).expect("create stdout.log");
         let err = File::create(dir.join("stderr.log")).expect("create stderr.log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobq"));
-        for var in JOBQ_VARS {
-            cmd.env_remove(var);
-        }
         let defaults = [
             ("HOST", "127.0.0.1"),
             ("PORT", &port.to_string()),
@@ -142,7 +137,7 @@ impl BinaryServer {
             ("NUM_WORKERS", "2"),
             ("HTTP_THREADS", "4"),
         ];
-        let child = cmd
+        let child = jobq_command()
             .envs(defaults)
             .env("MAIL_DIR", dir.join("mail"))
             .envs(env.iter().copied())
