@@ -291,7 +291,7 @@ fn wrong_method_on_a_known_route_answers_405_with_allow() {
 
 #[test]
 fn redis_outage_answers_503_and_recovers_without_restart() {
-    let redis = RedisServer::start();
+    let mut redis = RedisServer::start();
     let server = TestServer::start(&redis, |_| {});
     let before = server.submit(&json!({"type": "noop"}));
     server.wait_for_status(&before, "completed", Duration::from_secs(10));

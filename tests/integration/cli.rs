@@ -85,7 +85,7 @@ fn unknown_arguments_are_refused_with_the_usage() {
 
 #[test]
 fn health_answers_for_the_server_of_this_environment() {
-    let redis = RedisServer::start();
+    let mut redis = RedisServer::start();
     let server = BinaryServer::spawn(&redis.url(), &[("API_TOKEN", "cli-token-0123456789abcdef")]);
     let port = server.client().addr.port().to_string();
 

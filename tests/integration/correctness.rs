@@ -325,7 +325,7 @@ fn busy_and_readonly_redis_answer_503() {
 fn a_load_longer_than_the_ttl_reaps_no_live_process() {
     // Loading each key takes 100 µs (more, as usleep overshoots): 20,000 keys make a load of
     // 2.5 s or more, past the 2 s TTL.
-    let redis = RedisServer::start_with(&[
+    let mut redis = RedisServer::start_with(&[
         "--appendonly",
         "yes",
         "--appendfsync",

@@ -327,7 +327,7 @@ fn submit_once_redis_is_back(client: Client, what: &str) -> String {
 
 #[test]
 fn redis_outage_gives_fast_503s_and_the_same_process_recovers() {
-    let redis = RedisServer::start();
+    let mut redis = RedisServer::start();
     let server = TestServer::start(&redis, |_| {});
     let id = server.submit(&json!({"type": "noop"}));
     server.wait_for_status(&id, "completed", Duration::from_secs(10));
@@ -385,7 +385,7 @@ fn redis_that_hangs_gets_fast_503s_and_the_same_process_recovers() {
 
 #[test]
 fn an_outcome_computed_during_an_outage_is_stored_afterwards_without_a_rerun() {
-    let redis = persistent_redis();
+    let mut redis = persistent_redis();
     let runs: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
     let finished = Arc::new(AtomicUsize::new(0));
     let redis_down = Arc::new(AtomicBool::new(false));

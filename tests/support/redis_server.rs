@@ -6,7 +6,6 @@ use redis::FromRedisValue;
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Key of a job's record hash under the default prefix.
@@ -25,7 +24,7 @@ pub struct RedisServer {
     bin: PathBuf,
     /// Extra command-line arguments, after the defaults (a later one wins).
     args: Vec<String>,
-    child: Mutex<Option<Child>>,
+    child: Option<Child>,
 }
 
 impl RedisServer {
@@ -46,21 +45,10 @@ impl RedisServer {
             dir: temp_dir("redis"),
             bin: find_tool("JOBQ_TEST_REDIS_SERVER", "redis-server", hint),
             args: args.iter().map(|a| a.to_string()).collect(),
-            child: Mutex::new(None),
+            child: None,
         };
-        // A cluster node also listens on port + 10000 (the cluster bus).
-        let cluster = args.contains(&"--cluster-enabled");
-        let mut errors = Vec::new();
-        for _ in 0..5 {
-            redis.port = std::iter::repeat_with(free_port)
-                .find(|p| !cluster || *p <= 55535)
-                .unwrap();
-            match redis.spawn() {
-                Ok(()) => return redis,
-                Err(e) => errors.push(e),
-            }
-        }
-        panic!("could not start redis-server:\n{}", errors.join("\n"));
+        redis.spawn_retrying();
+        redis
     }
 
     pub fn port(&self) -> u16 {
@@ -79,8 +67,8 @@ impl RedisServer {
 
     /// Kills the server (SIGKILL); keeps the dir and port. Its data is lost unless it keeps an
     /// AOF, which a restart reloads.
-    pub fn stop(&self) {
-        if let Some(mut child) = self.child.lock().unwrap().take() {
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -89,29 +77,41 @@ impl RedisServer {
     /// Sends the server a signal: "STOP" freezes it (it keeps its port and accepts connections
     /// but answers nothing, like a Redis that hangs), "CONT" lets it go on.
     pub fn signal(&self, sig: &str) {
-        match &*self.child.lock().unwrap() {
+        match &self.child {
             Some(child) => send_signal(child.id(), sig),
             None => panic!("redis-server on port {} is not running", self.port),
         }
     }
 
     /// Starts the server again on the same port, dir and arguments.
-    pub fn restart(&self) {
+    pub fn restart(&mut self) {
         self.stop();
+        self.spawn_retrying();
+    }
+
+    /// [`RedisServer::spawn`], up to 5 tries. A first start picks a new free port for each try
+    /// (a cluster node also listens on port + 10000, its bus); a restart keeps its port.
+    fn spawn_retrying(&mut self) {
+        let first_start = self.port == 0;
+        let cluster = self.args.iter().any(|a| a == "--cluster-enabled");
         let mut errors = Vec::new();
         for _ in 0..5 {
+            if first_start {
+                let mut ports = std::iter::repeat_with(free_port);
+                self.port = ports.find(|p| !cluster || *p <= 55535).unwrap();
+            }
             match self.spawn() {
                 Ok(()) => return,
                 Err(e) => errors.push(e),
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!("could not restart redis-server:\n{}", errors.join("\n"));
+        panic!("could not start redis-server:\n{}", errors.join("\n"));
     }
 
     /// Starts the process and waits until it is ready, up to 30 s: long enough for a restart
     /// that loads a large AOF (a test makes one that takes seconds).
-    fn spawn(&self) -> Result<(), String> {
+    fn spawn(&mut self) -> Result<(), String> {
         let log_path = self.dir.join("redis.log");
         let log_start = fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
         let log = OpenOptions::new().create(true).append(true).open(&log_path);
@@ -151,7 +151,7 @@ impl RedisServer {
             // Its log follows when the test fails (see Drop).
             return Err(format!("redis-server on port {port} {e}"));
         }
-        *self.child.lock().unwrap() = Some(child);
+        self.child = Some(child);
         Ok(())
     }
 
