@@ -351,3 +351,28 @@ fn redis_outage_answers_503_and_recovers_without_restart() {
         .get("/health")
         .expect_status(200, "GET /health after Redis came back");
 }
+
+/// The harness's time parser, which the timestamp assertions rely on, takes only UTC (`Z`).
+#[test]
+fn harness_parses_rfc3339_utc_times() {
+    let parsed = [
+        ("2026-04-07T10:30:00.000Z", 1_775_557_800_000),
+        ("2030-01-01T00:00:00.25Z", 1_893_456_000_250),
+        ("1970-01-01T00:00:00Z", 0),
+    ];
+    for (text, ms) in parsed {
+        assert_eq!(parse_rfc3339_ms(text), Ok(ms), "{text}");
+    }
+    assert!(parse_rfc3339_ms("2026-04-07T10:30:00+00:00").is_err());
+    assert!(parse_rfc3339_ms("2026-04-07 10:30").is_err());
+}
+
+/// The harness's id check, which the job id assertions rely on, refuses other versions and
+/// upper case.
+#[test]
+fn harness_checks_uuid_v4() {
+    assert!(is_uuid_v4("550e8400-e29b-41d4-a716-446655440000"));
+    assert!(!is_uuid_v4("550e8400-e29b-11d4-a716-446655440000"));
+    assert!(!is_uuid_v4("550E8400-E29B-41D4-A716-446655440000"));
+    assert!(!is_uuid_v4("not-a-uuid"));
+}

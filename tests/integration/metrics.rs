@@ -257,3 +257,16 @@ fn refused_requests_are_counted_by_route_and_status() {
         r.body
     );
 }
+
+/// The harness's sample reader, which the metric assertions rely on, sums the right samples.
+#[test]
+fn harness_reads_prometheus_samples() {
+    let text = "# HELP x_total help\n# TYPE x_total counter\nx_total 3\n\
+                y{type=\"a\",state=\"pending\"} 2\ny{type=\"b\",state=\"pending\"} 5\n\
+                y{type=\"b\",state=\"running\"} 7 1700000000\nh_bucket{le=\"+Inf\"} 4\n";
+    assert_eq!(metric_sum(text, "x_total"), Some(3.0));
+    assert_eq!(metric_value(text, "y", &[("state", "pending")]), Some(7.0));
+    assert_eq!(metric_sum(text, "y"), Some(14.0));
+    assert_eq!(metric_value(text, "h_bucket", &[("le", "+Inf")]), Some(4.0));
+    assert_eq!(metric_sum(text, "missing"), None);
+}

@@ -24,20 +24,3 @@ pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
 pub fn metric_sum(text: &str, name: &str) -> Option<f64> {
     metric_value(text, name, &[])
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prometheus_samples_are_parsed() {
-        let text = "# HELP x_total help\n# TYPE x_total counter\nx_total 3\n\
-                    y{type=\"a\",state=\"pending\"} 2\ny{type=\"b\",state=\"pending\"} 5\n\
-                    y{type=\"b\",state=\"running\"} 7 1700000000\nh_bucket{le=\"+Inf\"} 4\n";
-        assert_eq!(metric_sum(text, "x_total"), Some(3.0));
-        assert_eq!(metric_value(text, "y", &[("state", "pending")]), Some(7.0));
-        assert_eq!(metric_sum(text, "y"), Some(14.0));
-        assert_eq!(metric_value(text, "h_bucket", &[("le", "+Inf")]), Some(4.0));
-        assert_eq!(metric_sum(text, "missing"), None);
-    }
-}

@@ -44,30 +44,3 @@ pub fn ts(job: &Value, field: &str) -> Option<i64> {
 pub fn ts_req(job: &Value, field: &str) -> i64 {
     ts(job, field).unwrap_or_else(|| panic!("job field {field} is null; job: {job}"))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_utc_times_are_parsed() {
-        let parsed = [
-            ("2026-04-07T10:30:00.000Z", 1_775_557_800_000),
-            ("2030-01-01T00:00:00.25Z", 1_893_456_000_250),
-            ("1970-01-01T00:00:00Z", 0),
-        ];
-        for (text, ms) in parsed {
-            assert_eq!(parse_rfc3339_ms(text), Ok(ms), "{text}");
-        }
-        assert!(parse_rfc3339_ms("2026-04-07T10:30:00+00:00").is_err());
-        assert!(parse_rfc3339_ms("2026-04-07 10:30").is_err());
-    }
-
-    #[test]
-    fn uuid_v4_check() {
-        assert!(is_uuid_v4("550e8400-e29b-41d4-a716-446655440000"));
-        assert!(!is_uuid_v4("550e8400-e29b-11d4-a716-446655440000"));
-        assert!(!is_uuid_v4("550E8400-E29B-41D4-A716-446655440000"));
-        assert!(!is_uuid_v4("not-a-uuid"));
-    }
-}
