@@ -5,7 +5,7 @@ use super::{free_port, poll, send_signal, temp_dir, Client, RedisServer};
 use std::fs::{self, File};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::Deref;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -163,18 +163,17 @@ impl BinaryServer {
         // that one answers until this one exits. (It may listen on another address of this
         // host, HOST=0.0.0.0 say: the port is what tells.)
         let listening = format!(":{} (role", self.client.addr.port());
-        let (child, client, dir) = (&mut self.child, self.client, &self.dir);
-        let ours = |dir| !self.logs_listening || log_of(dir).contains(&listening);
-        let healthy = poll(timeout, || {
-            if let Ok(Some(status)) = child.try_wait() {
+        poll(timeout, || {
+            if let Ok(Some(status)) = self.child.try_wait() {
                 return Ok(Err(format!("the process exited early ({status})")));
             }
-            match client.try_request("GET", "/health", b"")? {
-                r if r.status == 200 && ours(dir) => Ok(Ok(())),
+            let ours = || !self.logs_listening || self.log().contains(&listening);
+            match self.client.try_request("GET", "/health", b"")? {
+                r if r.status == 200 && ours() => Ok(Ok(())),
                 r => Err(format!("HTTP {} {}", r.status, r.body)),
             }
-        });
-        healthy.unwrap_or_else(|last| Err(format!("no 200 within {timeout:?}; last: {last}")))
+        })
+        .unwrap_or_else(|last| Err(format!("no 200 within {timeout:?}; last: {last}")))
     }
 
     /// Whether the process exited because another process had taken its port.
@@ -213,13 +212,8 @@ impl BinaryServer {
 
     /// Everything the process printed: stdout, then stderr.
     pub fn log(&self) -> String {
-        log_of(&self.dir)
+        fs::read_to_string(self.dir.join("stdout.log")).unwrap_or_default() + &self.stderr()
     }
-}
-
-fn log_of(dir: &Path) -> String {
-    let read = |name| fs::read_to_string(dir.join(name)).unwrap_or_default();
-    read("stdout.log") + &read("stderr.log")
 }
 
 impl Deref for BinaryServer {
@@ -236,11 +230,8 @@ impl Drop for BinaryServer {
             let _ = self.child.wait();
         }
         if std::thread::panicking() {
-            eprintln!(
-                "--- jobq binary log (pid {}) ---\n{}",
-                self.pid(),
-                self.log()
-            );
+            let (pid, log) = (self.pid(), self.log());
+            eprintln!("--- jobq binary log (pid {pid}) ---\n{log}");
         }
         let _ = fs::remove_dir_all(&self.dir);
     }

@@ -1,9 +1,6 @@
 //! Test harness: a private `redis-server` per test ([`RedisServer`]), jobq in-process
-//! ([`TestServer`]) or as the real binary ([`BinaryServer`]), an HTTP client ([`Client`]),
-//! and helpers for waiting, timestamps and Prometheus text.
-//!
-//! Every wait here is bounded and, when it gives up, says what it waited for and the last thing
-//! it saw. Nothing asserts on elapsed wall-clock time except as a generous upper bound.
+//! ([`TestServer`]) or as the real binary ([`BinaryServer`]) and an HTTP client ([`Client`]).
+//! Every wait is bounded and, when it gives up, says what it waited for and what it last saw.
 
 mod http;
 mod jobq_server;
@@ -21,22 +18,22 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::fs;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How often wait loops poll.
 pub const POLL: Duration = Duration::from_millis(20);
 
-/// Calls `probe` every [`POLL`] until it returns `Ok`, for at most `timeout`. `Err` carries a
-/// description of what the probe saw, reported if the wait gives up.
+/// Calls `probe` every [`POLL`] until it returns `Ok`, for at most `timeout`; panics with the
+/// last `Err` (what the probe saw) if it never does.
 pub fn wait_for<T>(what: &str, timeout: Duration, probe: impl FnMut() -> Result<T, String>) -> T {
     poll(timeout, probe).unwrap_or_else(|last| {
         panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}")
     })
 }
 
-/// Like [`wait_for`], but giving up is the last thing the probe saw rather than a panic.
+/// Like [`wait_for`], but giving up returns the last `Err` instead of panicking.
 fn poll<T>(timeout: Duration, mut probe: impl FnMut() -> Result<T, String>) -> Result<T, String> {
     let deadline = Instant::now() + timeout;
     loop {
@@ -55,8 +52,7 @@ fn send_signal(pid: u32, sig: &str) {
     kill(pid, signal).unwrap_or_else(|e| panic!("kill -{sig} {pid}: {e}"));
 }
 
-/// A fresh, empty directory under the system temp dir, unique within this machine at this time
-/// (process id plus a counter).
+/// A fresh, empty directory under the system temp dir, named by process id and a counter.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
@@ -67,8 +63,7 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
-/// A loopback port that was free a moment ago (bind port 0, read it, release it). Callers that
-/// lose the race to another process retry with a new port.
+/// A loopback port that was free a moment ago; callers that lose it to another process retry.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 for a free port");
     listener.local_addr().expect("local_addr").port()
@@ -90,10 +85,4 @@ pub fn find_tool(env_var: &str, name: &str, hint: &str) -> PathBuf {
         .unwrap_or_else(|| {
             panic!("{name} not found (looked at ${env_var}, PATH and /usr/bin). {hint}")
         })
-}
-
-/// The last `max` bytes of a file, as text (for failure messages).
-fn tail_of(path: &Path, max: usize) -> String {
-    let bytes = fs::read(path).unwrap_or_default();
-    String::from_utf8_lossy(&bytes[bytes.len().saturating_sub(max)..]).into_owned()
 }

@@ -1,7 +1,7 @@
 //! A private `redis-server` per test, on a free loopback port in its own temp dir, and one
 //! command at a time to it through the `redis` crate ([`RedisServer::redis_cmd`]).
 
-use super::{find_tool, free_port, poll, send_signal, tail_of, temp_dir};
+use super::{find_tool, free_port, poll, send_signal, temp_dir};
 use redis::FromRedisValue;
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -28,7 +28,6 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
-    /// Starts redis-server on a free port.
     pub fn start() -> RedisServer {
         RedisServer::start_with(&[])
     }
@@ -37,9 +36,7 @@ impl RedisServer {
     /// (up to 5 tries). With `--tls-cert-file` among them it serves TLS only (`--tls-port`),
     /// which [`RedisServer::redis_cmd`] does not speak.
     pub fn start_with(args: &[&str]) -> RedisServer {
-        let hint = "The integration tests start a private redis-server per test: run \
-                    scripts/test, which installs it, or install the redis-server package, or \
-                    set JOBQ_TEST_REDIS_SERVER to its path.";
+        let hint = "Run scripts/test, which installs it, or install the redis-server package.";
         let mut redis = RedisServer {
             port: 0,
             dir: temp_dir("redis"),
@@ -132,18 +129,17 @@ impl RedisServer {
             .stderr(log)
             .spawn()
             .map_err(|e| format!("spawn {}: {e}", self.bin.display()))?;
-        let ready = poll(Duration::from_secs(30), || {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Ok(Err(format!("exited ({status}) before it was ready")));
-            }
-            // Its own log says when it listens. (A PING could be answered by another test's
-            // Redis that took this port first, while this one is failing to bind it.)
+        // Its own log says when it listens. (A PING could be answered by another test's Redis
+        // that took this port first, while this one is failing to bind it.)
+        let listening = || {
             let log = fs::read(&log_path).unwrap_or_default();
-            let log = String::from_utf8_lossy(log.get(log_start..).unwrap_or_default());
-            match log.contains("Ready to accept connections") {
-                true => Ok(Ok(())),
-                false => Err("was not ready within 30 s".to_string()),
-            }
+            String::from_utf8_lossy(log.get(log_start..).unwrap_or_default())
+                .contains("Ready to accept connections")
+        };
+        let ready = poll(Duration::from_secs(30), || match child.try_wait() {
+            Ok(Some(status)) => Ok(Err(format!("exited ({status}) before it was ready"))),
+            _ if listening() => Ok(Ok(())),
+            _ => Err("was not ready within 30 s".to_string()),
         });
         if let Err(e) = ready.and_then(|r| r) {
             let _ = child.kill();
@@ -181,8 +177,9 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
         if std::thread::panicking() {
-            let log = tail_of(&self.dir.join("redis.log"), 4000);
-            eprintln!("--- redis log ({}) ---\n{log}", self.dir.display());
+            let log = fs::read(self.dir.join("redis.log")).unwrap_or_default();
+            let tail = String::from_utf8_lossy(&log[log.len().saturating_sub(4000)..]);
+            eprintln!("--- redis log ({}) ---\n{tail}", self.dir.display());
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
