@@ -137,7 +137,7 @@ fn variant(base: &Value, kinds: &[&str], payload: Value, payload_required: bool)
     v
 }
 
-/// Bearer security exactly as `authorize` (routes.rs) enforces it: with API_TOKEN, on every
+/// Bearer security exactly as `authorize` (auth.rs) enforces it: with API_TOKEN, on every
 /// operation but `/health` (and `/metrics` with METRICS_PUBLIC); without it, nowhere, and no
 /// operation answers 401.
 fn security(doc: &mut Value, config: &Config) {
