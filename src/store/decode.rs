@@ -46,20 +46,11 @@ pub fn is_noscript(v: &RV) -> bool {
     matches!(v, RV::ServerError(e) if e.code() == "NOSCRIPT")
 }
 
-/// One reply of a pipeline sent with `ignore_errors`: a server error there is a value, which is
-/// classified here as `conn::classify` classifies the error of a single command (a refusal in a
-/// passing state is [`StoreError::Unavailable`]), keeping it as the source.
+/// One reply of a pipeline sent with `ignore_errors`: a server error there is a value, which
+/// `conn::classify` sorts exactly as it sorts the error of a single command (a passing state
+/// or OOM is [`StoreError::Unavailable`], a refusal [`StoreError::Rejected`]).
 pub fn pipeline_error(e: &redis::ServerError) -> StoreError {
-    match conn::transient_state(e.code()) {
-        Some(what) => StoreError::Unavailable {
-            message: format!("{what}; nothing was changed, retry shortly ({e:?})"),
-            source: Some(e.clone().into()),
-        },
-        None => StoreError::Redis {
-            message: format!("{e:?}"),
-            source: Some(e.clone().into()),
-        },
-    }
+    conn::classify(e.clone().into())
 }
 
 /// Jobs as the claim step returns them: 7 entries each.

@@ -196,6 +196,10 @@ mod tests {
         assert!(e.is_unavailable(), "{e:?}");
         assert!(e.to_string().contains("maxmemory"), "{e}");
         assert!(e.source().is_some());
+        // The same in a gathered create's pipeline.
+        let piped = pipeline_error(&reply("OOM", "command not allowed"));
+        assert!(piped.is_unavailable(), "{piped:?}");
+        assert!(piped.to_string().contains("maxmemory"), "{piped}");
     }
 
     #[test]
