@@ -38,7 +38,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::TooLarge(_) => 413,
             ApiError::Busy(_) => 503,
-            ApiError::Store(e) if store_error_heals(e) => 503,
+            ApiError::Store(e) if e.can_heal() => 503,
             ApiError::Store(_) | ApiError::Internal(_) => 500,
         }
     }
@@ -76,12 +76,6 @@ impl ApiError {
             }
         }
     }
-}
-
-/// Whether a store error may go away by itself (an outage, a passing state, credentials being
-/// rotated), so the client should retry, or is a fault that retrying cannot fix.
-fn store_error_heals(e: &StoreError) -> bool {
-    e.is_unavailable() || e.is_rejected()
 }
 
 impl From<StoreError> for ApiError {

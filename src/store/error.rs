@@ -92,6 +92,13 @@ impl StoreError {
         matches!(self, StoreError::Rejected { .. })
     }
 
+    /// Whether the failure may go away without a fix to jobq or to the data: an outage or
+    /// passing state, or credentials an operator may correct. A caller retries these (the HTTP
+    /// API answers 503, a worker keeps its outcome and tries again); the rest are faults.
+    pub fn can_heal(&self) -> bool {
+        self.is_unavailable() || self.is_rejected()
+    }
+
     /// The text after the variant's prefix.
     pub fn message(&self) -> &str {
         match self {

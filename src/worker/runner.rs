@@ -280,9 +280,7 @@ impl Worker {
         loop {
             match op(&mut self.store) {
                 Ok(v) => return Ok((v, retried)),
-                Err(e @ (StoreError::Redis { .. } | StoreError::Corrupt { .. })) => {
-                    return Err(Unstored::Refused(e))
-                }
+                Err(e) if !e.can_heal() => return Err(Unstored::Refused(e)),
                 Err(_) => {
                     if self.abandoned.load(Ordering::SeqCst) {
                         return Err(Unstored::Abandoned);
