@@ -120,7 +120,6 @@ impl Store {
             run_id: info_field(&server, "run_id")
                 .unwrap_or_default()
                 .to_string(),
-            uptime_secs: info_field(&server, "uptime_in_seconds").and_then(|v| v.parse().ok()),
             loading: info_field(&persistence, "loading") == Some("1"),
         })
     }
@@ -131,7 +130,6 @@ impl Store {
 pub struct RedisState {
     /// Changes whenever Redis restarts (or another server answers at the same address).
     pub run_id: String,
-    pub uptime_secs: Option<u64>,
     /// Loading its data set from disk (or from its master).
     pub loading: bool,
 }

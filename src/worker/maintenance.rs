@@ -255,10 +255,9 @@ impl Grace {
             self.run_id = Some(seen.run_id.clone());
             self.since = now;
         }
+        // The same `run_id` all along means the same server process, so Redis's own uptime is
+        // at least this long too.
         now.duration_since(self.since) >= self.ttl
-            && seen
-                .uptime_secs
-                .is_none_or(|up| Duration::from_secs(up) >= self.ttl)
     }
 }
 
@@ -319,10 +318,9 @@ mod tests {
         assert!(s.observe(list(&[]), snap(&[], &[2, 0])).is_empty());
     }
 
-    fn state(run_id: &str, up: u64, loading: bool) -> RedisState {
+    fn state(run_id: &str, loading: bool) -> RedisState {
         RedisState {
             run_id: run_id.into(),
-            uptime_secs: Some(up),
             loading,
         }
     }
@@ -333,9 +331,9 @@ mod tests {
         let t0 = Instant::now();
         let mut g = Grace::new(ttl);
         // Redis has been up for a day, but this reaper has only just looked.
-        assert!(!g.allows(Some(&state("r1", 86_400, false)), t0));
-        assert!(!g.allows(Some(&state("r1", 86_401, false)), t0 + ttl / 2));
-        assert!(g.allows(Some(&state("r1", 86_402, false)), t0 + ttl));
+        assert!(!g.allows(Some(&state("r1", false)), t0));
+        assert!(!g.allows(Some(&state("r1", false)), t0 + ttl / 2));
+        assert!(g.allows(Some(&state("r1", false)), t0 + ttl));
     }
 
     #[test]
@@ -343,17 +341,17 @@ mod tests {
         let ttl = Duration::from_secs(2);
         let t0 = Instant::now();
         let mut g = Grace::new(ttl);
-        assert!(!g.allows(Some(&state("r1", 100, false)), t0));
-        assert!(g.allows(Some(&state("r1", 102, false)), t0 + ttl));
+        assert!(!g.allows(Some(&state("r1", false)), t0));
+        assert!(g.allows(Some(&state("r1", false)), t0 + ttl));
         // Redis restarts and loads its AOF for 30 s: errors, then `loading`.
         assert!(!g.allows(None, t0 + ttl * 2));
-        assert!(!g.allows(Some(&state("r2", 20, true)), t0 + ttl * 12));
+        assert!(!g.allows(Some(&state("r2", true)), t0 + ttl * 12));
         // Loaded, with an uptime well past the TTL: heartbeats restored from disk are all
         // expired, so live processes get a full TTL from now to beat again.
         let loaded = t0 + ttl * 16;
-        assert!(!g.allows(Some(&state("r2", 30, false)), loaded));
-        assert!(!g.allows(Some(&state("r2", 31, false)), loaded + ttl / 2));
-        assert!(g.allows(Some(&state("r2", 32, false)), loaded + ttl));
+        assert!(!g.allows(Some(&state("r2", false)), loaded));
+        assert!(!g.allows(Some(&state("r2", false)), loaded + ttl / 2));
+        assert!(g.allows(Some(&state("r2", false)), loaded + ttl));
     }
 
     #[test]
@@ -361,11 +359,11 @@ mod tests {
         let ttl = Duration::from_secs(2);
         let t0 = Instant::now();
         let mut g = Grace::new(ttl);
-        g.allows(Some(&state("r1", 100, false)), t0);
-        assert!(g.allows(Some(&state("r1", 110, false)), t0 + ttl * 5));
+        g.allows(Some(&state("r1", false)), t0);
+        assert!(g.allows(Some(&state("r1", false)), t0 + ttl * 5));
         // A failover: another server, up for long, answers without any error in between.
-        assert!(!g.allows(Some(&state("r9", 5000, false)), t0 + ttl * 6));
-        assert!(g.allows(Some(&state("r9", 5002, false)), t0 + ttl * 7));
+        assert!(!g.allows(Some(&state("r9", false)), t0 + ttl * 6));
+        assert!(g.allows(Some(&state("r9", false)), t0 + ttl * 7));
     }
 
     #[test]
