@@ -58,19 +58,15 @@ impl Fetcher {
                     }
                     self.shutdown.sleep(retry.next_delay());
                 }
-                Ok(Some(claimed)) if claimed.is_empty() => {
-                    retry.reset();
-                    if std::mem::take(&mut unregistered) {
-                        log::info!("process {} is registered again", self.worker_id);
-                    }
-                    if let Err(e) = self.store.wait_for_pending(FETCH_BLOCK) {
-                        self.pause(&mut retry, &e);
-                    }
-                }
                 Ok(Some(claimed)) => {
                     retry.reset();
                     if std::mem::take(&mut unregistered) {
                         log::info!("process {} is registered again", self.worker_id);
+                    }
+                    if claimed.is_empty() {
+                        if let Err(e) = self.store.wait_for_pending(FETCH_BLOCK) {
+                            self.pause(&mut retry, &e);
+                        }
                     }
                     for job in claimed {
                         idle -= 1;
