@@ -5,6 +5,7 @@
 use std::str::FromStr;
 
 use super::handlers_file::HandlersFile;
+use super::queues::{parse_queues, QueueOrder};
 use super::smtp::{is_address, SmtpUrl};
 use super::{mask_url, Config, ConfigError};
 
@@ -60,6 +61,42 @@ impl Config {
             &mut c.num_workers,
             |n| *n <= 1024,
         );
+        // QUEUES and QUEUE_ORDER are checked together: strict needs a list, and no weights.
+        let queues_raw = r.string("QUEUES");
+        let (mut weights_given, mut queues_bad) = (false, false);
+        if let Some(v) = &queues_raw {
+            match parse_queues(v) {
+                Ok(list) => {
+                    c.queues = list.queues;
+                    weights_given = list.weights_given;
+                }
+                Err(problems) => {
+                    queues_bad = true;
+                    r.problems
+                        .extend(problems.into_iter().map(|p| format!("QUEUES entry {p}")));
+                }
+            }
+        }
+        if let Some(v) = r.string("QUEUE_ORDER") {
+            match v.parse() {
+                Ok(order) => c.queue_order = order,
+                Err(()) => r
+                    .problems
+                    .push(format!("QUEUE_ORDER={v:?}: expected weighted or strict")),
+            }
+        }
+        // A bad QUEUES is reported above, once, not again as missing.
+        if c.queue_order == QueueOrder::Strict && !queues_bad {
+            if c.queues.is_empty() {
+                r.problems
+                    .push("QUEUE_ORDER=strict needs QUEUES to list the queues in order".into());
+            } else if weights_given {
+                r.problems.push(format!(
+                    "QUEUES={}: weights mean nothing with QUEUE_ORDER=strict",
+                    queues_raw.as_deref().unwrap_or_default()
+                ));
+            }
+        }
         r.parse(
             "HTTP_THREADS",
             "an integer 1-1024",
@@ -77,6 +114,12 @@ impl Config {
             "an integer 1-1000",
             &mut c.max_attempts,
             |n| (1..=1000).contains(n),
+        );
+        r.parse(
+            "MAX_SNOOZES",
+            "an integer 0-100000",
+            &mut c.max_snoozes,
+            |n| *n <= 100_000,
         );
         r.parse(
             "BACKOFF_BASE_MS",

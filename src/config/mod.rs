@@ -1,5 +1,6 @@
 //! Configuration: one [`Config`] struct read once from the environment (`env.rs`), validated as
-//! a whole, every setting parsed into a typed value (`smtp.rs`, `handlers_file.rs`).
+//! a whole, every setting parsed into a typed value (`smtp.rs`, `handlers_file.rs`,
+//! `queues.rs`).
 //!
 //! This is the bottom layer: nothing under `config/` uses anything else from the crate, and the
 //! parts that need a setting (handlers, store, server) get it typed from here. Defaults live in
@@ -7,9 +8,11 @@
 
 mod env;
 pub mod handlers_file;
+pub mod queues;
 pub mod smtp;
 
 pub use handlers_file::{CommandSpec, HandlersFile};
+pub use queues::QueueOrder;
 pub use smtp::SmtpUrl;
 
 use std::fmt;
@@ -75,12 +78,22 @@ pub struct Config {
     pub role: Role,
     /// `NUM_WORKERS`: worker threads; 0 runs no jobs.
     pub num_workers: usize,
+    /// `QUEUES`: the queues this process's workers take jobs from, as `(name, weight)`
+    /// (`name[:weight]`, comma-separated, weight 1-1000, default 1); empty serves every queue
+    /// that exists.
+    pub queues: Vec<(String, u32)>,
+    /// `QUEUE_ORDER`: weighted (each queue in proportion to its weight) or strict (the first of
+    /// QUEUES with a job ready).
+    pub queue_order: QueueOrder,
     /// `HTTP_THREADS`: threads answering HTTP requests.
     pub http_threads: usize,
     /// `MAX_QUEUE_SIZE`: pending plus scheduled jobs accepted before `POST /jobs` answers 503.
     pub max_queue_size: u64,
     /// `MAX_ATTEMPTS`: attempts before a job goes to the dead-letter queue.
     pub max_attempts: u32,
+    /// `MAX_SNOOZES`: how many times a job may be snoozed before a snooze counts as a failed
+    /// attempt.
+    pub max_snoozes: u32,
     /// `BACKOFF_BASE_MS`: delay before the second attempt.
     pub backoff_base_ms: u64,
     /// `BACKOFF_MAX_MS`: cap of any retry delay.
@@ -149,9 +162,12 @@ impl Default for Config {
             port: 8081,
             role: Role::All,
             num_workers: 5,
+            queues: Vec::new(),
+            queue_order: QueueOrder::Weighted,
             http_threads: default_http_threads(),
             max_queue_size: 1000,
             max_attempts: 3,
+            max_snoozes: 100,
             backoff_base_ms: 1000,
             backoff_max_ms: 30_000,
             job_ttl_secs: 7 * 24 * 3600,
@@ -226,10 +242,20 @@ impl Config {
             ("PORT", self.port.to_string()),
             ("ROLE", self.role.as_str().into()),
             ("NUM_WORKERS", self.num_workers.to_string()),
+            (
+                "QUEUES",
+                if self.queues.is_empty() {
+                    UNSET.into()
+                } else {
+                    queues::format_queues(&self.queues)
+                },
+            ),
+            ("QUEUE_ORDER", self.queue_order.as_str().into()),
             ("HTTP_THREADS", self.http_threads.to_string()),
             ("MAX_CONNECTIONS", self.max_connections.to_string()),
             ("MAX_QUEUE_SIZE", self.max_queue_size.to_string()),
             ("MAX_ATTEMPTS", self.max_attempts.to_string()),
+            ("MAX_SNOOZES", self.max_snoozes.to_string()),
             ("BACKOFF_BASE_MS", self.backoff_base_ms.to_string()),
             ("BACKOFF_MAX_MS", self.backoff_max_ms.to_string()),
             ("JOB_TTL_SECS", self.job_ttl_secs.to_string()),

@@ -248,3 +248,85 @@ fn smtp_url_needs_the_smtp_feature() {
         );
     }
 }
+
+#[test]
+fn queues_take_weights_after_the_last_colon() {
+    let c = from(&[]).unwrap();
+    assert!(c.queues.is_empty(), "unset serves every queue");
+    assert_eq!(c.queue_order, QueueOrder::Weighted);
+    assert_eq!(c.max_snoozes, 100);
+
+    let c = from(&[(
+        "QUEUES",
+        " critical:5, default , mail:eu, mail:us:3, bulk:1,",
+    )])
+    .unwrap();
+    let want = [
+        ("critical", 5),
+        ("default", 1),
+        ("mail:eu", 1),
+        ("mail:us", 3),
+        ("bulk", 1),
+    ];
+    let got: Vec<(&str, u32)> = c.queues.iter().map(|(q, w)| (q.as_str(), *w)).collect();
+    assert_eq!(got, want);
+    // Written back so it reads the same: "v:2" is a name, so its weight must be shown.
+    let c = from(&[("QUEUES", "a:2,b,v:2:1"), ("MAX_SNOOZES", "0")]).unwrap();
+    assert_eq!(c.queues[2], ("v:2".into(), 1));
+    assert_eq!(c.max_snoozes, 0);
+    let line = c.summary();
+    assert!(line.contains("QUEUES=a:2,b,v:2:1 "), "{line}");
+    assert!(line.contains("QUEUE_ORDER=weighted"), "{line}");
+
+    let c = from(&[("QUEUES", "high,low"), ("QUEUE_ORDER", "STRICT")]).unwrap();
+    assert_eq!(c.queue_order, QueueOrder::Strict);
+    assert_eq!(c.queues, vec![("high".into(), 1), ("low".into(), 1)]);
+}
+
+#[test]
+fn bad_queues_are_reported_one_line_each() {
+    let err = from(&[
+        ("QUEUES", "a:0,b c,a,d:1001,e:99999999999,ok,ok"),
+        ("MAX_SNOOZES", "100001"),
+        ("QUEUE_ORDER", "random"),
+    ])
+    .unwrap_err();
+    let text = err.to_string();
+    for want in [
+        "QUEUES entry \"a:0\": the weight after the last ':' must be an integer from 1 to 1000",
+        "QUEUES entry \"b c\": a queue name must be 1-64 characters",
+        "QUEUES entry \"d:1001\"",
+        "QUEUES entry \"e:99999999999\"",
+        "QUEUES entry \"ok\" is listed twice",
+        "MAX_SNOOZES=\"100001\"",
+        "QUEUE_ORDER=\"random\": expected weighted or strict",
+    ] {
+        assert!(text.contains(want), "{want} missing from {text}");
+    }
+    // "a" is listed once: "a:0" was refused, not added.
+    assert_eq!(err.problems.len(), 7, "{text}");
+    let long = "q".repeat(65);
+    assert!(from(&[("QUEUES", long.as_str())]).is_err());
+    assert!(from(&[("QUEUES", "q".repeat(64).as_str())]).is_ok());
+}
+
+#[test]
+fn strict_order_needs_queues_without_weights() {
+    let err = from(&[("QUEUE_ORDER", "strict")]).unwrap_err();
+    assert_eq!(
+        err.problems,
+        vec!["QUEUE_ORDER=strict needs QUEUES to list the queues in order"]
+    );
+    let err = from(&[("QUEUE_ORDER", "strict"), ("QUEUES", " , ")]).unwrap_err();
+    assert!(err.to_string().contains("needs QUEUES"), "{err}");
+    let err = from(&[("QUEUE_ORDER", "strict"), ("QUEUES", "high,low:1")]).unwrap_err();
+    assert_eq!(
+        err.problems,
+        vec!["QUEUES=high,low:1: weights mean nothing with QUEUE_ORDER=strict"]
+    );
+    // A bad QUEUES is reported once, not again as missing.
+    let err = from(&[("QUEUE_ORDER", "strict"), ("QUEUES", "a b")]).unwrap_err();
+    assert_eq!(err.problems.len(), 1, "{err}");
+    // A last ':'-part that is not all digits is part of the name, not a weight.
+    assert!(from(&[("QUEUE_ORDER", "strict"), ("QUEUES", "mail:eu,mail:us")]).is_ok());
+}
