@@ -35,7 +35,7 @@ mod store;
 mod worker;
 
 pub use app::{start, Error, Running, ShutdownReport};
-pub use config::QueueOrder;
+pub use config::{Breaker, GroupLimits, Limits, LimitsFile, LimitsPatch, QueueOrder, Rate, Scope};
 pub use config::{CommandSpec, Config, ConfigError, HandlersFile, Role, SmtpUrl};
 pub use handler::{Cancellation, ErrorKind, Handler, JobContext, JobError, JobResult, Registry};
 pub use handlers::builtin_registry;

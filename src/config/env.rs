@@ -5,6 +5,7 @@
 use std::str::FromStr;
 
 use super::handlers_file::HandlersFile;
+use super::limits::LimitsFile;
 use super::queues::{parse_queues, QueueOrder};
 use super::smtp::{is_address, SmtpUrl};
 use super::{mask_url, Config, ConfigError};
@@ -269,6 +270,16 @@ impl Config {
                 Ok(file) => c.handlers_file = Some(file),
                 Err(e) => r.problems.push(format!(
                     "HANDLERS_FILE={v:?}: {e}; the format is in docs/job-types.md"
+                )),
+            }
+        }
+        if let Some(v) = r.string("LIMITS_FILE") {
+            // As HANDLERS_FILE: a bad file is reported with every other problem, before anything
+            // starts.
+            match LimitsFile::load(&v) {
+                Ok(file) => c.limits_file = Some(file),
+                Err(e) => r.problems.push(format!(
+                    "LIMITS_FILE={v:?}: {e}; the format is in docs/limits.md"
                 )),
             }
         }

@@ -1,6 +1,6 @@
 //! Configuration: one [`Config`] struct read once from the environment (`env.rs`), validated as
-//! a whole, every setting parsed into a typed value (`smtp.rs`, `handlers_file.rs`,
-//! `queues.rs`).
+//! a whole, every setting parsed into a typed value (`smtp.rs`, `handlers_file.rs`, `queues.rs`,
+//! `limits.rs`).
 //!
 //! This is the bottom layer: nothing under `config/` uses anything else from the crate, and the
 //! parts that need a setting (handlers, store, server) get it typed from here. Defaults live in
@@ -8,10 +8,12 @@
 
 mod env;
 pub mod handlers_file;
+pub mod limits;
 pub mod queues;
 pub mod smtp;
 
 pub use handlers_file::{CommandSpec, HandlersFile};
+pub use limits::{Breaker, GroupLimits, Limits, LimitsFile, LimitsPatch, Rate, Scope};
 pub use queues::QueueOrder;
 pub use smtp::SmtpUrl;
 
@@ -151,6 +153,9 @@ pub struct Config {
     /// `HANDLERS_FILE`: a TOML file of operator-defined command job types (see docs/job-types.md),
     /// read and checked when the configuration is read; [`HandlersFile::load`] reads one.
     pub handlers_file: Option<HandlersFile>,
+    /// `LIMITS_FILE`: a TOML file of limits per queue and per job type (see docs/limits.md),
+    /// applied at start-up; read and checked when the configuration is read.
+    pub limits_file: Option<LimitsFile>,
 }
 
 impl Default for Config {
@@ -193,6 +198,7 @@ impl Default for Config {
             report_dir: "./data/reports".into(),
             analytics_retention_days: 400,
             handlers_file: None,
+            limits_file: None,
         }
     }
 }
@@ -302,6 +308,12 @@ impl Config {
             (
                 "HANDLERS_FILE",
                 self.handlers_file
+                    .as_ref()
+                    .map_or(UNSET.into(), |f| f.path.clone()),
+            ),
+            (
+                "LIMITS_FILE",
+                self.limits_file
                     .as_ref()
                     .map_or(UNSET.into(), |f| f.path.clone()),
             ),

@@ -255,6 +255,7 @@ fn queues_take_weights_after_the_last_colon() {
     assert!(c.queues.is_empty(), "unset serves every queue");
     assert_eq!(c.queue_order, QueueOrder::Weighted);
     assert_eq!(c.max_snoozes, 100);
+    assert_eq!(c.limits_file, None);
 
     let c = from(&[(
         "QUEUES",
@@ -329,4 +330,50 @@ fn strict_order_needs_queues_without_weights() {
     assert_eq!(err.problems.len(), 1, "{err}");
     // A last ':'-part that is not all digits is part of the name, not a weight.
     assert!(from(&[("QUEUE_ORDER", "strict"), ("QUEUES", "mail:eu,mail:us")]).is_ok());
+}
+
+#[test]
+fn limits_file_is_read_and_checked() {
+    let dir = std::env::temp_dir();
+    let good = dir.join(format!("jobq-limits-{}.toml", std::process::id()));
+    std::fs::write(
+        &good,
+        "[queues.default]\nconcurrency = 10\n\n[types.email]\nbreaker = { consecutive = 10 }\n",
+    )
+    .unwrap();
+    let c = from(&[("LIMITS_FILE", good.to_str().unwrap())]).unwrap();
+    let file = c.limits_file.clone().expect("LIMITS_FILE is read");
+    assert_eq!(Some(file.path.as_str()), good.to_str());
+    assert_eq!(file.queues["default"].concurrency, Some(10));
+    assert_eq!(
+        file.types["email"].breaker.as_ref().unwrap().cooldown_secs,
+        30
+    );
+    assert!(c
+        .summary()
+        .contains(&format!("LIMITS_FILE={}", good.display())));
+    let _ = std::fs::remove_file(&good);
+
+    let bad = dir.join(format!("jobq-limits-bad-{}.toml", std::process::id()));
+    std::fs::write(
+        &bad,
+        "[types.email]\nconcurrency = 3\ngroup = { concurrency = 1 }\n",
+    )
+    .unwrap();
+    let err = from(&[("LIMITS_FILE", bad.to_str().unwrap()), ("MAX_SNOOZES", "x")]).unwrap_err();
+    assert_eq!(err.problems.len(), 2, "{err}");
+    let line = &err.problems[1];
+    assert!(line.starts_with("LIMITS_FILE=\""), "{line}");
+    assert!(
+        line.contains(".toml:3:1: [types.email] group: group limits apply per queue"),
+        "{line}"
+    );
+    assert!(
+        line.ends_with("; the format is in docs/limits.md"),
+        "{line}"
+    );
+    let _ = std::fs::remove_file(&bad);
+
+    let err = from(&[("LIMITS_FILE", "/no/such/limits.toml")]).unwrap_err();
+    assert!(err.to_string().contains("cannot read"), "{err}");
 }
