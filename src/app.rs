@@ -91,11 +91,40 @@ fn process_id() -> String {
     format!("{host}-{}-{}", std::process::id(), &rand[..6])
 }
 
+/// Writes LIMITS_FILE's limits into Redis, replacing those of every queue and type it names
+/// (the others keep what `PUT …/limits` set). Redis down at start-up: said in the log.
+fn apply_limits_file(shared: &Shared, file: &crate::config::LimitsFile) {
+    use crate::config::Limits;
+    use crate::store::Target;
+    let mut store = shared.backend.open();
+    let targets = file
+        .queues
+        .iter()
+        .map(|(q, l)| (Target::Queue(q), l))
+        .chain(file.types.iter().map(|(t, l)| (Target::Type(t), l)));
+    for (target, limits) in targets {
+        if let Err(e) = store.set_limits(target, &Limits::FIELDS, &limits.to_fields()) {
+            log::error!(
+                "LIMITS_FILE {}: could not write the limits of {target:?} ({e}); they apply once written, restart when Redis answers or set them with PUT …/limits",
+                file.path
+            );
+            return;
+        }
+    }
+    log::info!(
+        "LIMITS_FILE {}: limits of {} queue(s) and {} type(s) applied",
+        file.path,
+        file.queues.len(),
+        file.types.len()
+    );
+}
+
 /// Starts the threads `config.role` asks for and returns once the HTTP port is listening.
 /// Installs no signal handler and no logger: the binary does that, so a test or an embedding
 /// program can run several instances in one process.
 pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
     let backend = Backend::from_config(&config).map_err(Error::Store)?;
+    let selection = crate::store::Selection::from_config(&config.queues, config.queue_order);
     let shared = Arc::new(Shared {
         openapi: crate::server::openapi::document(&config, &registry),
         config,
@@ -103,6 +132,7 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
         store_pool: StorePool::new(backend.clone()),
         backend,
         metrics: Metrics::new(),
+        selection,
     });
     let cfg = &shared.config;
     let shutdown = Shutdown::new();
@@ -113,6 +143,9 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
         Err(e) => log::warn!(
             "{e}; starting anyway: requests get 503 and workers wait until Redis answers"
         ),
+    }
+    if let Some(file) = &cfg.limits_file {
+        apply_limits_file(&shared, file);
     }
     let runs_jobs = cfg.role.runs_workers() && cfg.num_workers > 0;
     let worker_id = runs_jobs.then(process_id);
@@ -136,7 +169,11 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
         // Register before claiming anything, so no reaper can see this process's jobs without
         // also seeing its heartbeat.
         let live = maintenance::Liveness::from_recovery_secs(cfg.recovery_secs);
-        let _ = shared.backend.open().heartbeat(id, live.ttl, "{}");
+        let serves = shared.selection.named();
+        let _ = shared
+            .backend
+            .open()
+            .heartbeat(id, live.ttl, "{}", serves.as_deref());
         let workers = Pool::start(&shared, id, &shutdown)?;
         heartbeat = Some(maintenance::spawn_heartbeat(
             &shared,

@@ -7,7 +7,7 @@ use crate::metrics::Metrics;
 use std::sync::Arc;
 
 use crate::handler::Registry;
-use crate::store::{Backend, StorePool};
+use crate::store::{Backend, Selection, StorePool};
 
 /// What every thread of a process shares, read-only.
 pub struct Shared {
@@ -19,4 +19,6 @@ pub struct Shared {
     pub metrics: Metrics,
     /// The document served at `GET /openapi.json`, built at start-up from the registry.
     pub openapi: String,
+    /// The queues this process's workers claim from (QUEUES, QUEUE_ORDER).
+    pub selection: Selection,
 }

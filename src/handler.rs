@@ -28,6 +28,9 @@ pub enum ErrorKind {
     /// The attempt ran past its deadline (`timeout_secs` or JOB_TIMEOUT_SECS); retried like a
     /// transient error.
     TimedOut,
+    /// Not a failure: "not now, try again in this long" (a downstream service asked to wait).
+    /// The job goes back to scheduled without using up an attempt, at most MAX_SNOOZES times.
+    Snooze(Duration),
 }
 
 /// Why an attempt failed, and whether another attempt could succeed.
@@ -61,6 +64,23 @@ impl JobError {
         JobError {
             message: message.into(),
             kind: ErrorKind::TimedOut,
+        }
+    }
+
+    /// "Not now, try again in `delay`": the job is rescheduled without using up an attempt
+    /// (counted in `jobs_snoozed_total`; past MAX_SNOOZES snoozes it counts as a failure).
+    pub fn snooze(delay: Duration, message: impl Into<String>) -> JobError {
+        JobError {
+            message: message.into(),
+            kind: ErrorKind::Snooze(delay),
+        }
+    }
+
+    /// The delay asked for, when this is a snooze.
+    pub fn snooze_delay(&self) -> Option<Duration> {
+        match self.kind {
+            ErrorKind::Snooze(d) => Some(d),
+            _ => None,
         }
     }
 

@@ -9,6 +9,8 @@ use serde_json::Value;
 use std::fmt;
 use std::str::FromStr;
 
+use crate::config::queues::{is_valid_queue_name, MAX_QUEUE_NAME_LEN};
+
 /// A job's id: a lower-case UUID, v4 when jobq made it. Reads as a `&str` wherever one is
 /// wanted, and serialises as the plain string.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -153,6 +155,94 @@ pub struct Job {
     pub errors: Vec<AttemptError>,
     /// What the handler returned.
     pub result: Option<Value>,
+    /// The queue it belongs to.
+    pub queue: String,
+    /// Its priority within the queue.
+    pub priority: Priority,
+    /// Its fairness group within the queue, if any.
+    pub group: Option<String>,
+    /// Times its handler snoozed it ("not now, try again later") without using an attempt.
+    pub snoozes: u32,
+    /// Why a pending job is not running yet (filled in by `GET /jobs/{id}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Waiting>,
+}
+
+/// Why a pending job is not running: `reason` is one of `queued`, `scheduled`, `backoff`,
+/// `queue_paused`, `type_paused`, `concurrency_limit`, `rate_limit`, `group_limit`,
+/// `circuit_open`, `no_worker`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Waiting {
+    pub reason: String,
+    pub detail: String,
+    /// When the reason ends, if known.
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// A job's priority within its queue: every ready `high` job of a queue is claimed before any
+/// `normal` one, and `normal` before `low`; first in, first out within a level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    High,
+    #[default]
+    Normal,
+    Low,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::High => "high",
+            Priority::Normal => "normal",
+            Priority::Low => "low",
+        }
+    }
+}
+
+impl FromStr for Priority {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "high" => Ok(Priority::High),
+            "normal" => Ok(Priority::Normal),
+            "low" => Ok(Priority::Low),
+            _ => Err(()),
+        }
+    }
+}
+
+/// The queue a job goes to when its submission names none.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// Longest group key.
+pub const MAX_GROUP_LEN: usize = 128;
+
+/// Checks a queue name: 1-64 characters of `A-Z a-z 0-9 _ - . :`.
+pub fn check_queue_name(name: &str) -> Result<(), String> {
+    if !is_valid_queue_name(name) {
+        return Err(format!(
+            "queue name {name:?} must be 1-{MAX_QUEUE_NAME_LEN} characters of A-Z a-z 0-9 _ - . :"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a group key: 1-128 printable ASCII characters without spaces or braces (a brace
+/// would change the key's Redis Cluster hash tag).
+pub fn check_group(group: &str) -> Result<(), String> {
+    if group.is_empty()
+        || group.len() > MAX_GROUP_LEN
+        || !group
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
+    {
+        return Err(format!(
+            "\"group\" must be 1-{MAX_GROUP_LEN} printable ASCII characters without spaces or braces"
+        ));
+    }
+    Ok(())
 }
 
 /// One failed attempt in a job's history.
@@ -209,6 +299,12 @@ pub struct NewJobRequest {
     /// Same as the `Idempotency-Key` header: a repeat within IDEMPOTENCY_TTL_SECS returns the
     /// first job's id instead of creating another job.
     pub idempotency_key: Option<String>,
+    /// The queue (default `default`).
+    pub queue: Option<String>,
+    /// `high`, `normal` (the default) or `low`.
+    pub priority: Option<Priority>,
+    /// A fairness group (a tenant, an API key): groups of a queue are served in turn.
+    pub group: Option<String>,
 }
 
 /// A validated submission, ready for the store.
@@ -225,6 +321,9 @@ pub struct NewJob {
     pub max_attempts: u32,
     pub timeout_secs: Option<u64>,
     pub idempotency_key: Option<String>,
+    pub queue: String,
+    pub priority: Priority,
+    pub group: Option<String>,
 }
 
 /// Longest idempotency key.
@@ -322,8 +421,16 @@ impl NewJobRequest {
         if let Some(k) = &self.idempotency_key {
             check_idempotency_key(k).map_err(|e| format!("\"idempotency_key\": {e}"))?;
         }
+        let queue = self.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_string());
+        check_queue_name(&queue).map_err(|e| format!("\"queue\": {e}"))?;
+        if let Some(g) = &self.group {
+            check_group(g)?;
+        }
         Ok(NewJob {
             idempotency_key: self.idempotency_key,
+            queue,
+            priority: self.priority.unwrap_or_default(),
+            group: self.group,
             id: JobId::new_random(),
             kind,
             payload: payload.to_string(),

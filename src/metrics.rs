@@ -1,107 +1,192 @@
-//! Prometheus metrics under the article's names. Counters count this process's events; the
-//! `queue_size` gauge is read from Redis at scrape time, so it is the same on every process.
+//! Prometheus metrics under the article's names, labelled by queue (and job type where the
+//! registered types bound it). Counters count this process's events; the `queue_size` and
+//! `queue_latency_seconds` gauges are read from Redis at scrape time, so they are the same on
+//! every process.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
+use std::collections::HashSet;
+use std::sync::Mutex;
 
-use crate::store::Stats;
+use crate::store::{QueueInfo, TypeInfo};
+
+/// Most distinct queue label values one process exports; later queues are counted under
+/// `_other`, so a client creating queues by the thousand cannot blow up the scrape.
+const MAX_QUEUE_LABELS: usize = 100;
 
 pub struct Metrics {
     registry: Registry,
-    pub jobs_created: IntCounter,
-    pub jobs_processed: IntCounter,
-    pub jobs_failed: IntCounter,
-    pub jobs_retried: IntCounter,
-    pub jobs_dlq: IntCounter,
+    /// By queue.
+    pub jobs_created: IntCounterVec,
+    /// By queue and type, as every per-job counter below.
+    pub jobs_processed: IntCounterVec,
+    pub jobs_failed: IntCounterVec,
+    pub jobs_retried: IntCounterVec,
+    pub jobs_dlq: IntCounterVec,
+    pub jobs_snoozed: IntCounterVec,
     pub jobs_recovered: IntCounter,
     pub jobs_dlq_evicted: IntCounter,
-    pub processing_duration: Histogram,
+    pub processing_duration: HistogramVec,
+    /// Ready → started, by queue.
+    pub job_wait: HistogramVec,
+    /// By type and transition (`opened`, `closed`).
+    pub breaker_transitions: IntCounterVec,
     queue_size: IntGaugeVec,
+    queue_latency: prometheus::GaugeVec,
+    queue_paused: IntGaugeVec,
+    queue_limit: IntGaugeVec,
+    type_running: IntGaugeVec,
+    breaker_open: IntGaugeVec,
     http_requests: IntCounterVec,
+    queue_labels: Mutex<HashSet<String>>,
 }
 
 impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
+        let reg = |c: Box<dyn prometheus::core::Collector>| {
+            registry.register(c).expect("metric registered once");
+        };
         let counter = |name: &str, help: &str| {
             let c = IntCounter::new(name, help).expect("valid metric name");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("metric registered once");
+            reg(Box::new(c.clone()));
             c
         };
-        let jobs_created = counter("jobs_created_total", "Jobs accepted by this process's API.");
-        let jobs_processed = counter(
-            "jobs_processed_total",
-            "Jobs this process's workers completed successfully.",
-        );
-        let jobs_failed = counter(
-            "jobs_failed_total",
-            "Failed attempts on this process's workers (each retry's failure counts).",
-        );
-        let jobs_retried = counter(
-            "jobs_retried_total",
-            "Failed attempts this process scheduled for a retry.",
-        );
-        let jobs_dlq = counter(
-            "jobs_dlq_total",
-            "Jobs this process moved to the dead-letter queue.",
-        );
-        let jobs_recovered = counter(
-            "jobs_recovered_total",
-            "Jobs this process took back from worker processes that died.",
-        );
-        let jobs_dlq_evicted = counter(
-            "jobs_dlq_evicted_total",
-            "Oldest dead-letter jobs this process dropped because the DLQ reached DLQ_MAX_SIZE.",
-        );
-        let processing_duration = Histogram::with_opts(HistogramOpts::new(
-            "job_processing_duration_seconds",
-            "Time handlers spent on attempts, successful or not.",
-        ))
-        .expect("valid histogram");
-        registry
-            .register(Box::new(processing_duration.clone()))
-            .expect("metric registered once");
-        let queue_size = IntGaugeVec::new(
+        let counters = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric name");
+            reg(Box::new(c.clone()));
+            c
+        };
+        let gauges = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric name");
+            reg(Box::new(g.clone()));
+            g
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str]| {
+            let h =
+                HistogramVec::new(HistogramOpts::new(name, help), labels).expect("valid histogram");
+            reg(Box::new(h.clone()));
+            h
+        };
+        let qt = &["queue", "type"];
+        let queue_latency = prometheus::GaugeVec::new(
             Opts::new(
-                "queue_size",
-                "Jobs in each state, read from Redis at scrape time.",
+                "queue_latency_seconds",
+                "Age of each queue's oldest ready job, read from Redis at scrape time.",
             ),
-            &["state"],
+            &["queue"],
         )
         .expect("valid gauge");
-        registry
-            .register(Box::new(queue_size.clone()))
-            .expect("metric registered once");
-        // Labels are the route's pattern ("/jobs/{id}", not the id) or "unmatched", and the
-        // status: a bounded set, whatever clients send.
-        let http_requests = IntCounterVec::new(
-            Opts::new(
+        reg(Box::new(queue_latency.clone()));
+        Metrics {
+            jobs_created: counters(
+                "jobs_created_total",
+                "Jobs accepted by this process's API.",
+                &["queue"],
+            ),
+            jobs_processed: counters(
+                "jobs_processed_total",
+                "Jobs this process's workers completed successfully.",
+                qt,
+            ),
+            jobs_failed: counters(
+                "jobs_failed_total",
+                "Failed attempts on this process's workers (each retry's failure counts).",
+                qt,
+            ),
+            jobs_retried: counters(
+                "jobs_retried_total",
+                "Failed attempts this process scheduled for a retry.",
+                qt,
+            ),
+            jobs_dlq: counters(
+                "jobs_dlq_total",
+                "Jobs this process moved to the dead-letter queue.",
+                qt,
+            ),
+            jobs_snoozed: counters(
+                "jobs_snoozed_total",
+                "Attempts that asked to run later (snooze) without using an attempt.",
+                qt,
+            ),
+            jobs_recovered: counter(
+                "jobs_recovered_total",
+                "Jobs this process took back from worker processes that died.",
+            ),
+            jobs_dlq_evicted: counter(
+                "jobs_dlq_evicted_total",
+                "Oldest dead-letter jobs this process dropped because the DLQ reached DLQ_MAX_SIZE.",
+            ),
+            processing_duration: histogram(
+                "job_processing_duration_seconds",
+                "Time handlers spent on attempts, successful or not.",
+                qt,
+            ),
+            job_wait: histogram(
+                "job_wait_seconds",
+                "Time from a job being ready to run to its start.",
+                &["queue"],
+            ),
+            breaker_transitions: counters(
+                "breaker_transitions_total",
+                "Circuit breaker changes this process saw, by job type and transition.",
+                &["type", "transition"],
+            ),
+            queue_size: gauges(
+                "queue_size",
+                "Jobs in each state by queue, read from Redis at scrape time (state dlq: the queue's jobs in the dead-letter queue).",
+                &["queue", "state"],
+            ),
+            queue_latency,
+            queue_paused: gauges(
+                "queue_paused",
+                "1 while a queue is paused.",
+                &["queue"],
+            ),
+            queue_limit: gauges(
+                "queue_concurrency_limit",
+                "A queue's global concurrency limit (absent when none).",
+                &["queue"],
+            ),
+            type_running: gauges(
+                "type_running_jobs",
+                "Jobs of each type running over all processes, read from Redis at scrape time.",
+                &["type"],
+            ),
+            breaker_open: gauges(
+                "breaker_open",
+                "1 while a job type's circuit breaker is open or half open.",
+                &["type"],
+            ),
+            http_requests: counters(
                 "http_requests_total",
                 "HTTP requests this process answered, by route pattern and status; refused submissions show as 400, 401, 413 or 503 on route \"/jobs\" or \"/jobs/batch\".",
+                &["route", "status"],
             ),
-            &["route", "status"],
-        )
-        .expect("valid counter");
-        registry
-            .register(Box::new(http_requests.clone()))
-            .expect("metric registered once");
-        Metrics {
+            queue_labels: Mutex::new(HashSet::new()),
             registry,
-            jobs_created,
-            jobs_processed,
-            jobs_failed,
-            jobs_retried,
-            jobs_dlq,
-            jobs_recovered,
-            jobs_dlq_evicted,
-            processing_duration,
-            queue_size,
-            http_requests,
         }
+    }
+
+    /// The label value for `queue`: itself for the first MAX_QUEUE_LABELS queues seen,
+    /// `_other` after that.
+    pub fn queue_label<'a>(&self, queue: &'a str) -> &'a str {
+        let mut seen = self.queue_labels.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains(queue) {
+            return queue;
+        }
+        if seen.len() < MAX_QUEUE_LABELS {
+            seen.insert(queue.to_string());
+            return queue;
+        }
+        "_other"
+    }
+
+    /// The series of counter `c` for a job of `queue` and type `kind`.
+    pub fn job(&self, c: &IntCounterVec, queue: &str, kind: &str) -> IntCounter {
+        c.with_label_values(&[self.queue_label(queue), kind])
     }
 
     /// Counts one answered request; `route` is a pattern of the route table or "unmatched".
@@ -111,18 +196,42 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition; `stats` refreshes the queue gauges when Redis answered.
-    pub fn render(&self, stats: Option<&Stats>) -> String {
-        if let Some(s) = stats {
-            for (state, n) in [
-                ("pending", s.pending_jobs),
-                ("scheduled", s.scheduled_jobs),
-                ("running", s.running_jobs),
-                ("dlq", s.dlq_size),
-            ] {
-                self.queue_size
-                    .with_label_values(&[state])
-                    .set(n.min(i64::MAX as u64) as i64);
+    /// The text exposition; `queues` and `types` refresh the gauges when Redis answered.
+    pub fn render(&self, state: Option<(&[QueueInfo], &[TypeInfo])>) -> String {
+        if let Some((queues, types)) = state {
+            self.queue_size.reset();
+            self.queue_latency.reset();
+            self.queue_paused.reset();
+            self.queue_limit.reset();
+            for q in queues {
+                let label = self.queue_label(&q.name);
+                for (st, n) in [
+                    ("pending", q.pending),
+                    ("scheduled", q.scheduled),
+                    ("running", q.running),
+                    ("dlq", q.failed),
+                ] {
+                    self.queue_size
+                        .with_label_values(&[label, st])
+                        .add(n.min(i64::MAX as u64) as i64);
+                }
+                self.queue_latency
+                    .with_label_values(&[label])
+                    .set(q.latency_secs);
+                self.queue_paused
+                    .with_label_values(&[label])
+                    .set(i64::from(q.paused));
+                if let Some(n) = q.limit_fields.get("conc").and_then(|v| v.parse().ok()) {
+                    self.queue_limit.with_label_values(&[label]).set(n);
+                }
+            }
+            for t in types {
+                self.type_running
+                    .with_label_values(&[&t.name])
+                    .set(t.running.min(i64::MAX as u64) as i64);
+                self.breaker_open
+                    .with_label_values(&[&t.name])
+                    .set(i64::from(t.breaker_state != "closed"));
             }
         }
         let mut buf = Vec::with_capacity(4096);

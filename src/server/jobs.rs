@@ -65,7 +65,7 @@ pub fn create_gathered(jobs: &[NewJob], shared: &Shared, store: &mut Store) -> V
                 Some(c) => Reply::json(200, &json!({"job_id": c.id})),
                 None => ApiError::Internal("create script answered no job".into()).into_reply(),
             },
-            Ok(CreateOutcome::Full) => queue_full(shared, None).into_reply(),
+            Ok(CreateOutcome::Full { queue }) => queue_full(shared, &queue, None).into_reply(),
             Err(e) => ApiError::from(e).into_reply(),
         })
         .inspect(|reply| shared.metrics.count_request("/jobs", reply.status))
@@ -111,7 +111,7 @@ pub fn create_batch(call: &mut Call) -> Result<Reply, ApiError> {
             }
             Ok(Reply::json(201, &json!({ "job_ids": ids })))
         }
-        CreateOutcome::Full => Err(queue_full(shared, Some(jobs.len()))),
+        CreateOutcome::Full { queue } => Err(queue_full(shared, &queue, Some(jobs.len()))),
     }
 }
 
@@ -145,24 +145,27 @@ fn validate(shared: &Shared, req: NewJobRequest) -> Result<NewJob, String> {
 
 /// The 503 for a submission the queue has no room for; `batch` is the number of jobs of a
 /// `POST /jobs/batch`, which is refused whole when they do not all fit, however many are waiting.
-fn queue_full(shared: &Shared, batch: Option<usize>) -> ApiError {
+fn queue_full(shared: &Shared, queue: &str, batch: Option<usize>) -> ApiError {
     let max = shared.config.max_queue_size;
     ApiError::Busy(match batch {
         None => format!(
-            "queue is full: {max} jobs are waiting (MAX_QUEUE_SIZE); retry later or add workers"
+            "queue {queue:?} is full: {max} jobs are waiting in it (MAX_QUEUE_SIZE); retry later or add workers"
         ),
         Some(n) if n as u64 > max => format!(
             "a batch of {n} jobs is larger than MAX_QUEUE_SIZE ({max}) and cannot fit; send at most {max} jobs per batch"
         ),
         Some(n) => format!(
-            "queue is full for this batch: its {n} jobs do not fit under MAX_QUEUE_SIZE ({max} waiting jobs); none was created; retry later, send a smaller batch or add workers"
+            "queue {queue:?} is full for this batch: its {n} jobs do not fit under MAX_QUEUE_SIZE ({max} waiting jobs per queue); none was created; retry later, send a smaller batch or add workers"
         ),
     })
 }
 
 /// Counts and logs a job the store created (not one an idempotency key named again).
 fn note_created(shared: &Shared, job: &NewJob) {
-    shared.metrics.jobs_created.inc();
+    let m = &shared.metrics;
+    m.jobs_created
+        .with_label_values(&[m.queue_label(&job.queue)])
+        .inc();
     if job.delay_ms > 0 || job.run_at_us.is_some() {
         log::info!("job {} ({}) created, scheduled for later", job.id, job.kind);
     } else {

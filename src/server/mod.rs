@@ -14,6 +14,7 @@ mod input;
 mod jobs;
 pub mod openapi;
 mod ops;
+mod queues;
 mod reply;
 mod router;
 

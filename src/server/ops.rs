@@ -14,14 +14,19 @@ pub fn health(call: &mut Call) -> Result<Reply, ApiError> {
     })
 }
 
-/// `GET /metrics`: the Prometheus text, with the queue sizes read from Redis (left out when
-/// Redis does not answer, so a scrape still gets the process's counters).
+/// `GET /metrics`: the Prometheus text, with the queue sizes, latencies and type states read
+/// from Redis (left out when Redis does not answer, so a scrape still gets the process's
+/// counters).
 pub fn metrics(call: &mut Call) -> Result<Reply, ApiError> {
-    let stats = call.store.stats().ok();
+    let queues = call.store.queues(None).ok();
+    let types = super::queues::type_names(call)
+        .and_then(|names| call.store.types(&names).map_err(ApiError::from))
+        .ok();
+    let state = queues.as_deref().zip(types.as_deref());
     Ok(Reply::text(
         200,
         "text/plain; version=0.0.4; charset=utf-8",
-        call.shared.metrics.render(stats.as_ref()),
+        call.shared.metrics.render(state),
     ))
 }
 

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use tiny_http::{Method, Request};
 
 use super::auth::{authorize, Access};
-use super::{dlq, jobs, ops, ApiError, Reply};
+use super::{dlq, jobs, ops, queues, ApiError, Reply};
 use crate::context::Shared;
 use crate::job::NewJob;
 use crate::store::Store;
 
 /// What a handler gets: the request, what the process shares, this thread's Redis handle, the
-/// `{id}` of the path (empty if none) and the query string.
+/// `{id}` or `{name}` of the path (empty if none) and the query string.
 pub struct Call<'a> {
     pub req: &'a mut Request,
     pub shared: &'a Shared,
@@ -84,9 +84,38 @@ pub const ROUTES: &[Endpoint] = &[
     api("GET", "/dlq/{id}", Answer(dlq::get)),
     api("DELETE", "/dlq/{id}", Answer(dlq::delete)),
     api("POST", "/dlq/{id}/retry", Answer(dlq::retry)),
+    api("GET", "/queues", Answer(queues::list)),
+    api("GET", "/queues/{name}", Answer(queues::get)),
+    api("POST", "/queues/{name}/pause", Answer(queues::pause)),
+    api("POST", "/queues/{name}/resume", Answer(queues::resume)),
+    api(
+        "GET",
+        "/queues/{name}/limits",
+        Answer(queues::get_queue_limits),
+    ),
+    api(
+        "PUT",
+        "/queues/{name}/limits",
+        Answer(queues::put_queue_limits),
+    ),
+    api("GET", "/types", Answer(queues::list_types)),
+    api("GET", "/types/{name}", Answer(queues::get_type)),
+    api("POST", "/types/{name}/pause", Answer(queues::pause_type)),
+    api("POST", "/types/{name}/resume", Answer(queues::resume_type)),
+    api(
+        "GET",
+        "/types/{name}/limits",
+        Answer(queues::get_type_limits),
+    ),
+    api(
+        "PUT",
+        "/types/{name}/limits",
+        Answer(queues::put_type_limits),
+    ),
 ];
 
-/// Matches `path` against `pattern`; on success returns the `{id}` segment, if any.
+/// Matches `path` against `pattern`; on success returns the `{id}` (or `{name}`) segment, if
+/// any.
 fn matches<'p>(pattern: &str, path: &'p str) -> Option<Option<&'p str>> {
     let mut id = None;
     let mut pat = pattern.trim_start_matches('/').split('/');
@@ -94,7 +123,7 @@ fn matches<'p>(pattern: &str, path: &'p str) -> Option<Option<&'p str>> {
     loop {
         match (pat.next(), segs.next()) {
             (None, None) => return Some(id),
-            (Some("{id}"), Some(s)) if !s.is_empty() => id = Some(s),
+            (Some(p), Some(s)) if p.starts_with('{') && !s.is_empty() => id = Some(s),
             (Some(p), Some(s)) if p == s => {}
             _ => return None,
         }

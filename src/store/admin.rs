@@ -3,12 +3,13 @@
 //! server state the reaper's grace period watches.
 
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 use super::scripts::scripts;
 use super::{Store, StoreError};
 
 /// The counts `GET /stats` shows: all O(1) reads (counters and list lengths).
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Stats {
     /// Jobs ever accepted.
     pub total_jobs: u64,
@@ -22,6 +23,19 @@ pub struct Stats {
     pub dlq_size: u64,
     /// Delayed jobs and retries waiting for their time.
     pub scheduled_jobs: u64,
+    /// The counts of each queue, by name.
+    pub queues: BTreeMap<String, QueueCounts>,
+}
+
+/// One queue's counts in [`Stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QueueCounts {
+    pub pending: u64,
+    pub scheduled: u64,
+    pub running: u64,
+    /// Jobs of this queue in the dead-letter queue now.
+    pub failed: u64,
+    pub paused: bool,
 }
 
 impl Store {
@@ -36,20 +50,37 @@ impl Store {
     pub fn stats(&mut self) -> Result<Stats, StoreError> {
         let k = &self.keys;
         let mut inv = scripts().stats.prepare_invoke();
-        inv.key(&k.pending)
-            .key(&k.scheduled)
-            .key(&k.dlq)
-            .key(&k.counters);
-        let n: Vec<u64> = self.conn.run_idempotent(|c| inv.invoke(c))?;
-        let n = |i: usize| n.get(i).copied().unwrap_or(0);
+        inv.key(&k.dlq).key(&k.counters).arg(k.prefix());
+        let flat: Vec<String> = self.conn.run_idempotent(|c| inv.invoke(c))?;
+        let n = |i: usize| {
+            flat.get(i)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+                .max(0) as u64
+        };
+        let queues: BTreeMap<String, QueueCounts> = (5..flat.len())
+            .step_by(6)
+            .filter(|&i| i + 5 < flat.len())
+            .map(|i| {
+                let counts = QueueCounts {
+                    pending: n(i + 1),
+                    scheduled: n(i + 2),
+                    running: n(i + 3),
+                    failed: n(i + 4),
+                    paused: flat[i + 5] == "1",
+                };
+                (flat[i].clone(), counts)
+            })
+            .collect();
         Ok(Stats {
-            pending_jobs: n(0),
-            scheduled_jobs: n(1),
-            dlq_size: n(2),
-            total_jobs: n(3),
-            running_jobs: n(4),
-            completed_jobs: n(5),
-            failed_jobs: n(6),
+            pending_jobs: queues.values().map(|q| q.pending).sum(),
+            scheduled_jobs: queues.values().map(|q| q.scheduled).sum(),
+            dlq_size: n(0),
+            total_jobs: n(1),
+            running_jobs: n(2),
+            completed_jobs: n(3),
+            failed_jobs: n(4),
+            queues,
         })
     }
 

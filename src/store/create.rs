@@ -13,8 +13,8 @@ use crate::job::NewJob;
 pub enum CreateOutcome {
     /// One entry per submitted job, in order.
     Created(Vec<Created>),
-    /// Pending plus scheduled jobs would exceed the limit; nothing was written.
-    Full,
+    /// This queue's pending plus scheduled jobs would exceed the limit; nothing was written.
+    Full { queue: String },
 }
 
 /// One job of a [`CreateOutcome::Created`].
@@ -26,8 +26,8 @@ pub struct Created {
 }
 
 impl Store {
-    /// Creates `jobs` atomically: all of them, or none when the new ones would take pending plus
-    /// scheduled jobs past `max_queue`. A job whose idempotency key was seen within
+    /// Creates `jobs` atomically: all of them, or none when the new ones would take a queue's
+    /// pending plus scheduled jobs past `max_queue`. A job whose idempotency key was seen within
     /// `idempotency_ttl_secs` is not created again; the earlier job's id is returned instead.
     pub fn create(
         &mut self,
@@ -126,8 +126,8 @@ impl Store {
     ) -> redis::ScriptInvocation<'static> {
         let k = &self.keys;
         let mut inv = scripts().create.prepare_invoke();
-        inv.key(&k.pending).key(&k.scheduled).key(&k.counters);
-        inv.arg(max_queue).arg(idempotency_ttl_secs);
+        inv.key(&k.counters);
+        inv.arg(k.prefix()).arg(max_queue).arg(idempotency_ttl_secs);
         for j in jobs {
             // Without an idempotency key the bare `<prefix>:idem:` stands in: declaring '' would
             // name a key in Redis Cluster slot 0, outside the prefix's slot (CROSSSLOT).
@@ -140,7 +140,10 @@ impl Store {
                 .arg(j.delay_ms)
                 .arg(j.run_at_us.map(|t| t.to_string()).unwrap_or_default())
                 .arg(j.timeout_secs.map(|t| t.to_string()).unwrap_or_default())
-                .arg(u8::from(j.idempotency_key.is_some()));
+                .arg(u8::from(j.idempotency_key.is_some()))
+                .arg(&j.queue)
+                .arg(j.priority.as_str())
+                .arg(j.group.as_deref().unwrap_or_default());
         }
         inv
     }

@@ -7,7 +7,9 @@ use redis::Value as RV;
 use std::fmt::Display;
 
 use super::conn;
-use super::{Acked, Claimed, CreateOutcome, Created, FailOutcome, Reaped, StoreError};
+use super::{
+    Acked, BreakerChange, Claimed, CreateOutcome, Created, FailOutcome, Reaped, StoreError,
+};
 
 /// A reply that did not have the shape its script promises.
 pub fn odd(what: impl Display, e: redis::ParsingError) -> StoreError {
@@ -17,13 +19,19 @@ pub fn odd(what: impl Display, e: redis::ParsingError) -> StoreError {
     }
 }
 
-/// The create script's answer: `{1, id, new, ...}`, `{0}` when full, `{-1, id}` on a clash.
+/// The create script's answer: `{1, id, new, ...}`, `{0, queue}` when that queue is full,
+/// `{-1, id}` on a clash.
 pub fn create_outcome(reply: Vec<RV>) -> Result<CreateOutcome, StoreError> {
     let code = reply
         .first()
         .and_then(|v| redis::from_redis_value_ref::<i64>(v).ok());
     match code {
-        Some(0) => Ok(CreateOutcome::Full),
+        Some(0) => Ok(CreateOutcome::Full {
+            queue: reply
+                .get(1)
+                .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+                .unwrap_or_default(),
+        }),
         Some(1) => {
             let flat: Vec<String> = redis::from_redis_value(RV::Array(reply[1..].to_vec()))
                 .map_err(|e| odd("create script answered oddly", e))?;
@@ -53,9 +61,12 @@ pub fn pipeline_error(e: &redis::ServerError) -> StoreError {
     conn::classify(e.clone().into())
 }
 
-/// Jobs as the claim step returns them: 7 entries each.
+/// Entries per job in the claim step's answer.
+const CLAIMED_WIDTH: usize = 11;
+
+/// Jobs as the claim step returns them: 11 entries each.
 pub fn claimed_jobs(flat: &[String]) -> Vec<Claimed> {
-    flat.chunks_exact(7)
+    flat.chunks_exact(CLAIMED_WIDTH)
         .map(|c| Claimed {
             id: c[0].clone(),
             kind: c[1].clone(),
@@ -64,12 +75,35 @@ pub fn claimed_jobs(flat: &[String]) -> Vec<Claimed> {
             max_attempts: c[4].parse().unwrap_or(1),
             timeout_secs: c[5].parse().ok(),
             claim: c[6].clone(),
+            queue: c[7].clone(),
+            group: c[8].clone(),
+            priority: c[9].parse().unwrap_or_default(),
+            ready_since_us: c[10].parse().unwrap_or(0),
         })
         .collect()
 }
 
-/// The fail script's answer: `{code, due_us, n_evicted, evicted..., claimed...}`, where code 1
-/// is a retry at `due_us`, 2 a move to the DLQ, anything else a claim no longer this process's.
+/// A breaker change reported by an acknowledgement: `opened`, `closed` or empty.
+fn breaker_change(v: Option<&String>) -> Option<BreakerChange> {
+    match v.map(String::as_str) {
+        Some("opened") => Some(BreakerChange::Opened),
+        Some("closed") => Some(BreakerChange::Closed),
+        _ => None,
+    }
+}
+
+/// The complete script's answer: `{1, breaker change, claimed...}` or `{0}`.
+pub fn complete_reply(reply: &[String]) -> Acked<bool> {
+    Acked {
+        outcome: reply.first().map(String::as_str) == Some("1"),
+        breaker: breaker_change(reply.get(1)),
+        next: claimed_jobs(reply.get(2..).unwrap_or_default()).pop(),
+    }
+}
+
+/// The fail script's answer: `{code, due_us, breaker change, n_evicted, evicted...,
+/// claimed...}`, where code 1 is a retry at `due_us`, 3 a snooze until `due_us`, 2 a move to the
+/// DLQ, anything else a claim no longer this process's.
 pub fn fail_reply(reply: &[String]) -> Acked<FailOutcome> {
     let num = |i: usize| {
         reply
@@ -77,11 +111,12 @@ pub fn fail_reply(reply: &[String]) -> Acked<FailOutcome> {
             .and_then(|v| v.parse::<i64>().ok())
             .unwrap_or(0)
     };
-    let evicted = num(2).max(0) as usize;
-    let rest = reply.get(3..).unwrap_or_default();
+    let evicted = num(3).max(0) as usize;
+    let rest = reply.get(4..).unwrap_or_default();
     let (evicted, claimed) = rest.split_at(evicted.min(rest.len()));
     let outcome = match num(0) {
         1 => FailOutcome::Retry { due_us: num(1) },
+        3 => FailOutcome::Snoozed { due_us: num(1) },
         2 => FailOutcome::Dead {
             evicted: evicted.to_vec(),
         },
@@ -89,12 +124,14 @@ pub fn fail_reply(reply: &[String]) -> Acked<FailOutcome> {
     };
     Acked {
         outcome,
+        breaker: breaker_change(reply.get(2)),
         next: claimed_jobs(claimed).pop(),
     }
 }
 
 /// The reap script's answer: nil when the process is alive, else the requeued, dead and
-/// evicted ids, the three lists separated by `|`.
+/// evicted ids and the queue and type of each requeued then dead job, the four lists
+/// separated by `|`.
 pub fn reaped(v: RV) -> Result<Option<Reaped>, StoreError> {
     let items: Vec<String> = match v {
         RV::Nil => return Ok(None),
@@ -104,10 +141,16 @@ pub fn reaped(v: RV) -> Result<Option<Reaped>, StoreError> {
     };
     let mut parts = items.split(|id| id == "|");
     let mut next = || parts.next().unwrap_or_default().to_vec();
+    let (requeued, dead, evicted) = (next(), next(), next());
+    let placement = next()
+        .chunks_exact(2)
+        .map(|c| (c[0].clone(), c[1].clone()))
+        .collect();
     Ok(Some(Reaped {
-        requeued: next(),
-        dead: next(),
-        evicted: next(),
+        requeued,
+        dead,
+        evicted,
+        placement,
     }))
 }
 
@@ -126,8 +169,10 @@ mod tests {
     #[test]
     fn create_replies() {
         assert_eq!(
-            create_outcome(vec![RV::Int(0)]).unwrap(),
-            CreateOutcome::Full
+            create_outcome(vec![RV::Int(0), bulk("mail")]).unwrap(),
+            CreateOutcome::Full {
+                queue: "mail".into()
+            }
         );
         let created = create_outcome(vec![RV::Int(1), bulk("a"), bulk("1"), bulk("b"), bulk("0")]);
         assert_eq!(
@@ -148,8 +193,10 @@ mod tests {
     }
 
     #[test]
-    fn claimed_jobs_come_in_sevens() {
-        let jobs = claimed_jobs(&strings(&["id", "noop", "{}", "2", "3", "", "7", "extra"]));
+    fn claimed_jobs_come_in_elevens() {
+        let jobs = claimed_jobs(&strings(&[
+            "id", "noop", "{}", "2", "3", "", "7", "mail", "", "high", "12", "extra",
+        ]));
         assert_eq!(
             jobs,
             vec![Claimed {
@@ -160,18 +207,24 @@ mod tests {
                 max_attempts: 3,
                 timeout_secs: None,
                 claim: "7".into(),
+                queue: "mail".into(),
+                group: String::new(),
+                priority: crate::job::Priority::High,
+                ready_since_us: 12,
             }]
         );
     }
 
     #[test]
     fn fail_replies() {
-        let retry = fail_reply(&strings(&["1", "1234", "0"]));
+        let retry = fail_reply(&strings(&["1", "1234", "", "0"]));
         assert_eq!(retry.outcome, FailOutcome::Retry { due_us: 1234 });
         assert_eq!(retry.next, None);
         let dead = fail_reply(&strings(&[
-            "2", "0", "1", "old", "n", "t", "{}", "1", "1", "", "1",
+            "2", "0", "opened", "1", "old", "n", "t", "{}", "1", "1", "", "1", "default", "",
+            "normal", "5",
         ]));
+        assert_eq!(dead.breaker, Some(BreakerChange::Opened));
         assert_eq!(
             dead.outcome,
             FailOutcome::Dead {
@@ -180,18 +233,31 @@ mod tests {
         );
         assert_eq!(dead.next.unwrap().id, "n");
         assert_eq!(fail_reply(&strings(&["0"])).outcome, FailOutcome::NotOwned);
+        let snoozed = fail_reply(&strings(&["3", "99", "", "0"]));
+        assert_eq!(snoozed.outcome, FailOutcome::Snoozed { due_us: 99 });
     }
 
     #[test]
     fn reap_replies() {
         assert_eq!(reaped(RV::Nil).unwrap(), None);
-        let v = RV::Array(["a", "|", "b", "c", "|", "d"].map(bulk).to_vec());
+        let v = RV::Array(
+            [
+                "a", "|", "b", "c", "|", "d", "|", "q", "t", "q", "t", "q", "u",
+            ]
+            .map(bulk)
+            .to_vec(),
+        );
         assert_eq!(
             reaped(v).unwrap(),
             Some(Reaped {
                 requeued: strings(&["a"]),
                 dead: strings(&["b", "c"]),
                 evicted: strings(&["d"]),
+                placement: vec![
+                    ("q".into(), "t".into()),
+                    ("q".into(), "t".into()),
+                    ("q".into(), "u".into())
+                ],
             })
         );
     }

@@ -59,16 +59,12 @@ impl Store {
         Ok(self.job(id)?.filter(|j| j.status == JobStatus::Failed))
     }
 
-    /// Sends the selected dead-letter jobs back to pending with attempts reset; returns their ids.
+    /// Sends the selected dead-letter jobs back to their queues with attempts reset; returns their ids.
     pub fn dlq_retry(&mut self, which: DlqSelect) -> Result<Vec<String>, StoreError> {
         let k = &self.keys;
         let (mode, value) = which.args();
         let mut inv = scripts().dlq_retry.prepare_invoke();
-        inv.key(&k.dlq)
-            .key(&k.pending)
-            .arg(k.prefix())
-            .arg(mode)
-            .arg(value);
+        inv.key(&k.dlq).arg(k.prefix()).arg(mode).arg(value);
         self.conn.run(|c| inv.invoke(c))
     }
 

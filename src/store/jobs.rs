@@ -5,11 +5,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::decode::{claimed_jobs, fail_reply};
+use super::decode::{claimed_jobs, complete_reply, fail_reply};
 use super::record::job_from_record;
 use super::scripts::scripts;
 use super::{Store, StoreError, COMPLETED_LIST_MAX};
-use crate::job::Job;
+use crate::config::QueueOrder;
+use crate::job::{Job, JobStatus, Priority};
 
 /// A job handed to this process by [`Store::claim`].
 #[derive(Debug, Clone, PartialEq)]
@@ -23,13 +24,117 @@ pub struct Claimed {
     /// This claim's number: the acknowledgement presents it, so only this claim can record an
     /// outcome (a late outcome of an earlier claim of the same job changes nothing).
     pub claim: String,
+    pub queue: String,
+    /// Its fairness group, empty when none.
+    pub group: String,
+    pub priority: Priority,
+    /// When it became ready to run (µs since the epoch): the wait until its start is
+    /// `job_wait_seconds`.
+    pub ready_since_us: i64,
+}
+
+/// What one claim call handed over.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClaimBatch {
+    pub jobs: Vec<Claimed>,
+    /// Redis's clock during the claim (µs).
+    pub now_us: i64,
+    /// When a rate limit that held a job back lets the next one start (µs), if one did.
+    pub next_start_us: Option<i64>,
+}
+
+/// Which queues a process claims from, and how it picks among them (see `claim()` in
+/// `lua/common.lua`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Every queue that exists, equal weights.
+    All,
+    /// A first queue per job picked with probability proportional to its weight, then the
+    /// others: an idle queue never delays a busy one.
+    Weighted(Vec<(String, u32)>),
+    /// Always the first queue in this order that has a job that can start.
+    Strict(Vec<String>),
+}
+
+impl Selection {
+    /// The selection QUEUES and QUEUE_ORDER ask for.
+    pub fn from_config(queues: &[(String, u32)], order: QueueOrder) -> Selection {
+        match (queues.is_empty(), order) {
+            (true, _) => Selection::All,
+            (false, QueueOrder::Strict) => {
+                Selection::Strict(queues.iter().map(|(q, _)| q.clone()).collect())
+            }
+            (false, QueueOrder::Weighted) => Selection::Weighted(queues.to_vec()),
+        }
+    }
+
+    /// The script arguments: mode, a fresh random seed, then queue, weight, ...
+    fn args(&self) -> Vec<String> {
+        let seed = rand::random::<u32>() % 2_147_483_646 + 1;
+        let mut out = Vec::new();
+        match self {
+            Selection::All => out.extend(["all".to_string(), seed.to_string()]),
+            Selection::Weighted(qs) => {
+                out.extend(["weighted".to_string(), seed.to_string()]);
+                for (q, w) in qs {
+                    out.extend([q.clone(), w.to_string()]);
+                }
+            }
+            Selection::Strict(qs) => {
+                out.extend(["strict".to_string(), seed.to_string()]);
+                for q in qs {
+                    out.extend([q.clone(), "1".to_string()]);
+                }
+            }
+        }
+        out
+    }
+
+    /// The weight of `queue` in this selection: None when the process does not serve it,
+    /// 1 for every queue of `All` and `Strict`.
+    pub fn weight(&self, queue: &str) -> Option<u32> {
+        match self {
+            Selection::All => Some(1),
+            Selection::Weighted(qs) => qs.iter().find(|(q, _)| q == queue).map(|(_, w)| *w),
+            Selection::Strict(qs) => qs.iter().any(|q| q == queue).then_some(1),
+        }
+    }
+
+    /// The queues named, or None when every queue is served.
+    pub fn named(&self) -> Option<Vec<String>> {
+        match self {
+            Selection::All => None,
+            Selection::Weighted(qs) => Some(qs.iter().map(|(q, _)| q.clone()).collect()),
+            Selection::Strict(qs) => Some(qs.clone()),
+        }
+    }
+}
+
+/// How a circuit breaker changed with an acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerChange {
+    Opened,
+    Closed,
 }
 
 /// What an acknowledgement did, and the worker's next job if it claimed one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Acked<T> {
     pub outcome: T,
+    /// The job type's breaker opened or closed with this outcome.
+    pub breaker: Option<BreakerChange>,
     pub next: Option<Claimed>,
+}
+
+/// What to do with a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailMode {
+    /// Retry after the delay, or the DLQ when the attempts are spent.
+    Retry,
+    /// The DLQ now.
+    Permanent,
+    /// Back to scheduled after the delay without using an attempt (up to max_snoozes times).
+    Snooze,
 }
 
 /// What [`Store::fail`] did with a failed attempt.
@@ -37,6 +142,8 @@ pub struct Acked<T> {
 pub enum FailOutcome {
     /// Scheduled to run again at this time (µs since the epoch).
     Retry { due_us: i64 },
+    /// Snoozed until this time (µs since the epoch), its attempt given back.
+    Snoozed { due_us: i64 },
     /// Moved to the dead-letter queue; `evicted` are the oldest DLQ entries dropped past the cap.
     Dead { evicted: Vec<String> },
     /// This process no longer held the job; nothing was written.
@@ -47,7 +154,8 @@ pub enum FailOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Promoted {
     pub moved: u64,
-    /// When the next scheduled job is due, if any (µs since the epoch, Redis's clock).
+    /// When the next scheduled job is due, or a breaker's cool-down ends, if any (µs since the
+    /// epoch, Redis's clock).
     pub next_due_us: Option<i64>,
     /// Redis's clock when the script ran (µs since the epoch).
     pub now_us: i64,
@@ -63,52 +171,71 @@ impl Store {
         if rec.is_empty() {
             return Ok(None);
         }
-        job_from_record(id, &rec).map(Some)
+        let mut job = job_from_record(id, &rec)?;
+        if job.status == JobStatus::Pending {
+            job.waiting = self.why_waiting(id)?;
+        }
+        Ok(Some(job))
     }
 
-    /// Claims up to `max` pending jobs for `worker`; an empty answer means pending is empty (or
-    /// held only ids without records, which are dropped). None when `worker` is not registered
-    /// (its heartbeat key is missing): it must beat before it claims, or a job it claimed and
-    /// then died with would never be recovered.
-    pub fn claim(&mut self, worker: &str, max: usize) -> Result<Option<Vec<Claimed>>, StoreError> {
+    /// Claims up to `max` jobs that may start for `worker` from the queues of `sel`; an empty
+    /// batch means none can start now (the process is then registered as waiting, see
+    /// [`Store::wait_for_work`]). None when `worker` is not registered (its heartbeat key is
+    /// missing): it must beat before it claims, or a job it claimed and then died with would
+    /// never be recovered.
+    pub fn claim(
+        &mut self,
+        worker: &str,
+        max: usize,
+        sel: &Selection,
+    ) -> Result<Option<ClaimBatch>, StoreError> {
         let k = &self.keys;
         let mut inv = scripts().claim.prepare_invoke();
-        inv.key(&k.pending)
-            .key(k.running(worker))
+        inv.key(k.running(worker))
             .key(&k.counters)
             .key(k.heartbeat(worker))
             .arg(k.prefix())
-            .arg(max);
+            .arg(worker)
+            .arg(max)
+            .arg(sel.args());
         let flat: Vec<String> = self.conn.run(|c| inv.invoke(c))?;
-        Ok(match flat.split_first() {
-            Some((registered, jobs)) if registered == "1" => Some(claimed_jobs(jobs)),
-            _ => None,
-        })
+        if flat.first().map(String::as_str) != Some("1") {
+            return Ok(None);
+        }
+        let num = |i: usize| flat.get(i).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        Ok(Some(ClaimBatch {
+            now_us: num(1),
+            next_start_us: Some(num(2)).filter(|&t| t > 0),
+            jobs: claimed_jobs(flat.get(3..).unwrap_or_default()),
+        }))
     }
 
-    /// Blocks until pending has a job or `timeout` passes; returns whether it has one.
+    /// Blocks until a script may have made work ready for `worker` (a token in its wake list)
+    /// or `timeout` passes; returns whether it was woken.
     ///
-    /// `BLMOVE pending pending LEFT LEFT` rotates the list onto itself, which changes nothing:
-    /// it is a blocking "wait until not empty". The claim itself stays one atomic script, so a
-    /// crash between waking and claiming cannot strand a job.
-    pub fn wait_for_pending(&mut self, timeout: Duration) -> Result<bool, StoreError> {
-        let k = &self.keys.pending;
+    /// `BLMOVE wake wake LEFT LEFT` rotates the list onto itself, which changes nothing: it is
+    /// a blocking "wait until not empty". The claim step empties the list when it registers the
+    /// process as waiting, in the same atomic step as its finding nothing, so a job made ready
+    /// in between always leaves a token. The claim itself stays one atomic script, so a crash
+    /// between waking and claiming cannot strand a job.
+    pub fn wait_for_work(&mut self, worker: &str, timeout: Duration) -> Result<bool, StoreError> {
+        let k = self.keys.wake(worker);
         let got: Option<String> = self.conn.run_idempotent(|c| {
             redis::cmd("BLMOVE")
-                .arg(k)
-                .arg(k)
+                .arg(&k)
+                .arg(&k)
                 .arg("LEFT")
                 .arg("LEFT")
-                .arg(timeout.as_secs_f64())
+                .arg(timeout.as_secs_f64().max(0.001))
                 .query(c)
         })?;
         Ok(got.is_some())
     }
 
     /// Marks a job this process ran as completed, storing `result` (JSON) if any, and when
-    /// `claim_next` is set claims the worker's next job in the same round trip.
+    /// `claim_next` is set claims the worker's next job from `sel` in the same round trip.
     /// `Acked::outcome` is false when this claim of the job was no longer this process's to
-    /// finish. `job` is the claim being acknowledged (its id and claim number).
+    /// finish. `job` is the claim being acknowledged.
     pub fn complete(
         &mut self,
         worker: &str,
@@ -116,6 +243,7 @@ impl Store {
         result: Option<&str>,
         ttl_secs: u64,
         claim_next: bool,
+        sel: &Selection,
     ) -> Result<Acked<bool>, StoreError> {
         let k = &self.keys;
         let mut inv = scripts().complete.prepare_invoke();
@@ -123,65 +251,74 @@ impl Store {
             .key(&k.completed)
             .key(&k.counters)
             .key(k.job(&job.id))
-            .key(&k.pending)
             .key(k.heartbeat(worker))
+            .arg(k.prefix())
             .arg(&job.id)
             .arg(result.unwrap_or(""))
             .arg(ttl_secs)
             .arg(COMPLETED_LIST_MAX)
-            .arg(k.prefix())
             .arg(u8::from(claim_next))
-            .arg(&job.claim);
+            .arg(&job.claim)
+            .arg(&job.queue)
+            .arg(&job.kind)
+            .arg(&job.group)
+            .arg(sel.args());
         let reply: Vec<String> = self.conn.run(|c| inv.invoke(c))?;
-        Ok(Acked {
-            outcome: reply.first().map(String::as_str) == Some("1"),
-            next: claimed_jobs(reply.get(1..).unwrap_or_default()).pop(),
-        })
+        Ok(complete_reply(&reply))
     }
 
-    /// Records a failed attempt: retry after `retry_delay_ms`, or the dead-letter queue (capped
-    /// at `dlq_cap` entries) when the attempts are spent or `permanent` is set. When `claim_next`
-    /// is set, claims the worker's next job in the same round trip.
+    /// Records a failed attempt (`mode`): a retry after `delay_ms`, the dead-letter queue
+    /// (capped at `dlq_cap` entries) when the attempts are spent or the failure is permanent,
+    /// or a snooze for `delay_ms` that gives the attempt back (at most `max_snoozes` times).
+    /// When `claim_next` is set, claims the worker's next job from `sel` in the same round trip.
     #[allow(clippy::too_many_arguments)]
     pub fn fail(
         &mut self,
         worker: &str,
         job: &Claimed,
         error: &str,
-        retry_delay_ms: u64,
-        permanent: bool,
-        dlq_cap: u64,
+        delay_ms: u64,
+        mode: FailMode,
+        limits: (u64, u32),
         claim_next: bool,
+        sel: &Selection,
     ) -> Result<Acked<FailOutcome>, StoreError> {
+        let (dlq_cap, max_snoozes) = limits;
         let k = &self.keys;
         let mut inv = scripts().fail.prepare_invoke();
         inv.key(k.running(worker))
-            .key(&k.scheduled)
             .key(&k.dlq)
             .key(&k.counters)
             .key(k.job(&job.id))
-            .key(&k.pending)
             .key(k.heartbeat(worker))
+            .arg(k.prefix())
             .arg(&job.id)
             .arg(error)
-            .arg(retry_delay_ms)
-            .arg(if permanent { "1" } else { "0" })
-            .arg(k.prefix())
+            .arg(delay_ms)
+            .arg(match mode {
+                FailMode::Retry => "retry",
+                FailMode::Permanent => "permanent",
+                FailMode::Snooze => "snooze",
+            })
             .arg(dlq_cap)
             .arg(u8::from(claim_next))
-            .arg(&job.claim);
+            .arg(&job.claim)
+            .arg(&job.queue)
+            .arg(&job.kind)
+            .arg(&job.group)
+            .arg(max_snoozes)
+            .arg(sel.args());
         let reply: Vec<String> = self.conn.run(|c| inv.invoke(c))?;
         Ok(fail_reply(&reply))
     }
 
-    /// Moves up to `limit` due scheduled jobs into pending.
+    /// The maintenance tick: moves up to `limit` due scheduled jobs into their queues, sends
+    /// jobs set aside for their type back when the reason has passed, and serves the layout of
+    /// earlier releases (see `lua/promote.lua`).
     pub fn promote(&mut self, limit: usize) -> Result<Promoted, StoreError> {
         let k = &self.keys;
         let mut inv = scripts().promote.prepare_invoke();
-        inv.key(&k.scheduled)
-            .key(&k.pending)
-            .arg(k.prefix())
-            .arg(limit);
+        inv.key(&k.counters).arg(k.prefix()).arg(limit);
         let (moved, next, now): (u64, i64, i64) = self.conn.run(|c| inv.invoke(c))?;
         Ok(Promoted {
             moved,
@@ -210,7 +347,6 @@ impl Store {
         let k = &self.keys;
         let mut inv = scripts().requeue.prepare_invoke();
         inv.key(k.running(worker))
-            .key(&k.pending)
             .key(&k.counters)
             .arg(k.prefix())
             .arg(mode)

@@ -21,19 +21,29 @@ pub mod field {
     pub const RESULT: &str = "result";
     /// JSON list of the last 20 failed attempts: `[{"attempt", "error", "at"}]`.
     pub const ERRORS: &str = "errors";
+    pub const QUEUE: &str = "queue";
+    /// Absent for `normal`.
+    pub const PRIORITY: &str = "priority";
+    pub const GROUP: &str = "group";
+    pub const SNOOZES: &str = "snoozes";
 }
 
-/// Key names under one prefix.
+/// Key names under one prefix. Queue and type keys are built by the scripts (see
+/// `lua/common.lua`); the few Rust needs are here.
 #[derive(Debug, Clone)]
 pub struct Keys {
     prefix: String,
-    pub pending: String,
-    pub scheduled: String,
     pub completed: String,
     pub dlq: String,
     /// Hash of counters moved by the scripts: `created`, `running`, `completed`, `dead`.
     pub counters: String,
     pub workers: String,
+    /// Set of every queue name that has had a job or a setting.
+    pub queues: String,
+    /// Set of job types that have a setting (pause, limits, breaker).
+    pub types: String,
+    /// Marker that some live process serves every queue (expires with its heartbeat).
+    pub served_all: String,
 }
 
 impl Keys {
@@ -41,12 +51,13 @@ impl Keys {
         let k = |name: &str| format!("{prefix}:{name}");
         Keys {
             prefix: prefix.to_string(),
-            pending: k("pending"),
-            scheduled: k("scheduled"),
             completed: k("completed"),
             dlq: k("dlq"),
             counters: k("counters"),
             workers: k("workers"),
+            queues: k("queues"),
+            types: k("types"),
+            served_all: k("served-all"),
         }
     }
 
@@ -74,6 +85,17 @@ impl Keys {
     pub fn heartbeat(&self, worker: &str) -> String {
         format!("{}:worker:{worker}", self.prefix)
     }
+
+    /// The list a waiting process's fetcher blocks on; a script that makes work ready pushes
+    /// a token into it.
+    pub fn wake(&self, worker: &str) -> String {
+        format!("{}:wake:{worker}", self.prefix)
+    }
+
+    /// A key of one queue: its name in braces, as `lua/common.lua` builds them.
+    pub fn queue(&self, queue: &str, what: &str) -> String {
+        format!("{}:q:{{{queue}}}:{what}", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -83,7 +105,7 @@ mod tests {
     #[test]
     fn keys_share_the_hash_tag() {
         let k = Keys::new("{jobq}");
-        assert_eq!(k.pending, "{jobq}:pending");
+        assert_eq!(k.queue("mail", "meta"), "{jobq}:q:{mail}:meta");
         assert_eq!(k.job("abc"), "{jobq}:job:abc");
         assert_eq!(k.running("w1"), "{jobq}:running:w1");
         assert_eq!(k.heartbeat("w1"), "{jobq}:worker:w1");

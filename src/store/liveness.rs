@@ -15,6 +15,8 @@ pub struct Reaped {
     pub dead: Vec<String>,
     /// The oldest DLQ entries dropped past the cap to make room.
     pub evicted: Vec<String>,
+    /// The queue and type of each requeued, then each dead job (for the metrics).
+    pub placement: Vec<(String, String)>,
 }
 
 impl Store {
@@ -25,25 +27,48 @@ impl Store {
             .run_idempotent(|c| redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query(c))
     }
 
-    /// Refreshes `worker`'s liveness key (expiring after `ttl`) and registers it as a worker.
-    pub fn heartbeat(&mut self, worker: &str, ttl: Duration, info: &str) -> Result<(), StoreError> {
+    /// Refreshes `worker`'s liveness key (expiring after `ttl`) and registers it as a worker;
+    /// marks the queues it serves (`None`: every queue) as served for as long, which is how a
+    /// waiting job knows that no live process serves its queue.
+    pub fn heartbeat(
+        &mut self,
+        worker: &str,
+        ttl: Duration,
+        info: &str,
+        serves: Option<&[String]>,
+    ) -> Result<(), StoreError> {
         let k = &self.keys;
         let hb = k.heartbeat(worker);
-        self.conn.run_idempotent(|c| {
-            redis::pipe()
-                .atomic()
-                .cmd("SET")
-                .arg(&hb)
-                .arg(info)
-                .arg("PX")
-                .arg(ttl.as_millis() as u64)
-                .ignore()
-                .cmd("SADD")
-                .arg(&k.workers)
+        let ttl_ms = ttl.as_millis() as u64;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SET")
+            .arg(&hb)
+            .arg(info)
+            .arg("PX")
+            .arg(ttl_ms)
+            .ignore()
+            .cmd("SADD")
+            .arg(&k.workers)
+            .arg(worker)
+            .ignore();
+        let served: Vec<String> = match serves {
+            None => vec![k.served_all.clone()],
+            Some(qs) => qs.iter().map(|q| k.queue(q, "served")).collect(),
+        };
+        for key in &served {
+            pipe.cmd("SET")
+                .arg(key)
                 .arg(worker)
-                .ignore()
-                .query::<()>(c)
-        })
+                .arg("PX")
+                .arg(ttl_ms)
+                .ignore();
+        }
+        if let Some(qs) = serves {
+            // A queue named in QUEUES exists from the start, so GET /queues lists it.
+            pipe.cmd("SADD").arg(&k.queues).arg(qs).ignore();
+        }
+        self.conn.run_idempotent(|c| pipe.query::<()>(c))
     }
 
     /// Removes `worker`'s liveness key and registration, once it holds no jobs.
@@ -82,7 +107,6 @@ impl Store {
         let k = &self.keys;
         let mut inv = scripts().reap.prepare_invoke();
         inv.key(&k.workers)
-            .key(&k.pending)
             .key(&k.dlq)
             .key(&k.counters)
             .key(k.heartbeat(worker))

@@ -19,6 +19,7 @@ mod jobs;
 pub mod keys;
 mod liveness;
 mod pool;
+mod queues;
 mod record;
 mod scripts;
 #[cfg(test)]
@@ -28,15 +29,18 @@ mod tests;
 
 use std::sync::Arc;
 
-pub use admin::{RedisState, Stats};
+pub use admin::RedisState;
+#[cfg(test)]
+pub use admin::Stats;
 pub use backend::Backend;
 pub use conn::Health;
 pub use create::{CreateOutcome, Created};
 pub use dlq::DlqSelect;
 pub use error::StoreError;
-pub use jobs::{Acked, Claimed, FailOutcome};
+pub use jobs::{Acked, BreakerChange, Claimed, FailMode, FailOutcome, Selection};
 pub use liveness::Reaped;
 pub use pool::StorePool;
+pub use queues::{QueueInfo, Target, TypeInfo};
 
 /// How many recently completed ids the completed list keeps (it is trimmed back to this size
 /// once it has grown 100 past it).

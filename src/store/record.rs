@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use super::keys::field;
 use super::StoreError;
-use crate::job::{from_micros, Job, JobId};
+use crate::job::{from_micros, Job, JobId, DEFAULT_QUEUE};
 
 /// Builds a job from its Redis hash. A record missing a required field is reported rather
 /// than shown half-empty, since it means the record was written by something else.
@@ -63,6 +63,16 @@ fn parse(id: &str, rec: &HashMap<String, String>) -> Result<Job, String> {
                 .map_err(|e| format!("job record {id} has a bad error history: {e}"))?,
         },
         result: json(field::RESULT)?,
+        // Records written before named queues existed have none of these.
+        queue: get(field::QUEUE).unwrap_or(DEFAULT_QUEUE).to_string(),
+        priority: get(field::PRIORITY)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default(),
+        group: get(field::GROUP).map(str::to_string),
+        snoozes: get(field::SNOOZES)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        waiting: None,
     })
 }
 

@@ -20,6 +20,9 @@ pub struct Scripts {
     pub dlq_delete: Script,
     pub dlq_page: Script,
     pub stats: Script,
+    pub queues: Script,
+    pub control: Script,
+    pub why: Script,
 }
 
 macro_rules! script {
@@ -46,5 +49,8 @@ pub fn scripts() -> &'static Scripts {
         dlq_delete: script!("dlq_delete.lua"),
         dlq_page: script!("dlq_page.lua"),
         stats: script!("stats.lua"),
+        queues: script!("queues.lua"),
+        control: script!("control.lua"),
+        why: script!("why.lua"),
     })
 }

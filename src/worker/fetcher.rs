@@ -1,5 +1,6 @@
 //! The fetcher thread: claims as many jobs as there are idle workers (each idle worker sends a
-//! "ready" token) and hands them over the channel; with no job pending it waits in `BLMOVE`.
+//! "ready" token) from the queues this process serves and hands them over the channel; when
+//! no job can start it waits in `BLMOVE` on its wake list, at most until a rate limit frees.
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -7,13 +8,14 @@ use std::time::Duration;
 
 use super::{InFlight, CLAIM_BATCH, FETCH_BLOCK};
 use crate::shutdown::{RetryDelay, Shutdown};
-use crate::store::{Claimed, Store, StoreError};
+use crate::store::{Claimed, Selection, Store, StoreError};
 
 pub(super) struct Fetcher {
     pub(super) store: Store,
     pub(super) worker_id: String,
     pub(super) shutdown: Shutdown,
     pub(super) in_flight: Arc<InFlight>,
+    pub(super) selection: Selection,
 }
 
 impl Fetcher {
@@ -38,11 +40,12 @@ impl Fetcher {
                 break;
             }
             let (store, wid, n) = (&mut self.store, &self.worker_id, idle.min(CLAIM_BATCH));
+            let sel = &self.selection;
             let claimed = self.in_flight.claiming(
                 me,
-                || store.claim(wid, n),
+                || store.claim(wid, n, sel),
                 |r| match r {
-                    Ok(Some(jobs)) => jobs.iter().map(|j| j.id.clone()).collect(),
+                    Ok(Some(batch)) => batch.jobs.iter().map(|j| j.id.clone()).collect(),
                     _ => Vec::new(),
                 },
             );
@@ -58,17 +61,22 @@ impl Fetcher {
                     }
                     self.shutdown.sleep(retry.next_delay());
                 }
-                Ok(Some(claimed)) => {
+                Ok(Some(batch)) => {
                     retry.reset();
                     if std::mem::take(&mut unregistered) {
                         log::info!("process {} is registered again", self.worker_id);
                     }
-                    if claimed.is_empty() {
-                        if let Err(e) = self.store.wait_for_pending(FETCH_BLOCK) {
+                    if batch.jobs.is_empty() {
+                        // Until woken, or until a rate limit lets the next job start.
+                        let wait = batch.next_start_us.map_or(FETCH_BLOCK, |t| {
+                            let us = (t - batch.now_us).max(1000) as u64;
+                            FETCH_BLOCK.min(Duration::from_micros(us))
+                        });
+                        if let Err(e) = self.store.wait_for_work(&self.worker_id, wait) {
                             self.pause(&mut retry, &e);
                         }
                     }
-                    for job in claimed {
+                    for job in batch.jobs {
                         idle -= 1;
                         // A worker is waiting for this job (it sent a ready token), so the send
                         // only fails if every worker is gone, which happens only at shutdown;

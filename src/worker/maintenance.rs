@@ -95,9 +95,10 @@ pub fn spawn_heartbeat(
         "started_at": chrono::Utc::now().to_rfc3339(),
     })
     .to_string();
+    let serves = shared.selection.named();
     let mut suspects = Suspects::default();
     spawn_periodic("jobq-heartbeat", shutdown, move || {
-        if let Err(e) = store.heartbeat(&id, live.ttl, &info) {
+        if let Err(e) = store.heartbeat(&id, live.ttl, &info, serves.as_deref()) {
             log_unexpected("heartbeat", &e);
             // Try again soon: a missed beat while Redis restarts must not outlive the TTL.
             return Duration::from_millis(200);
@@ -195,9 +196,14 @@ pub fn spawn_reaper(
                     let m = &shared.metrics;
                     // Each recovered job is a failed attempt, retried or buried like any other.
                     m.jobs_recovered.inc_by(n as u64);
-                    m.jobs_failed.inc_by(n as u64);
-                    m.jobs_retried.inc_by(r.requeued.len() as u64);
-                    m.jobs_dlq.inc_by(r.dead.len() as u64);
+                    for (i, (queue, kind)) in r.placement.iter().enumerate() {
+                        m.job(&m.jobs_failed, queue, kind).inc();
+                        if i < r.requeued.len() {
+                            m.job(&m.jobs_retried, queue, kind).inc();
+                        } else {
+                            m.job(&m.jobs_dlq, queue, kind).inc();
+                        }
+                    }
                     log::warn!(
                         "worker process {w} stopped beating; recovered {} job(s): {} back to pending, {} to the DLQ",
                         n,

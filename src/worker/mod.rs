@@ -83,6 +83,7 @@ impl Pool {
             worker_id: worker_id.to_string(),
             shutdown: shutdown.clone(),
             in_flight: in_flight.clone(),
+            selection: shared.selection.clone(),
         };
         let fetcher = std::thread::Builder::new()
             .name("jobq-fetcher".into())

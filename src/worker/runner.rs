@@ -13,7 +13,7 @@ use crate::context::Shared;
 use crate::handler::{Cancellation, ErrorKind, JobContext, JobError, JobResult};
 use crate::job::JobId;
 use crate::shutdown::{RetryDelay, Shutdown};
-use crate::store::{Acked, Claimed, FailOutcome, Store, StoreError};
+use crate::store::{Acked, BreakerChange, Claimed, FailMode, FailOutcome, Store, StoreError};
 
 /// Cuts `s` to at most `max` bytes, on a character boundary, saying that it was cut.
 fn truncate(mut s: String, max: usize) -> String {
@@ -99,17 +99,25 @@ impl Worker {
         self.in_flight
             .set(self.slot, Some((job.id.clone(), cancel.clone())));
         log::info!(
-            "job {} ({}) started, attempt {}/{}",
+            "job {} ({}) started, attempt {}/{}, queue {}",
             job.id,
             job.kind,
             job.attempt,
-            job.max_attempts
+            job.max_attempts,
+            job.queue
         );
+        let m = &self.shared.metrics;
+        if job.ready_since_us > 0 {
+            // Redis's clock set ready_since; this host's may differ a little: never below 0.
+            let waited = chrono::Utc::now().timestamp_micros() - job.ready_since_us;
+            m.job_wait
+                .with_label_values(&[m.queue_label(&job.queue)])
+                .observe(waited.max(0) as f64 / 1e6);
+        }
         let outcome = self.execute(&job, cancel.clone());
         let elapsed = started.elapsed();
-        self.shared
-            .metrics
-            .processing_duration
+        m.processing_duration
+            .with_label_values(&[m.queue_label(&job.queue), &job.kind])
             .observe(elapsed.as_secs_f64());
         // A handler that gave up because its deadline passed reports the timeout, whatever it
         // said; one that finished its work late still counts as done.
@@ -179,6 +187,7 @@ impl Worker {
         // No new work once a stop has begun; the check runs on every retry of the write.
         let claim_next = move || !shutdown.is_triggered();
         let (in_flight, slot) = (self.in_flight.clone(), self.slot);
+        let sel = shared.selection.clone();
         match outcome {
             Ok(result) => {
                 let result = (!result.is_null()).then(|| result.to_string());
@@ -186,14 +195,17 @@ impl Worker {
                 let acked = self.persist(|s| {
                     in_flight.claiming(
                         slot,
-                        || s.complete(&wid, job, result.as_deref(), ttl, claim_next()),
+                        || s.complete(&wid, job, result.as_deref(), ttl, claim_next(), &sel),
                         next_claimed,
                     )
                 });
                 let next = acked.as_ref().ok().and_then(|(a, _)| a.next.clone());
+                if let Ok((a, _)) = &acked {
+                    note_breaker(&shared, &job.kind, a.breaker);
+                }
                 match acked.map(|(a, retried)| (a.outcome, retried)) {
                     Ok((true, _)) => {
-                        m.jobs_processed.inc();
+                        m.job(&m.jobs_processed, &job.queue, &job.kind).inc();
                         log::info!("job {} ({}) completed in {ms} ms", job.id, job.kind);
                     }
                     Ok((false, retried)) => log::warn!(
@@ -210,29 +222,57 @@ impl Worker {
                 next
             }
             Err(err) => {
-                m.jobs_failed.inc();
-                let delay = backoff::delay_ms(job.attempt, cfg.backoff_base_ms, cfg.backoff_max_ms);
-                let permanent = err.is_permanent();
+                let snooze = err.snooze_delay();
+                let (mode, delay) = match snooze {
+                    Some(d) => (FailMode::Snooze, d.as_millis() as u64),
+                    None => {
+                        m.job(&m.jobs_failed, &job.queue, &job.kind).inc();
+                        let delay =
+                            backoff::delay_ms(job.attempt, cfg.backoff_base_ms, cfg.backoff_max_ms);
+                        let mode = if err.is_permanent() {
+                            FailMode::Permanent
+                        } else {
+                            FailMode::Retry
+                        };
+                        (mode, delay)
+                    }
+                };
+                let permanent = mode == FailMode::Permanent;
                 let msg = err.message.clone();
-                let cap = cfg.dlq_max_size;
+                let limits = (cfg.dlq_max_size, cfg.max_snoozes);
                 let acked = self.persist(|s| {
                     in_flight.claiming(
                         slot,
-                        || s.fail(&wid, job, &msg, delay, permanent, cap, claim_next()),
+                        || s.fail(&wid, job, &msg, delay, mode, limits, claim_next(), &sel),
                         next_claimed,
                     )
                 });
                 let next = acked.as_ref().ok().and_then(|(a, _)| a.next.clone());
+                if let Ok((a, _)) = &acked {
+                    note_breaker(&shared, &job.kind, a.breaker);
+                }
                 match acked.map(|(a, retried)| (a.outcome, retried)) {
+                    Ok((FailOutcome::Snoozed { due_us }, _)) => {
+                        m.job(&m.jobs_snoozed, &job.queue, &job.kind).inc();
+                        log::info!(
+                            "job {} ({}) snoozed after {ms} ms until {}: {}",
+                            job.id,
+                            job.kind,
+                            crate::job::from_micros(due_us)
+                                .map(|t| t.to_rfc3339())
+                                .unwrap_or_default(),
+                            err.message
+                        );
+                    }
                     Ok((FailOutcome::Retry { .. }, _)) => {
-                        m.jobs_retried.inc();
+                        m.job(&m.jobs_retried, &job.queue, &job.kind).inc();
                         log::warn!(
                             "job {} ({}) attempt {}/{} failed after {ms} ms: {}; retry in {delay} ms",
                             job.id, job.kind, job.attempt, job.max_attempts, err.message
                         );
                     }
                     Ok((FailOutcome::Dead { evicted }, _)) => {
-                        m.jobs_dlq.inc();
+                        m.job(&m.jobs_dlq, &job.queue, &job.kind).inc();
                         note_evicted(&shared, &evicted);
                         log::error!(
                             "job {} ({}) attempt {}/{} failed after {ms} ms: {}; moved to the DLQ{}",
@@ -310,6 +350,31 @@ impl std::fmt::Display for Unstored {
             Unstored::Abandoned => f.write_str("Redis was unreachable until the drain ended"),
             Unstored::Refused(e) => write!(f, "{e}"),
         }
+    }
+}
+
+/// Logs a job type's circuit breaker opening or closing, once, and counts it.
+fn note_breaker(shared: &Shared, kind: &str, change: Option<BreakerChange>) {
+    match change {
+        Some(BreakerChange::Opened) => {
+            shared
+                .metrics
+                .breaker_transitions
+                .with_label_values(&[kind, "opened"])
+                .inc();
+            log::warn!(
+                "circuit breaker of type {kind} opened: its jobs wait until the cool-down ends and a probe job succeeds"
+            );
+        }
+        Some(BreakerChange::Closed) => {
+            shared
+                .metrics
+                .breaker_transitions
+                .with_label_values(&[kind, "closed"])
+                .inc();
+            log::info!("circuit breaker of type {kind} closed: a probe job succeeded");
+        }
+        None => {}
     }
 }
 

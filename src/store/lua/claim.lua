@@ -1,14 +1,22 @@
--- Claim up to ARGV[2] pending jobs for one worker process and hand back what the workers need to
--- run them, records included, in one round trip (see claim() in common.lua).
--- KEYS: pending, running list of this process, counters, heartbeat key of this process
--- ARGV: key prefix, max jobs
--- Returns: {1, job...}, 7 entries per job: id, type, payload, attempt, max_attempts,
---          timeout_secs, claim number; {0} when this process is not registered (no heartbeat).
-local out, claimed = claim(KEYS[1], KEYS[2], KEYS[4], ARGV[1], tonumber(ARGV[2]), now_us())
+-- Claim up to ARGV[3] jobs for one worker process from the queues it serves and hand back what
+-- the workers need to run them, records included, in one round trip (see claim() in
+-- common.lua). When nothing can start, the process registers as waiting: the next script that
+-- makes a job ready puts a token in its wake list, where its fetcher blocks.
+-- KEYS: running list of this process, counters, heartbeat key of this process
+-- ARGV: key prefix, process id, max jobs, then the selection: mode, seed, queue, weight, ...
+-- Returns: {1, now µs, next rate-limited start µs or 0, job...}, 11 entries per job (see
+--          claim()); {0} when this process is not registered (no heartbeat).
+local P = ARGV[1]
+local now = now_us()
+local d = {}
+local out, claimed, hint = claim(P, KEYS[1], KEYS[3], {unpack(ARGV, 4)}, tonumber(ARGV[3]), now, d)
 if not out then
   return {0}
 end
-if claimed > 0 then
-  redis.call('HINCRBY', KEYS[3], 'running', claimed)
+bump(d, KEYS[2], 'running', claimed)
+flush(d)
+if claimed == 0 then
+  redis.call('SADD', P .. ':waiters', ARGV[2])
+  redis.call('DEL', P .. ':wake:' .. ARGV[2])
 end
-return extend({1}, out)
+return extend({1, now, hint or 0}, out)

@@ -1,23 +1,27 @@
 -- Create one or more jobs, all or none: the capacity check, the records, the queue entries, the
--- idempotency keys and the counter move together, so a crash never leaves a record without its
+-- idempotency keys and the counter moves together, so a crash never leaves a record without its
 -- queue entry or the reverse, and two concurrent submissions with one key create one job.
--- KEYS: pending, scheduled, counters, then per job: its record key, its idempotency key (for a
---       job without one, the bare prefix ':idem:', a name no key is ever given, so that every
---       declared key lies in the prefix's Redis Cluster slot)
--- ARGV: max_queue, idempotency TTL seconds, then per job 8 values: id, type, payload,
---       max_attempts, delay_ms, run_at_us ('' = none), timeout_secs ('' = none), and '1' when the
---       job has an idempotency key, else '0'
+-- KEYS: counters, then per job: its record key, its idempotency key (for a job without one,
+--       the bare prefix ':idem:', a name no key is ever given, so that every declared key lies
+--       in the prefix's Redis Cluster slot)
+-- ARGV: key prefix, max jobs per queue (pending plus scheduled), idempotency TTL seconds, then
+--       per job 11 values: id, type, payload, max_attempts, delay_ms, run_at_us ('' = none),
+--       timeout_secs ('' = none), '1' when the job has an idempotency key else '0', queue,
+--       priority (high, normal, low), group ('' = none)
 -- Returns: {1, id, created, id, created, ...} where created is 1 for a new job and 0 when an
---          idempotency key named an earlier job (whose id is returned); {0} when the queue is too
---          full for the new jobs; {-1, id} when a new job's id already exists.
+--          idempotency key named an earlier job (whose id is returned); {0, queue} when that
+--          queue is too full for the new jobs; {-1, id} when a new job's id already exists.
+local P = ARGV[1]
+local W = 11
 local now = now_us()
-local n = (#ARGV - 2) / 8
+local n = (#ARGV - 3) / W
 local out = {1}
-local fresh = 0
+local fresh = {}
 local seen = {}
 for i = 0, n - 1 do
-  local idem = KEYS[5 + i * 2]
-  if ARGV[10 + i * 8] ~= '1' then
+  local a = 4 + i * W
+  local idem = KEYS[3 + i * 2]
+  if ARGV[a + 7] ~= '1' then
     idem = false
   end
   local earlier = false
@@ -28,45 +32,70 @@ for i = 0, n - 1 do
     out[#out + 1] = earlier
     out[#out + 1] = 0
   else
-    if redis.call('EXISTS', KEYS[4 + i * 2]) == 1 then
-      return {-1, ARGV[3 + i * 8]}
+    if redis.call('EXISTS', KEYS[2 + i * 2]) == 1 then
+      return {-1, ARGV[a]}
     end
-    fresh = fresh + 1
+    local q = ARGV[a + 8]
+    fresh[q] = (fresh[q] or 0) + 1
     if idem then
-      seen[idem] = ARGV[3 + i * 8]
+      seen[idem] = ARGV[a]
     end
-    out[#out + 1] = ARGV[3 + i * 8]
+    out[#out + 1] = ARGV[a]
     out[#out + 1] = 1
   end
 end
-if fresh > 0 and redis.call('LLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2]) + fresh > tonumber(ARGV[1]) then
-  return {0}
+local max = tonumber(ARGV[2])
+for q, k in pairs(fresh) do
+  local pending = tonumber(redis.call('HGET', qk(P, q, 'meta'), 'pending') or '0')
+  if pending + redis.call('ZCARD', qk(P, q, 'scheduled')) + k > max then
+    return {0, q}
+  end
 end
+local created, ready = 0, {}
 for i = 0, n - 1 do
   if out[3 + i * 2] == 1 then
-    local a = 3 + i * 8
-    local id, key, idem = ARGV[a], KEYS[4 + i * 2], ARGV[a + 7] == '1' and KEYS[5 + i * 2]
+    local a = 4 + i * W
+    local id, key = ARGV[a], KEYS[2 + i * 2]
+    local q, lv, g = ARGV[a + 8], ARGV[a + 9], ARGV[a + 10]
     local due = now + tonumber(ARGV[a + 4]) * 1000
     if ARGV[a + 5] ~= '' then
       due = tonumber(ARGV[a + 5])
     end
     redis.call('HSET', key, 'type', ARGV[a + 1], 'payload', ARGV[a + 2], 'status', 'pending',
-      'attempt', 0, 'max_attempts', ARGV[a + 3], 'created_at', now, 'updated_at', now)
+      'attempt', 0, 'max_attempts', ARGV[a + 3], 'created_at', now, 'updated_at', now,
+      'queue', q)
+    if lv ~= 'normal' then
+      redis.call('HSET', key, 'priority', lv)
+    end
+    if g ~= '' then
+      redis.call('HSET', key, 'group', g)
+    end
     if ARGV[a + 6] ~= '' then
       redis.call('HSET', key, 'timeout_secs', ARGV[a + 6])
     end
     if due > now then
       redis.call('HSET', key, 'run_at', due)
-      redis.call('ZADD', KEYS[2], due, id)
+      redis.call('ZADD', qk(P, q, 'scheduled'), due, id)
     else
-      redis.call('RPUSH', KEYS[1], id)
+      push_ready(P, q, g, lv, id, false)
+      ready[q] = (ready[q] or 0) + 1
     end
-    if idem then
-      redis.call('SET', idem, id, 'EX', tonumber(ARGV[2]))
+    if ARGV[a + 7] == '1' then
+      redis.call('SET', KEYS[3 + i * 2], id, 'EX', tonumber(ARGV[3]))
     end
+    created = created + 1
   end
 end
-if fresh > 0 then
-  redis.call('HINCRBY', KEYS[3], 'created', fresh)
+if created > 0 then
+  for q, _ in pairs(fresh) do
+    redis.call('SADD', P .. ':queues', q)
+  end
+  for q, k in pairs(ready) do
+    redis.call('HINCRBY', qk(P, q, 'meta'), 'pending', k)
+  end
+  redis.call('HINCRBY', KEYS[1], 'created', created)
+  if next(ready) then
+    wake(P)
+  end
 end
 return out

@@ -2,8 +2,13 @@
 -- KEYS: dlq
 -- ARGV: key prefix, mode ('id' or 'type' or 'all'), the id or the type ('' for all)
 -- Returns: the number deleted
-local ids = take_from_dlq(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+local P = ARGV[1]
+local ids = take_from_dlq(KEYS[1], P, ARGV[2], ARGV[3])
+local d = {}
 for _, id in ipairs(ids) do
-  redis.call('DEL', ARGV[1] .. ':job:' .. id)
+  local key = P .. ':job:' .. id
+  bump(d, qk(P, (placement(key)), 'meta'), 'failed', -1)
+  redis.call('DEL', key)
 end
+flush(d)
 return #ids

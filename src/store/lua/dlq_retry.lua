@@ -1,13 +1,21 @@
--- Send dead-letter jobs back to pending with their attempts reset; the error history stays.
--- KEYS: dlq, pending
+-- Send dead-letter jobs back to their queues with their attempts reset; the error history stays.
+-- KEYS: dlq
 -- ARGV: key prefix, mode ('id' or 'type' or 'all'), the id or the type ('' for all)
 -- Returns: the ids sent back
+local P = ARGV[1]
 local now = now_us()
-local ids = take_from_dlq(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+local ids = take_from_dlq(KEYS[1], P, ARGV[2], ARGV[3])
+local d = {}
 for _, id in ipairs(ids) do
-  local key = ARGV[1] .. ':job:' .. id
-  redis.call('HSET', key, 'status', 'pending', 'attempt', 0, 'updated_at', now)
-  redis.call('HDEL', key, 'completed_at', 'started_at', 'run_at')
-  redis.call('RPUSH', KEYS[2], id)
+  local key = P .. ':job:' .. id
+  redis.call('HSET', key, 'attempt', 0)
+  redis.call('HDEL', key, 'completed_at', 'started_at', 'run_at', 'snoozes')
+  local q = make_ready(P, key, id, false, now)
+  bump(d, qk(P, q, 'meta'), 'pending', 1)
+  bump(d, qk(P, q, 'meta'), 'failed', -1)
+end
+flush(d)
+if #ids > 0 then
+  wake(P)
 end
 return ids

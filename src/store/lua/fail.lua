@@ -1,28 +1,63 @@
 -- An attempt failed: running → scheduled (a retry after the backoff) or, after the last attempt
 -- or on a permanent error, → failed and the dead-letter queue, where the record never expires.
+-- A snooze ("not now, try again in D") goes back to scheduled without using up the attempt,
+-- until the job has been snoozed max_snoozes times; past that it counts as a failed attempt.
 -- The worker may claim its next job in the same round trip.
--- KEYS: running list of this process, scheduled, dlq, counters, job key, pending, heartbeat key
---       of this process
--- ARGV: id, error message, retry delay ms, permanent ('1' or '0'), key prefix, DLQ cap,
---       jobs to claim next (0 or 1), claim number
--- Returns: {code, due_us, number of evicted ids, evicted ids..., claimed job...} where code is 1
---          for a retry (due_us: when) and 2 when dead (evicted: the oldest DLQ entries dropped
---          past the cap); {0} when this process no longer holds this claim of the job.
-if not release(KEYS[1], KEYS[5], ARGV[1], ARGV[8]) then
+-- KEYS: running list of this process, dlq, counters, job key, heartbeat key of this process
+-- ARGV: key prefix, id, error message, delay ms (retry or snooze), mode ('retry', 'permanent'
+--       or 'snooze'), DLQ cap, jobs to claim next (0 or 1), claim number, the job's queue,
+--       type and group, max snoozes, then the selection for the next claim
+-- Returns: {code, due_us, breaker change ('opened', 'closed' or ''), number of evicted ids,
+--          evicted ids..., claimed job...} where code is 1 for a retry, 3 for a snooze (due_us:
+--          when) and 2 when dead (evicted: the oldest DLQ entries dropped past the cap); {0}
+--          when this process no longer holds this claim of the job.
+local P, id, key = ARGV[1], ARGV[2], KEYS[4]
+if not release(KEYS[1], key, id, ARGV[8]) then
   return {0}
 end
 local now = now_us()
-local attempt = tonumber(redis.call('HGET', KEYS[5], 'attempt') or '1')
-local max = tonumber(redis.call('HGET', KEYS[5], 'max_attempts') or '1')
-push_error(KEYS[5], ARGV[2], now)
-local out
-if ARGV[4] ~= '1' and attempt < max then
-  local due = now + tonumber(ARGV[3]) * 1000
-  redis.call('HSET', KEYS[5], 'status', 'pending', 'run_at', due)
-  redis.call('ZADD', KEYS[2], due, ARGV[1])
-  out = {1, due, 0}
-else
-  local evicted = bury(KEYS[3], KEYS[4], ARGV[5], ARGV[1], now, tonumber(ARGV[6]))
-  out = extend({2, now, #evicted}, evicted)
+local q, t, g = ARGV[9], ARGV[10], ARGV[11]
+local mode = ARGV[5]
+local d = {}
+bump_running(d, P, q, t, g, -1)
+local out, outcome
+if mode == 'snooze' then
+  local snoozes = tonumber(redis.call('HGET', key, 'snoozes') or '0')
+  if snoozes < tonumber(ARGV[12]) then
+    local due = now + tonumber(ARGV[4]) * 1000
+    redis.call('HSET', key, 'status', 'pending', 'run_at', due, 'updated_at', now,
+      'snoozes', snoozes + 1, 'parked', 'snoozed')
+    redis.call('HINCRBY', key, 'attempt', -1)
+    redis.call('ZADD', qk(P, q, 'scheduled'), due, id)
+    out = {3, due}
+  else
+    mode = 'retry'
+    ARGV[3] = 'snoozed ' .. snoozes .. ' times (MAX_SNOOZES): counted as a failed attempt; ' ..
+      ARGV[3]
+  end
 end
-return extend(out, claim_after_ack(KEYS[6], KEYS[1], KEYS[7], KEYS[4], ARGV[5], tonumber(ARGV[7]), now))
+if not out then
+  outcome = 'fail'
+  local attempt = tonumber(redis.call('HGET', key, 'attempt') or '1')
+  local max = tonumber(redis.call('HGET', key, 'max_attempts') or '1')
+  push_error(key, ARGV[3], now)
+  if mode ~= 'permanent' and attempt < max then
+    local due = now + tonumber(ARGV[4]) * 1000
+    redis.call('HSET', key, 'status', 'pending', 'run_at', due)
+    redis.call('ZADD', qk(P, q, 'scheduled'), due, id)
+    out = {1, due}
+  else
+    out = {2, now}
+  end
+end
+local changed = type_after(P, t, id, outcome, now, d)
+out[3] = changed or ''
+if out[1] == 2 then
+  local evicted = bury(KEYS[2], KEYS[3], P, id, now, tonumber(ARGV[6]))
+  out[4] = #evicted
+  extend(out, evicted)
+else
+  out[4] = 0
+end
+return extend(out, claim_after_ack(P, KEYS[1], KEYS[5], KEYS[3], {unpack(ARGV, 13)},
+  tonumber(ARGV[7]), now, d))

@@ -11,7 +11,7 @@ fn a_registered_process_claims_in_order() {
     let jobs: Vec<NewJob> = (0..3).map(|_| new_job()).collect();
     store.create(&jobs, 100, 60).unwrap();
     register(&redis, "p1");
-    let got = store.claim("p1", 2).unwrap().expect("registered");
+    let got = store.claim_all("p1", 2).unwrap().expect("registered");
     let ids: Vec<&str> = got.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, [jobs[0].id.as_str(), jobs[1].id.as_str()]);
     assert_eq!((got[0].attempt, got[0].max_attempts), (1, 3));
@@ -24,13 +24,15 @@ fn a_registered_process_claims_in_order() {
     assert_eq!(store.held("p1").unwrap().len(), 2);
     assert_eq!(store.stats().unwrap().running_jobs, 2);
 
-    store.claim("p1", 5).unwrap().expect("registered");
+    store.claim_all("p1", 5).unwrap().expect("registered");
     assert_eq!(
-        store.claim("p1", 5).unwrap(),
+        store.claim_all("p1", 5).unwrap(),
         Some(Vec::new()),
         "pending is empty"
     );
-    assert!(!store.wait_for_pending(Duration::from_millis(100)).unwrap());
+    assert!(!store
+        .wait_for_work("p1", Duration::from_millis(100))
+        .unwrap());
 }
 
 /// A process whose heartbeat key is missing claims nothing: were it to die holding a job, no
@@ -41,16 +43,20 @@ fn an_unregistered_process_claims_nothing() {
     let mut store = redis.store();
     let job = new_job();
     store.create(std::slice::from_ref(&job), 100, 60).unwrap();
-    assert_eq!(store.claim("ghost", 1).unwrap(), None);
+    assert_eq!(store.claim_all("ghost", 1).unwrap(), None);
     assert_at(&redis, &job.id, At::Pending);
 
     // An acknowledgement that asks for a next job gets none either.
     register(&redis, "p1");
-    let held = store.claim("p1", 1).unwrap().expect("registered").remove(0);
+    let held = store
+        .claim_all("p1", 1)
+        .unwrap()
+        .expect("registered")
+        .remove(0);
     let other = new_job();
     store.create(std::slice::from_ref(&other), 100, 60).unwrap();
     let _: () = redis.raw().del(key("worker:p1")).unwrap();
-    let acked = store.complete("p1", &held, None, 60, true).unwrap();
+    let acked = store.complete("p1", &held, None, 60, true, &ALL).unwrap();
     assert!(acked.outcome);
     assert_eq!(acked.next, None);
     assert_at(&redis, &job.id, At::Done);
@@ -58,7 +64,7 @@ fn an_unregistered_process_claims_nothing() {
 
     // Registered again, it claims.
     register(&redis, "p1");
-    let got = store.claim("p1", 1).unwrap().expect("registered");
+    let got = store.claim_all("p1", 1).unwrap().expect("registered");
     assert_eq!(got.len(), 1);
     assert_at(&redis, &other.id, At::Running("p1"));
 }
@@ -83,7 +89,7 @@ fn two_claimers_racing_for_one_job_one_gets_it() {
                 store.ping().unwrap();
                 std::thread::spawn(move || {
                     start.wait();
-                    (who, store.claim(who, 1).unwrap().expect("registered"))
+                    (who, store.claim_all(who, 1).unwrap().expect("registered"))
                 })
             })
             .collect();
@@ -95,6 +101,6 @@ fn two_claimers_racing_for_one_job_one_gets_it() {
         assert_at(&redis, &job.id, At::Running(who));
         assert_eq!(got[0].attempt, 1);
         redis.store().requeue_all(who).unwrap();
-        let _: () = redis.raw().del(key("pending")).unwrap();
+        let _: () = redis::cmd("FLUSHDB").query(&mut redis.raw()).unwrap();
     }
 }

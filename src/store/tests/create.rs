@@ -86,7 +86,9 @@ fn a_full_queue_takes_nothing_and_a_batch_is_all_or_none() {
     let (c, d) = (new_job(), new_job());
     assert_eq!(
         store.create(&[c.clone(), d.clone()], 3, 60).unwrap(),
-        CreateOutcome::Full,
+        CreateOutcome::Full {
+            queue: "default".into()
+        },
         "two more would make 4 > 3"
     );
     for id in [&c.id, &d.id] {
@@ -103,7 +105,9 @@ fn a_full_queue_takes_nothing_and_a_batch_is_all_or_none() {
     );
     assert_eq!(
         store.create(&[new_job()], 3, 60).unwrap(),
-        CreateOutcome::Full
+        CreateOutcome::Full {
+            queue: "default".into()
+        }
     );
 
     // A batch within the limit is created whole, in order.
@@ -113,7 +117,10 @@ fn a_full_queue_takes_nothing_and_a_batch_is_all_or_none() {
     for job in &batch {
         assert_at(&redis, &job.id, At::Pending);
     }
-    let pending: Vec<String> = redis.raw().lrange(key("pending"), 0, -1).unwrap();
+    let pending: Vec<String> = redis
+        .raw()
+        .lrange(key("q:{default}:ready:normal"), 0, -1)
+        .unwrap();
     assert_eq!(
         pending[2..],
         batch.iter().map(|j| j.id.to_string()).collect::<Vec<_>>()[..]
@@ -129,7 +136,12 @@ fn gathered_creates_each_have_their_own_outcome() {
     assert_eq!(out.len(), 3);
     assert_eq!(out[0].as_ref().unwrap(), &created(&[&jobs[0]]));
     assert_eq!(out[1].as_ref().unwrap(), &created(&[&jobs[1]]));
-    assert_eq!(out[2].as_ref().unwrap(), &CreateOutcome::Full);
+    assert_eq!(
+        out[2].as_ref().unwrap(),
+        &CreateOutcome::Full {
+            queue: "default".into()
+        }
+    );
     assert_at(&redis, &jobs[0].id, At::Pending);
     assert_at(&redis, &jobs[1].id, At::Pending);
     assert_eq!(field(&redis, &jobs[2].id, "status"), None);

@@ -15,9 +15,18 @@ fn buried(redis: &TestRedis, kind: &str, n: usize) -> Vec<NewJob> {
                 ..new_job()
             };
             store.create(std::slice::from_ref(&job), 100, 60).unwrap();
-            let claim = store.claim("p1", 1).unwrap().unwrap().remove(0);
+            let claim = store.claim_all("p1", 1).unwrap().unwrap().remove(0);
             store
-                .fail("p1", &claim, "no", 10, true, 100, false)
+                .fail(
+                    "p1",
+                    &claim,
+                    "no",
+                    10,
+                    FailMode::Permanent,
+                    (100, 100),
+                    false,
+                    &ALL,
+                )
                 .unwrap();
             assert_at(redis, &job.id, At::Dlq);
             job
@@ -106,11 +115,13 @@ fn stats_count_every_state() {
     store
         .create(std::slice::from_ref(&delayed), 100, 60)
         .unwrap();
-    let claim = store.claim("p1", 1).unwrap().unwrap().remove(0);
-    store.complete("p1", &claim, None, 60, false).unwrap();
-    store.claim("p1", 1).unwrap().unwrap();
+    let claim = store.claim_all("p1", 1).unwrap().unwrap().remove(0);
+    store.complete("p1", &claim, None, 60, false, &ALL).unwrap();
+    store.claim_all("p1", 1).unwrap().unwrap();
+    let stats = store.stats().unwrap();
+    let default = stats.queues.get("default").cloned().expect("queue default");
     assert_eq!(
-        store.stats().unwrap(),
+        stats,
         Stats {
             total_jobs: 5,
             pending_jobs: 1,
@@ -119,7 +130,17 @@ fn stats_count_every_state() {
             failed_jobs: 1,
             dlq_size: 1,
             scheduled_jobs: 1,
+            queues: [("default".to_string(), default.clone())].into(),
         }
+    );
+    assert_eq!(
+        (
+            default.pending,
+            default.scheduled,
+            default.running,
+            default.failed
+        ),
+        (1, 1, 1, 1)
     );
     assert_eq!(counters(&redis).get("created"), Some(&5));
     store.ping().unwrap();

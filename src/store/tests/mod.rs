@@ -1,11 +1,12 @@
 //! Every store transition against a real Redis (a private redis-server per test, see
 //! `test_redis.rs`). After each transition the job's place is checked: a job id is in exactly
-//! one of pending, scheduled, one running list or the DLQ (or in none once completed), and its
-//! record's status agrees.
+//! one of its queue's ready lists (or its type's parking list), its queue's scheduled set, one
+//! running list or the DLQ (or in none once completed), and its record's status agrees.
 
 mod claims;
 mod create;
 mod dlq;
+mod flow;
 mod outcomes;
 mod recovery;
 
@@ -14,7 +15,22 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::test_redis::{TestRedis, PREFIX};
-use crate::job::NewJob;
+use super::{Claimed, FailMode, Selection, Store, StoreError};
+use crate::job::{NewJob, Priority};
+
+/// Every queue, as a process without QUEUES serves them.
+const ALL: Selection = Selection::All;
+
+/// `Store::claim` from every queue, the jobs only.
+trait ClaimAll {
+    fn claim_all(&mut self, w: &str, n: usize) -> Result<Option<Vec<Claimed>>, StoreError>;
+}
+
+impl ClaimAll for Store {
+    fn claim_all(&mut self, w: &str, n: usize) -> Result<Option<Vec<Claimed>>, StoreError> {
+        Ok(self.claim(w, n, &ALL)?.map(|b| b.jobs))
+    }
+}
 
 /// Where a job should be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +58,9 @@ fn new_job() -> NewJob {
         max_attempts: 3,
         timeout_secs: None,
         idempotency_key: None,
+        queue: "default".into(),
+        priority: Priority::Normal,
+        group: None,
     }
 }
 
@@ -49,7 +68,7 @@ fn new_job() -> NewJob {
 fn register(redis: &TestRedis, worker: &str) {
     redis
         .store()
-        .heartbeat(worker, Duration::from_secs(30), "{}")
+        .heartbeat(worker, Duration::from_secs(30), "{}", None)
         .unwrap();
 }
 
@@ -59,15 +78,22 @@ fn register(redis: &TestRedis, worker: &str) {
 fn assert_at(redis: &TestRedis, id: &str, want: At) {
     let mut r = redis.raw();
     let mut places = Vec::new();
-    let pending: Vec<String> = r.lrange(key("pending"), 0, -1).unwrap();
-    places.extend(
-        pending
-            .iter()
-            .filter(|p| *p == id)
-            .map(|_| "pending".to_string()),
-    );
-    let scheduled: Option<f64> = r.zscore(key("scheduled"), id).unwrap();
-    places.extend(scheduled.map(|_| "scheduled".to_string()));
+    // KEYS is fine here: a test's private Redis holds a handful of keys.
+    let mut ready: Vec<String> = r.keys(key("q:*:ready:*")).unwrap();
+    ready.extend(r.keys::<_, Vec<String>>(key("q:*:g:*")).unwrap());
+    ready.extend(r.keys::<_, Vec<String>>(key("t:*:parked")).unwrap());
+    for list in ready {
+        let ids: Vec<String> = r.lrange(&list, 0, -1).unwrap();
+        places.extend(
+            ids.iter()
+                .filter(|p| *p == id)
+                .map(|_| "pending".to_string()),
+        );
+    }
+    for set in r.keys::<_, Vec<String>>(key("q:*:scheduled")).unwrap() {
+        let scheduled: Option<f64> = r.zscore(&set, id).unwrap();
+        places.extend(scheduled.map(|_| "scheduled".to_string()));
+    }
     let dlq: Option<f64> = r.zscore(key("dlq"), id).unwrap();
     places.extend(dlq.map(|_| "dlq".to_string()));
     let running: Vec<String> = r.keys(key("running:*")).unwrap();

@@ -9,7 +9,11 @@ fn claimed(redis: &TestRedis, job: &NewJob) -> Claimed {
     let mut store = redis.store();
     store.create(std::slice::from_ref(job), 100, 60).unwrap();
     register(redis, "p1");
-    let got = store.claim("p1", 1).unwrap().expect("registered").remove(0);
+    let got = store
+        .claim_all("p1", 1)
+        .unwrap()
+        .expect("registered")
+        .remove(0);
     assert_eq!(got.id, job.id);
     got
 }
@@ -23,7 +27,7 @@ fn complete_stores_the_result_and_claims_the_next_job() {
     let next = new_job();
     store.create(std::slice::from_ref(&next), 100, 60).unwrap();
     let acked = store
-        .complete("p1", &claim, Some("{\"ok\":1}"), 60, true)
+        .complete("p1", &claim, Some("{\"ok\":1}"), 60, true, &ALL)
         .unwrap();
     assert!(acked.outcome);
     assert_eq!(
@@ -45,7 +49,7 @@ fn complete_stores_the_result_and_claims_the_next_job() {
     assert_eq!((stats.completed_jobs, stats.running_jobs), (1, 1));
 
     // Completing it again (a retried acknowledgement whose first try was stored) changes nothing.
-    let again = store.complete("p1", &claim, None, 60, false).unwrap();
+    let again = store.complete("p1", &claim, None, 60, false, &ALL).unwrap();
     assert!(!again.outcome);
     assert_eq!(store.stats().unwrap().completed_jobs, 1);
 }
@@ -60,7 +64,16 @@ fn a_failure_is_retried_until_the_attempts_are_spent_then_buried() {
     };
     let first = claimed(&redis, &job);
     let acked = store
-        .fail("p1", &first, "boom 1", 60_000, false, 100, false)
+        .fail(
+            "p1",
+            &first,
+            "boom 1",
+            60_000,
+            FailMode::Retry,
+            (100, 100),
+            false,
+            &ALL,
+        )
         .unwrap();
     assert!(matches!(acked.outcome, FailOutcome::Retry { due_us } if due_us > 0));
     assert_at(&redis, &job.id, At::Scheduled);
@@ -69,14 +82,27 @@ fn a_failure_is_retried_until_the_attempts_are_spent_then_buried() {
     // Due at once: promoted, claimed again, failed again: no attempt left.
     let _: () = redis
         .raw()
-        .zadd(key("scheduled"), job.id.as_str(), 0)
+        .zadd(key("q:{default}:scheduled"), job.id.as_str(), 0)
         .unwrap();
     assert_eq!(store.promote(10).unwrap().moved, 1);
     assert_at(&redis, &job.id, At::Pending);
-    let second = store.claim("p1", 1).unwrap().expect("registered").remove(0);
+    let second = store
+        .claim_all("p1", 1)
+        .unwrap()
+        .expect("registered")
+        .remove(0);
     assert_eq!(second.attempt, 2);
     let acked = store
-        .fail("p1", &second, "boom 2", 10, false, 100, false)
+        .fail(
+            "p1",
+            &second,
+            "boom 2",
+            10,
+            FailMode::Retry,
+            (100, 100),
+            false,
+            &ALL,
+        )
         .unwrap();
     assert_eq!(acked.outcome, FailOutcome::Dead { evicted: vec![] });
     assert_at(&redis, &job.id, At::Dlq);
@@ -97,7 +123,16 @@ fn a_permanent_failure_goes_to_the_dlq_at_once() {
     let job = new_job();
     let claim = claimed(&redis, &job);
     let acked = store
-        .fail("p1", &claim, "bad input", 10, true, 100, false)
+        .fail(
+            "p1",
+            &claim,
+            "bad input",
+            10,
+            FailMode::Permanent,
+            (100, 100),
+            false,
+            &ALL,
+        )
         .unwrap();
     assert_eq!(acked.outcome, FailOutcome::Dead { evicted: vec![] });
     assert_at(&redis, &job.id, At::Dlq);
@@ -110,10 +145,32 @@ fn the_dlq_cap_evicts_the_oldest() {
     let mut store = redis.store();
     let old = new_job();
     let claim = claimed(&redis, &old);
-    store.fail("p1", &claim, "x", 10, true, 1, false).unwrap();
+    store
+        .fail(
+            "p1",
+            &claim,
+            "x",
+            10,
+            FailMode::Permanent,
+            (1, 100),
+            false,
+            &ALL,
+        )
+        .unwrap();
     let young = new_job();
     let claim = claimed(&redis, &young);
-    let acked = store.fail("p1", &claim, "x", 10, true, 1, false).unwrap();
+    let acked = store
+        .fail(
+            "p1",
+            &claim,
+            "x",
+            10,
+            FailMode::Permanent,
+            (1, 100),
+            false,
+            &ALL,
+        )
+        .unwrap();
     assert_eq!(
         acked.outcome,
         FailOutcome::Dead {
@@ -147,20 +204,33 @@ fn a_late_outcome_of_an_earlier_claim_changes_nothing() {
     assert_at(&redis, &job.id, At::Pending);
     // It comes back, beats, and claims the same job again.
     register(&redis, "p1");
-    let second = store.claim("p1", 1).unwrap().expect("registered").remove(0);
+    let second = store
+        .claim_all("p1", 1)
+        .unwrap()
+        .expect("registered")
+        .remove(0);
     assert_eq!(second.id, job.id);
     assert_ne!(second.claim, first.claim);
 
     // The first run's late outcomes: neither is recorded, the second claim is untouched.
     let late = store
-        .complete("p1", &first, Some("\"late\""), 60, false)
+        .complete("p1", &first, Some("\"late\""), 60, false, &ALL)
         .unwrap();
     assert!(
         !late.outcome,
         "a late completion of the first claim was recorded"
     );
     let late = store
-        .fail("p1", &first, "late failure", 10, false, 100, false)
+        .fail(
+            "p1",
+            &first,
+            "late failure",
+            10,
+            FailMode::Retry,
+            (100, 100),
+            false,
+            &ALL,
+        )
         .unwrap();
     assert_eq!(late.outcome, FailOutcome::NotOwned);
     assert_at(&redis, &job.id, At::Running("p1"));
@@ -168,7 +238,7 @@ fn a_late_outcome_of_an_earlier_claim_changes_nothing() {
 
     // The second run's outcome is recorded.
     let done = store
-        .complete("p1", &second, Some("\"ok\""), 60, false)
+        .complete("p1", &second, Some("\"ok\""), 60, false, &ALL)
         .unwrap();
     assert!(done.outcome);
     assert_at(&redis, &job.id, At::Done);

@@ -38,7 +38,7 @@ fn requeue_puts_held_jobs_back_at_the_front_without_counting_the_attempt() {
     let jobs: Vec<NewJob> = (0..3).map(|_| new_job()).collect();
     store.create(&jobs, 100, 60).unwrap();
     register(&redis, "p1");
-    let got = store.claim("p1", 2).unwrap().expect("registered");
+    let got = store.claim_all("p1", 2).unwrap().expect("registered");
     assert_eq!(got.len(), 2);
 
     // One lost claim reply: that job alone goes back.
@@ -61,7 +61,10 @@ fn requeue_puts_held_jobs_back_at_the_front_without_counting_the_attempt() {
         vec![jobs[0].id.to_string()]
     );
     assert_at(&redis, &jobs[0].id, At::Pending);
-    let pending: Vec<String> = redis.raw().lrange(key("pending"), 0, -1).unwrap();
+    let pending: Vec<String> = redis
+        .raw()
+        .lrange(key("q:{default}:ready:normal"), 0, -1)
+        .unwrap();
     assert_eq!(pending[0], jobs[0].id);
     assert_eq!(store.stats().unwrap().running_jobs, 0);
     store.deregister("p1").unwrap();
@@ -81,10 +84,13 @@ fn reap_spares_a_live_process_and_recovers_a_dead_one() {
     );
     store.create(&[job.clone(), last.clone()], 100, 60).unwrap();
     store
-        .heartbeat("p1", Duration::from_millis(300), "{}")
+        .heartbeat("p1", Duration::from_millis(300), "{}", None)
         .unwrap();
     assert_eq!(store.workers().unwrap(), vec!["p1".to_string()]);
-    assert_eq!(store.claim("p1", 2).unwrap().expect("registered").len(), 2);
+    assert_eq!(
+        store.claim_all("p1", 2).unwrap().expect("registered").len(),
+        2
+    );
 
     assert_eq!(store.reap("p1", "died", 100).unwrap(), None, "alive");
     assert_at(&redis, &job.id, At::Running("p1"));

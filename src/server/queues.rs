@@ -1,0 +1,210 @@
+//! The flow-control routes: queues and job types, their counts, pause and resume, and their
+//! limits (concurrency, rate, per group, circuit breaker), all durable in Redis.
+
+use serde_json::{json, Value};
+
+use super::input::parse_json;
+use super::router::Call;
+use super::{ApiError, Reply};
+use crate::config::{Limits, LimitsPatch, Scope};
+use crate::handler::{is_valid_type_name, MAX_TYPE_LEN};
+use crate::job::{check_queue_name, from_micros};
+use crate::store::{QueueInfo, Target, TypeInfo};
+
+/// `GET /queues`: every queue that has had a job or a setting, or that a process serves.
+pub fn list(call: &mut Call) -> Result<Reply, ApiError> {
+    let queues = call.store.queues(None)?;
+    let out: Vec<Value> = queues.iter().map(|q| queue_json(call, q)).collect();
+    Ok(Reply::json(200, &json!({ "queues": out })))
+}
+
+/// `GET /queues/{name}`.
+pub fn get(call: &mut Call) -> Result<Reply, ApiError> {
+    let name = queue_name(call.id)?;
+    let q = one_queue(call, &name)?;
+    Ok(Reply::json(200, &queue_json(call, &q)))
+}
+
+/// `POST /queues/{name}/pause`.
+pub fn pause(call: &mut Call) -> Result<Reply, ApiError> {
+    set_queue_paused(call, true)
+}
+
+/// `POST /queues/{name}/resume`.
+pub fn resume(call: &mut Call) -> Result<Reply, ApiError> {
+    set_queue_paused(call, false)
+}
+
+fn set_queue_paused(call: &mut Call, paused: bool) -> Result<Reply, ApiError> {
+    let name = queue_name(call.id)?;
+    call.store.set_paused(Target::Queue(&name), paused)?;
+    log::info!(
+        "queue {name} {}",
+        if paused {
+            "paused: running jobs finish, no new job of it starts"
+        } else {
+            "resumed"
+        }
+    );
+    let q = one_queue(call, &name)?;
+    Ok(Reply::json(200, &queue_json(call, &q)))
+}
+
+/// `GET /queues/{name}/limits`.
+pub fn get_queue_limits(call: &mut Call) -> Result<Reply, ApiError> {
+    let name = queue_name(call.id)?;
+    let fields = call.store.limit_fields(Target::Queue(&name))?;
+    Ok(Reply::json(200, &Limits::from_fields(&fields)))
+}
+
+/// `PUT /queues/{name}/limits`: a field left out is unchanged, `null` removes that limit.
+pub fn put_queue_limits(call: &mut Call) -> Result<Reply, ApiError> {
+    let name = queue_name(call.id)?;
+    put_limits(call, Target::Queue(&name), Scope::Queue)
+}
+
+/// `GET /types`: every job type this process runs, and every type with a setting.
+pub fn list_types(call: &mut Call) -> Result<Reply, ApiError> {
+    let names = type_names(call)?;
+    let types = call.store.types(&names)?;
+    let out: Vec<Value> = types.iter().map(|t| type_json(call, t)).collect();
+    Ok(Reply::json(200, &json!({ "types": out })))
+}
+
+/// `GET /types/{name}`.
+pub fn get_type(call: &mut Call) -> Result<Reply, ApiError> {
+    let name = type_name(call.id)?;
+    let t = one_type(call, &name)?;
+    Ok(Reply::json(200, &type_json(call, &t)))
+}
+
+/// `POST /types/{name}/pause`.
+pub fn pause_type(call: &mut Call) -> Result<Reply, ApiError> {
+    set_type_paused(call, true)
+}
+
+/// `POST /types/{name}/resume`.
+pub fn resume_type(call: &mut Call) -> Result<Reply, ApiError> {
+    set_type_paused(call, false)
+}
+
+fn set_type_paused(call: &mut Call, paused: bool) -> Result<Reply, ApiError> {
+    let name = type_name(call.id)?;
+    call.store.set_paused(Target::Type(&name), paused)?;
+    log::info!(
+        "type {name} {} in every queue",
+        if paused {
+            "paused: running jobs finish, no new job of it starts"
+        } else {
+            "resumed"
+        }
+    );
+    let t = one_type(call, &name)?;
+    Ok(Reply::json(200, &type_json(call, &t)))
+}
+
+/// `GET /types/{name}/limits`.
+pub fn get_type_limits(call: &mut Call) -> Result<Reply, ApiError> {
+    let name = type_name(call.id)?;
+    let fields = call.store.limit_fields(Target::Type(&name))?;
+    Ok(Reply::json(200, &Limits::from_fields(&fields)))
+}
+
+/// `PUT /types/{name}/limits`.
+pub fn put_type_limits(call: &mut Call) -> Result<Reply, ApiError> {
+    let name = type_name(call.id)?;
+    put_limits(call, Target::Type(&name), Scope::Type)
+}
+
+/// Applies a limits document (a patch: see `LimitsPatch`) and answers the limits now in force.
+fn put_limits(call: &mut Call, target: Target, scope: Scope) -> Result<Reply, ApiError> {
+    let body = super::input::read_body(call.req, call.shared.config.max_body_bytes)?;
+    let doc: Value = parse_json(&body, "a limits document")?;
+    let patch = LimitsPatch::from_json(&doc, scope).map_err(ApiError::BadRequest)?;
+    let old = Limits::from_fields(&call.store.limit_fields(target)?);
+    let new = patch.apply(&old);
+    let set = new.to_fields();
+    call.store.set_limits(target, &Limits::FIELDS, &set)?;
+    let (what, name) = match target {
+        Target::Queue(q) => ("queue", q),
+        Target::Type(t) => ("type", t),
+    };
+    log::info!(
+        "limits of {what} {name} set: {}",
+        serde_json::to_string(&new).unwrap_or_default()
+    );
+    Ok(Reply::json(200, &new))
+}
+
+/// The job types `GET /types` and the metrics show: this process's and those with settings.
+pub fn type_names(call: &mut Call) -> Result<Vec<String>, ApiError> {
+    let mut names: Vec<String> = call
+        .shared
+        .registry
+        .types()
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    names.extend(call.store.known_types()?);
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+fn one_queue(call: &mut Call, name: &str) -> Result<QueueInfo, ApiError> {
+    call.store.queues(Some(name))?.pop().ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no queue named {name:?}: it has had no job and no setting yet; GET /queues lists the queues"
+        ))
+    })
+}
+
+fn one_type(call: &mut Call, name: &str) -> Result<TypeInfo, ApiError> {
+    call.store
+        .types(std::slice::from_ref(&name.to_string()))?
+        .pop()
+        .ok_or_else(|| ApiError::NotFound(format!("no job type named {name:?}")))
+}
+
+fn queue_name(raw: &str) -> Result<String, ApiError> {
+    check_queue_name(raw).map_err(ApiError::BadRequest)?;
+    Ok(raw.to_string())
+}
+
+fn type_name(raw: &str) -> Result<String, ApiError> {
+    if !is_valid_type_name(raw) {
+        return Err(ApiError::BadRequest(format!(
+            "job type name {raw:?} must be 1-{MAX_TYPE_LEN} characters of A-Z a-z 0-9 _ - . :"
+        )));
+    }
+    Ok(raw.to_string())
+}
+
+fn queue_json(call: &Call, q: &QueueInfo) -> Value {
+    json!({
+        "name": q.name,
+        "pending": q.pending,
+        "scheduled": q.scheduled,
+        "running": q.running,
+        "failed": q.failed,
+        "paused": q.paused,
+        "latency_secs": q.latency_secs,
+        "weight": call.shared.selection.weight(&q.name),
+        "limits": Limits::from_fields(&q.limit_fields),
+    })
+}
+
+fn type_json(call: &Call, t: &TypeInfo) -> Value {
+    json!({
+        "name": t.name,
+        "registered": call.shared.registry.contains(&t.name),
+        "paused": t.paused,
+        "running": t.running,
+        "parked": t.parked,
+        "limits": Limits::from_fields(&t.fields),
+        "breaker": {
+            "state": t.breaker_state,
+            "until": t.breaker_until_us.and_then(from_micros).map(|d| d.to_rfc3339()),
+        },
+    })
+}
