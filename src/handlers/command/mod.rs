@@ -9,7 +9,8 @@
 //! own secrets (REDIS_URL, SMTP_URL, API_TOKEN) are not handed down. Exit status 0 is success and
 //! stdout (first 64 KiB) the result: JSON when it parses, else a string. Any other status fails
 //! the attempt with the last 2 KiB of stderr as the error: transient (retried), unless the status
-//! is listed in `permanent_exit_codes`.
+//! is listed in `permanent_exit_codes`. Status 75 (`EX_TEMPFAIL`) snoozes the job: it runs again
+//! after the seconds printed first on stdout (60 when none), without using up an attempt.
 //!
 //! Each program runs in a process group of its own. Past `timeout_secs`, or when the attempt is
 //! cancelled (its JOB_TIMEOUT_SECS, or a shutdown that outlived SHUTDOWN_TIMEOUT_SECS), the whole
@@ -23,6 +24,7 @@ use serde_json::Value;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command as Process;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use crate::config::CommandSpec;
 use crate::handler::{Handler, JobContext, JobError, JobResult};
@@ -107,6 +109,9 @@ impl Handler for Command {
             );
             return Ok(result_of(&cap, &job.id));
         }
+        if status.code() == Some(EX_TEMPFAIL) {
+            return Err(snooze_of(&cap, &program));
+        }
         let (what, permanent) = match (status.code(), status.signal()) {
             (Some(code), _) => (
                 format!("exited with status {code}"),
@@ -122,6 +127,32 @@ impl Handler for Command {
             JobError::transient(message)
         })
     }
+}
+
+/// Exit status 75 (`EX_TEMPFAIL` of sysexits.h): "not now, try again later". The delay is
+/// the first thing on stdout, in seconds (`30`, `0.5`); without one, 60 s.
+const EX_TEMPFAIL: i32 = 75;
+/// The delay of a snooze that names none, and the longest one taken from stdout.
+const DEFAULT_SNOOZE: Duration = Duration::from_secs(60);
+const MAX_SNOOZE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+fn snooze_of(cap: &Capture, program: &str) -> JobError {
+    let said = String::from_utf8_lossy(&cap.stdout);
+    let delay = said
+        .split_whitespace()
+        .next()
+        .and_then(|w| w.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map_or(DEFAULT_SNOOZE, |s| {
+            Duration::from_secs_f64(s).min(MAX_SNOOZE)
+        });
+    JobError::snooze(
+        delay,
+        format!(
+            "{program} exited with status 75 (try again later): snoozed for {:.3} s",
+            delay.as_secs_f64()
+        ),
+    )
 }
 
 fn with_stderr(stderr: &[u8]) -> String {
@@ -225,6 +256,18 @@ mod tests {
         assert!(e.message.contains("exited with status 3"), "{e}");
         assert!(e.message.ends_with("the real reason"), "{e}");
         assert!(e.message.len() < STDERR_TAIL + 200, "{}", e.message.len());
+    }
+
+    #[test]
+    fn exit_75_snoozes_for_the_seconds_on_stdout() {
+        let e = Command::new(spec(&["/bin/sh", "-c", "echo 2.5; exit 75"]))
+            .run(&ctx(json!({})))
+            .unwrap_err();
+        assert_eq!(e.snooze_delay(), Some(Duration::from_millis(2500)), "{e}");
+        let e = Command::new(spec(&["/bin/sh", "-c", "exit 75"]))
+            .run(&ctx(json!({})))
+            .unwrap_err();
+        assert_eq!(e.snooze_delay(), Some(DEFAULT_SNOOZE), "{e}");
     }
 
     #[test]
