@@ -135,6 +135,13 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
         selection,
     });
     let cfg = &shared.config;
+    let queues = shared
+        .selection
+        .named()
+        .unwrap_or_else(|| vec![crate::job::DEFAULT_QUEUE.to_string()]);
+    shared
+        .metrics
+        .init_series(&queues, &shared.registry.types());
     let shutdown = Shutdown::new();
     match shared.backend.open().durability_warnings() {
         Ok(warnings) => warnings.iter().for_each(|w| log::warn!("{w}")),
@@ -143,6 +150,9 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
         Err(e) => log::warn!(
             "{e}; starting anyway: requests get 503 and workers wait until Redis answers"
         ),
+    }
+    if let Err(e) = shared.backend.open().declare_queues(&queues) {
+        log::debug!("queues not declared at start-up: {e}");
     }
     if let Some(file) = &cfg.limits_file {
         apply_limits_file(&shared, file);

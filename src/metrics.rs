@@ -184,6 +184,29 @@ impl Metrics {
         "_other"
     }
 
+    /// Starts the series of every job counter at 0 for each of `queues` and `types`, so a
+    /// scrape shows every family from the start (a series that appears only with its first
+    /// event hides that event from `rate()` and `increase()`).
+    pub fn init_series(&self, queues: &[String], types: &[&str]) {
+        for q in queues {
+            let q = self.queue_label(q);
+            self.jobs_created.with_label_values(&[q]);
+            self.job_wait.with_label_values(&[q]);
+            for t in types {
+                for c in [
+                    &self.jobs_processed,
+                    &self.jobs_failed,
+                    &self.jobs_retried,
+                    &self.jobs_dlq,
+                    &self.jobs_snoozed,
+                ] {
+                    c.with_label_values(&[q, t]);
+                }
+                self.processing_duration.with_label_values(&[q, t]);
+            }
+        }
+    }
+
     /// The series of counter `c` for a job of `queue` and type `kind`.
     pub fn job(&self, c: &IntCounterVec, queue: &str, kind: &str) -> IntCounter {
         c.with_label_values(&[self.queue_label(queue), kind])

@@ -95,6 +95,13 @@ impl Store {
             .collect())
     }
 
+    /// Makes `queues` known (listed by `GET /queues` and in the metrics) before they have a job.
+    pub fn declare_queues(&mut self, queues: &[String]) -> Result<(), StoreError> {
+        let key = self.keys.queues.clone();
+        self.conn
+            .run_idempotent(|c| redis::cmd("SADD").arg(&key).arg(queues).query(c))
+    }
+
     /// The state of each of `names` (registered types and types with settings).
     pub fn types(&mut self, names: &[String]) -> Result<Vec<TypeInfo>, StoreError> {
         let mut pipe = redis::pipe();

@@ -600,7 +600,7 @@ fn a_job_stranded_in_a_live_processs_running_list_is_put_back() {
     let id = api.submit(&json!({"type": "noop"}));
     let running = format!("{{jobq}}:running:{process}");
     let moved: Option<String> =
-        redis.redis_cmd(&["LMOVE", "{jobq}:pending", &running, "LEFT", "RIGHT"]);
+        redis.redis_cmd(&["LMOVE", PENDING_KEY, &running, "LEFT", "RIGHT"]);
     assert_eq!(
         moved.as_deref(),
         Some(id.as_str()),
@@ -608,6 +608,9 @@ fn a_job_stranded_in_a_live_processs_running_list_is_put_back() {
     );
     redis.redis_cmd::<()>(&["HSET", &job_key(&id), "status", "running"]);
     redis.redis_cmd::<()>(&["HINCRBY", "{jobq}:counters", "running", "1"]);
+    redis.redis_cmd::<()>(&["HINCRBY", DEFAULT_QUEUE_META, "pending", "-1"]);
+    redis.redis_cmd::<()>(&["HINCRBY", DEFAULT_QUEUE_META, "running", "1"]);
+    redis.redis_cmd::<()>(&["HINCRBY", "{jobq}:t:noop", "running", "1"]);
 
     let job = api.wait_for_status(&id, "completed", Duration::from_secs(15));
     assert_eq!(job["attempt"], 1, "the lost claim should not count: {job}");

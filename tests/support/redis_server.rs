@@ -13,8 +13,12 @@ pub fn job_key(id: &str) -> String {
     format!("{{jobq}}:job:{id}")
 }
 
-/// Key of the list of pending jobs under the default prefix.
-pub const PENDING_KEY: &str = "{jobq}:pending";
+/// Key of the list of pending jobs of queue `default`, priority normal, no group, under the
+/// default prefix.
+pub const PENDING_KEY: &str = "{jobq}:q:{default}:ready:normal";
+
+/// The hash of queue `default`'s counts and settings.
+pub const DEFAULT_QUEUE_META: &str = "{jobq}:q:{default}:meta";
 
 /// A private `redis-server` on loopback, without persistence unless its arguments turn it on.
 /// Dropping it kills the process (by its own handle) and removes the dir.
