@@ -599,8 +599,7 @@ fn a_job_stranded_in_a_live_processs_running_list_is_put_back() {
     api.wait_for_status(&blocker, "running", Duration::from_secs(10));
     let id = api.submit(&json!({"type": "noop"}));
     let running = format!("{{jobq}}:running:{process}");
-    let moved: Option<String> =
-        redis.redis_cmd(&["LMOVE", PENDING_KEY, &running, "LEFT", "RIGHT"]);
+    let moved: Option<String> = redis.redis_cmd(&["LMOVE", PENDING_KEY, &running, "LEFT", "RIGHT"]);
     assert_eq!(
         moved.as_deref(),
         Some(id.as_str()),

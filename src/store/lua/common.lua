@@ -163,11 +163,11 @@ end
 -- The state of one job type during a claim, read once per script.
 local function type_state(P, t, d)
   local m = redis.call('HMGET', tk(P, t), 'paused', 'conc', 'running', 'rate_n', 'rate_ms',
-    'tat', 'b_state', 'b_until', 'b_probe')
+    'tat', 'b_state', 'b_until', 'b_probe', 'ptat')
   return {paused = m[1] == '1', conc = tonumber(m[2]),
     running = tonumber(m[3] or '0') + pending_delta(d, tk(P, t), 'running'),
     rate_n = m[4], rate_ms = m[5], tat = m[6], b_state = m[7] or 'closed',
-    b_until = tonumber(m[8] or '0'), b_probe = m[9], claimed = 0}
+    b_until = tonumber(m[8] or '0'), b_probe = m[9], ptat = m[10], claimed = 0}
 end
 
 -- Sets a job aside because of its type (paused, at its concurrency limit, or its breaker open):
@@ -269,10 +269,14 @@ local function take(P, q, qs, types, now, limits, d)
           if not why and ts.rate_n then
             local ok, tat = gcra(ts.tat, ts.rate_n, ts.rate_ms, now)
             if not ok then
-              -- Over its type's rate: back to scheduled until the type's next free start
-              -- (no attempt used), so the queue behind it is not held up.
-              redis.call('ZADD', qk(P, q, 'scheduled'), tat, id)
-              redis.call('HSET', key, 'run_at', tat, 'parked', 'rate_limit')
+              -- Over its type's rate: back to scheduled (no attempt used), so the queue behind
+              -- it is not held up. Jobs set back this way get successive free starts of the
+              -- type (ptat), so they come back one per interval rather than all at once.
+              local due = math.max(tonumber(ts.ptat or '0'), tat)
+              ts.ptat = due + (tonumber(ts.rate_ms) * 1000) / tonumber(ts.rate_n)
+              ts.ptat_dirty = true
+              redis.call('ZADD', qk(P, q, 'scheduled'), due, id)
+              redis.call('HSET', key, 'run_at', due, 'parked', 'rate_limit')
               limits.dropped[q] = (limits.dropped[q] or 0) + 1
               why = 'rate_limit'
             else
@@ -430,6 +434,9 @@ local function claim(P, running, heartbeat, sel, n, now, d)
   for t, ts in pairs(types) do
     if ts.tat_dirty then
       redis.call('HSET', tk(P, t), 'tat', ts.tat)
+    end
+    if ts.ptat_dirty then
+      redis.call('HSET', tk(P, t), 'ptat', ts.ptat)
     end
   end
   for q, k in pairs(limits.dropped) do

@@ -397,3 +397,33 @@ fn jobs_of_the_single_queue_layout_are_served() {
     let job = store.job(&got[0].id).unwrap().unwrap();
     assert_eq!(job.queue, "default");
 }
+
+#[test]
+fn jobs_over_their_types_rate_wait_in_scheduled_one_interval_apart() {
+    let redis = TestRedis::start();
+    let mut store = redis.store();
+    register(&redis, "p1");
+    let jobs: Vec<NewJob> = (0..4).map(|_| new_job()).collect();
+    create(&mut store, &jobs);
+    let two_per_sec = Limits {
+        rate: Some(Rate {
+            limit: 2,
+            period_secs: 1,
+        }),
+        ..Limits::default()
+    };
+    set_limits(&mut store, Target::Type("noop"), two_per_sec);
+    let got = store.claim_all("p1", 4).unwrap().unwrap();
+    assert_eq!(got.len(), 1);
+    let mut dues: Vec<i64> = jobs[1..]
+        .iter()
+        .map(|j| {
+            assert_at(&redis, &j.id, At::Scheduled);
+            assert_eq!(reason(&mut store, &j.id), "rate_limit");
+            field(&redis, &j.id, "run_at").unwrap().parse().unwrap()
+        })
+        .collect();
+    dues.sort();
+    assert_eq!(dues[1] - dues[0], 500_000);
+    assert_eq!(dues[2] - dues[1], 500_000);
+}
