@@ -158,12 +158,20 @@ fn query_pairs(query: &str) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
+            (percent_decode(k, true), percent_decode(v, true))
         })
         .collect()
 }
 
-fn percent_decode(s: &str) -> String {
+/// A `{name}` segment of the path, percent-decoded: clients that encode path segments send
+/// `mail%3Aeu` for the queue `mail:eu` (and `%2E` for `.`). `+` stays `+`, as in any path.
+pub fn path_segment(raw: &str) -> String {
+    percent_decode(raw, false)
+}
+
+/// Decodes `%XX` escapes (an invalid one is kept as is); `+` is a space when `plus_is_space`
+/// (query strings), itself otherwise (paths).
+fn percent_decode(s: &str, plus_is_space: bool) -> String {
     let hex = |b: u8| (b as char).to_digit(16);
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -179,7 +187,7 @@ fn percent_decode(s: &str) -> String {
                 i += 3;
                 continue;
             }
-            (None, b'+') => out.push(b' '),
+            (None, b'+') if plus_is_space => out.push(b' '),
             (None, b) => out.push(b),
         }
         i += 1;
@@ -208,9 +216,13 @@ mod tests {
                 ("x".to_string(), String::new())
             ]
         );
-        assert_eq!(percent_decode("a%2"), "a%2");
-        assert_eq!(percent_decode("%e2%82%ac%zz"), "€%zz");
-        assert_eq!(percent_decode("%é"), "%é");
+        assert_eq!(percent_decode("a%2", true), "a%2");
+        assert_eq!(percent_decode("%e2%82%ac%zz", true), "€%zz");
+        assert_eq!(percent_decode("%é", true), "%é");
+        assert_eq!(percent_decode("a+b", true), "a b");
+        assert_eq!(path_segment("mail%3Aeu"), "mail:eu");
+        assert_eq!(path_segment("%2E%2e"), "..");
+        assert_eq!(path_segment("a+b"), "a+b");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::input::parse_json;
+use super::input::{parse_json, path_segment};
 use super::router::Call;
 use super::{ApiError, Reply};
 use crate::config::{Limits, LimitsPatch, Scope};
@@ -159,25 +159,37 @@ fn one_queue(call: &mut Call, name: &str) -> Result<QueueInfo, ApiError> {
     })
 }
 
+/// A job type this process runs or that has had a setting (what `GET /types` lists); 404 for
+/// any other name, which the store would otherwise answer as a type with nothing set.
 fn one_type(call: &mut Call, name: &str) -> Result<TypeInfo, ApiError> {
+    if !call.shared.registry.contains(name) && !call.store.known_types()?.iter().any(|t| t == name)
+    {
+        return Err(ApiError::NotFound(format!(
+            "no job type named {name:?}: this process has no handler for it and it has had no setting; GET /types lists the types"
+        )));
+    }
     call.store
         .types(std::slice::from_ref(&name.to_string()))?
         .pop()
         .ok_or_else(|| ApiError::NotFound(format!("no job type named {name:?}")))
 }
 
+/// The queue named by the path segment `raw`, percent-decoded.
 fn queue_name(raw: &str) -> Result<String, ApiError> {
-    check_queue_name(raw).map_err(ApiError::BadRequest)?;
-    Ok(raw.to_string())
+    let name = path_segment(raw);
+    check_queue_name(&name).map_err(ApiError::BadRequest)?;
+    Ok(name)
 }
 
+/// The job type named by the path segment `raw`, percent-decoded.
 fn type_name(raw: &str) -> Result<String, ApiError> {
-    if !is_valid_type_name(raw) {
+    let name = path_segment(raw);
+    if !is_valid_type_name(&name) {
         return Err(ApiError::BadRequest(format!(
-            "job type name {raw:?} must be 1-{MAX_TYPE_LEN} characters of A-Z a-z 0-9 _ - . :"
+            "job type name {name:?} must be 1-{MAX_TYPE_LEN} characters of A-Z a-z 0-9 _ - . :"
         )));
     }
-    Ok(raw.to_string())
+    Ok(name)
 }
 
 fn queue_json(call: &Call, q: &QueueInfo) -> Value {

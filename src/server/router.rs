@@ -133,8 +133,11 @@ fn matches<'p>(pattern: &str, path: &'p str) -> Option<Option<&'p str>> {
 /// The endpoint for `method` and `path`, with the `{id}` segment; or the 404 or 405.
 fn route<'p>(method: &str, path: &'p str) -> Result<(&'static Endpoint, &'p str), ApiError> {
     let mut allowed: Vec<&str> = Vec::new();
-    // A literal route owns its path: `/jobs/batch` is never the job "batch".
-    let literal = ROUTES.iter().any(|e| e.path == path);
+    // A literal route owns its path: `/jobs/batch` is never the job "batch". (A pattern is not
+    // a literal: `/queues/{name}` sent as is names the queue "{name}".)
+    let literal = ROUTES
+        .iter()
+        .any(|e| !e.path.contains('{') && e.path == path);
     for e in ROUTES {
         if literal && e.path.contains('{') {
             continue;
@@ -247,6 +250,7 @@ mod tests {
     fn literal_paths_win_and_wrong_methods_say_what_is_allowed() {
         assert_eq!(route("POST", "/jobs/batch").unwrap().0.path, "/jobs/batch");
         assert_eq!(route("GET", "/jobs/abc").unwrap().1, "abc");
+        assert_eq!(route("GET", "/queues/{name}").unwrap().1, "{name}");
         match route("PUT", "/dlq") {
             Err(ApiError::MethodNotAllowed { allow, .. }) => assert_eq!(allow, "GET, DELETE"),
             _ => panic!("PUT /dlq should be 405"),
