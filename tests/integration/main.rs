@@ -19,6 +19,7 @@ mod api;
 mod cli;
 mod concurrency;
 mod correctness;
+mod flow;
 mod handlers;
 mod http_server;
 mod lifecycle;
