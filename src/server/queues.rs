@@ -216,7 +216,10 @@ fn type_json(call: &Call, t: &TypeInfo) -> Value {
         "limits": Limits::from_fields(&t.fields),
         "breaker": {
             "state": t.breaker_state,
-            "until": t.breaker_until_us.and_then(from_micros).map(|d| d.to_rfc3339()),
+            "until": t
+                .breaker_until_us
+                .and_then(from_micros)
+                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
         },
     })
 }

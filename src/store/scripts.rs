@@ -1,9 +1,10 @@
 //! The Lua scripts behind every state transition, hashed once at start-up.
 //!
 //! Each script is one atomic step in Redis: a crash of jobq between two commands can never leave
-//! a job half-moved. `lua/common.lua` (the clock, error history, the DLQ move) is prepended to
-//! each script, so those steps are written once. `redis::Script` sends EVALSHA and reloads the
-//! script after a Redis restart.
+//! a job half-moved. `lua/common.lua` (the clock, keys, counts, the short claim) is prepended to
+//! each script, `lua/dead.lua` (error history, the DLQ move) and `lua/flow.lua` (the general
+//! claim step, parking, DLQ selection) to those that need them, so each step is written once.
+//! `redis::Script` sends EVALSHA and reloads the script after a Redis restart.
 
 use redis::Script;
 use std::sync::OnceLock;
@@ -32,6 +33,24 @@ macro_rules! script {
             include_str!(concat!("lua/", $file))
         ))
     };
+    // With `lua/flow.lua` too: the general claim step, parking and the DLQ selection, which
+    // the hot acknowledgements leave out (every function of a script is defined anew on each
+    // call, and Redis runs Lua slowly enough for that to show in the drain).
+    // With `lua/dead.lua`: the error history and the DLQ move.
+    (dead $file:literal) => {
+        Script::new(concat!(
+            include_str!("lua/common.lua"),
+            include_str!("lua/dead.lua"),
+            include_str!(concat!("lua/", $file))
+        ))
+    };
+    (flow $file:literal) => {
+        Script::new(concat!(
+            include_str!("lua/common.lua"),
+            include_str!("lua/flow.lua"),
+            include_str!(concat!("lua/", $file))
+        ))
+    };
 }
 
 /// The scripts, built (and their SHA1 computed) on first use only.
@@ -39,18 +58,18 @@ pub fn scripts() -> &'static Scripts {
     static SCRIPTS: OnceLock<Scripts> = OnceLock::new();
     SCRIPTS.get_or_init(|| Scripts {
         create: script!("create.lua"),
-        claim: script!("claim.lua"),
+        claim: script!(flow "claim.lua"),
         complete: script!("complete.lua"),
-        fail: script!("fail.lua"),
-        promote: script!("promote.lua"),
+        fail: script!(dead "fail.lua"),
+        promote: script!(flow "promote.lua"),
         requeue: script!("requeue.lua"),
-        reap: script!("reap.lua"),
-        dlq_retry: script!("dlq_retry.lua"),
-        dlq_delete: script!("dlq_delete.lua"),
+        reap: script!(dead "reap.lua"),
+        dlq_retry: script!(flow "dlq_retry.lua"),
+        dlq_delete: script!(flow "dlq_delete.lua"),
         dlq_page: script!("dlq_page.lua"),
         stats: script!("stats.lua"),
         queues: script!("queues.lua"),
-        control: script!("control.lua"),
+        control: script!(flow "control.lua"),
         why: script!("why.lua"),
     })
 }

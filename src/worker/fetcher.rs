@@ -67,13 +67,24 @@ impl Fetcher {
                         log::info!("process {} is registered again", self.worker_id);
                     }
                     if batch.jobs.is_empty() {
-                        // Until woken, or until a rate limit lets the next job start.
-                        let wait = batch.next_start_us.map_or(FETCH_BLOCK, |t| {
-                            let us = (t - batch.now_us).max(1000) as u64;
-                            FETCH_BLOCK.min(Duration::from_micros(us))
-                        });
-                        if let Err(e) = self.store.wait_for_work(&self.worker_id, wait) {
-                            self.pause(&mut retry, &e);
+                        let until_start = batch
+                            .next_start_us
+                            .map(|t| Duration::from_micros((t - batch.now_us).max(0) as u64))
+                            .filter(|d| *d < FETCH_BLOCK);
+                        match until_start {
+                            // A rate limit lets the next job start soon: sleep here, to the
+                            // moment. Redis ends a blocking wait only on its own timer (every
+                            // 100 ms at the default hz), which would slow a 50/s limit to 10/s.
+                            Some(d) => {
+                                self.shutdown.sleep(d);
+                            }
+                            None => {
+                                if let Err(e) =
+                                    self.store.wait_for_work(&self.worker_id, FETCH_BLOCK)
+                                {
+                                    self.pause(&mut retry, &e);
+                                }
+                            }
                         }
                     }
                     for job in batch.jobs {

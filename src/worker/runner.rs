@@ -251,6 +251,15 @@ impl Worker {
                 if let Ok((a, _)) = &acked {
                     note_breaker(&shared, &job.kind, a.breaker);
                 }
+                if snooze.is_some()
+                    && matches!(
+                        acked.as_ref().map(|(a, _)| &a.outcome),
+                        Ok(FailOutcome::Retry { .. } | FailOutcome::Dead { .. })
+                    )
+                {
+                    // Snoozed more than MAX_SNOOZES times: the store counted it as a failure.
+                    m.job(&m.jobs_failed, &job.queue, &job.kind).inc();
+                }
                 match acked.map(|(a, retried)| (a.outcome, retried)) {
                     Ok((FailOutcome::Snoozed { due_us }, _)) => {
                         m.job(&m.jobs_snoozed, &job.queue, &job.kind).inc();
@@ -259,7 +268,7 @@ impl Worker {
                             job.id,
                             job.kind,
                             crate::job::from_micros(due_us)
-                                .map(|t| t.to_rfc3339())
+                                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
                                 .unwrap_or_default(),
                             err.message
                         );

@@ -9,7 +9,8 @@
 local P = ARGV[1]
 local now = now_us()
 local d = {}
-local out, claimed, hint = claim(P, KEYS[1], KEYS[3], {unpack(ARGV, 4)}, tonumber(ARGV[3]), now, d)
+local out, claimed, hint = claim(P, KEYS[1], KEYS[3], {unpack(ARGV, 4)}, tonumber(ARGV[3]), now,
+  d, {}, {})
 if not out then
   return {0}
 end

@@ -1,6 +1,6 @@
 -- A job succeeded: running → completed, with its result, an expiry on the record and a place in
--- the bounded list of recent completions. The worker that ran it may claim its next job in the
--- same round trip.
+-- the bounded list of recent completions. In the common case (see next_fast in common.lua) the
+-- worker that ran it claims its next job in the same round trip.
 -- KEYS: running list of this process, completed list, counters, job key, heartbeat key of this
 --       process
 -- ARGV: key prefix, id, result JSON ('' = none), record TTL seconds, completed list length,
@@ -27,9 +27,20 @@ if redis.call('LPUSH', KEYS[2], id) > keep + 100 then
   redis.call('LTRIM', KEYS[2], 0, keep - 1)
 end
 redis.call('HINCRBY', KEYS[3], 'completed', 1)
+local sel = {unpack(ARGV, 11)}
+if ARGV[6] == '1' and ARGV[10] == '' then
+  local job = next_fast(P, KEYS[1], KEYS[5], KEYS[3], sel, now, ARGV[8], ARGV[9])
+  if job then
+    return extend({1, ''}, job)
+  end
+end
+-- Otherwise no next job here: the worker asks its fetcher, whose claim takes every rule into
+-- account. The finished job leaves the running counts, and waiting processes are told (it
+-- may have held a slot one of them waits for).
 local d = {}
 bump_running(d, P, ARGV[8], ARGV[9], ARGV[10], -1)
-local changed = type_after(P, ARGV[9], id, 'ok', now, d)
-local next = claim_after_ack(P, KEYS[1], KEYS[5], KEYS[3], {unpack(ARGV, 11)},
-  tonumber(ARGV[6]), now, d)
-return extend({1, changed or ''}, next)
+bump(d, KEYS[3], 'running', -1)
+local changed = type_after(P, ARGV[9], id, 'ok', now, d, nil)
+flush(d)
+wake(P)
+return {1, changed or ''}

@@ -8,6 +8,9 @@ local key
 if scope == 'queue' then
   redis.call('SADD', P .. ':queues', name)
   key = qk(P, name, 'meta')
+  if redis.call('SCARD', P .. ':types-active') > 0 then
+    redis.call('HSET', key, 'typed', 1)
+  end
 else
   redis.call('SADD', P .. ':types', name)
   key = tk(P, name)
@@ -29,6 +32,25 @@ else
     and not redis.call('HGET', key, 'b_ratio') then
     -- No breaker any more: nothing may stay held by one.
     redis.call('HDEL', key, 'b_state', 'b_until', 'b_fails', 'b_hist', 'b_probe')
+  end
+end
+if scope == 'type' then
+  -- P:types-active lists the types the claim step must look at (see types_active()).
+  local m = redis.call('HMGET', key, 'paused', 'conc', 'rate_n', 'b_consec', 'b_ratio')
+  if m[1] or m[2] or m[3] or m[4] or m[5] then
+    redis.call('SADD', P .. ':types-active', name)
+  else
+    redis.call('SREM', P .. ':types-active', name)
+  end
+  -- Each queue's 'typed' flag says whether any type has a setting, so the short way of
+  -- claiming (next_fast) needs no read of its own to know.
+  local typed = redis.call('SCARD', P .. ':types-active') > 0
+  for _, q in ipairs(redis.call('SMEMBERS', P .. ':queues')) do
+    if typed then
+      redis.call('HSET', qk(P, q, 'meta'), 'typed', 1)
+    else
+      redis.call('HDEL', qk(P, q, 'meta'), 'typed')
+    end
   end
 end
 local moved = 0

@@ -45,13 +45,18 @@ for i = 0, n - 1 do
   end
 end
 local max = tonumber(ARGV[2])
+local new_queues = {}
 for q, k in pairs(fresh) do
-  local pending = tonumber(redis.call('HGET', qk(P, q, 'meta'), 'pending') or '0')
-  if pending + redis.call('ZCARD', qk(P, q, 'scheduled')) + k > max then
+  local pending = redis.call('HGET', qk(P, q, 'meta'), 'pending')
+  -- The count exists from a queue's first job on: without it the queue may be new.
+  if not pending then
+    new_queues[#new_queues + 1] = q
+  end
+  if tonumber(pending or '0') + redis.call('ZCARD', qk(P, q, 'scheduled')) + k > max then
     return {0, q}
   end
 end
-local created, ready = 0, {}
+local created, ready, woke = 0, {}, false
 for i = 0, n - 1 do
   if out[3 + i * 2] == 1 then
     local a = 4 + i * W
@@ -77,7 +82,7 @@ for i = 0, n - 1 do
       redis.call('HSET', key, 'run_at', due)
       redis.call('ZADD', qk(P, q, 'scheduled'), due, id)
     else
-      push_ready(P, q, g, lv, id, false)
+      woke = push_ready(P, q, g, lv, id, false) or woke
       ready[q] = (ready[q] or 0) + 1
     end
     if ARGV[a + 7] == '1' then
@@ -87,14 +92,21 @@ for i = 0, n - 1 do
   end
 end
 if created > 0 then
-  for q, _ in pairs(fresh) do
-    redis.call('SADD', P .. ':queues', q)
+  if #new_queues > 0 then
+    redis.call('SADD', P .. ':queues', unpack(new_queues))
+    if redis.call('SCARD', P .. ':types-active') > 0 then
+      for _, q in ipairs(new_queues) do
+        redis.call('HSET', qk(P, q, 'meta'), 'typed', 1)
+      end
+    end
   end
-  for q, k in pairs(ready) do
-    redis.call('HINCRBY', qk(P, q, 'meta'), 'pending', k)
+  for q, _ in pairs(fresh) do
+    -- Written even when 0 (all delayed), so the queue is known from now on.
+    redis.call('HINCRBY', qk(P, q, 'meta'), 'pending', ready[q] or 0)
   end
   redis.call('HINCRBY', KEYS[1], 'created', created)
-  if next(ready) then
+  -- A job behind others in a list changes nothing for a waiting process.
+  if woke then
     wake(P)
   end
 end

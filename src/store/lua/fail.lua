@@ -2,7 +2,7 @@
 -- or on a permanent error, → failed and the dead-letter queue, where the record never expires.
 -- A snooze ("not now, try again in D") goes back to scheduled without using up the attempt,
 -- until the job has been snoozed max_snoozes times; past that it counts as a failed attempt.
--- The worker may claim its next job in the same round trip.
+-- In the common case the worker claims its next job in the same round trip.
 -- KEYS: running list of this process, dlq, counters, job key, heartbeat key of this process
 -- ARGV: key prefix, id, error message, delay ms (retry or snooze), mode ('retry', 'permanent'
 --       or 'snooze'), DLQ cap, jobs to claim next (0 or 1), claim number, the job's queue,
@@ -50,7 +50,7 @@ if not out then
     out = {2, now}
   end
 end
-local changed = type_after(P, t, id, outcome, now, d)
+local changed = type_after(P, t, id, outcome, now, d, nil)
 out[3] = changed or ''
 if out[1] == 2 then
   local evicted = bury(KEYS[2], KEYS[3], P, id, now, tonumber(ARGV[6]))
@@ -59,5 +59,16 @@ if out[1] == 2 then
 else
   out[4] = 0
 end
-return extend(out, claim_after_ack(P, KEYS[1], KEYS[5], KEYS[3], {unpack(ARGV, 13)},
-  tonumber(ARGV[7]), now, d))
+local sel = {unpack(ARGV, 13)}
+if ARGV[7] == '1' and g == '' and not types_active(P) then
+  local job = next_fast(P, KEYS[1], KEYS[5], KEYS[3], sel, now, q, t)
+  if job then
+    return extend(out, job)
+  end
+end
+-- Otherwise no next job here (the worker asks its fetcher): the counts move and waiting
+-- processes are told, as in complete.lua.
+bump(d, KEYS[3], 'running', -1)
+flush(d)
+wake(P)
+return out

@@ -17,6 +17,9 @@ local d = {}
 local old_pending, old_scheduled = P .. ':pending', P .. ':scheduled'
 if redis.call('EXISTS', old_pending, old_scheduled) > 0 then
   redis.call('SADD', P .. ':queues', 'default')
+  if redis.call('SCARD', P .. ':types-active') > 0 then
+    redis.call('HSET', qk(P, 'default', 'meta'), 'typed', 1)
+  end
   local ids = redis.call('LRANGE', old_pending, 0, budget - 1)
   for _, id in ipairs(ids) do
     push_ready(P, 'default', '', 'normal', id, false)

@@ -15,11 +15,15 @@ if r[5] then
   if r[7] == 'rate_limit' then
     return {'rate_limit', 'type ' .. t .. ' is at its rate limit: this job waits for its next free start', r[5]}
   elseif r[7] == 'snoozed' then
-    return {'scheduled', 'snoozed by its handler (' .. (r[8] or '1') .. ' times so far)', r[5]}
+    return {'scheduled', 'snoozed by its handler (snoozes so far: ' .. (r[8] or '1') .. ')', r[5]}
   elseif tonumber(r[6] or '0') > 0 then
     return {'backoff', 'retry ' .. r[6] .. ' after a failed attempt', r[5]}
   end
   return {'scheduled', 'delayed until its run_at', r[5]}
+end
+-- No process to run it outranks every other reason: nothing else can change that.
+if redis.call('EXISTS', P .. ':served-all', qk(P, q, 'served')) == 0 then
+  return {'no_worker', 'no live worker process serves queue ' .. q .. ' (see QUEUES)', ''}
 end
 local ts = type_state(P, t, {})
 local m = redis.call('HMGET', qk(P, q, 'meta'), 'paused', 'conc', 'running', 'rate_n',
@@ -56,8 +60,5 @@ if g ~= '' then
 end
 if ts.rate_n and tonumber(ts.tat or '0') > now then
   return {'rate_limit', 'type ' .. t .. ': ' .. ts.rate_n .. ' per ' .. (tonumber(ts.rate_ms) / 1000) .. ' s', ts.tat}
-end
-if redis.call('EXISTS', P .. ':served-all', qk(P, q, 'served')) == 0 then
-  return {'no_worker', 'no live worker process serves queue ' .. q .. ' (see QUEUES)', ''}
 end
 return {'queued', (m[10] or '0') .. ' jobs ready in queue ' .. q, ''}
