@@ -677,11 +677,6 @@ fn a_rate_limit_of_50_per_second_never_lets_a_second_hold_more_than_50() {
 }
 
 #[test]
-#[ignore = "jobq bug: a rate limit of 50/s starts 419-438 jobs in 10 s, not 500 ±5%. A \
-            fetcher waits for the next free start in BLMOVE with that timeout, which Redis 7.0 \
-            ends on its cron tick (100 ms at hz 10) unless other traffic wakes it; the GCRA then \
-            takes the next slot from the late start (tat = now + period/n), so the delay is \
-            never made up. See a_rate_limited_queue_is_paced_by_the_limit_not_by_redis_ticks"]
 fn a_rate_limit_of_50_per_second_starts_500_in_10_seconds() {
     let starts = starts_at_50_per_second(600);
     let t0 = starts[0];
@@ -707,10 +702,6 @@ fn a_rate_limit_of_50_per_second_starts_500_in_10_seconds() {
 }
 
 #[test]
-#[ignore = "jobq bug: with one quiet process, a queue limited to 50/s starts 10-16 jobs a \
-            second (starts ~60-100 ms apart): the fetcher's wait for the next free start is a \
-            BLMOVE timeout, and Redis 7.0 fires blocking timeouts on its 100 ms cron tick when \
-            nothing else wakes it"]
 fn a_rate_limited_queue_is_paced_by_the_limit_not_by_redis_ticks() {
     let redis = RedisServer::start();
     let a = spawn(&redis, &[("NUM_WORKERS", "4"), ("LOG_LEVEL", "warn")]);
