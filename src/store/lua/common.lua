@@ -93,27 +93,30 @@ local function placement(key)
   return r[1] or 'default', r[2] or '', r[3] or '', r[4] or 'normal'
 end
 
+-- A ready list of queue q went from empty to one job: its group joins the queue's rotation if
+-- it is not there (the rotation may keep a group that has emptied; the claim step drops it
+-- then). A queue's first group marks it 'grouped' (until then the claim step skips the
+-- rotation), its first job of another level than normal marks it 'levels'.
+local function became_ready(P, q, g, lv)
+  if lv ~= 'normal' then
+    redis.call('HSET', qk(P, q, 'meta'), 'levels', 1)
+  end
+  local rot = qk(P, q, 'groups')
+  if not redis.call('LPOS', rot, g) then
+    redis.call('RPUSH', rot, g)
+    if g ~= '' then
+      redis.call('HSET', qk(P, q, 'meta'), 'grouped', 1)
+    end
+  end
+end
+
 -- Makes a job ready to run in its queue: into its group's list for its level, at the head (a
--- job handed back keeps its place) or the tail, and the group into the queue's rotation if it
--- is not there. The rotation may keep a group that has emptied; the claim step drops it then.
--- A queue's first group marks the queue 'grouped' (until then the claim step skips the
--- rotation). Returns whether the list was empty: only then can a waiting process have a reason
--- to look again (a job behind others in a list changes nothing for it).
+-- job handed back keeps its place) or the tail. Returns whether the list was empty: only then
+-- can a waiting process have a reason to look again (a job behind others changes nothing).
 local function push_ready(P, q, g, lv, id, head)
   local len = redis.call(head and 'LPUSH' or 'RPUSH', ready_key(P, q, g, lv), id)
   if len == 1 then
-    if lv ~= 'normal' then
-      -- The queue has had jobs of another level: the short way of claiming skips LMPOP only
-      -- for queues that never had.
-      redis.call('HSET', qk(P, q, 'meta'), 'levels', 1)
-    end
-    local rot = qk(P, q, 'groups')
-    if not redis.call('LPOS', rot, g) then
-      redis.call('RPUSH', rot, g)
-      if g ~= '' then
-        redis.call('HSET', qk(P, q, 'meta'), 'grouped', 1)
-      end
-    end
+    became_ready(P, q, g, lv)
   end
   return len == 1
 end
@@ -283,90 +286,103 @@ end
 
 
 -- The next job for a worker that just finished one of queue q_ack and type t_ack (no group),
--- in the common case only: one job asked for, and the queue picked first (as claim() would pick
--- it) has no pause, rate, group or type setting, room under any concurrency limit, and a
--- ready job. Fewer steps than claim(), the same outcome; it writes nothing unless it claims.
--- Returns the job as claim() does (11 entries), or nil when the caller must go the general
--- way (claim_after_ack, with its own counts for the finished job).
-local function next_fast(P, running, heartbeat, counters, sel, now, q_ack, t_ack)
+-- in the common case only: one job asked for, and the queues tried, in the order claim() would
+-- try them (the first picked by the same draw, then the others as listed), have no pause,
+-- rate, group or type setting. A queue at its concurrency limit or empty is passed over, as
+-- claim() does. Fewer steps than claim(), the same outcome; it writes nothing unless it
+-- claims. Returns the job as claim() does (11 entries), or nil when the caller must go the
+-- general way (the fetcher's claim).
+local function next_fast(P, running, heartbeat, sel, now, q_ack, t_ack)
   local mode, seed = sel[1], tonumber(sel[2])
-  local first
-  if mode == 'strict' then
-    first = sel[3]
-  elseif mode == 'weighted' then
+  local names, first = {}, 1
+  if mode == 'all' then
+    names = redis.call('SMEMBERS', P .. ':queues')
+    first = ((seed * 48271) % 2147483647) % math.max(#names, 1) + 1
+  else
     local total = 0
-    for i = 4, #sel, 2 do
-      total = total + tonumber(sel[i])
+    for i = 3, #sel, 2 do
+      names[#names + 1] = sel[i]
+      total = total + tonumber(sel[i + 1])
     end
-    local pick = ((seed % 2147483647) * 48271) % 2147483647 % total
-    for i = 4, #sel, 2 do
-      pick = pick - tonumber(sel[i])
-      if pick < 0 then
-        first = sel[i - 1]
-        break
+    if mode == 'weighted' then
+      local pick = ((seed % 2147483647) * 48271) % 2147483647 % total
+      for i = 1, #names do
+        pick = pick - tonumber(sel[2 + 2 * i])
+        if pick < 0 then
+          first = i
+          break
+        end
       end
     end
-  else
-    local names = redis.call('SMEMBERS', P .. ':queues')
-    first = names[((seed * 48271) % 2147483647) % #names + 1]
-  end
-  if not first then
-    return nil
-  end
-  local mk = qk(P, first, 'meta')
-  local m = redis.call('HMGET', mk, 'paused', 'conc', 'running', 'rate_n', 'gconc', 'grate_n',
-    'grouped', 'typed', 'levels')
-  if m[1] or m[4] or m[5] or m[6] or m[7] or m[8] then
-    return nil
-  end
-  local same = first == q_ack
-  if m[2] and tonumber(m[3] or '0') - (same and 1 or 0) >= tonumber(m[2]) then
-    return nil
-  end
-  if not same and redis.call('HGET', qk(P, q_ack, 'meta'), 'typed') then
-    return nil
   end
   if redis.call('EXISTS', heartbeat) == 0 then
     return nil
   end
-  local id, lv
-  if m[9] then
-    id, lv = pop_levels(P, first, '')
-    if id then
-      redis.call('RPUSH', running, id)
+  local checked_ack = false
+  for step = 0, #names do
+    local i = step == 0 and first or step
+    if step == 0 or i ~= first then
+      local q = names[i]
+      if not q then
+        return nil
+      end
+      local mk = qk(P, q, 'meta')
+      local m = redis.call('HMGET', mk, 'paused', 'conc', 'running', 'rate_n', 'gconc',
+        'grate_n', 'grouped', 'typed', 'levels')
+      if m[1] or m[4] or m[5] or m[6] or m[7] or m[8] then
+        return nil
+      end
+      local same = q == q_ack
+      if not same and not checked_ack then
+        if redis.call('HGET', qk(P, q_ack, 'meta'), 'typed') then
+          return nil
+        end
+        checked_ack = true
+      end
+      if not (m[2] and tonumber(m[3] or '0') - (same and 1 or 0) >= tonumber(m[2])) then
+        local id, lv
+        if m[9] then
+          id, lv = pop_levels(P, q, '')
+          if id then
+            redis.call('RPUSH', running, id)
+          end
+        else
+          id, lv = redis.call('LMOVE', qk(P, q, 'ready:normal'), running, 'LEFT', 'RIGHT'),
+            'normal'
+        end
+        if id then
+          local key = P .. ':job:' .. id
+          local rec = redis.call('HMGET', key, 'type', 'payload', 'max_attempts',
+            'timeout_secs', 'attempt', 'run_at', 'claim', 'updated_at', 'parked')
+          redis.call('HINCRBY', mk, 'pending', -1)
+          if not rec[1] then
+            -- An id without a record cannot run: it is dropped (it was counted pending).
+            redis.call('LREM', running, -1, id)
+            return nil
+          end
+          local attempt = tonumber(rec[5] or '0') + 1
+          local token = tonumber(rec[7] or '0') + 1
+          redis.call('HSET', key, 'status', 'running', 'attempt', attempt, 'started_at', now,
+            'updated_at', now, 'claim', token)
+          if rec[6] or rec[9] then
+            redis.call('HDEL', key, 'run_at', 'parked')
+          end
+          -- The finished job leaves the running counts and this one joins them: equal moves
+          -- cancel.
+          if not same then
+            redis.call('HINCRBY', qk(P, q_ack, 'meta'), 'running', -1)
+            redis.call('HINCRBY', mk, 'running', 1)
+            wake(P)
+          end
+          if rec[1] ~= t_ack then
+            redis.call('HINCRBY', tk(P, t_ack), 'running', -1)
+            redis.call('HINCRBY', tk(P, rec[1]), 'running', 1)
+          end
+          return {id, rec[1], rec[2] or 'null', attempt, rec[3] or '1', rec[4] or '', token,
+            q, '', lv, rec[8] or now}
+        end
+      end
     end
-  else
-    id, lv = redis.call('LMOVE', qk(P, first, 'ready:normal'), running, 'LEFT', 'RIGHT'), 'normal'
   end
-  if not id then
-    return nil
-  end
-  local key = P .. ':job:' .. id
-  local rec = redis.call('HMGET', key, 'type', 'payload', 'max_attempts', 'timeout_secs',
-    'attempt', 'run_at', 'claim', 'updated_at', 'parked')
-  redis.call('HINCRBY', mk, 'pending', -1)
-  if not rec[1] then
-    -- An id without a record cannot run: it is dropped (it was counted pending).
-    redis.call('LREM', running, -1, id)
-    return nil
-  end
-  local attempt = tonumber(rec[5] or '0') + 1
-  local token = tonumber(rec[7] or '0') + 1
-  redis.call('HSET', key, 'status', 'running', 'attempt', attempt, 'started_at', now,
-    'updated_at', now, 'claim', token)
-  if rec[6] or rec[9] then
-    redis.call('HDEL', key, 'run_at', 'parked')
-  end
-  -- The finished job leaves the running counts and this one joins them: equal moves cancel.
-  if not same then
-    redis.call('HINCRBY', qk(P, q_ack, 'meta'), 'running', -1)
-    redis.call('HINCRBY', mk, 'running', 1)
-    wake(P)
-  end
-  if rec[1] ~= t_ack then
-    redis.call('HINCRBY', tk(P, t_ack), 'running', -1)
-    redis.call('HINCRBY', tk(P, rec[1]), 'running', 1)
-  end
-  return {id, rec[1], rec[2] or 'null', attempt, rec[3] or '1', rec[4] or '', token, first, '',
-    lv, rec[8] or now}
+  return nil
 end

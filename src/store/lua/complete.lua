@@ -29,7 +29,7 @@ end
 redis.call('HINCRBY', KEYS[3], 'completed', 1)
 local sel = {unpack(ARGV, 11)}
 if ARGV[6] == '1' and ARGV[10] == '' then
-  local job = next_fast(P, KEYS[1], KEYS[5], KEYS[3], sel, now, ARGV[8], ARGV[9])
+  local job = next_fast(P, KEYS[1], KEYS[5], sel, now, ARGV[8], ARGV[9])
   if job then
     return extend({1, ''}, job)
   end

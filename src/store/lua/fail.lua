@@ -61,7 +61,7 @@ else
 end
 local sel = {unpack(ARGV, 13)}
 if ARGV[7] == '1' and g == '' and not types_active(P) then
-  local job = next_fast(P, KEYS[1], KEYS[5], KEYS[3], sel, now, q, t)
+  local job = next_fast(P, KEYS[1], KEYS[5], sel, now, q, t)
   if job then
     return extend(out, job)
   end
