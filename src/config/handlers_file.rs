@@ -209,6 +209,14 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<CommandSpec>, String> {
                 format!("[commands.{kind}] permanent_exit_codes: exit statuses are 1-255"),
             ));
         }
+        if raw.permanent_exit_codes.contains(&75) {
+            return Err(at(
+                raw_span,
+                format!(
+                    "[commands.{kind}] permanent_exit_codes: 75 cannot be listed, it means \"try again later\" (snooze)"
+                ),
+            ));
+        }
         out.push(CommandSpec {
             kind,
             program,
@@ -309,6 +317,10 @@ mod tests {
                 "h.toml:3:",
             ),
             ("[commands.a]\nrun = \"/bin/true x\"\n", "h.toml:2:7"),
+            (
+                "[commands.a]\nrun = [\"/bin/true\"]\npermanent_exit_codes = [75]\n",
+                "75 cannot be listed",
+            ),
         ];
         for (text, want) in cases {
             let err = parse(text, "h.toml").unwrap_err();

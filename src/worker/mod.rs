@@ -67,6 +67,7 @@ impl Pool {
                 in_flight: in_flight.clone(),
                 abandoned: abandoned.clone(),
                 shutdown: shutdown.clone(),
+                series: Default::default(),
             };
             let (ready_tx, job_rx, done_tx) = (ready_tx.clone(), job_rx.clone(), done_tx.clone());
             workers.push(

@@ -3,6 +3,7 @@
 
 use crossbeam_channel::{Receiver, Sender};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use super::{backoff, note_evicted, InFlight, MAX_ERROR_BYTES};
 use crate::context::Shared;
 use crate::handler::{Cancellation, ErrorKind, JobContext, JobError, JobResult};
 use crate::job::JobId;
+use crate::metrics::JobSeries;
 use crate::shutdown::{RetryDelay, Shutdown};
 use crate::store::{Acked, BreakerChange, Claimed, FailMode, FailOutcome, Store, StoreError};
 
@@ -36,6 +38,8 @@ pub(super) struct Worker {
     pub(super) in_flight: Arc<InFlight>,
     pub(super) abandoned: Arc<AtomicBool>,
     pub(super) shutdown: Shutdown,
+    /// Metric series by queue, then type (see `series`).
+    pub(super) series: HashMap<String, HashMap<String, Arc<JobSeries>>>,
 }
 
 impl Worker {
@@ -106,19 +110,15 @@ impl Worker {
             job.max_attempts,
             job.queue
         );
-        let m = &self.shared.metrics;
+        let series = self.series(&job);
         if job.ready_since_us > 0 {
             // Redis's clock set ready_since; this host's may differ a little: never below 0.
             let waited = chrono::Utc::now().timestamp_micros() - job.ready_since_us;
-            m.job_wait
-                .with_label_values(&[m.queue_label(&job.queue)])
-                .observe(waited.max(0) as f64 / 1e6);
+            series.wait.observe(waited.max(0) as f64 / 1e6);
         }
         let outcome = self.execute(&job, cancel.clone());
         let elapsed = started.elapsed();
-        m.processing_duration
-            .with_label_values(&[m.queue_label(&job.queue), &job.kind])
-            .observe(elapsed.as_secs_f64());
+        series.duration.observe(elapsed.as_secs_f64());
         // A handler that gave up because its deadline passed reports the timeout, whatever it
         // said; one that finished its work late still counts as done.
         let outcome = match outcome {
@@ -136,11 +136,24 @@ impl Worker {
             }
             other => other,
         };
-        let next = self.record(&job, outcome, elapsed);
+        let next = self.record(&job, outcome, elapsed, &series);
         // Held until the outcome is stored, so a job waiting out a Redis outage to record its
         // result is never taken for a stranded one.
         self.in_flight.set(self.slot, None);
         next
+    }
+
+    /// The metric series of `job`'s queue and type, resolved on this worker's first job of them.
+    fn series(&mut self, job: &Claimed) -> Arc<JobSeries> {
+        if let Some(s) = self.series.get(&job.queue).and_then(|m| m.get(&job.kind)) {
+            return s.clone();
+        }
+        let s = Arc::new(self.shared.metrics.job_series(&job.queue, &job.kind));
+        self.series
+            .entry(job.queue.clone())
+            .or_default()
+            .insert(job.kind.clone(), s.clone());
+        s
     }
 
     /// Runs the handler, turning a panic into a failed attempt so the thread lives on.
@@ -178,9 +191,15 @@ impl Worker {
 
     /// Writes the outcome to Redis, retrying while Redis is unreachable: a finished job keeps its
     /// outcome and is not run again. Gives up only when the drain was abandoned.
-    fn record(&mut self, job: &Claimed, outcome: JobResult, elapsed: Duration) -> Option<Claimed> {
+    fn record(
+        &mut self,
+        job: &Claimed,
+        outcome: JobResult,
+        elapsed: Duration,
+        series: &JobSeries,
+    ) -> Option<Claimed> {
         let shared = self.shared.clone();
-        let (cfg, m) = (&shared.config, &shared.metrics);
+        let cfg = &shared.config;
         let ms = elapsed.as_millis();
         let wid = self.worker_id.clone();
         let shutdown = self.shutdown.clone();
@@ -205,7 +224,7 @@ impl Worker {
                 }
                 match acked.map(|(a, retried)| (a.outcome, retried)) {
                     Ok((true, _)) => {
-                        m.job(&m.jobs_processed, &job.queue, &job.kind).inc();
+                        series.processed.inc();
                         log::info!("job {} ({}) completed in {ms} ms", job.id, job.kind);
                     }
                     Ok((false, retried)) => log::warn!(
@@ -226,7 +245,7 @@ impl Worker {
                 let (mode, delay) = match snooze {
                     Some(d) => (FailMode::Snooze, d.as_millis() as u64),
                     None => {
-                        m.job(&m.jobs_failed, &job.queue, &job.kind).inc();
+                        series.failed.inc();
                         let delay =
                             backoff::delay_ms(job.attempt, cfg.backoff_base_ms, cfg.backoff_max_ms);
                         let mode = if err.is_permanent() {
@@ -258,11 +277,11 @@ impl Worker {
                     )
                 {
                     // Snoozed more than MAX_SNOOZES times: the store counted it as a failure.
-                    m.job(&m.jobs_failed, &job.queue, &job.kind).inc();
+                    series.failed.inc();
                 }
                 match acked.map(|(a, retried)| (a.outcome, retried)) {
                     Ok((FailOutcome::Snoozed { due_us }, _)) => {
-                        m.job(&m.jobs_snoozed, &job.queue, &job.kind).inc();
+                        series.snoozed.inc();
                         log::info!(
                             "job {} ({}) snoozed after {ms} ms until {}: {}",
                             job.id,
@@ -274,14 +293,14 @@ impl Worker {
                         );
                     }
                     Ok((FailOutcome::Retry { .. }, _)) => {
-                        m.job(&m.jobs_retried, &job.queue, &job.kind).inc();
+                        series.retried.inc();
                         log::warn!(
                             "job {} ({}) attempt {}/{} failed after {ms} ms: {}; retry in {delay} ms",
                             job.id, job.kind, job.attempt, job.max_attempts, err.message
                         );
                     }
                     Ok((FailOutcome::Dead { evicted }, _)) => {
-                        m.job(&m.jobs_dlq, &job.queue, &job.kind).inc();
+                        series.dlq.inc();
                         note_evicted(&shared, &evicted);
                         log::error!(
                             "job {} ({}) attempt {}/{} failed after {ms} ms: {}; moved to the DLQ{}",
