@@ -150,6 +150,26 @@ impl LimitsPatch {
         check_patch(v, scope).map_err(|bad| bad.text())
     }
 
+    /// The store fields this change touches: those of every limit it names (set or removed).
+    /// Written alone, they leave the other limits as they are in Redis, so two changes of
+    /// different limits made at once both take effect.
+    pub fn fields(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.concurrency.is_some() {
+            out.push("conc");
+        }
+        if self.rate.is_some() {
+            out.extend(["rate_n", "rate_ms"]);
+        }
+        if self.group.is_some() {
+            out.extend(["gconc", "grate_n", "grate_ms"]);
+        }
+        if self.breaker.is_some() {
+            out.extend(["b_consec", "b_ratio", "b_window", "b_cool_ms"]);
+        }
+        out
+    }
+
     /// `base` with this change made.
     pub fn apply(&self, base: &Limits) -> Limits {
         fn pick<T: Clone>(change: &Option<Option<T>>, old: &Option<T>) -> Option<T> {
@@ -645,6 +665,15 @@ mod tests {
 
     fn patch(v: Value, scope: Scope) -> Result<LimitsPatch, String> {
         LimitsPatch::from_json(&v, scope)
+    }
+
+    #[test]
+    fn a_patch_touches_only_the_fields_of_the_limits_it_names() {
+        let p = patch(json!({"concurrency": 3, "rate": null}), Scope::Queue).unwrap();
+        assert_eq!(p.fields(), ["conc", "rate_n", "rate_ms"]);
+        let p = patch(json!({"breaker": {"consecutive": 2}}), Scope::Type).unwrap();
+        assert_eq!(p.fields(), ["b_consec", "b_ratio", "b_window", "b_cool_ms"]);
+        assert!(patch(json!({}), Scope::Queue).unwrap().fields().is_empty());
     }
 
     #[test]

@@ -121,10 +121,17 @@ fn put_limits(call: &mut Call, target: Target, scope: Scope) -> Result<Reply, Ap
     let body = super::input::read_body(call.req, call.shared.config.max_body_bytes)?;
     let doc: Value = parse_json(&body, "a limits document")?;
     let patch = LimitsPatch::from_json(&doc, scope).map_err(ApiError::BadRequest)?;
-    let old = Limits::from_fields(&call.store.limit_fields(target)?);
-    let new = patch.apply(&old);
-    let set = new.to_fields();
-    call.store.set_limits(target, &Limits::FIELDS, &set)?;
+    // Only the fields of the limits the document names are written (one script): a limit it
+    // leaves out is not read and written back, so a concurrent change of it is not lost.
+    let touched = patch.fields();
+    let set: Vec<(&str, String)> = patch
+        .apply(&Limits::default())
+        .to_fields()
+        .into_iter()
+        .filter(|(f, _)| touched.contains(f))
+        .collect();
+    call.store.set_limits(target, &touched, &set)?;
+    let new = Limits::from_fields(&call.store.limit_fields(target)?);
     let (what, name) = match target {
         Target::Queue(q) => ("queue", q),
         Target::Type(t) => ("type", t),

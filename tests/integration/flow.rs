@@ -1035,3 +1035,23 @@ fn every_waiting_reason_over_http() {
         eprintln!("waiting {r}: {w}");
     }
 }
+
+/// A limits document changes the limits it names and no other: two changes of different limits
+/// (made one after the other here, or at once by two clients) both stay.
+#[test]
+fn a_limits_document_changes_only_the_limits_it_names() {
+    let redis = RedisServer::start();
+    let a = spawn(&redis, &[("NUM_WORKERS", "0")]);
+    put_limits(&a, "queues/q", json!({"concurrency": 3}));
+    let both = put_limits(
+        &a,
+        "queues/q",
+        json!({"rate": {"limit": 5, "period_secs": 1}}),
+    );
+    assert_eq!(both["concurrency"], 3, "{both}");
+    assert_eq!(both["rate"]["limit"], 5, "{both}");
+    let fewer = put_limits(&a, "queues/q", json!({"concurrency": null}));
+    assert_eq!(fewer["concurrency"], Value::Null, "{fewer}");
+    assert_eq!(fewer["rate"]["limit"], 5, "{fewer}");
+    assert_eq!(call(&a, "GET", "/queues/q/limits", None), fewer);
+}
