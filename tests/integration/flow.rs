@@ -553,8 +553,8 @@ fn a_queue_concurrency_limit_of_3_holds_across_two_processes_of_8_workers() {
     let job = |t: &str| json!({"type": t, "queue": "lim", "max_attempts": 1});
 
     // Every job is submitted at once, half through each process, so both processes' 16
-    // workers want them; the limit alone keeps them to 3 (a finished job hands its slot to its
-    // worker's next job, so which process runs how many is left to chance and only logged).
+    // workers want them; the limit alone keeps them to 3. While the other process waits, a
+    // finished job's slot goes to whichever fetcher takes it first, so both run jobs.
     let mut ids = submit_all(&a, &vec![job("slow_probe"); 3]);
     ids.extend(submit_all(&b, &vec![job("probe"); (JOBS - 3) / 2]));
     ids.extend(submit_all(
@@ -590,6 +590,10 @@ fn a_queue_concurrency_limit_of_3_holds_across_two_processes_of_8_workers() {
         "GET /queues/lim showed {max_running} running"
     );
     assert_eq!(ran_a + ran_b, JOBS as f64, "A {ran_a} + B {ran_b}");
+    assert!(
+        ran_a >= 3.0 && ran_b >= 3.0,
+        "the processes share the limited queue: A ran {ran_a}, B {ran_b}"
+    );
 }
 
 /// Starts of `jobs` noop jobs in a queue limited to 50 a second, on two processes of four

@@ -339,7 +339,20 @@ local function next_fast(P, running, heartbeat, sel, now, q_ack, t_ack)
         end
         checked_ack = true
       end
-      if not (m[2] and tonumber(m[3] or '0') - (same and 1 or 0) >= tonumber(m[2])) then
+      local full = false
+      if m[2] then
+        local room = tonumber(m[2]) - (tonumber(m[3] or '0') - (same and 1 or 0))
+        if room <= 0 then
+          -- Passed over, as claim() passes over a queue at its limit.
+          full = true
+        elseif redis.call('EXISTS', P .. ':waiters') == 1 then
+          -- Other processes wait for work: the freed slot is not kept by this worker. The
+          -- general way wakes them and every fetcher may take it, so the processes share a
+          -- limited queue instead of the first keeping its slots.
+          return nil
+        end
+      end
+      if not full then
         local id, lv
         if m[9] then
           id, lv = pop_levels(P, q, '')
