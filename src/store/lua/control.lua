@@ -28,6 +28,19 @@ else
   for j = i + 1, #ARGV, 2 do
     redis.call('HSET', key, ARGV[j], ARGV[j + 1])
   end
+  -- Without a rate, its schedule (the next free start) goes too; so do the groups' without a
+  -- group rate, rather than staying in Redis for good.
+  if not redis.call('HGET', key, 'rate_n') then
+    redis.call('HDEL', key, 'tat', 'ptat')
+  end
+  if scope == 'queue' and not redis.call('HGET', key, 'grate_n') then
+    local gk = qk(P, name, 'gstate')
+    for _, f in ipairs(redis.call('HKEYS', gk)) do
+      if string.sub(f, 1, 4) == 'tat:' then
+        redis.call('HDEL', gk, f)
+      end
+    end
+  end
   if scope == 'type' and not redis.call('HGET', key, 'b_consec')
     and not redis.call('HGET', key, 'b_ratio') then
     -- No breaker any more: nothing may stay held by one.

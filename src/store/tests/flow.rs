@@ -427,3 +427,40 @@ fn jobs_over_their_types_rate_wait_in_scheduled_one_interval_apart() {
     assert_eq!(dues[1] - dues[0], 500_000);
     assert_eq!(dues[2] - dues[1], 500_000);
 }
+
+#[test]
+fn removing_a_rate_removes_its_schedule() {
+    let redis = TestRedis::start();
+    let mut store = redis.store();
+    register(&redis, "p1");
+    let in_group = NewJob {
+        group: Some("g".into()),
+        ..new_job()
+    };
+    create(&mut store, &[in_group]);
+    let rates = Limits {
+        rate: Some(Rate {
+            limit: 1,
+            period_secs: 60,
+        }),
+        group: Some(GroupLimits {
+            concurrency: None,
+            rate: Some(Rate {
+                limit: 1,
+                period_secs: 60,
+            }),
+        }),
+        ..Limits::default()
+    };
+    set_limits(&mut store, Target::Queue("default"), rates);
+    assert_eq!(store.claim_all("p1", 2).unwrap().unwrap().len(), 1);
+    assert!(tat_of(&redis, "q:{default}:gstate", "tat:g").is_some());
+    assert!(tat_of(&redis, "q:{default}:meta", "tat").is_some());
+    set_limits(&mut store, Target::Queue("default"), Limits::default());
+    assert_eq!(tat_of(&redis, "q:{default}:meta", "tat"), None);
+    assert_eq!(tat_of(&redis, "q:{default}:gstate", "tat:g"), None);
+}
+
+fn tat_of(redis: &TestRedis, k: &str, f: &str) -> Option<String> {
+    redis.raw().hget(key(k), f).unwrap()
+}
