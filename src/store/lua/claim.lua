@@ -10,7 +10,7 @@ local P = ARGV[1]
 local now = now_us()
 local d = {}
 local out, claimed, hint = claim(P, KEYS[1], KEYS[3], {unpack(ARGV, 4)}, tonumber(ARGV[3]), now,
-  d, {}, {})
+  d)
 if not out then
   return {0}
 end

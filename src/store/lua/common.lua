@@ -179,8 +179,7 @@ local function pending_delta(d, key, field)
 end
 
 
--- The state of one job type, read once per script (an acknowledgement and the claim that
--- follows share it): its flags, limits, counts and breaker.
+-- The state of one job type, read once per script: its flags, limits, counts and breaker.
 local function type_state(P, t, d)
   local m = redis.call('HMGET', tk(P, t), 'paused', 'conc', 'running', 'rate_n', 'rate_ms',
     'tat', 'b_state', 'b_until', 'b_probe', 'ptat', 'b_consec', 'b_ratio', 'b_window',
@@ -210,20 +209,17 @@ end
 
 -- After a job of type t stops running: the breaker counts the outcome ('ok', 'fail', or nil for
 -- neither), and a job of the type set aside for its concurrency limit gets the freed slot.
--- The job has already left the running counts in d. `types` caches the type's state for the
--- claim that may follow (dropped when this changed it). Returns 'opened' or 'closed' when the
+-- The job has already left the running counts in d. Returns 'opened' or 'closed' when the
 -- breaker changed, else false.
-local function type_after(P, t, id, outcome, now, d, types)
+local function type_after(P, t, id, outcome, now, d)
   if not types_active(P) then
     return false
   end
   local key = tk(P, t)
   local ts = type_state(P, t, d)
   local changed = false
-  local dirty = false
   if ts.b_probe == id then
     redis.call('HDEL', key, 'b_probe')
-    dirty = true
   end
   if outcome and (ts.b_consec or ts.b_ratio) then
     local state, fails, hist = ts.b_state, tonumber(ts.b_fails or '0'), ts.b_hist or ''
@@ -263,7 +259,6 @@ local function type_after(P, t, id, outcome, now, d, types)
       redis.call('HSET', key, 'b_until', now + tonumber(ts.b_cool_ms or '30000') * 1000)
     end
     redis.call('HSET', key, 'b_state', state, 'b_fails', fails, 'b_hist', hist)
-    dirty = true
   end
   if ts.conc and ts.running < ts.conc then
     local parked = redis.call('LPOP', tk(P, t, 'parked'))
@@ -272,11 +267,6 @@ local function type_after(P, t, id, outcome, now, d, types)
       redis.call('HDEL', pkey, 'parked')
       make_ready(P, pkey, parked, true, now)
     end
-  end
-  if types then
-    -- A state this step changed is read again by the claim that follows.
-    ts.stale = dirty
-    types[t] = ts
   end
   return changed
 end

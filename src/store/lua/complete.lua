@@ -40,7 +40,7 @@ end
 local d = {}
 bump_running(d, P, ARGV[8], ARGV[9], ARGV[10], -1)
 bump(d, KEYS[3], 'running', -1)
-local changed = type_after(P, ARGV[9], id, 'ok', now, d, nil)
+local changed = type_after(P, ARGV[9], id, 'ok', now, d)
 flush(d)
 wake(P)
 return {1, changed or ''}

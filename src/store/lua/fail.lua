@@ -50,7 +50,7 @@ if not out then
     out = {2, now}
   end
 end
-local changed = type_after(P, t, id, outcome, now, d, nil)
+local changed = type_after(P, t, id, outcome, now, d)
 out[3] = changed or ''
 if out[1] == 2 then
   local evicted = bury(KEYS[2], KEYS[3], P, id, now, tonumber(ARGV[6]))

@@ -117,7 +117,7 @@ local function take(P, q, qs, types, now, limits, d)
           local ts = types[t]
           if not types_active(P) then
             ts = nil
-          elseif not ts or ts.stale then
+          elseif not ts then
             ts = type_state(P, t, d)
             types[t] = ts
           end
@@ -183,11 +183,11 @@ end
 -- caller moves the global running counter.
 -- A process whose heartbeat key is missing (never written, expired, or reaped) claims nothing
 -- and gets nil: were it to die then, no reaper would look at its running list.
--- `states` and `types` hold queue and type states the caller has read already (or are empty).
-local function claim(P, running, heartbeat, sel, n, now, d, states, types)
+local function claim(P, running, heartbeat, sel, n, now, d)
   if n > 0 and redis.call('EXISTS', heartbeat) == 0 then
     return nil, 0, false
   end
+  local states, types = {}, {}
   local mode, seed = sel[1], tonumber(sel[2])
   local names, weights, total = {}, {}, 0
   if n == 0 then
@@ -305,32 +305,6 @@ local function claim(P, running, heartbeat, sel, n, now, d, states, types)
     bump(d, qk(P, q, 'meta'), 'pending', -k)
   end
   return out, claimed, limits.hint or false
-end
-
--- After an acknowledgement of a job of queue q and type t, claims up to n next jobs for the
--- same worker. The acknowledged job has left the running counts in d and the claimed ones join
--- them: each count moves once, by the difference. Waiting processes are told when the finished
--- job may have held one back: its queue or type has a limit or a breaker, or this worker
--- claimed nothing (a quiet moment; telling costs little then). Returns the claimed jobs as
--- claim() does.
-local function claim_after_ack(P, running, heartbeat, counters, sel, n, now, d, q, types)
-  local states = {}
-  local jobs, claimed = claim(P, running, heartbeat, sel, n, now, d, states, types)
-  bump(d, counters, 'running', claimed - 1)
-  flush(d)
-  local qs = states[q]
-  local quiet = claimed > 0 and qs and not qs.conc and not qs.gconc
-  if quiet then
-    for _, st in pairs(types) do
-      if st.conc or st.b_consec or st.b_ratio then
-        quiet = false
-      end
-    end
-  end
-  if not quiet then
-    wake(P)
-  end
-  return jobs or {}
 end
 
 -- Takes the selected jobs out of the dead-letter queue and returns their ids: one id

@@ -34,7 +34,7 @@ for _, id in ipairs(ids) do
     extend(evicted, bury(KEYS[2], KEYS[3], P, id, now, tonumber(ARGV[4])))
   end
   flush(d)
-  type_after(P, t, id, nil, now, {}, nil)
+  type_after(P, t, id, nil, now, {})
 end
 redis.call('DEL', KEYS[5])
 redis.call('SREM', KEYS[1], ARGV[2])

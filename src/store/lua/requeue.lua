@@ -31,7 +31,7 @@ for i = #ids, 1, -1 do
   end
   flush(d)
   d = {}
-  type_after(P, t, ids[i], nil, now, d, nil)
+  type_after(P, t, ids[i], nil, now, d)
 end
 if #ids > 0 then
   redis.call('HINCRBY', KEYS[2], 'running', -#ids)
