@@ -44,7 +44,7 @@ pub struct ClaimBatch {
 }
 
 /// Which queues a process claims from, and how it picks among them (see `claim()` in
-/// `lua/common.lua`).
+/// `lua/flow.lua` and `next_fast()` in `lua/common.lua`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selection {
     /// Every queue that exists, equal weights.

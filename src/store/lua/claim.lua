@@ -1,6 +1,6 @@
 -- Claim up to ARGV[3] jobs for one worker process from the queues it serves and hand back what
 -- the workers need to run them, records included, in one round trip (see claim() in
--- common.lua). When nothing can start, the process registers as waiting: the next script that
+-- flow.lua). When nothing can start, the process registers as waiting: the next script that
 -- makes a job ready puts a token in its wake list, where its fetcher blocks.
 -- KEYS: running list of this process, counters, heartbeat key of this process
 -- ARGV: key prefix, process id, max jobs, then the selection: mode, seed, queue, weight, ...

@@ -5,7 +5,7 @@
 --       process
 -- ARGV: key prefix, id, result JSON ('' = none), record TTL seconds, completed list length,
 --       jobs to claim next (0 or 1), claim number, the job's queue, type and group, then the
---       selection for the next claim (see claim() in common.lua)
+--       selection for the next claim (see next_fast in common.lua)
 -- Returns: {1, breaker change ('opened', 'closed' or ''), claimed job...} (11 entries per
 --          claimed job), or {0} when this process no longer holds this claim of the job (see
 --          release() in common.lua).
