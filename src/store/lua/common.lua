@@ -275,6 +275,66 @@ end
 
 
 
+-- The queues of a claim's selection sel = {mode, seed, queue, weight, ...} and their weights:
+-- mode 'all' serves every queue that exists, with equal weights.
+local function selection(P, sel)
+  local names, weights, total = {}, {}, 0
+  if sel[1] == 'all' then
+    names = redis.call('SMEMBERS', P .. ':queues')
+    for i = 1, #names do
+      weights[i] = 1
+    end
+    total = #names
+  else
+    for i = 3, #sel, 2 do
+      names[#names + 1] = sel[i]
+      weights[#weights + 1] = tonumber(sel[i + 1])
+      total = total + weights[#weights]
+    end
+  end
+  return names, weights, total
+end
+
+-- The queue tried first for the next job, drawn with probability proportional to its weight by
+-- a small LCG (Redis seeds math.random the same way on every call, so the caller sends a seed),
+-- or none in strict order. Returns the LCG's next state and the queue's index.
+local function draw(r, mode, weights, total)
+  if mode == 'strict' or total == 0 then
+    return r, nil
+  end
+  r = (r * 48271) % 2147483647
+  local pick = r % total
+  for i = 1, #weights do
+    pick = pick - weights[i]
+    if pick < 0 then
+      return r, i
+    end
+  end
+  return r, nil
+end
+
+-- The fields of a job record the claim step reads.
+local function claim_read(key)
+  return redis.call('HMGET', key, 'type', 'payload', 'max_attempts', 'timeout_secs', 'attempt',
+    'run_at', 'claim', 'updated_at', 'parked')
+end
+
+-- Marks a claimed job (record fields from claim_read) running: attempt and claim number +1,
+-- no due time and no parking reason any more. Returns it as the claim step answers it: id,
+-- type, payload, attempt, max_attempts, timeout_secs ('' = default), claim number, queue,
+-- group, priority, ready since µs.
+local function start_claimed(key, id, rec, q, g, lv, now)
+  local attempt = tonumber(rec[5] or '0') + 1
+  local token = tonumber(rec[7] or '0') + 1
+  redis.call('HSET', key, 'status', 'running', 'attempt', attempt, 'started_at', now,
+    'updated_at', now, 'claim', token)
+  if rec[6] or rec[9] then
+    redis.call('HDEL', key, 'run_at', 'parked')
+  end
+  return {id, rec[1], rec[2] or 'null', attempt, rec[3] or '1', rec[4] or '', token, q, g, lv,
+    rec[8] or now}
+end
+
 -- The next job for a worker that just finished one of queue q_ack and type t_ack (no group),
 -- in the common case only: one job asked for, and the queues tried, in the order claim() would
 -- try them (the first picked by the same draw, then the others as listed), have no pause,
@@ -283,39 +343,21 @@ end
 -- claims. Returns the job as claim() does (11 entries), or nil when the caller must go the
 -- general way (the fetcher's claim).
 local function next_fast(P, running, heartbeat, sel, now, q_ack, t_ack)
-  local mode, seed = sel[1], tonumber(sel[2])
-  local names, first = {}, 1
-  if mode == 'all' then
-    names = redis.call('SMEMBERS', P .. ':queues')
-    first = ((seed * 48271) % 2147483647) % math.max(#names, 1) + 1
-  else
-    local total = 0
-    for i = 3, #sel, 2 do
-      names[#names + 1] = sel[i]
-      total = total + tonumber(sel[i + 1])
-    end
-    if mode == 'weighted' then
-      local pick = ((seed % 2147483647) * 48271) % 2147483647 % total
-      for i = 1, #names do
-        pick = pick - tonumber(sel[2 + 2 * i])
-        if pick < 0 then
-          first = i
-          break
-        end
-      end
-    end
-  end
+  local names, weights, total = selection(P, sel)
+  local _, first = draw(tonumber(sel[2]) % 2147483647, sel[1], weights, total)
   if redis.call('EXISTS', heartbeat) == 0 then
     return nil
   end
   local checked_ack = false
   for step = 0, #names do
-    local i = step == 0 and first or step
-    if step == 0 or i ~= first then
+    local i = step
+    if step == 0 then
+      i = first
+    elseif i == first then
+      i = nil
+    end
+    if i then
       local q = names[i]
-      if not q then
-        return nil
-      end
       local mk = qk(P, q, 'meta')
       local m = redis.call('HMGET', mk, 'paused', 'conc', 'running', 'rate_n', 'gconc',
         'grate_n', 'grouped', 'typed', 'levels')
@@ -355,21 +397,14 @@ local function next_fast(P, running, heartbeat, sel, now, q_ack, t_ack)
         end
         if id then
           local key = P .. ':job:' .. id
-          local rec = redis.call('HMGET', key, 'type', 'payload', 'max_attempts',
-            'timeout_secs', 'attempt', 'run_at', 'claim', 'updated_at', 'parked')
+          local rec = claim_read(key)
           redis.call('HINCRBY', mk, 'pending', -1)
           if not rec[1] then
             -- An id without a record cannot run: it is dropped (it was counted pending).
             redis.call('LREM', running, -1, id)
             return nil
           end
-          local attempt = tonumber(rec[5] or '0') + 1
-          local token = tonumber(rec[7] or '0') + 1
-          redis.call('HSET', key, 'status', 'running', 'attempt', attempt, 'started_at', now,
-            'updated_at', now, 'claim', token)
-          if rec[6] or rec[9] then
-            redis.call('HDEL', key, 'run_at', 'parked')
-          end
+          local job = start_claimed(key, id, rec, q, '', lv, now)
           -- The finished job leaves the running counts and this one joins them: equal moves
           -- cancel.
           if not same then
@@ -381,8 +416,7 @@ local function next_fast(P, running, heartbeat, sel, now, q_ack, t_ack)
             redis.call('HINCRBY', tk(P, t_ack), 'running', -1)
             redis.call('HINCRBY', tk(P, rec[1]), 'running', 1)
           end
-          return {id, rec[1], rec[2] or 'null', attempt, rec[3] or '1', rec[4] or '', token,
-            q, '', lv, rec[8] or now}
+          return job
         end
       end
     end

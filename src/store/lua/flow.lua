@@ -107,8 +107,7 @@ local function take(P, q, qs, types, now, limits, d)
         redis.call('LREM', rot, 0, g)
       else
         local key = P .. ':job:' .. id
-        local rec = redis.call('HMGET', key, 'type', 'payload', 'max_attempts', 'timeout_secs',
-          'attempt', 'run_at', 'claim', 'updated_at', 'parked')
+        local rec = claim_read(key)
         if not rec[1] then
           -- An id without a record cannot run; it was counted pending, and is dropped.
           limits.dropped[q] = (limits.dropped[q] or 0) + 1
@@ -188,41 +187,16 @@ local function claim(P, running, heartbeat, sel, n, now, d)
     return nil, 0, false
   end
   local states, types = {}, {}
-  local mode, seed = sel[1], tonumber(sel[2])
   local names, weights, total = {}, {}, 0
-  if n == 0 then
-    names = {}
-  elseif mode == 'all' then
-    -- Any order: the first queue per job is picked at random.
-    names = redis.call('SMEMBERS', P .. ':queues')
-    for i = 1, #names do
-      weights[i] = 1
-    end
-    total = #names
-  else
-    for i = 3, #sel, 2 do
-      names[#names + 1] = sel[i]
-      weights[#weights + 1] = tonumber(sel[i + 1])
-      total = total + tonumber(sel[i + 1])
-    end
+  if n > 0 then
+    names, weights, total = selection(P, sel)
   end
   local out, claimed = {}, 0
   local limits = {hint = nil, dropped = {}}
-  -- A small LCG from the caller's seed: Redis seeds math.random the same way on every call.
-  local r = seed % 2147483647
+  local r = tonumber(sel[2]) % 2147483647
   for _ = 1, n do
-    local first = nil
-    if mode ~= 'strict' and total > 0 then
-      r = (r * 48271) % 2147483647
-      local pick = r % total
-      for i = 1, #names do
-        pick = pick - weights[i]
-        if pick < 0 then
-          first = i
-          break
-        end
-      end
-    end
+    local first
+    r, first = draw(r, sel[1], weights, total)
     local got = false
     for step = 0, #names do
       local i = step
@@ -260,19 +234,10 @@ local function claim(P, running, heartbeat, sel, n, now, d)
             end
             qs.claimed = qs.claimed + 1
             redis.call('RPUSH', running, id)
-            local key = P .. ':job:' .. id
-            local attempt = tonumber(rec[5] or '0') + 1
-            local token = tonumber(rec[7] or '0') + 1
-            redis.call('HSET', key, 'status', 'running', 'attempt', attempt, 'started_at', now,
-              'updated_at', now, 'claim', token)
-            if rec[6] or rec[9] then
-              redis.call('HDEL', key, 'run_at', 'parked')
-            end
+            extend(out, start_claimed(P .. ':job:' .. id, id, rec, q, g, lv, now))
             bump(d, qk(P, q, 'meta'), 'pending', -1)
             bump_running(d, P, q, rec[1], g, 1)
             claimed = claimed + 1
-            extend(out, {id, rec[1], rec[2] or 'null', attempt, rec[3] or '1', rec[4] or '',
-              token, q, g, lv, rec[8] or now})
             got = true
             break
           end
