@@ -224,23 +224,9 @@ impl Metrics {
             self.jobs_created.with_label_values(&[q]);
             self.job_wait.with_label_values(&[q]);
             for t in types {
-                for c in [
-                    &self.jobs_processed,
-                    &self.jobs_failed,
-                    &self.jobs_retried,
-                    &self.jobs_dlq,
-                    &self.jobs_snoozed,
-                ] {
-                    c.with_label_values(&[q, t]);
-                }
-                self.processing_duration.with_label_values(&[q, t]);
+                self.job_series(q, t);
             }
         }
-    }
-
-    /// The series of counter `c` for a job of `queue` and type `kind`.
-    pub fn job(&self, c: &IntCounterVec, queue: &str, kind: &str) -> IntCounter {
-        c.with_label_values(&[self.queue_label(queue), kind])
     }
 
     /// Counts one answered request; `route` is a pattern of the route table or "unmatched".

@@ -27,40 +27,22 @@ pub fn get(call: &mut Call) -> Result<Reply, ApiError> {
 
 /// `POST /queues/{name}/pause`.
 pub fn pause(call: &mut Call) -> Result<Reply, ApiError> {
-    set_queue_paused(call, true)
+    set_paused(call, Scope::Queue, true)
 }
 
 /// `POST /queues/{name}/resume`.
 pub fn resume(call: &mut Call) -> Result<Reply, ApiError> {
-    set_queue_paused(call, false)
-}
-
-fn set_queue_paused(call: &mut Call, paused: bool) -> Result<Reply, ApiError> {
-    let name = queue_name(call.id)?;
-    call.store.set_paused(Target::Queue(&name), paused)?;
-    log::info!(
-        "queue {name} {}",
-        if paused {
-            "paused: running jobs finish, no new job of it starts"
-        } else {
-            "resumed"
-        }
-    );
-    let q = one_queue(call, &name)?;
-    Ok(Reply::json(200, &queue_json(call, &q)))
+    set_paused(call, Scope::Queue, false)
 }
 
 /// `GET /queues/{name}/limits`.
 pub fn get_queue_limits(call: &mut Call) -> Result<Reply, ApiError> {
-    let name = queue_name(call.id)?;
-    let fields = call.store.limit_fields(Target::Queue(&name))?;
-    Ok(Reply::json(200, &Limits::from_fields(&fields)))
+    get_limits(call, Scope::Queue)
 }
 
 /// `PUT /queues/{name}/limits`: a field left out is unchanged, `null` removes that limit.
 pub fn put_queue_limits(call: &mut Call) -> Result<Reply, ApiError> {
-    let name = queue_name(call.id)?;
-    put_limits(call, Target::Queue(&name), Scope::Queue)
+    put_limits(call, Scope::Queue)
 }
 
 /// `GET /types`: every job type this process runs, and every type with a setting.
@@ -80,44 +62,81 @@ pub fn get_type(call: &mut Call) -> Result<Reply, ApiError> {
 
 /// `POST /types/{name}/pause`.
 pub fn pause_type(call: &mut Call) -> Result<Reply, ApiError> {
-    set_type_paused(call, true)
+    set_paused(call, Scope::Type, true)
 }
 
 /// `POST /types/{name}/resume`.
 pub fn resume_type(call: &mut Call) -> Result<Reply, ApiError> {
-    set_type_paused(call, false)
-}
-
-fn set_type_paused(call: &mut Call, paused: bool) -> Result<Reply, ApiError> {
-    let name = type_name(call.id)?;
-    call.store.set_paused(Target::Type(&name), paused)?;
-    log::info!(
-        "type {name} {} in every queue",
-        if paused {
-            "paused: running jobs finish, no new job of it starts"
-        } else {
-            "resumed"
-        }
-    );
-    let t = one_type(call, &name)?;
-    Ok(Reply::json(200, &type_json(call, &t)))
+    set_paused(call, Scope::Type, false)
 }
 
 /// `GET /types/{name}/limits`.
 pub fn get_type_limits(call: &mut Call) -> Result<Reply, ApiError> {
-    let name = type_name(call.id)?;
-    let fields = call.store.limit_fields(Target::Type(&name))?;
-    Ok(Reply::json(200, &Limits::from_fields(&fields)))
+    get_limits(call, Scope::Type)
 }
 
 /// `PUT /types/{name}/limits`.
 pub fn put_type_limits(call: &mut Call) -> Result<Reply, ApiError> {
-    let name = type_name(call.id)?;
-    put_limits(call, Target::Type(&name), Scope::Type)
+    put_limits(call, Scope::Type)
+}
+
+/// The queue or type named by the path, checked by the rule of its kind.
+fn name_in_path(call: &Call, scope: Scope) -> Result<String, ApiError> {
+    match scope {
+        Scope::Queue => queue_name(call.id),
+        Scope::Type => type_name(call.id),
+    }
+}
+
+fn target(scope: Scope, name: &str) -> Target<'_> {
+    match scope {
+        Scope::Queue => Target::Queue(name),
+        Scope::Type => Target::Type(name),
+    }
+}
+
+/// Pauses or resumes a queue or a type, and answers its state.
+fn set_paused(call: &mut Call, scope: Scope, paused: bool) -> Result<Reply, ApiError> {
+    let name = name_in_path(call, scope)?;
+    call.store.set_paused(target(scope, &name), paused)?;
+    log::info!(
+        "{} {name} {}{}",
+        scope.as_str(),
+        if paused {
+            "paused: running jobs finish, no new job of it starts"
+        } else {
+            "resumed"
+        },
+        if scope == Scope::Type {
+            " in every queue"
+        } else {
+            ""
+        }
+    );
+    let state = match scope {
+        Scope::Queue => {
+            let q = one_queue(call, &name)?;
+            queue_json(call, &q)
+        }
+        Scope::Type => {
+            let t = one_type(call, &name)?;
+            type_json(call, &t)
+        }
+    };
+    Ok(Reply::json(200, &state))
+}
+
+/// The limits of a queue or a type.
+fn get_limits(call: &mut Call, scope: Scope) -> Result<Reply, ApiError> {
+    let name = name_in_path(call, scope)?;
+    let fields = call.store.limit_fields(target(scope, &name))?;
+    Ok(Reply::json(200, &Limits::from_fields(&fields)))
 }
 
 /// Applies a limits document (a patch: see `LimitsPatch`) and answers the limits now in force.
-fn put_limits(call: &mut Call, target: Target, scope: Scope) -> Result<Reply, ApiError> {
+fn put_limits(call: &mut Call, scope: Scope) -> Result<Reply, ApiError> {
+    let name = name_in_path(call, scope)?;
+    let target = target(scope, &name);
     let body = super::input::read_body(call.req, call.shared.config.max_body_bytes)?;
     let doc: Value = parse_json(&body, "a limits document")?;
     let patch = LimitsPatch::from_json(&doc, scope).map_err(ApiError::BadRequest)?;
@@ -132,12 +151,9 @@ fn put_limits(call: &mut Call, target: Target, scope: Scope) -> Result<Reply, Ap
         .collect();
     call.store.set_limits(target, &touched, &set)?;
     let new = Limits::from_fields(&call.store.limit_fields(target)?);
-    let (what, name) = match target {
-        Target::Queue(q) => ("queue", q),
-        Target::Type(t) => ("type", t),
-    };
     log::info!(
-        "limits of {what} {name} set: {}",
+        "limits of {} {name} set: {}",
+        scope.as_str(),
         serde_json::to_string(&new).unwrap_or_default()
     );
     Ok(Reply::json(200, &new))

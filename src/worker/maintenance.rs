@@ -197,11 +197,12 @@ pub fn spawn_reaper(
                     // Each recovered job is a failed attempt, retried or buried like any other.
                     m.jobs_recovered.inc_by(n as u64);
                     for (i, (queue, kind)) in r.placement.iter().enumerate() {
-                        m.job(&m.jobs_failed, queue, kind).inc();
+                        let series = m.job_series(queue, kind);
+                        series.failed.inc();
                         if i < r.requeued.len() {
-                            m.job(&m.jobs_retried, queue, kind).inc();
+                            series.retried.inc();
                         } else {
-                            m.job(&m.jobs_dlq, queue, kind).inc();
+                            series.dlq.inc();
                         }
                     }
                     log::warn!(
