@@ -27,6 +27,10 @@ fn set_limits(store: &mut Store, target: Target, limits: Limits) {
         .unwrap();
 }
 
+fn rate(limit: u32, period_secs: u64) -> Rate {
+    Rate { limit, period_secs }
+}
+
 fn reason(store: &mut Store, id: &str) -> String {
     store.why_waiting(id).unwrap().expect("pending").reason
 }
@@ -197,10 +201,7 @@ fn a_rate_limit_spaces_starts_and_says_when_the_next_may_start() {
     let jobs: Vec<NewJob> = (0..5).map(|_| new_job()).collect();
     create(&mut store, &jobs);
     let two_per_sec = Limits {
-        rate: Some(Rate {
-            limit: 2,
-            period_secs: 1,
-        }),
+        rate: Some(rate(2, 1)),
         ..Limits::default()
     };
     set_limits(&mut store, Target::Queue("default"), two_per_sec);
@@ -406,10 +407,7 @@ fn jobs_over_their_types_rate_wait_in_scheduled_one_interval_apart() {
     let jobs: Vec<NewJob> = (0..4).map(|_| new_job()).collect();
     create(&mut store, &jobs);
     let two_per_sec = Limits {
-        rate: Some(Rate {
-            limit: 2,
-            period_secs: 1,
-        }),
+        rate: Some(rate(2, 1)),
         ..Limits::default()
     };
     set_limits(&mut store, Target::Type("noop"), two_per_sec);
@@ -439,16 +437,10 @@ fn removing_a_rate_removes_its_schedule() {
     };
     create(&mut store, &[in_group]);
     let rates = Limits {
-        rate: Some(Rate {
-            limit: 1,
-            period_secs: 60,
-        }),
+        rate: Some(rate(1, 60)),
         group: Some(GroupLimits {
             concurrency: None,
-            rate: Some(Rate {
-                limit: 1,
-                period_secs: 60,
-            }),
+            rate: Some(rate(1, 60)),
         }),
         ..Limits::default()
     };
