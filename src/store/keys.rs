@@ -92,6 +92,14 @@ impl Keys {
         format!("{}:wake:{worker}", self.prefix)
     }
 
+    /// A key of one job type (`what` empty: its hash), as `lua/common.lua` builds them.
+    pub fn job_type(&self, kind: &str, what: &str) -> String {
+        match what {
+            "" => format!("{}:t:{kind}", self.prefix),
+            _ => format!("{}:t:{kind}:{what}", self.prefix),
+        }
+    }
+
     /// A key of one queue: its name in braces, as `lua/common.lua` builds them.
     pub fn queue(&self, queue: &str, what: &str) -> String {
         format!("{}:q:{{{queue}}}:{what}", self.prefix)
@@ -106,6 +114,8 @@ mod tests {
     fn keys_share_the_hash_tag() {
         let k = Keys::new("{jobq}");
         assert_eq!(k.queue("mail", "meta"), "{jobq}:q:{mail}:meta");
+        assert_eq!(k.job_type("email", ""), "{jobq}:t:email");
+        assert_eq!(k.job_type("email", "parked"), "{jobq}:t:email:parked");
         assert_eq!(k.job("abc"), "{jobq}:job:abc");
         assert_eq!(k.running("w1"), "{jobq}:running:w1");
         assert_eq!(k.heartbeat("w1"), "{jobq}:worker:w1");

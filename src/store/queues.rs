@@ -107,9 +107,9 @@ impl Store {
         let mut pipe = redis::pipe();
         for t in names {
             pipe.cmd("HGETALL")
-                .arg(self.type_key(t))
+                .arg(self.keys.job_type(t, ""))
                 .cmd("LLEN")
-                .arg(self.type_key(t) + ":parked");
+                .arg(self.keys.job_type(t, "parked"));
         }
         let replies: Vec<redis::Value> = self.conn.run_idempotent(|c| pipe.query(c))?;
         let mut out = Vec::new();
@@ -188,7 +188,7 @@ impl Store {
     pub fn limit_fields(&mut self, target: Target) -> Result<HashMap<String, String>, StoreError> {
         let key = match target {
             Target::Queue(q) => self.keys.queue(q, "meta"),
-            Target::Type(t) => self.type_key(t),
+            Target::Type(t) => self.keys.job_type(t, ""),
         };
         self.conn
             .run_idempotent(|c| redis::cmd("HGETALL").arg(&key).query(c))
@@ -210,9 +210,5 @@ impl Store {
             }),
             _ => None,
         })
-    }
-
-    fn type_key(&self, t: &str) -> String {
-        format!("{}:t:{t}", self.keys.prefix())
     }
 }
