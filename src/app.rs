@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::config::{Config, ConfigError};
-use crate::context::Shared;
+use crate::context::{note_job_events, Shared};
 use crate::handler::Registry;
 use crate::metrics::Metrics;
 use crate::server::HttpServer;
@@ -273,11 +273,12 @@ impl Running {
         if let Some(id) = &self.worker_id {
             let mut store = self.shared.backend.open();
             match store.requeue_all(id) {
-                Ok(ids) => {
-                    for job in &ids {
+                Ok(back) => {
+                    for job in &back.ids {
                         log::warn!("job {job} returned to pending: it outlived the shutdown timeout");
                     }
-                    report.requeued = ids.len();
+                    note_job_events(&self.shared, &back.events);
+                    report.requeued = back.ids.len();
                     let _ = store.deregister(id);
                 }
                 Err(e) => log::warn!(

@@ -16,6 +16,12 @@ pub enum ApiError {
     Unauthorized(&'static str),
     /// No such resource, route, or not on this process: 404.
     NotFound(String),
+    /// The request clashes with the state of a job: 409, naming the job (`job_id`) when there
+    /// is one.
+    Conflict {
+        message: String,
+        job_id: Option<String>,
+    },
     /// The path exists for other methods: 405 with `Allow`.
     MethodNotAllowed { message: String, allow: String },
     /// A body larger than MAX_BODY_BYTES: 413.
@@ -35,6 +41,7 @@ impl ApiError {
             ApiError::BadRequest(_) => 400,
             ApiError::Unauthorized(_) => 401,
             ApiError::NotFound(_) => 404,
+            ApiError::Conflict { .. } => 409,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::TooLarge(_) => 413,
             ApiError::Busy(_) => 503,
@@ -53,6 +60,13 @@ impl ApiError {
                 Reply::error(status, message).with_header("Allow", allow)
             }
             ApiError::Busy(m) => Reply::error(status, m).with_header("Retry-After", "1"),
+            ApiError::Conflict { message, job_id } => Reply::json(
+                status,
+                &match job_id {
+                    Some(id) => serde_json::json!({"error": message, "job_id": id}),
+                    None => serde_json::json!({ "error": message }),
+                },
+            ),
             ApiError::Store(e) if status == 503 => Reply::error(
                 status,
                 format!(
@@ -89,7 +103,9 @@ impl fmt::Display for ApiError {
         match self {
             ApiError::Store(e) => write!(f, "{e}"),
             ApiError::Unauthorized(m) => f.write_str(m),
-            ApiError::MethodNotAllowed { message, .. } => f.write_str(message),
+            ApiError::MethodNotAllowed { message, .. } | ApiError::Conflict { message, .. } => {
+                f.write_str(message)
+            }
             ApiError::BadRequest(m)
             | ApiError::NotFound(m)
             | ApiError::TooLarge(m)

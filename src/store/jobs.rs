@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::decode::{claimed_jobs, complete_reply, fail_reply};
+use super::ends::{counted_events, with_events, JobEvent};
 use super::record::job_from_record;
 use super::scripts::scripts;
 use super::{Store, StoreError, COMPLETED_LIST_MAX};
@@ -31,6 +32,8 @@ pub struct Claimed {
     /// When it became ready to run (µs since the epoch): the wait until its start is
     /// `job_wait_seconds`.
     pub ready_since_us: i64,
+    /// The jobs it depends on, whose results its handler sees.
+    pub parents: Vec<String>,
 }
 
 /// What one claim call handed over.
@@ -41,6 +44,8 @@ pub struct ClaimBatch {
     pub now_us: i64,
     /// When a rate limit that held a job back lets the next one start (µs), if one did.
     pub next_start_us: Option<i64>,
+    /// Jobs that ended on the way (past their start deadline, and what that settled).
+    pub events: Vec<JobEvent>,
 }
 
 /// Which queues a process claims from, and how it picks among them (see `claim()` in
@@ -124,6 +129,9 @@ pub struct Acked<T> {
     /// The job type's breaker opened or closed with this outcome.
     pub breaker: Option<BreakerChange>,
     pub next: Option<Claimed>,
+    /// Jobs that ended or became ready on the way (children of the acknowledged job, jobs
+    /// past their start deadline).
+    pub events: Vec<JobEvent>,
 }
 
 /// What to do with a failed attempt.
@@ -146,8 +154,19 @@ pub enum FailOutcome {
     Snoozed { due_us: i64 },
     /// Moved to the dead-letter queue; `evicted` are the oldest DLQ entries dropped past the cap.
     Dead { evicted: Vec<String> },
+    /// Its cancellation had been asked for: it ended cancelled, without a retry.
+    Cancelled,
     /// This process no longer held the job; nothing was written.
     NotOwned,
+}
+
+/// What [`Store::requeue`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Requeued {
+    /// The jobs back in pending.
+    pub ids: Vec<String>,
+    /// Those whose cancellation had been asked for, ended cancelled instead.
+    pub events: Vec<JobEvent>,
 }
 
 /// What [`Store::promote`] did.
@@ -203,10 +222,12 @@ impl Store {
             return Ok(None);
         }
         let num = |i: usize| flat.get(i).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        let (events, jobs) = counted_events(&flat, 3);
         Ok(Some(ClaimBatch {
             now_us: num(1),
             next_start_us: Some(num(2)).filter(|&t| t > 0),
-            jobs: claimed_jobs(flat.get(3..).unwrap_or_default()),
+            jobs: claimed_jobs(jobs),
+            events,
         }))
     }
 
@@ -327,14 +348,15 @@ impl Store {
         })
     }
 
-    /// Puts every job `worker` holds back at the front of pending; returns their ids.
-    pub fn requeue_all(&mut self, worker: &str) -> Result<Vec<String>, StoreError> {
+    /// Puts every job `worker` holds back at the front of pending; returns their ids, and the
+    /// events of those whose cancellation had been asked for (they end cancelled instead).
+    pub fn requeue_all(&mut self, worker: &str) -> Result<Requeued, StoreError> {
         self.requeue_script(worker, "all", &[])
     }
 
     /// Puts the jobs `ids` back at the front of pending if `worker` still holds them (jobs a
-    /// lost reply left in its running list); returns the ids moved.
-    pub fn requeue(&mut self, worker: &str, ids: &[String]) -> Result<Vec<String>, StoreError> {
+    /// lost reply left in its running list), as [`Store::requeue_all`] does.
+    pub fn requeue(&mut self, worker: &str, ids: &[String]) -> Result<Requeued, StoreError> {
         self.requeue_script(worker, "ids", ids)
     }
 
@@ -343,7 +365,7 @@ impl Store {
         worker: &str,
         mode: &str,
         ids: &[String],
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Requeued, StoreError> {
         let k = &self.keys;
         let mut inv = scripts().requeue.prepare_invoke();
         inv.key(k.running(worker))
@@ -351,6 +373,7 @@ impl Store {
             .arg(k.prefix())
             .arg(mode)
             .arg(ids);
-        self.conn.run(|c| inv.invoke(c))
+        let (ids, events) = with_events(self.conn.run(|c| inv.invoke(c))?);
+        Ok(Requeued { ids, events })
     }
 }

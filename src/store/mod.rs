@@ -14,6 +14,7 @@ pub mod conn;
 mod create;
 mod decode;
 mod dlq;
+mod ends;
 mod error;
 mod jobs;
 pub mod keys;
@@ -36,6 +37,7 @@ pub use backend::Backend;
 pub use conn::Health;
 pub use create::{CreateOutcome, Created};
 pub use dlq::DlqSelect;
+pub use ends::{CancelFilter, CancelOutcome, EventKind, JobEvent};
 pub use error::StoreError;
 pub use jobs::{Acked, BreakerChange, Claimed, FailMode, FailOutcome, Selection};
 pub use liveness::Reaped;
@@ -50,4 +52,6 @@ pub const COMPLETED_LIST_MAX: u64 = 1000;
 pub struct Store {
     conn: conn::Conn,
     keys: Arc<keys::Keys>,
+    /// JOB_TTL_SECS, for the records that a cancellation or a start deadline ends.
+    job_ttl_secs: u64,
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use super::keys::field;
 use super::StoreError;
-use crate::job::{from_micros, Job, JobId, DEFAULT_QUEUE};
+use crate::job::{from_micros, Job, JobId, OnParentFailure, DEFAULT_QUEUE};
 
 /// Builds a job from its Redis hash. A record missing a required field is reported rather
 /// than shown half-empty, since it means the record was written by something else.
@@ -73,7 +73,25 @@ fn parse(id: &str, rec: &HashMap<String, String>) -> Result<Job, String> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
         waiting: None,
+        parents: list(get(field::PARENTS)),
+        children: list(get(field::CHILDREN)),
+        workflow_id: get(field::WORKFLOW).map(str::to_string),
+        node_ref: get(field::REF).map(str::to_string),
+        on_parent_failure: match get(field::ON_PARENT_FAILURE) {
+            Some("run") => OnParentFailure::Run,
+            _ => OnParentFailure::Cancel,
+        },
+        unique_key: get(field::UNIQUE).map(str::to_string),
+        expires_at: time(field::EXPIRES)?,
+        cancel_requested: get(field::CANCEL).is_some(),
+        schedule: get(field::SCHEDULE).map(str::to_string),
     })
+}
+
+/// A comma-separated list of ids.
+fn list(v: Option<&str>) -> Vec<String> {
+    v.map(|s| s.split(',').map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

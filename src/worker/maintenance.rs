@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::context::Shared;
+use crate::context::{note_job_events, Shared};
 use crate::shutdown::{spawn_periodic, RetryDelay, Shutdown};
 use crate::store::{RedisState, StoreError};
 use crate::worker::{InFlight, Snapshot};
@@ -97,6 +97,7 @@ pub fn spawn_heartbeat(
     .to_string();
     let serves = shared.selection.named();
     let mut suspects = Suspects::default();
+    let shared = shared.clone();
     spawn_periodic("jobq-heartbeat", shutdown, move || {
         if let Err(e) = store.heartbeat(&id, live.ttl, &info, serves.as_deref()) {
             log_unexpected("heartbeat", &e);
@@ -109,8 +110,9 @@ pub fn spawn_heartbeat(
                 let stranded = suspects.observe(listed, in_flight.snapshot());
                 if !stranded.is_empty() {
                     match store.requeue(&id, &stranded) {
-                        Ok(ids) => {
-                            for job in ids {
+                        Ok(back) => {
+                            note_job_events(&shared, &back.events);
+                            for job in back.ids {
                                 log::warn!(
                                     "job {job} returned to pending: it was claimed but a lost Redis reply kept it from any worker"
                                 );
@@ -190,8 +192,11 @@ pub fn spawn_reaper(
             }
             match store.reap(w, DIED_ERROR, shared.config.dlq_max_size) {
                 // Another process's reaper got there first, or the process held nothing.
-                Ok(Some(r)) if r.requeued.is_empty() && r.dead.is_empty() => {}
+                Ok(Some(r)) if r.requeued.is_empty() && r.dead.is_empty() => {
+                    note_job_events(&shared, &r.events);
+                }
                 Ok(Some(r)) => {
+                    note_job_events(&shared, &r.events);
                     let n = r.requeued.len() + r.dead.len();
                     let m = &shared.metrics;
                     // Each recovered job is a failed attempt, retried or buried like any other.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{backoff, note_evicted, InFlight, MAX_ERROR_BYTES};
-use crate::context::Shared;
+use crate::context::{note_job_events, Shared};
 use crate::handler::{Cancellation, ErrorKind, JobContext, JobError, JobResult};
 use crate::job::JobId;
 use crate::metrics::JobSeries;
@@ -78,12 +78,12 @@ impl Worker {
             .store
             .requeue(&self.worker_id, std::slice::from_ref(&job.id))
         {
-            Ok(ids) if !ids.is_empty() => log::info!(
+            Ok(back) if !back.ids.is_empty() => log::info!(
                 "job {} ({}) returned to pending unstarted: shutting down",
                 job.id,
                 job.kind
             ),
-            Ok(_) => {}
+            Ok(back) => note_job_events(&self.shared, &back.events),
             Err(e) => log::warn!(
                 "job {} ({}) not started, shutting down; returning it to pending failed ({e}), the drain tries again",
                 job.id,
@@ -221,6 +221,7 @@ impl Worker {
                 let next = acked.as_ref().ok().and_then(|(a, _)| a.next.clone());
                 if let Ok((a, _)) = &acked {
                     note_breaker(&shared, &job.kind, a.breaker);
+                    note_job_events(&shared, &a.events);
                 }
                 match acked.map(|(a, retried)| (a.outcome, retried)) {
                     Ok((true, _)) => {
@@ -269,6 +270,7 @@ impl Worker {
                 let next = acked.as_ref().ok().and_then(|(a, _)| a.next.clone());
                 if let Ok((a, _)) = &acked {
                     note_breaker(&shared, &job.kind, a.breaker);
+                    note_job_events(&shared, &a.events);
                 }
                 if snooze.is_some()
                     && matches!(
@@ -316,6 +318,8 @@ impl Worker {
                             }
                         );
                     }
+                    // Logged and counted with its event (see note_job_events).
+                    Ok((FailOutcome::Cancelled, _)) => {}
                     Ok((FailOutcome::NotOwned, retried)) => log::warn!(
                         "job {} ({}) attempt {} failed ({}), but it was no longer this process's to record: {}",
                         job.id,

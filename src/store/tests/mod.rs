@@ -61,6 +61,12 @@ fn new_job() -> NewJob {
         queue: "default".into(),
         priority: Priority::Normal,
         group: None,
+        unique_key: None,
+        expires_at_us: None,
+        parents: Vec::new(),
+        on_parent_failure: Default::default(),
+        node_ref: None,
+        schedule: None,
     }
 }
 
