@@ -1,6 +1,7 @@
 //! Process supervision for command jobs: the program runs in a process group of its own, its
 //! stdout and stderr are read on helper threads (so a chatty program never blocks on a full
 //! pipe), and when it exits, times out or is cancelled the whole group is killed with SIGKILL.
+//! A job cancelled through the API gets SIGTERM first and a grace period to exit cleanly.
 //! Exit is noticed with `waitid(WNOWAIT)`, which leaves the program an unreaped zombie until its
 //! group has been killed, so its pid (the group id) cannot be reused by then.
 
@@ -28,11 +29,13 @@ pub struct Finished {
 
 /// Runs `cmd` for `job`: in a process group of its own, the payload as JSON on its stdin,
 /// until it exits, `timeout` passes or the job is cancelled; then kills what is left of its
-/// group and collects its output. `program` names it in logs. Fails only when it cannot start.
+/// group and collects its output. A job cancelled through the API first gets SIGTERM and up to
+/// `grace` to exit. `program` names it in logs. Fails only when it cannot start.
 pub fn supervise(
     cmd: &mut Process,
     job: &JobContext,
     timeout: Duration,
+    grace: Duration,
     program: &str,
 ) -> std::io::Result<Finished> {
     cmd.stdin(Stdio::piped())
@@ -86,6 +89,9 @@ pub fn supervise(
             if Instant::now() >= deadline {
                 break Some(Stop::TimedOut);
             }
+            if job.cancel.job_cancelled() {
+                break Some(Stop::JobCancelled(terminate(pid, grace)));
+            }
             if job.cancel.is_cancelled() {
                 break Some(Stop::Cancelled);
             }
@@ -93,8 +99,8 @@ pub fn supervise(
             poll = (poll * 2).min(Duration::from_millis(50));
         }
     };
-    // On a timeout this stops the program and its children; after a normal exit it stops
-    // whatever the program left running in its group.
+    // On a timeout this stops the program and its children; after a normal exit (or one on
+    // SIGTERM) it stops whatever the program left running in its group.
     kill_group(pid);
     let status = child.wait();
     reap_orphans(pid);
@@ -191,7 +197,35 @@ pub fn stderr_tail(stderr: &[u8]) -> String {
 /// Why the wait for the program ended early.
 pub enum Stop {
     TimedOut,
+    /// The attempt's time limit passed or the process is shutting down: SIGKILL at once.
     Cancelled,
+    /// Cancelled through the API: SIGTERM, then SIGKILL. Holds how long after the SIGTERM the
+    /// program exited, or None when it was still running after the grace period.
+    JobCancelled(Option<Duration>),
+}
+
+/// Sends SIGTERM to group `pgid` and waits up to `grace` for the program (its leader) to exit;
+/// returns how long that took, or None when it did not. The caller sends SIGKILL to the group
+/// either way, for whatever is still running in it. The program is not reaped here, so its
+/// pid still names the group when the SIGKILL goes out.
+fn terminate(pgid: nix::unistd::Pid, grace: Duration) -> Option<Duration> {
+    use nix::sys::signal::{killpg, Signal};
+    let sent = Instant::now();
+    match killpg(pgid, Signal::SIGTERM) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => log::warn!("cannot send SIGTERM to process group {pgid}: {e}"),
+    }
+    let until = sent + grace;
+    loop {
+        if has_exited(pgid) {
+            return Some(sent.elapsed());
+        }
+        let now = Instant::now();
+        if now >= until {
+            return None;
+        }
+        std::thread::sleep((until - now).min(Duration::from_millis(20)));
+    }
 }
 
 /// Whether process `pid` (our child) has exited, without reaping it: while it is an unreaped
