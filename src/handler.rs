@@ -3,7 +3,11 @@
 //! This is what a Rust program embedding jobq implements: a handler takes a [`JobContext`] and
 //! returns a JSON result or a [`JobError`] that says whether a retry could help.
 
-use serde_json::Value;
+mod progress;
+
+use serde_json::{Map, Value};
+
+pub(crate) use progress::ProgressSink;
 
 use crate::job::JobId;
 use std::collections::BTreeMap;
@@ -213,6 +217,12 @@ pub struct JobContext {
     /// Redis for the built-in handlers that keep data there (analytics, report): the process's
     /// one pool, set by the worker. None in a context built with [`JobContext::new`].
     pub(crate) store: Option<Arc<StorePool>>,
+    /// Where [`JobContext::progress`] reports go, set by the worker; None in a context built
+    /// with [`JobContext::new`], where reports go nowhere.
+    pub(crate) progress: Option<Arc<ProgressSink>>,
+    /// The results of a workflow job's parents, by parent name (its `ref`, else its id), set
+    /// by the worker; empty for a job without parents.
+    pub(crate) parents: Map<String, Value>,
 }
 
 impl JobContext {
@@ -234,7 +244,27 @@ impl JobContext {
             max_attempts,
             cancel,
             store: None,
+            progress: None,
+            parents: Map::new(),
         }
+    }
+
+    /// Reports how far the job has got: `percent` (0-100; more is taken as 100) and what it is
+    /// doing (cut to 200 characters), shown as `progress` by `GET /jobs/{id}` while it runs.
+    /// Cheap to call often: at most one report per job is written every 500 ms, the latest
+    /// winning (one held back is written by a later call, or when the handler returns). Never
+    /// fails the job; a report that cannot be stored is dropped. Does nothing outside a worker.
+    pub fn progress(&self, percent: u8, message: &str) {
+        if let Some(sink) = &self.progress {
+            sink.report(percent, message);
+        }
+    }
+
+    /// The results of this workflow job's parents, keyed by each parent's name in the workflow
+    /// (its `ref`, else its id); `Value::Null` for a parent that returned none. Empty for a job
+    /// without parents.
+    pub fn parent_results(&self) -> &Map<String, Value> {
+        &self.parents
     }
 
     /// Whether the handler should stop: the attempt timed out, the process is shutting down, or

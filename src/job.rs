@@ -166,6 +166,21 @@ pub struct Job {
     /// Why a pending job is not running yet (filled in by `GET /jobs/{id}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<Waiting>,
+    /// What its handler last reported of its progress, if it reported any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+}
+
+/// A running job's last progress report (`JobContext::progress`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Progress {
+    /// 0-100.
+    pub percent: u8,
+    /// What the handler is doing, at most 200 characters.
+    pub message: String,
+    /// When it was reported (RFC 3339 in the API; ms since the epoch in Redis).
+    #[serde(serialize_with = "rfc3339_ms", deserialize_with = "f64_ms")]
+    pub at: i64,
 }
 
 /// Why a pending job is not running: `reason` is one of `queued`, `scheduled`, `backoff`,

@@ -26,6 +26,8 @@ pub mod field {
     pub const PRIORITY: &str = "priority";
     pub const GROUP: &str = "group";
     pub const SNOOZES: &str = "snoozes";
+    /// JSON `{"percent", "message", "at"}` (`at` in ms) of a running job's last progress report.
+    pub const PROGRESS: &str = "progress";
 }
 
 /// Key names under one prefix. Queue and type keys are built by the scripts (see

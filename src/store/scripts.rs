@@ -24,6 +24,7 @@ pub struct Scripts {
     pub queues: Script,
     pub control: Script,
     pub why: Script,
+    pub progress: Script,
 }
 
 macro_rules! script {
@@ -71,5 +72,6 @@ pub fn scripts() -> &'static Scripts {
         queues: script!("queues.lua"),
         control: script!(flow "control.lua"),
         why: script!("why.lua"),
+        progress: script!("progress.lua"),
     })
 }

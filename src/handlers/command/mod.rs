@@ -20,6 +20,7 @@
 //! child that starts a session or group of its own has opted out of this.)
 
 mod process;
+mod stderr;
 
 use serde_json::Value;
 use std::os::unix::process::ExitStatusExt;
@@ -420,5 +421,62 @@ mod tests {
         for pid in pids {
             assert!(gone(pid), "process {pid} outlived the cancellation");
         }
+    }
+
+    #[test]
+    fn progress_lines_on_stderr_reach_the_job_record() {
+        use crate::handler::ProgressSink;
+        use crate::store::test_redis::TestRedis;
+        use crate::store::{Selection, StorePool};
+        let redis = TestRedis::start();
+        let mut store = redis.store();
+        let new = crate::job::NewJob {
+            id: crate::job::JobId::new_random(),
+            kind: "cmd".into(),
+            payload: "{}".into(),
+            delay_ms: 0,
+            run_at_us: None,
+            max_attempts: 3,
+            timeout_secs: None,
+            idempotency_key: None,
+            queue: "default".into(),
+            priority: crate::job::Priority::Normal,
+            group: None,
+        };
+        store.create(std::slice::from_ref(&new), 100, 60).unwrap();
+        store
+            .heartbeat("p1", Duration::from_secs(30), "{}", None)
+            .unwrap();
+        let claimed = store
+            .claim("p1", 1, &Selection::All)
+            .unwrap()
+            .unwrap()
+            .jobs
+            .remove(0);
+        let mut job = ctx(json!({}));
+        job.id = crate::job::JobId::from_stored(claimed.id.clone());
+        job.progress = Some(ProgressSink::to_store(
+            StorePool::new(redis.backend()),
+            claimed.id.clone(),
+            claimed.claim.clone(),
+        ));
+        let c = cmd(spec(&[
+            "/bin/sh",
+            "-c",
+            "echo 'progress: 10 starting' >&2; sleep 1; echo 'progress: 40 resizing' >&2; echo 'progress: 45 held back' >&2; echo 'progress: oops' >&2; exit 3",
+        ]));
+        let e = c.run(&job).unwrap_err();
+        assert!(
+            e.message.ends_with("exited with status 3: progress: oops"),
+            "{e}"
+        );
+        let shown = |store: &mut crate::store::Store| {
+            let p = store.job(&claimed.id).unwrap().unwrap().progress.unwrap();
+            (p.percent, p.message)
+        };
+        assert_eq!(shown(&mut store), (40, "resizing".to_string()));
+        // The worker's last step: what the rate limit held back goes out.
+        job.progress.as_ref().unwrap().finish();
+        assert_eq!(shown(&mut store), (45, "held back".to_string()));
     }
 }

@@ -11,6 +11,7 @@ use std::process::{Command as Process, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::stderr::StderrLines;
 use super::{STDERR_TAIL, STDOUT_CAP};
 use crate::handler::JobContext;
 
@@ -51,13 +52,25 @@ pub fn supervise(
     let mut pipes = 0;
     let mut helper_error = None;
     if let Some(out) = child.stdout.take() {
-        match drain(out, capture.clone(), done_tx.clone(), keep_stdout) {
+        let cap = capture.clone();
+        let keep = move |chunk: Option<&[u8]>| {
+            if let Some(chunk) = chunk {
+                keep_stdout(&mut cap.lock().unwrap_or_else(|e| e.into_inner()), chunk);
+            }
+        };
+        match drain(out, done_tx.clone(), keep) {
             Ok(()) => pipes += 1,
             Err(e) => helper_error = Some(e),
         }
     }
     if let Some(err) = child.stderr.take() {
-        match drain(err, capture.clone(), done_tx.clone(), keep_stderr) {
+        // Line by line: progress lines are reports, the rest the tail kept for errors.
+        let mut lines = StderrLines::new(capture.clone(), job.progress.clone());
+        let keep = move |chunk: Option<&[u8]>| match chunk {
+            Some(chunk) => lines.feed(chunk),
+            None => lines.end(),
+        };
+        match drain(err, done_tx.clone(), keep) {
             Ok(()) => pipes += 1,
             Err(e) => helper_error = Some(e),
         }
@@ -140,13 +153,12 @@ pub struct Capture {
     pub stderr: Vec<u8>,
 }
 
-/// Reads a pipe to its end on a helper thread, handing each chunk to `keep`, so the program
-/// never blocks on a full pipe. Sends on `done` when the pipe closes.
+/// Reads a pipe to its end on a helper thread, handing each chunk to `keep` (then None at the
+/// end), so the program never blocks on a full pipe. Sends on `done` when the pipe closes.
 fn drain(
     mut pipe: impl Read + Send + 'static,
-    capture: Arc<Mutex<Capture>>,
     done: crossbeam_channel::Sender<()>,
-    keep: fn(&mut Capture, &[u8]),
+    mut keep: impl FnMut(Option<&[u8]>) + Send + 'static,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("jobq-cmd-pipe".into())
@@ -155,14 +167,12 @@ fn drain(
             loop {
                 match pipe.read(&mut buf) {
                     Ok(0) => break,
-                    Ok(n) => keep(
-                        &mut capture.lock().unwrap_or_else(|e| e.into_inner()),
-                        &buf[..n],
-                    ),
+                    Ok(n) => keep(Some(&buf[..n])),
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(_) => break,
                 }
             }
+            keep(None);
             let _ = done.send(());
         })
         .map(|_| ())
@@ -174,7 +184,7 @@ fn keep_stdout(c: &mut Capture, chunk: &[u8]) {
     c.stdout.extend_from_slice(&chunk[..chunk.len().min(room)]);
 }
 
-fn keep_stderr(c: &mut Capture, chunk: &[u8]) {
+pub(super) fn keep_stderr(c: &mut Capture, chunk: &[u8]) {
     c.stderr.extend_from_slice(chunk);
     if c.stderr.len() > 2 * STDERR_TAIL {
         let cut = c.stderr.len() - STDERR_TAIL;
