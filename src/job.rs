@@ -207,6 +207,9 @@ pub struct Job {
     pub cancel_requested: bool,
     /// The cron schedule that created it, if one did.
     pub schedule: Option<String>,
+    /// What its handler last reported of its progress, if it reported any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
 }
 
 /// What happens to a job when one of its parents fails, is cancelled or expires.
@@ -218,6 +221,18 @@ pub enum OnParentFailure {
     Cancel,
     /// It runs anyway once every parent has ended.
     Run,
+}
+
+/// A running job's last progress report (`JobContext::progress`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Progress {
+    /// 0-100.
+    pub percent: u8,
+    /// What the handler is doing, at most 200 characters.
+    pub message: String,
+    /// When it was reported (RFC 3339 in the API; ms since the epoch in Redis).
+    #[serde(serialize_with = "rfc3339_ms", deserialize_with = "f64_ms")]
+    pub at: i64,
 }
 
 /// Why a pending job is not running: `reason` is one of `queued`, `scheduled`, `backoff`,

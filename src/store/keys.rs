@@ -40,6 +40,8 @@ pub mod field {
     /// `1` once its cancellation was asked for while it ran.
     pub const CANCEL: &str = "cancel";
     pub const SCHEDULE: &str = "schedule";
+    /// JSON `{"percent", "message", "at"}` (`at` in ms) of a running job's last progress report.
+    pub const PROGRESS: &str = "progress";
 }
 
 /// Key names under one prefix. Queue and type keys are built by the scripts (see

@@ -3,9 +3,10 @@
 //! [`Backend`], so no mutex sits between threads and Redis.
 //!
 //! The methods of [`Store`] are spread over one file per concept: `create.rs` (submissions),
-//! `jobs.rs` (claims, acknowledgements, promotion, hand-backs), `liveness.rs` (heartbeats and the
-//! reaper), `dlq.rs`, `admin.rs` (stats, ping, start-up checks). `decode.rs` reads the scripts'
-//! replies and `record.rs` a job's hash; `error.rs` says what can go wrong.
+//! `jobs.rs` (claims, acknowledgements, promotion, hand-backs), `progress.rs` (progress reports
+//! of running jobs), `liveness.rs` (heartbeats and the reaper), `dlq.rs`, `admin.rs` (stats,
+//! ping, start-up checks). `decode.rs` reads the scripts' replies and `record.rs` a job's hash;
+//! `error.rs` says what can go wrong.
 
 mod admin;
 pub mod analytics;
@@ -20,6 +21,7 @@ mod jobs;
 pub mod keys;
 mod liveness;
 mod pool;
+mod progress;
 mod queues;
 mod record;
 mod scripts;

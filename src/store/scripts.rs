@@ -29,6 +29,7 @@ pub struct Scripts {
     pub why: Script,
     pub cancel: Script,
     pub workflow: Script,
+    pub progress: Script,
 }
 
 macro_rules! script {
@@ -64,5 +65,6 @@ pub fn scripts() -> &'static Scripts {
         why: script!(; "why.lua"),
         cancel: script!("finish"; "cancel.lua"),
         workflow: script!(; "workflow.lua"),
+        progress: script!(; "progress.lua"),
     })
 }

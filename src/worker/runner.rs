@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::{backoff, note_evicted, InFlight, MAX_ERROR_BYTES};
 use crate::context::{note_job_events, Shared};
-use crate::handler::{Cancellation, ErrorKind, JobContext, JobError, JobResult};
+use crate::handler::{Cancellation, ErrorKind, JobContext, JobError, JobResult, ProgressSink};
 use crate::job::JobId;
 use crate::metrics::JobSeries;
 use crate::shutdown::{RetryDelay, Shutdown};
@@ -175,8 +175,19 @@ impl Worker {
             max_attempts: job.max_attempts,
             cancel,
             store: Some(self.shared.store_pool.clone()),
+            progress: Some(ProgressSink::to_store(
+                self.shared.store_pool.clone(),
+                job.id.clone(),
+                job.claim.clone(),
+            )),
+            parents: serde_json::Map::new(),
         };
-        match catch_unwind(AssertUnwindSafe(|| handler.run(&ctx))) {
+        let outcome = catch_unwind(AssertUnwindSafe(|| handler.run(&ctx)));
+        // A report held back by the rate limit goes out while the job is still running.
+        if let Some(sink) = &ctx.progress {
+            sink.finish();
+        }
+        match outcome {
             Ok(r) => r,
             Err(panic) => {
                 let msg = panic

@@ -8,6 +8,7 @@ mod create;
 mod dlq;
 mod flow;
 mod outcomes;
+mod progress;
 mod recovery;
 
 use redis::Commands;
