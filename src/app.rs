@@ -76,7 +76,8 @@ pub struct Running {
     pool: Option<Pool>,
     periodic: Vec<JoinHandle<()>>,
     beat_stop: Shutdown,
-    heartbeat: Option<JoinHandle<()>>,
+    /// The heartbeat and the cancellation watch, which go on through the drain.
+    heartbeat: Vec<JoinHandle<()>>,
 }
 
 /// A name for this process in Redis, unique across restarts: host, pid and a random suffix.
@@ -174,7 +175,7 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
     // The heartbeat has a stop of its own: it must go on through the drain, or other processes
     // would take back the jobs still finishing here.
     let beat_stop = Shutdown::new();
-    let mut heartbeat = None;
+    let mut heartbeat = Vec::new();
     if let Some(id) = &worker_id {
         // Register before claiming anything, so no reaper can see this process's jobs without
         // also seeing its heartbeat.
@@ -185,9 +186,14 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
             .open()
             .heartbeat(id, live.ttl, "{}", serves.as_deref());
         let workers = Pool::start(&shared, id, &shutdown)?;
-        heartbeat = Some(maintenance::spawn_heartbeat(
+        heartbeat.push(maintenance::spawn_heartbeat(
             &shared,
             id,
+            workers.in_flight(),
+            &beat_stop,
+        )?);
+        heartbeat.push(maintenance::spawn_cancel_watch(
+            &shared,
             workers.in_flight(),
             &beat_stop,
         )?);
@@ -267,7 +273,7 @@ impl Running {
         // Only now, with every worker done or given up on, may the heartbeat stop; the jobs
         // left are put back below, before the registration goes.
         self.beat_stop.trigger();
-        if let Some(t) = self.heartbeat.take() {
+        for t in self.heartbeat.drain(..) {
             let _ = t.join();
         }
         if let Some(id) = &self.worker_id {

@@ -110,8 +110,6 @@ impl InFlight {
     /// ([`Cancellation::cancel_job`]). True when this process holds the job: running it now, or
     /// about to (in transit to a worker, which then starts it already cancelled). False when it
     /// holds no such job.
-    // Not yet called outside tests: the thread that learns of cancellations from Redis will.
-    #[allow(dead_code)]
     pub fn cancel_job(&self, id: &str) -> bool {
         if self.cancel_running(id) {
             return true;
@@ -127,7 +125,6 @@ impl InFlight {
         self.cancel_running(id)
     }
 
-    #[allow(dead_code)]
     fn cancel_running(&self, id: &str) -> bool {
         let mut found = false;
         self.each(|(held, c)| {
@@ -140,7 +137,6 @@ impl InFlight {
     }
 
     /// The ids of the jobs the workers run now (not those in transit).
-    #[allow(dead_code)]
     pub fn running_ids(&self) -> Vec<String> {
         let mut ids = Vec::new();
         self.each(|(id, _)| ids.push(id.clone()));

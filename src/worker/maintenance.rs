@@ -128,6 +128,40 @@ pub fn spawn_heartbeat(
     })
 }
 
+/// How often a process with running jobs asks Redis whether one of them has been cancelled.
+const CANCEL_WATCH: Duration = Duration::from_millis(250);
+
+/// Tells a running job's handler when its cancellation has been asked for (`POST
+/// /jobs/{id}/cancel` marks it in Redis; only this process knows the thread that runs it).
+/// Asks Redis only while this process runs jobs: one pipelined `SISMEMBER` per running job.
+pub fn spawn_cancel_watch(
+    shared: &Arc<Shared>,
+    in_flight: Arc<InFlight>,
+    stop: &Shutdown,
+) -> std::io::Result<JoinHandle<()>> {
+    let mut store = shared.backend.open();
+    // Jobs already told, so each is logged once.
+    let mut told: HashSet<String> = HashSet::new();
+    spawn_periodic("jobq-cancel-watch", stop, move || {
+        let running = in_flight.running_ids();
+        told.retain(|id| running.contains(id));
+        if running.is_empty() {
+            return CANCEL_WATCH;
+        }
+        match store.cancel_requested(&running) {
+            Ok(ids) => {
+                for id in ids {
+                    if in_flight.cancel_job(&id) && told.insert(id.clone()) {
+                        log::info!("job {id} is being stopped: its cancellation was asked for");
+                    }
+                }
+            }
+            Err(e) => log_unexpected("cancel watch", &e),
+        }
+        CANCEL_WATCH
+    })
+}
+
 /// Jobs in the running list that this process did not hold at the last beat, with what it
 /// held then.
 #[derive(Debug, Default)]

@@ -116,7 +116,10 @@ impl Worker {
             let waited = chrono::Utc::now().timestamp_micros() - job.ready_since_us;
             series.wait.observe(waited.max(0) as f64 / 1e6);
         }
-        let outcome = self.execute(&job, cancel.clone());
+        let outcome = match self.parent_results(&job) {
+            Ok(parents) => self.execute(&job, cancel.clone(), parents),
+            Err(e) => Err(e),
+        };
         let elapsed = started.elapsed();
         series.duration.observe(elapsed.as_secs_f64());
         // A handler that gave up because its deadline passed reports the timeout, whatever it
@@ -157,7 +160,27 @@ impl Worker {
     }
 
     /// Runs the handler, turning a panic into a failed attempt so the thread lives on.
-    fn execute(&self, job: &Claimed, cancel: Cancellation) -> JobResult {
+    /// The results of the job's parents, for its handler; none for a job without parents.
+    fn parent_results(
+        &mut self,
+        job: &Claimed,
+    ) -> Result<serde_json::Map<String, Value>, JobError> {
+        if job.parents.is_empty() {
+            return Ok(serde_json::Map::new());
+        }
+        self.store.parent_results(&job.parents).map_err(|e| {
+            JobError::transient(format!(
+                "could not read the results of its parents ({e}); retried after the backoff"
+            ))
+        })
+    }
+
+    fn execute(
+        &self,
+        job: &Claimed,
+        cancel: Cancellation,
+        parents: serde_json::Map<String, Value>,
+    ) -> JobResult {
         let Some(handler) = self.shared.registry.get(&job.kind) else {
             return Err(JobError::transient(format!(
                 "no handler for job type {:?} in this process (it knows {}); deploy one that does",
@@ -180,7 +203,7 @@ impl Worker {
                 job.id.clone(),
                 job.claim.clone(),
             )),
-            parents: serde_json::Map::new(),
+            parents,
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| handler.run(&ctx)));
         // A report held back by the rate limit goes out while the job is still running.

@@ -30,3 +30,5 @@ mod retry;
 mod scheduling;
 mod security;
 mod shutdown;
+mod workflows;
+mod cancellation;

@@ -79,10 +79,13 @@ local function cancel_waiting_job(P, key, id, now, why, ev)
 end
 
 -- A job that was running ends as cancelled (its cancellation was asked for while it ran): the
--- caller has taken it out of the running list and counts.
-local function end_cancelled(P, key, id, q, t, now, ev)
-  redis.call('HSET', key, 'status', 'cancelled', 'completed_at', now, 'updated_at', now,
-    'error', 'cancelled while running')
+-- caller has taken it out of the running list and counts, and recorded the attempt's error
+-- (else `why` is its error).
+local function end_cancelled(P, key, id, q, t, now, ev, why)
+  redis.call('HSET', key, 'status', 'cancelled', 'completed_at', now, 'updated_at', now)
+  if why then
+    redis.call('HSET', key, 'error', why)
+  end
   redis.call('HDEL', key, 'run_at', 'parked')
   redis.call('EXPIRE', key, record_ttl(key))
   redis.call('HINCRBY', P .. ':counters', 'cancelled', 1)
