@@ -4,7 +4,8 @@
 //! its exit means for the job; `process.rs` supervises the running program.
 //!
 //! The job's payload (JSON) is the program's stdin; `JOB_ID`, `JOB_TYPE`, `JOB_ATTEMPT` and
-//! `JOB_MAX_ATTEMPTS` are in its environment, which is otherwise only `PATH`, `HOME`, `LANG`,
+//! `JOB_MAX_ATTEMPTS` are in its environment (and `JOB_PARENTS_FILE` for a workflow job whose
+//! parents have results, see `parents.rs`), which is otherwise only `PATH`, `HOME`, `LANG`,
 //! `LC_ALL`, `TZ`, `TMPDIR`, `USER`, `LOGNAME` (when jobq has them) and the table's `env`: jobq's
 //! own secrets (REDIS_URL, SMTP_URL, API_TOKEN) are not handed down. Exit status 0 is success and
 //! stdout (first 64 KiB) the result: JSON when it parses, else a string. Any other status fails
@@ -19,6 +20,7 @@
 //! whatever it left running in its group is killed too, so no job leaves processes behind. (A
 //! child that starts a session or group of its own has opted out of this.)
 
+mod parents;
 mod process;
 mod stderr;
 
@@ -30,6 +32,7 @@ use std::time::Duration;
 
 pub use crate::config::CommandSpec;
 use crate::handler::{Handler, JobContext, JobError, JobResult};
+use parents::ParentsFile;
 use process::{Capture, Finished, Stop};
 
 /// How much of stdout becomes the result.
@@ -75,6 +78,18 @@ impl Handler for Command {
             .env("JOB_MAX_ATTEMPTS", job.max_attempts.to_string());
         if let Some(dir) = &spec.working_dir {
             cmd.current_dir(dir);
+        }
+        // Kept until the program has ended (the end of this function), then removed.
+        let parents = match job.parent_results() {
+            results if results.is_empty() => None,
+            results => Some(ParentsFile::write(results).map_err(|e| {
+                JobError::transient(format!(
+                    "cannot write the parents' results for {program}: {e}"
+                ))
+            })?),
+        };
+        if let Some(file) = &parents {
+            cmd.env("JOB_PARENTS_FILE", file.path());
         }
         let Finished {
             status,
@@ -478,5 +493,39 @@ mod tests {
         // The worker's last step: what the rate limit held back goes out.
         job.progress.as_ref().unwrap().finish();
         assert_eq!(shown(&mut store), (45, "held back".to_string()));
+    }
+
+    #[test]
+    fn parent_results_come_in_a_private_file_that_is_removed_afterwards() {
+        let mut job = ctx(json!({"n": 1}));
+        job.parents
+            .insert("resize".into(), json!({"file": "a.png"}));
+        job.parents.insert("0b9e-id".into(), Value::Null);
+        let c = cmd(spec(&[
+            "/bin/sh",
+            "-c",
+            r#"read -r p; f="$JOB_PARENTS_FILE"; printf '{"payload": %s, "parents": %s, "path": "%s", "modes": "%s %s"}' "$p" "$(cat "$f")" "$f" "$(stat -c %a "$f")" "$(stat -c %a "$(dirname "$f")")""#,
+        ]));
+        let r = c.run(&job).unwrap();
+        assert_eq!(r["payload"], json!({"n": 1}), "stdin stays the payload");
+        assert_eq!(
+            r["parents"],
+            json!({"resize": {"file": "a.png"}, "0b9e-id": null})
+        );
+        assert_eq!(r["modes"], "600 700");
+        let path = std::path::PathBuf::from(r["path"].as_str().unwrap());
+        assert!(!path.exists(), "{path:?} is left behind");
+        assert!(
+            !path.parent().unwrap().exists(),
+            "its directory is left behind"
+        );
+
+        // Without parents there is no file, and no variable.
+        let c = cmd(spec(&[
+            "/bin/sh",
+            "-c",
+            "echo \"${JOB_PARENTS_FILE-unset}\"",
+        ]));
+        assert_eq!(c.run(&ctx(json!({}))).unwrap(), json!("unset"));
     }
 }
