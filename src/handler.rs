@@ -389,6 +389,9 @@ mod tests {
             Cancellation::new(None),
         );
         assert_eq!(r.get("double").unwrap().run(&ctx), Ok(json!(42)));
+        // Outside a worker: no parents, and progress goes nowhere.
+        assert!(ctx.parent_results().is_empty());
+        ctx.progress(50, "half way");
         assert_eq!(r.types(), vec!["double"]);
     }
 
