@@ -127,7 +127,8 @@ impl Worker {
         let outcome = match outcome {
             Err(e)
                 if elapsed >= Duration::from_secs(timeout_secs)
-                    && e.kind != ErrorKind::TimedOut =>
+                    && e.kind != ErrorKind::TimedOut
+                    && e.kind != ErrorKind::Cancelled =>
             {
                 Err(JobError::timed_out(format!(
                     "timed out after {timeout_secs} s"
