@@ -38,7 +38,11 @@ fn pending_scheduled_and_waiting_jobs_are_cancelled_at_once() {
         (&waiting, "waiting"),
     ] {
         let (status, v) = cancel(&server, id);
-        assert_eq!((status, v["status"].clone()), (200, json!("cancelled")), "{v}");
+        assert_eq!(
+            (status, v["status"].clone()),
+            (200, json!("cancelled")),
+            "{v}"
+        );
         let job = server.job(id);
         assert_eq!(job["status"], "cancelled", "{stage}: {job}");
         assert!(job["started_at"].is_null(), "{job}");
@@ -118,10 +122,17 @@ fn a_running_builtin_job_stops_and_ends_cancelled_without_a_retry() {
         "{job}"
     );
     let (status, v) = cancel(&server, &id);
-    assert_eq!((status, v["status"].clone()), (202, json!("cancelling")), "{v}");
+    assert_eq!(
+        (status, v["status"].clone()),
+        (202, json!("cancelling")),
+        "{v}"
+    );
     let job = server.wait_for_status(&id, "cancelled", WAIT);
     assert_eq!(job["attempt"], 1, "never retried: {job}");
-    assert!(job["error"].as_str().unwrap().contains("stopped at step"), "{job}");
+    assert!(
+        job["error"].as_str().unwrap().contains("stopped at step"),
+        "{job}"
+    );
     assert_eq!(server.get("/dlq").json()["total"], 0);
     let stats = server.wait_for_stat("running_jobs", 0, WAIT);
     assert_eq!(stats["failed_jobs"], 0, "{stats}");
@@ -174,7 +185,10 @@ fn a_running_command_job_loses_its_whole_process_group() {
     let toml = dir.join("handlers.toml");
     fs::write(
         &toml,
-        format!("[commands.stubborn]\nrun = [{:?}]\n", script.display().to_string()),
+        format!(
+            "[commands.stubborn]\nrun = [{:?}]\n",
+            script.display().to_string()
+        ),
     )
     .unwrap();
     let path = toml.to_string_lossy().into_owned();
@@ -184,9 +198,11 @@ fn a_running_command_job_loses_its_whole_process_group() {
     });
     let id = server.submit(&json!({"type": "stubborn"}));
     server.wait_for_status(&id, "running", WAIT);
-    wait_for("both sleeps to run", WAIT, || match live_pids(&marker).len() {
-        2 => Ok(()),
-        n => Err(format!("{n} running")),
+    wait_for("both sleeps to run", WAIT, || {
+        match live_pids(&marker).len() {
+            2 => Ok(()),
+            n => Err(format!("{n} running")),
+        }
     });
     let (status, _) = cancel(&server, &id);
     assert_eq!(status, 202);
@@ -211,7 +227,11 @@ fn bulk_cancel_counts_first_then_cancels_the_selection() {
     let body = json!({"queue": "bulk", "type": "noop", "dry_run": true});
     let dry = server.post_json("/jobs/cancel", &body).json();
     assert_eq!(dry["matched"], 4, "{dry}");
-    assert_eq!(server.stats()["pending_jobs"], 6, "a dry run changes nothing");
+    assert_eq!(
+        server.stats()["pending_jobs"],
+        6,
+        "a dry run changes nothing"
+    );
     let body = json!({"queue": "bulk", "type": "noop", "status": ["pending"]});
     let done = server.post_json("/jobs/cancel", &body).json();
     assert_eq!(done["matched"], 3, "{done}");
@@ -221,7 +241,10 @@ fn bulk_cancel_counts_first_then_cancels_the_selection() {
     assert_eq!(stats["scheduled_jobs"], 1, "{stats}");
     let everything = server.post_json("/jobs/cancel", &json!({"status": ["pending"]}));
     everything.expect_json_error(400, "no queue, type or group");
-    let bad = server.post_json("/jobs/cancel", &json!({"queue": "bulk", "status": ["completed"]}));
+    let bad = server.post_json(
+        "/jobs/cancel",
+        &json!({"queue": "bulk", "status": ["completed"]}),
+    );
     bad.expect_json_error(400, "an ended status");
 }
 

@@ -73,11 +73,17 @@ fn a_diamond_runs_parents_first_and_passes_their_results() {
             "{child} started before {parent} completed: {c} {p}"
         );
         assert!(
-            c["parents"].as_array().unwrap().contains(&json!(ids[parent])),
+            c["parents"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(ids[parent])),
             "{c}"
         );
         assert!(
-            p["children"].as_array().unwrap().contains(&json!(ids[child])),
+            p["children"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(ids[child])),
             "{p}"
         );
         assert_eq!(c["workflow_id"], json!(wf), "{c}");
@@ -186,7 +192,6 @@ fn one_job_per_unique_key_among_50_concurrent_submissions() {
     let answers: Vec<(u16, Value)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..50)
             .map(|_| {
-                let client = client.clone();
                 s.spawn(move || {
                     let r = client.post_json(
                         "/jobs",

@@ -228,6 +228,12 @@ fn progress_lines_on_stderr_reach_the_job_record() {
         queue: "default".into(),
         priority: crate::job::Priority::Normal,
         group: None,
+        unique_key: None,
+        expires_at_us: None,
+        parents: Vec::new(),
+        on_parent_failure: Default::default(),
+        node_ref: None,
+        schedule: None,
     };
     store.create(std::slice::from_ref(&new), 100, 60).unwrap();
     store
