@@ -6,6 +6,7 @@
 mod claims;
 mod create;
 mod dlq;
+mod ends;
 mod flow;
 mod outcomes;
 mod progress;
@@ -42,6 +43,10 @@ enum At {
     Dlq,
     /// Completed: in no list, status `completed`.
     Done,
+    /// Waiting for its parents: in its queue's waiting set only.
+    Waiting,
+    /// Ended cancelled or expired: in no list, that status.
+    Ended(&'static str),
 }
 
 fn key(name: &str) -> String {
@@ -101,6 +106,10 @@ fn assert_at(redis: &TestRedis, id: &str, want: At) {
         let scheduled: Option<f64> = r.zscore(&set, id).unwrap();
         places.extend(scheduled.map(|_| "scheduled".to_string()));
     }
+    for set in r.keys::<_, Vec<String>>(key("q:*:waiting")).unwrap() {
+        let member: bool = r.sismember(&set, id).unwrap();
+        places.extend(member.then(|| "waiting".to_string()));
+    }
     let dlq: Option<f64> = r.zscore(key("dlq"), id).unwrap();
     places.extend(dlq.map(|_| "dlq".to_string()));
     let running: Vec<String> = r.keys(key("running:*")).unwrap();
@@ -115,6 +124,8 @@ fn assert_at(redis: &TestRedis, id: &str, want: At) {
         At::Running(w) => (Some(key(&format!("running:{w}"))), "running"),
         At::Dlq => (Some("dlq".to_string()), "failed"),
         At::Done => (None, "completed"),
+        At::Waiting => (Some("waiting".to_string()), "waiting"),
+        At::Ended(status) => (None, status),
     };
     assert_eq!(
         places,
