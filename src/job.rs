@@ -184,7 +184,7 @@ pub struct Job {
     pub group: Option<String>,
     /// Times its handler snoozed it ("not now, try again later") without using an attempt.
     pub snoozes: u32,
-    /// Why a pending job is not running yet (filled in by `GET /jobs/{id}`).
+    /// Why a pending or waiting job is not running yet (filled in by `GET /jobs/{id}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<Waiting>,
     /// The jobs it depends on (`depends_on`, or its workflow's edges).
@@ -237,7 +237,7 @@ pub struct Progress {
 
 /// Why a pending job is not running: `reason` is one of `queued`, `scheduled`, `backoff`,
 /// `queue_paused`, `type_paused`, `concurrency_limit`, `rate_limit`, `group_limit`,
-/// `circuit_open`, `no_worker`.
+/// `circuit_open`, `no_worker`; for a waiting job, `parents`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Waiting {
     pub reason: String,

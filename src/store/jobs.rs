@@ -11,7 +11,7 @@ use super::record::job_from_record;
 use super::scripts::scripts;
 use super::{Store, StoreError, COMPLETED_LIST_MAX};
 use crate::config::QueueOrder;
-use crate::job::{Job, JobStatus, Priority};
+use crate::job::{Job, JobStatus, Priority, Waiting};
 
 /// A job handed to this process by [`Store::claim`].
 #[derive(Debug, Clone, PartialEq)]
@@ -191,10 +191,41 @@ impl Store {
             return Ok(None);
         }
         let mut job = job_from_record(id, &rec)?;
-        if job.status == JobStatus::Pending {
-            job.waiting = self.why_waiting(id)?;
+        match job.status {
+            JobStatus::Pending => job.waiting = self.why_waiting(id)?,
+            JobStatus::Waiting => job.waiting = Some(self.waiting_for_parents(&job.parents)?),
+            _ => {}
         }
         Ok(Some(job))
+    }
+
+    /// Why a waiting job waits: the parents that have not finished yet.
+    fn waiting_for_parents(&mut self, parents: &[String]) -> Result<Waiting, StoreError> {
+        let mut pipe = redis::pipe();
+        for p in parents {
+            pipe.cmd("HGET").arg(self.keys.job(p)).arg("status");
+        }
+        let statuses: Vec<Option<String>> = self.conn.run_idempotent(|c| pipe.query(c))?;
+        let open: Vec<&str> = parents
+            .iter()
+            .zip(&statuses)
+            .filter(|(_, s)| {
+                s.as_deref()
+                    .and_then(|s| s.parse::<JobStatus>().ok())
+                    .is_some_and(|s| !s.is_final())
+            })
+            .map(|(p, _)| p.as_str())
+            .collect();
+        Ok(Waiting {
+            reason: "parents".into(),
+            detail: format!(
+                "waits for {} of its {} parent(s) to finish: {}",
+                open.len(),
+                parents.len(),
+                open.join(", ")
+            ),
+            until: None,
+        })
     }
 
     /// Claims up to `max` jobs that may start for `worker` from the queues of `sel`; an empty

@@ -29,7 +29,13 @@ fn pending_scheduled_and_waiting_jobs_are_cancelled_at_once() {
     let parent = server.submit(&json!({"type": "noop", "queue": "held"}));
     let waiting = server.submit(&json!({"type": "noop", "depends_on": [parent]}));
     let child = server.submit(&json!({"type": "noop", "depends_on": [waiting]}));
-    assert_eq!(server.job(&waiting)["status"], "waiting");
+    let w = server.job(&waiting);
+    assert_eq!(w["status"], "waiting", "{w}");
+    assert_eq!(w["waiting"]["reason"], "parents", "{w}");
+    assert!(
+        w["waiting"]["detail"].as_str().unwrap().contains(&parent),
+        "{w}"
+    );
     assert_eq!(server.stats()["waiting_jobs"], 2);
 
     for (id, stage) in [
