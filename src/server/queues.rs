@@ -220,6 +220,7 @@ fn queue_json(call: &Call, q: &QueueInfo) -> Value {
         "name": q.name,
         "pending": q.pending,
         "scheduled": q.scheduled,
+        "waiting": q.waiting,
         "running": q.running,
         "failed": q.failed,
         "paused": q.paused,
