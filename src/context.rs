@@ -34,12 +34,7 @@ pub fn note_job_events(shared: &Shared, events: &[JobEvent]) {
                 m.jobs_cancelled
                     .with_label_values(&[q, &e.job_type, &e.detail])
                     .inc();
-                log::info!(
-                    "job {} ({}) cancelled while {}",
-                    e.id,
-                    e.job_type,
-                    e.detail
-                );
+                log::info!("job {} ({}) cancelled while {}", e.id, e.job_type, e.detail);
             }
             EventKind::Expired => {
                 m.jobs_expired.with_label_values(&[q, &e.job_type]).inc();

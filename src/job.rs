@@ -509,7 +509,9 @@ impl NewJobRequest {
         if let Some(k) = &self.unique_key {
             if k.is_empty()
                 || k.len() > MAX_UNIQUE_KEY_LEN
-                || !k.bytes().all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
+                || !k
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
             {
                 return Err(format!(
                     "\"unique_key\" must be 1-{MAX_UNIQUE_KEY_LEN} printable ASCII characters without spaces or braces"

@@ -8,12 +8,10 @@ use serde_json::{json, Value};
 use super::input::{from_object, job_id, parse_json, read_body};
 use super::router::Call;
 use super::{ApiError, Reply};
+use crate::context::note_job_events;
 use crate::context::Shared;
 use crate::handler::is_valid_type_name;
-use crate::context::note_job_events;
-use crate::job::{
-    check_group, check_idempotency_key, check_queue_name, NewJob, NewJobRequest,
-};
+use crate::job::{check_group, check_idempotency_key, check_queue_name, NewJob, NewJobRequest};
 use crate::store::{CancelFilter, CancelOutcome, CreateOutcome, Store};
 
 /// Longest batch accepted by `POST /jobs/batch`.
@@ -279,25 +277,25 @@ pub fn cancel_matching(call: &mut Call) -> Result<Reply, ApiError> {
     if let Some(g) = &req.group {
         check_group(g).map_err(ApiError::BadRequest)?;
     }
-    let statuses = match req.status {
-        None => CANCELLABLE.iter().map(|s| s.to_string()).collect(),
-        Some(list) if list.is_empty() => {
-            return Err(ApiError::BadRequest(
-                "\"status\" is empty; leave it out to select every status that can be cancelled".into(),
-            ))
-        }
-        Some(list) => {
-            for s in &list {
-                if !CANCELLABLE.contains(&s.as_str()) {
-                    return Err(ApiError::BadRequest(format!(
-                        "\"status\": {s:?} cannot be cancelled; choose among {}",
-                        CANCELLABLE.join(", ")
-                    )));
+    let statuses =
+        match req.status {
+            None => CANCELLABLE.iter().map(|s| s.to_string()).collect(),
+            Some(list) if list.is_empty() => return Err(ApiError::BadRequest(
+                "\"status\" is empty; leave it out to select every status that can be cancelled"
+                    .into(),
+            )),
+            Some(list) => {
+                for s in &list {
+                    if !CANCELLABLE.contains(&s.as_str()) {
+                        return Err(ApiError::BadRequest(format!(
+                            "\"status\": {s:?} cannot be cancelled; choose among {}",
+                            CANCELLABLE.join(", ")
+                        )));
+                    }
                 }
+                list
             }
-            list
-        }
-    };
+        };
     let filter = CancelFilter {
         queue: req.queue,
         job_type: req.kind,
@@ -326,7 +324,11 @@ pub fn cancel_matching(call: &mut Call) -> Result<Reply, ApiError> {
 
 fn describe(f: &CancelFilter) -> String {
     let mut parts = Vec::new();
-    for (name, v) in [("queue", &f.queue), ("type", &f.job_type), ("group", &f.group)] {
+    for (name, v) in [
+        ("queue", &f.queue),
+        ("type", &f.job_type),
+        ("group", &f.group),
+    ] {
         if let Some(v) = v {
             parts.push(format!("{name} {v}"));
         }

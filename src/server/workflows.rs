@@ -177,10 +177,7 @@ pub fn create(call: &mut Call) -> Result<Reply, ApiError> {
             for job in &ordered {
                 note_created(shared, job);
             }
-            log::info!(
-                "workflow {workflow_id} created: {} node(s)",
-                ordered.len()
-            );
+            log::info!("workflow {workflow_id} created: {} node(s)", ordered.len());
             Ok(Reply::json(
                 201,
                 &json!({"workflow_id": workflow_id, "jobs": nodes}),

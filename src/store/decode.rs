@@ -248,8 +248,29 @@ mod tests {
         assert_eq!(retry.outcome, FailOutcome::Retry { due_us: 1234 });
         assert_eq!(retry.next, None);
         let dead = fail_reply(&strings(&[
-            "2", "0", "opened", "1", "old", "1", "cancelled", "c", "t", "default", "waiting", "n",
-            "t", "{}", "1", "1", "", "1", "default", "", "normal", "5", "",
+            "2",
+            "0",
+            "opened",
+            "1",
+            "old",
+            "1",
+            "cancelled",
+            "c",
+            "t",
+            "default",
+            "waiting",
+            "n",
+            "t",
+            "{}",
+            "1",
+            "1",
+            "",
+            "1",
+            "default",
+            "",
+            "normal",
+            "5",
+            "",
         ]));
         assert_eq!(dead.events.len(), 1);
         assert_eq!(dead.events[0].id, "c");

@@ -50,7 +50,10 @@ pub fn events(flat: &[String]) -> Vec<JobEvent> {
 
 /// A count `n` at `flat[i]` followed by `n` events: the events and what follows them.
 pub fn counted_events(flat: &[String], i: usize) -> (Vec<JobEvent>, &[String]) {
-    let n = flat.get(i).and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+    let n = flat
+        .get(i)
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
     let rest = flat.get(i + 1..).unwrap_or_default();
     let (ev, rest) = rest.split_at((n * 5).min(rest.len()));
     (events(ev), rest)
