@@ -133,7 +133,9 @@ impl Store {
                 "cancelled" => CancelOutcome::Cancelled,
                 "cancelling" => CancelOutcome::Cancelling,
                 "missing" => CancelOutcome::Missing,
-                other => CancelOutcome::Ended(other.to_string()),
+                other => {
+                    CancelOutcome::Ended(other.strip_prefix("ended:").unwrap_or(other).to_string())
+                }
             })
             .collect();
         Ok((outcomes, ev))

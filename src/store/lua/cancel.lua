@@ -8,7 +8,7 @@
 --       queue ('' = every queue), type ('' = any), group ('' = any), statuses (a comma list of
 --       pending, scheduled, waiting, running), '1' for a dry run (count only), most jobs
 -- Returns: mode 'ids': {id, outcome, ...} where outcome is 'cancelled', 'cancelling', 'missing'
---          or the status of a job that has already ended; mode 'filter': {matched, cut short
+--          or 'ended:<status>' for a job that has already ended; mode 'filter': {matched, cut short
 --          (1 or 0)}; then '|' and the events (5 entries each, see finish.lua).
 local P, ttl = ARGV[1], ARGV[2]
 local now = now_us()
@@ -33,7 +33,7 @@ local function cancel_one(id)
     cancel_waiting_job(P, key, id, now, 'cancelled through the API', ev)
     return 'cancelled'
   end
-  return status
+  return 'ended:' .. status
 end
 
 local out = {}
