@@ -484,7 +484,10 @@ impl NewJobRequest {
                 "\"delay_ms\" {delay_ms} is more than a year ({MAX_DELAY_MS}); use \"run_at\" for a fixed time"
             ));
         }
-        let latest = Utc::now().timestamp_micros() + MAX_DELAY_MS as i64 * 1000;
+        // One reading of the clock for the bound and for `expires_in_secs`, so a deadline of
+        // exactly a year is within the bound.
+        let now_us = Utc::now().timestamp_micros();
+        let latest = now_us + MAX_DELAY_MS as i64 * 1000;
         let run_at_us = match self.run_at {
             None => None,
             Some(s) => Some(
@@ -551,7 +554,7 @@ impl NewJobRequest {
                         MAX_DELAY_MS / 1000
                     ));
                 }
-                Some(Utc::now().timestamp_micros() + secs as i64 * 1_000_000)
+                Some(now_us + secs as i64 * 1_000_000)
             }
             (None, None) => None,
         };
@@ -645,6 +648,15 @@ mod tests {
         assert_eq!(j.run_at_us, Some(1_577_836_800_250_000));
         let e = req(json!({"type": "noop", "run_at": "9999-12-31T23:59:59Z"})).unwrap_err();
         assert!(e.contains("more than a year"), "{e}");
+    }
+
+    #[test]
+    fn a_start_deadline_of_a_year_is_taken() {
+        let year = MAX_DELAY_MS / 1000;
+        let j = req(json!({"type": "noop", "expires_in_secs": year})).unwrap();
+        assert!(j.expires_at_us.is_some());
+        let e = req(json!({"type": "noop", "expires_in_secs": year + 1})).unwrap_err();
+        assert!(e.contains("expires_in_secs"), "{e}");
     }
 
     #[test]

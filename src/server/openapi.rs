@@ -1,7 +1,7 @@
 //! The document served at `GET /openapi.json`, built once at start-up: src/server/openapi.json
 //! (the routes, which a test matches against `router::ROUTES`) completed with what this process accepts,
-//! namely the job types of its registry with their payload schemas, and the bearer security
-//! only when API_TOKEN is set.
+//! namely the job types of its registry with their payload schemas (for jobs and for workflow
+//! nodes), and the bearer security only when API_TOKEN is set.
 
 use serde_json::{json, Map, Value};
 
@@ -9,7 +9,8 @@ use crate::config::Config;
 use crate::handler::Registry;
 
 /// The part of the document written by hand: every route of `router::ROUTES` (a test checks
-/// that they agree), the shared schemas, and `NewJob` as the base of each job type's schema.
+/// that they agree), the shared schemas, and `NewJob` and `WorkflowNode` as the bases of each
+/// job type's schemas.
 pub const BASE: &str = include_str!("openapi.json");
 
 /// The served document, as JSON text.
@@ -22,27 +23,52 @@ pub fn document(config: &Config, registry: &Registry) -> String {
     text
 }
 
-/// Name of the component schema of one job type's submission. Component names may not hold
-/// `:`, which type names may; a clash after the replacement gets a number.
-fn component_name(kind: &str, taken: &Map<String, Value>) -> String {
-    let base = format!("NewJob.{}", kind.replace(':', "_"));
-    let mut name = base.clone();
+/// Name of the component schema of one job type's variant of `base` (`NewJob`,
+/// `WorkflowNode`). Component names may not hold `:`, which type names may; a clash after the
+/// replacement gets a number.
+fn component_name(base: &str, kind: &str, taken: &Map<String, Value>) -> String {
+    let stem = format!("{base}.{}", kind.replace(':', "_"));
+    let mut name = stem.clone();
     let mut n = 2;
     while taken.contains_key(&name) {
-        name = format!("{base}.{n}");
+        name = format!("{stem}.{n}");
         n += 1;
     }
     name
 }
 
-/// Replaces `NewJob` with a `oneOf` of one schema per job type, discriminated by `type`:
-/// OpenAPI 3.0 has no `if`/`then`, and a `oneOf` whose branches differ in a one-value `enum`
-/// is what both code generators (through the discriminator) and Schemathesis handle.
+/// The submission schemas that name a job type: a job (`NewJob`, in `POST /jobs` and
+/// `/jobs/batch`) and a workflow node (`WorkflowNode`, in `POST /workflows`), with what their
+/// variants are called in descriptions.
+const SUBMISSIONS: [(&str, &str); 2] = [("NewJob", "A job"), ("WorkflowNode", "A workflow node")];
+
+/// Replaces `NewJob` and `WorkflowNode` each with a `oneOf` of one schema per job type,
+/// discriminated by `type`: OpenAPI 3.0 has no `if`/`then`, and a `oneOf` whose branches differ
+/// in a one-value `enum` is what both code generators (through the discriminator) and
+/// Schemathesis handle.
 fn job_types(doc: &mut Value, registry: &Registry) {
     let schemas = doc["components"]["schemas"]
         .as_object_mut()
         .expect("the base document has components.schemas");
-    let base = schemas.remove("NewJob").expect("the base has NewJob");
+    for (name, what) in SUBMISSIONS {
+        per_type(schemas, name, what, registry);
+    }
+    // The examples submit `email` jobs; they would be wrong where `email` is not registered.
+    if !registry.contains("email") {
+        for name in ["NewJobBatch", "NewWorkflow"] {
+            if let Some(s) = schemas.get_mut(name).and_then(Value::as_object_mut) {
+                s.remove("example");
+            }
+        }
+    }
+}
+
+/// Replaces the schema `name` with a `oneOf` of its variants, one per job type (`what` is how
+/// a variant's description names it).
+fn per_type(schemas: &mut Map<String, Value>, name: &str, what: &str, registry: &Registry) {
+    let base = schemas
+        .remove(name)
+        .unwrap_or_else(|| panic!("the base document has {name}"));
     let types = registry.types();
     let mut variants = Vec::new();
     let mut mapping = Map::new();
@@ -60,9 +86,12 @@ fn job_types(doc: &mut Value, registry: &Registry) {
         if takes_empty && payload.get("type").is_some() {
             payload["nullable"] = json!(true);
         }
-        let name = component_name(kind, schemas);
-        schemas.insert(name.clone(), variant(&base, &[kind], payload, !takes_empty));
-        let target = json!(format!("#/components/schemas/{name}"));
+        let component = component_name(name, kind, schemas);
+        schemas.insert(
+            component.clone(),
+            variant(&base, what, &[kind], payload, !takes_empty),
+        );
+        let target = json!(format!("#/components/schemas/{component}"));
         mapping.insert(kind.to_string(), target.clone());
         variants.push(json!({ "$ref": target }));
     }
@@ -70,23 +99,26 @@ fn job_types(doc: &mut Value, registry: &Registry) {
         let payload = json!({
             "description": "Any JSON value, checked only by the handler (absent or null means `{}`)."
         });
-        let name = component_name("other", schemas);
-        schemas.insert(name.clone(), variant(&base, &any_payload, payload, false));
-        let target = json!(format!("#/components/schemas/{name}"));
+        let component = component_name(name, "other", schemas);
+        schemas.insert(
+            component.clone(),
+            variant(&base, what, &any_payload, payload, false),
+        );
+        let target = json!(format!("#/components/schemas/{component}"));
         for kind in &any_payload {
             mapping.insert(kind.to_string(), target.clone());
         }
         variants.push(json!({ "$ref": target }));
     }
     let description = format!(
-        "A job to create; `type` picks the schema of `payload`. Job types of this server: {}.",
+        "{what} to create; `type` picks the schema of `payload`. Job types of this server: {}.",
         if types.is_empty() {
             "none, so every submission is refused".to_string()
         } else {
             types.join(", ")
         }
     );
-    let new_job = if variants.is_empty() {
+    let schema = if variants.is_empty() {
         json!({ "description": description, "not": {} })
     } else {
         json!({
@@ -95,32 +127,34 @@ fn job_types(doc: &mut Value, registry: &Registry) {
             "discriminator": { "propertyName": "type", "mapping": mapping },
         })
     };
-    schemas.insert("NewJob".into(), new_job);
-    // The examples submit `email` jobs; they would be wrong where `email` is not registered.
-    if !registry.contains("email") {
-        if let Some(batch) = schemas
-            .get_mut("NewJobBatch")
-            .and_then(Value::as_object_mut)
-        {
-            batch.remove("example");
-        }
-    }
+    schemas.insert(name.into(), schema);
 }
 
-/// The submission schema for `kinds`: the base `NewJob` (its options and their bounds) with
-/// `type` narrowed to those names and `payload` given its schema.
-fn variant(base: &Value, kinds: &[&str], payload: Value, payload_required: bool) -> Value {
+/// The submission schema for `kinds`: the base (`NewJob` or `WorkflowNode`: its options and
+/// their bounds, its required fields) with `type` narrowed to those names and `payload` given
+/// its schema.
+fn variant(
+    base: &Value,
+    what: &str,
+    kinds: &[&str],
+    payload: Value,
+    payload_required: bool,
+) -> Value {
     let mut v = base.clone();
-    let obj = v.as_object_mut().expect("NewJob is an object schema");
+    let obj = v.as_object_mut().expect("a submission is an object schema");
     obj.remove("example");
     obj.insert(
         "description".into(),
         json!(format!(
-            "A job of type {}. Unknown fields are refused (400). Give at most one of `delay_ms` and `run_at`. A field sent as null counts as absent.",
+            "{what} of type {}. Unknown fields are refused (400). Give at most one of `delay_ms` and `run_at`, and at most one of `expires_at` and `expires_in_secs`. A field sent as null counts as absent.",
             kinds.join(", ")
         )),
     );
-    let mut required = vec![json!("type")];
+    let mut required = obj
+        .get("required")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_else(|| vec![json!("type")]);
     if payload_required {
         required.push(json!("payload"));
     }
@@ -128,7 +162,7 @@ fn variant(base: &Value, kinds: &[&str], payload: Value, payload_required: bool)
     let props = obj
         .get_mut("properties")
         .and_then(Value::as_object_mut)
-        .expect("NewJob has properties");
+        .expect("a submission has properties");
     props.insert(
         "type".into(),
         json!({ "type": "string", "enum": kinds, "description": "The job type." }),
@@ -201,10 +235,11 @@ mod tests {
     #[test]
     fn no_types_refuses_every_submission() {
         let doc: Value = serde_json::from_str(&document(&config(None), &Registry::new())).unwrap();
-        assert_eq!(doc["components"]["schemas"]["NewJob"]["not"], json!({}));
-        assert!(doc["components"]["schemas"]["NewJobBatch"]
-            .get("example")
-            .is_none());
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(schemas["NewJob"]["not"], json!({}));
+        assert_eq!(schemas["WorkflowNode"]["not"], json!({}));
+        assert!(schemas["NewJobBatch"].get("example").is_none());
+        assert!(schemas["NewWorkflow"].get("example").is_none());
     }
 
     #[test]
@@ -224,5 +259,35 @@ mod tests {
         let mapping = &doc["components"]["schemas"]["NewJob"]["discriminator"]["mapping"];
         assert_eq!(mapping["a:b"], "#/components/schemas/NewJob.a_b");
         assert_eq!(mapping["a_b"], "#/components/schemas/NewJob.a_b.2");
+        let nodes = &doc["components"]["schemas"]["WorkflowNode"]["discriminator"]["mapping"];
+        assert_eq!(nodes["a:b"], "#/components/schemas/WorkflowNode.a_b");
+    }
+
+    #[test]
+    fn workflow_nodes_keep_their_ref_required() {
+        struct Typed;
+        impl crate::handler::Handler for Typed {
+            fn run(&self, _: &crate::handler::JobContext) -> crate::handler::JobResult {
+                Ok(Value::Null)
+            }
+            fn payload_schema(&self) -> Option<Value> {
+                Some(json!({"type": "object", "required": ["x"]}))
+            }
+            fn validate(&self, payload: &Value) -> Result<(), String> {
+                payload.get("x").map(|_| ()).ok_or_else(|| "no x".into())
+            }
+        }
+        let mut r = Registry::new();
+        r.register("t", Typed);
+        let doc: Value = serde_json::from_str(&document(&config(None), &r)).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(
+            schemas["WorkflowNode.t"]["required"],
+            json!(["ref", "type", "payload"])
+        );
+        assert_eq!(schemas["NewJob.t"]["required"], json!(["type", "payload"]));
+        assert!(schemas["WorkflowNode.t"]["properties"]
+            .get("idempotency_key")
+            .is_none());
     }
 }
