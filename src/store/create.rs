@@ -7,6 +7,7 @@ use super::decode::{create_outcome, is_noscript, pipeline_error};
 use super::scripts::scripts;
 use super::{Store, StoreError};
 use crate::job::{NewJob, OnParentFailure};
+use serde_json::{Map, Value};
 
 /// What [`Store::create`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,16 +183,37 @@ impl Store {
                 .arg(&j.queue)
                 .arg(j.priority.as_str())
                 .arg(j.group.as_deref().unwrap_or_default())
-                .arg(j.unique_key.as_deref().unwrap_or_default())
-                .arg(j.expires_at_us.map(|t| t.to_string()).unwrap_or_default())
-                .arg(j.parents.join(","))
-                .arg(j.node_ref.as_deref().unwrap_or_default())
-                .arg(match j.on_parent_failure {
-                    OnParentFailure::Run => "run",
-                    OnParentFailure::Cancel => "",
-                })
-                .arg(j.schedule.as_deref().unwrap_or_default());
+                .arg(extras(j));
         }
         inv
+    }
+}
+
+/// The rarer settings of a job as one JSON object of strings (see `lua/create.lua`), or ''
+/// for a job that uses none of them: most jobs, which then cost the script one empty argument.
+fn extras(j: &NewJob) -> String {
+    let mut x = Map::new();
+    let mut put = |name: &str, v: Option<String>| {
+        if let Some(v) = v {
+            x.insert(name.to_string(), Value::String(v));
+        }
+    };
+    put("unique", j.unique_key.clone());
+    // A string: Lua's numbers would print a µs time as 1.7e+15.
+    put("expires", j.expires_at_us.map(|t| t.to_string()));
+    put(
+        "parents",
+        (!j.parents.is_empty()).then(|| j.parents.join(",")),
+    );
+    put("ref", j.node_ref.clone());
+    put(
+        "opf",
+        (j.on_parent_failure == OnParentFailure::Run).then(|| "run".to_string()),
+    );
+    put("schedule", j.schedule.clone());
+    if x.is_empty() {
+        String::new()
+    } else {
+        Value::Object(x).to_string()
     }
 }

@@ -30,7 +30,7 @@ local function cancel_one(id)
   end
   if status == 'pending' or status == 'waiting' then
     redis.call('HSET', key, 'ttl', ttl)
-    cancel_waiting_job(P, key, id, now, 'cancelled through the API', ev)
+    finish().cancel_waiting_job(P, key, id, now, 'cancelled through the API', ev)
     return 'cancelled'
   end
   return 'ended:' .. status

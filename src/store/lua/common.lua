@@ -325,6 +325,12 @@ local function claim_read(key)
     'run_at', 'claim', 'updated_at', 'parked', 'expires', 'parents')
 end
 
+-- Whether a record's fields f = {claim, unique, children, wf, cancel} (see release) leave
+-- anything for its end to settle (see finish.lua).
+local function has_ties(f)
+  return f[2] or f[3] or f[4] or f[5]
+end
+
 -- Whether a claimed job's start deadline (record fields from claim_read) has passed: it must
 -- not start (see expire_job in finish.lua).
 local function past_deadline(rec, now)

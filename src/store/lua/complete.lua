@@ -32,7 +32,7 @@ if redis.call('LPUSH', KEYS[2], id) > keep + 100 then
 end
 redis.call('HINCRBY', KEYS[3], 'completed', 1)
 if has_ties(f) then
-  settle(P, KEYS[4], id, true, now, ev, f)
+  finish().settle(P, KEYS[4], id, true, now, ev, f)
 end
 local sel = {unpack(ARGV, 11)}
 if ARGV[6] == '1' and ARGV[10] == '' then

@@ -26,7 +26,7 @@ bump_running(d, P, q, t, g, -1)
 local out, outcome
 if f[5] then
   push_error(key, ARGV[3], now)
-  end_cancelled(P, key, id, q, t, now, ev)
+  finish().end_cancelled(P, key, id, q, t, now, ev)
   out = {4, now}
 elseif mode == 'snooze' then
   local snoozes = tonumber(redis.call('HGET', key, 'snoozes') or '0')
@@ -64,7 +64,7 @@ if out[1] == 2 then
   out[4] = #evicted
   extend(out, evicted)
   if has_ties(f) then
-    settle(P, key, id, false, now, ev, f)
+    finish().settle(P, key, id, false, now, ev, f)
   end
 else
   out[4] = 0

@@ -70,7 +70,7 @@ local function next_fast(P, running, heartbeat, sel, now, q_ack, t_ack, ev)
             -- past its start deadline ends expired; the fetcher's claim takes the next one.
             redis.call('LREM', running, -1, id)
             if rec[1] then
-              expire_job(P, key, id, q, rec[1], now, ev)
+              finish().expire_job(P, key, id, q, rec[1], now, ev)
             end
             return nil
           end

@@ -114,7 +114,7 @@ local function take(P, q, qs, types, now, limits, d)
           -- past its start deadline ends expired.
           limits.dropped[q] = (limits.dropped[q] or 0) + 1
           if rec[1] then
-            expire_job(P, key, id, q, rec[1], now, limits.ev)
+            finish().expire_job(P, key, id, q, rec[1], now, limits.ev)
           end
         else
           local t = rec[1]

@@ -24,16 +24,19 @@ local function room(P, fresh, max)
   return new_queues, full
 end
 
+local EXTRA_FIELDS = {'unique', 'expires', 'ttl', 'parents', 'wf', 'ref', 'opf', 'schedule'}
+
 -- Writes one new job's record and puts it where it waits: its queue's ready list, the
--- scheduled set (due later), or its queue's waiting set (j.deps parents not finished yet).
--- j: id, key, type, payload, max_attempts, due (µs), timeout ('' = default), queue, priority,
--- group ('' = none), and optionally unique, expires (µs), ttl, parents (ids, comma-separated),
--- link (the parents to tell when it ends: those not finished yet), deps (#link), wf, ref,
--- opf ('run'), schedule.
-local function insert_job(P, j, now, st)
-  local key, id, q, lv, g = j.key, j.id, j.queue, j.priority, j.group
-  redis.call('HSET', key, 'type', j.type, 'payload', j.payload, 'status', 'pending',
-    'attempt', 0, 'max_attempts', j.max_attempts, 'created_at', now, 'updated_at', now)
+-- scheduled set (due later), or its queue's waiting set (x.deps parents not finished yet).
+-- The job: id, record key, type, payload, max_attempts, due (µs), timeout_secs ('' =
+-- default), queue q, priority lv, group g ('' = none), and x: nil for a plain job, else its
+-- rarer settings, any of unique, expires (µs), ttl, parents (ids, comma-separated), wf, ref,
+-- opf ('run'), schedule, and link (the parents to tell when it ends: those not finished yet)
+-- with deps (#link). Plain arguments, not a table: a table per job shows in a batch of 1000.
+local function insert_job(P, st, now, id, key, kind, payload, attempts, due, timeout, q, lv, g,
+                          x)
+  redis.call('HSET', key, 'type', kind, 'payload', payload, 'status', 'pending',
+    'attempt', 0, 'max_attempts', attempts, 'created_at', now, 'updated_at', now)
   -- Like priority normal, queue default is the absence of the field: 30 bytes less a job.
   if q ~= 'default' then
     redis.call('HSET', key, 'queue', q)
@@ -44,33 +47,36 @@ local function insert_job(P, j, now, st)
   if g ~= '' then
     redis.call('HSET', key, 'group', g)
   end
-  if j.timeout ~= '' then
-    redis.call('HSET', key, 'timeout_secs', j.timeout)
+  if timeout ~= '' then
+    redis.call('HSET', key, 'timeout_secs', timeout)
   end
-  if j.unique then
-    redis.call('HSET', key, 'unique', j.unique)
-    redis.call('SET', P .. ':uniq:' .. j.unique, id)
-  end
-  for _, f in ipairs({'expires', 'ttl', 'parents', 'wf', 'ref', 'opf', 'schedule'}) do
-    if j[f] then
-      redis.call('HSET', key, f, j[f])
+  local deps = 0
+  if x then
+    for _, f in ipairs(EXTRA_FIELDS) do
+      if x[f] then
+        redis.call('HSET', key, f, x[f])
+      end
     end
+    if x.unique then
+      redis.call('SET', P .. ':uniq:' .. x.unique, id)
+    end
+    for _, parent in ipairs(x.link or {}) do
+      local pk = P .. ':job:' .. parent
+      local had = redis.call('HGET', pk, 'children')
+      redis.call('HSET', pk, 'children', had and (had .. ',' .. id) or id)
+    end
+    deps = x.deps or 0
   end
-  for _, parent in ipairs(j.link or {}) do
-    local pk = P .. ':job:' .. parent
-    local had = redis.call('HGET', pk, 'children')
-    redis.call('HSET', pk, 'children', had and (had .. ',' .. id) or id)
-  end
-  if (j.deps or 0) > 0 then
-    redis.call('HSET', key, 'status', 'waiting', 'deps', j.deps)
-    if j.due > now then
-      redis.call('HSET', key, 'run_at', j.due)
+  if deps > 0 then
+    redis.call('HSET', key, 'status', 'waiting', 'deps', deps)
+    if due > now then
+      redis.call('HSET', key, 'run_at', due)
     end
     redis.call('SADD', qk(P, q, 'waiting'), id)
     redis.call('HINCRBY', qk(P, q, 'meta'), 'waiting', 1)
-  elseif j.due > now then
-    redis.call('HSET', key, 'run_at', j.due)
-    redis.call('ZADD', qk(P, q, 'scheduled'), j.due, id)
+  elseif due > now then
+    redis.call('HSET', key, 'run_at', due)
+    redis.call('ZADD', qk(P, q, 'scheduled'), due, id)
   else
     if g == '' and lv == 'normal' then
       -- The common job, with the fewest calls: in a batch of 1000 that shows.

@@ -26,7 +26,7 @@ for _, id in ipairs(ids) do
   local max = tonumber(redis.call('HGET', key, 'max_attempts') or '1')
   push_error(key, ARGV[3], now)
   if redis.call('HEXISTS', key, 'cancel') == 1 then
-    end_cancelled(P, key, id, q, t, now, ev)
+    finish().end_cancelled(P, key, id, q, t, now, ev)
   elseif attempt < max then
     make_ready(P, key, id, false, now)
     bump(d, qk(P, q, 'meta'), 'pending', 1)
@@ -36,7 +36,7 @@ for _, id in ipairs(ids) do
     dead[#dead + 1] = id
     extend(where_d, {q, t})
     extend(evicted, bury(KEYS[2], KEYS[3], P, id, now, tonumber(ARGV[4])))
-    settle(P, key, id, false, now, ev)
+    finish().settle(P, key, id, false, now, ev)
   end
   flush(d)
   type_after(P, t, id, nil, now, {})

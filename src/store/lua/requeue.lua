@@ -25,7 +25,7 @@ for i = #ids, 1, -1 do
   local q, t, g = placement(key)
   bump_running(d, P, q, t, g, -1)
   if redis.call('HEXISTS', key, 'cancel') == 1 then
-    end_cancelled(P, key, ids[i], q, t, now, ev, 'cancelled while running')
+    finish().end_cancelled(P, key, ids[i], q, t, now, ev, 'cancelled while running')
   else
     bump(d, qk(P, q, 'meta'), 'pending', 1)
     make_ready(P, key, ids[i], true, now)
