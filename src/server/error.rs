@@ -18,6 +18,9 @@ pub enum ApiError {
     NotFound(String),
     /// The path exists for other methods: 405 with `Allow`.
     MethodNotAllowed { message: String, allow: String },
+    /// The request conflicts with how the resource is managed (a schedule declared in
+    /// SCHEDULES_FILE changed through the API): 409.
+    Conflict(String),
     /// A body larger than MAX_BODY_BYTES: 413.
     TooLarge(String),
     /// No room now (the queue is full, too many connections): 503 with `Retry-After`.
@@ -36,6 +39,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => 401,
             ApiError::NotFound(_) => 404,
             ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::Conflict(_) => 409,
             ApiError::TooLarge(_) => 413,
             ApiError::Busy(_) => 503,
             ApiError::Store(e) if e.can_heal() => 503,
@@ -71,9 +75,10 @@ impl ApiError {
                 log::error!("request failed: {m}");
                 Reply::error(status, m)
             }
-            ApiError::BadRequest(m) | ApiError::NotFound(m) | ApiError::TooLarge(m) => {
-                Reply::error(status, m)
-            }
+            ApiError::BadRequest(m)
+            | ApiError::NotFound(m)
+            | ApiError::Conflict(m)
+            | ApiError::TooLarge(m) => Reply::error(status, m),
         }
     }
 }
@@ -92,6 +97,7 @@ impl fmt::Display for ApiError {
             ApiError::MethodNotAllowed { message, .. } => f.write_str(message),
             ApiError::BadRequest(m)
             | ApiError::NotFound(m)
+            | ApiError::Conflict(m)
             | ApiError::TooLarge(m)
             | ApiError::Busy(m)
             | ApiError::Internal(m) => f.write_str(m),

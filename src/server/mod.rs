@@ -17,6 +17,7 @@ mod ops;
 mod queues;
 mod reply;
 mod router;
+mod schedules;
 
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};

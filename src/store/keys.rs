@@ -44,6 +44,10 @@ pub struct Keys {
     pub types: String,
     /// Marker that some live process serves every queue (expires with its heartbeat).
     pub served_all: String,
+    /// Set of every schedule's name.
+    pub schedules: String,
+    /// Sorted set of the schedules that are not paused, by next fire time (µs).
+    pub schedules_due: String,
 }
 
 impl Keys {
@@ -58,6 +62,8 @@ impl Keys {
             queues: k("queues"),
             types: k("types"),
             served_all: k("served-all"),
+            schedules: k("schedules"),
+            schedules_due: k("schedules:due"),
         }
     }
 
@@ -90,6 +96,11 @@ impl Keys {
     /// a token into it.
     pub fn wake(&self, worker: &str) -> String {
         format!("{}:wake:{worker}", self.prefix)
+    }
+
+    /// A schedule's hash: its document, source, revision, pause, last run and counts.
+    pub fn schedule(&self, name: &str) -> String {
+        format!("{}:schedule:{name}", self.prefix)
     }
 
     /// A key of one job type (`what` empty: its hash), as `lua/common.lua` builds them.

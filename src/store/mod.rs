@@ -4,7 +4,8 @@
 //!
 //! The methods of [`Store`] are spread over one file per concept: `create.rs` (submissions),
 //! `jobs.rs` (claims, acknowledgements, promotion, hand-backs), `liveness.rs` (heartbeats and the
-//! reaper), `dlq.rs`, `admin.rs` (stats, ping, start-up checks). `decode.rs` reads the scripts'
+//! reaper), `dlq.rs`, `admin.rs` (stats, ping, start-up checks), `schedules.rs` (cron schedules and their
+//! ticks). `decode.rs` reads the scripts'
 //! replies and `record.rs` a job's hash; `error.rs` says what can go wrong.
 
 mod admin;
@@ -21,6 +22,7 @@ mod liveness;
 mod pool;
 mod queues;
 mod record;
+mod schedules;
 mod scripts;
 #[cfg(test)]
 pub(crate) mod test_redis;
@@ -41,6 +43,9 @@ pub use jobs::{Acked, BreakerChange, Claimed, FailMode, FailOutcome, Selection};
 pub use liveness::Reaped;
 pub use pool::StorePool;
 pub use queues::{QueueInfo, Target, TypeInfo};
+pub use schedules::{
+    Control, ControlOutcome, DueTick, Fired, PutOutcome, ScheduleRecord, Source, Tick,
+};
 
 /// How many recently completed ids the completed list keeps (it is trimmed back to this size
 /// once it has grown 100 past it).

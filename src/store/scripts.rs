@@ -24,6 +24,11 @@ pub struct Scripts {
     pub queues: Script,
     pub control: Script,
     pub why: Script,
+    pub schedule_put: Script,
+    pub schedule_control: Script,
+    pub schedule_read: Script,
+    pub schedule_due: Script,
+    pub fire: Script,
 }
 
 macro_rules! script {
@@ -71,5 +76,11 @@ pub fn scripts() -> &'static Scripts {
         queues: script!("queues.lua"),
         control: script!(flow "control.lua"),
         why: script!("why.lua"),
+        schedule_put: script!("schedule_put.lua"),
+        schedule_control: script!("schedule_control.lua"),
+        schedule_read: script!("schedule_read.lua"),
+        schedule_due: script!("schedule_due.lua"),
+        // TODO(insert.lua): with the job-insert prelude once it lands.
+        fire: script!("fire.lua"),
     })
 }
