@@ -16,7 +16,7 @@ pub mod smtp;
 pub use handlers_file::{CommandSpec, HandlersFile};
 pub use limits::{Breaker, GroupLimits, Limits, LimitsFile, LimitsPatch, Rate, Scope};
 pub use queues::QueueOrder;
-pub use schedules::{ScheduleSpec, SchedulesFile};
+pub use schedules::{FileSchedule, Missed, Overlap, ScheduleSpec, SchedulesFile, Timing};
 pub use smtp::SmtpUrl;
 
 use std::fmt;

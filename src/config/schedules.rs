@@ -73,6 +73,7 @@ pub enum Missed {
 }
 
 impl Overlap {
+    /// The value as the API and SCHEDULES_FILE spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             Overlap::Allow => "allow",
@@ -82,6 +83,7 @@ impl Overlap {
 }
 
 impl Missed {
+    /// The value as the API and SCHEDULES_FILE spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             Missed::Skip => "skip",
@@ -222,7 +224,9 @@ pub struct ScheduleSpec {
     /// The job each tick makes, as an object with the fields of [`JOB_FIELDS`] (`"type"` at
     /// least); its values are validated like `POST /jobs` by the caller.
     pub job: Map<String, Value>,
+    /// What a tick does while the last tick's job is still pending or running.
     pub overlap: Overlap,
+    /// What happens to ticks no process was there to make.
     pub missed: Missed,
     /// The parsed pattern.
     pub timing: Timing,
@@ -367,6 +371,7 @@ fn check(v: &Value) -> Result<ScheduleSpec, Bad> {
 /// One schedule of `SCHEDULES_FILE`.
 #[derive(Debug, Clone)]
 pub struct FileSchedule {
+    /// Its document.
     pub spec: ScheduleSpec,
     /// `file:line:column` of its `job` table, for errors found later (an unknown job type).
     pub job_at: String,

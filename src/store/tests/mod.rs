@@ -9,6 +9,7 @@ mod dlq;
 mod flow;
 mod outcomes;
 mod recovery;
+mod schedules;
 
 use redis::Commands;
 use std::collections::HashMap;
