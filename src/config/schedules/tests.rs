@@ -250,3 +250,36 @@ fn file_errors_name_the_line_column_and_field() {
     let err = SchedulesFile::load("/no/such/schedules.toml").unwrap_err();
     assert!(err.contains("cannot read /no/such/schedules.toml"), "{err}");
 }
+
+#[test]
+fn odd_patterns_are_refused_or_accepted_quickly_and_never_panic() {
+    let started = std::time::Instant::now();
+    for cron in [
+        "*/0 * * * *",
+        "0-59/100 * * * *",
+        "60-1 * * * *",
+        "1-0 * * * *",
+        "99999999999999999999 * * * *",
+        "* * 31 2 *",
+        "* * * 30 2 *",
+        "0 0 29 2 1",
+        "0 0 * * 8",
+        "L * * * *",
+        "0 0 L * *",
+        "0 0 * * 5#5",
+        "0 0 31W * *",
+        "@reboot",
+        "@",
+        "? ? ? ? ?",
+        "0 0 1 1 * 2099",
+        "* * * * * *\u{0}",
+        "ünï cödé * * *",
+    ] {
+        let _ = ScheduleSpec::from_json(&json!({"cron": cron, "job": {"type": "noop"}}));
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
