@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::config::{Config, ConfigError};
-use crate::context::Shared;
+use crate::context::{note_job_events, Shared};
 use crate::handler::Registry;
 use crate::metrics::Metrics;
 use crate::server::HttpServer;
@@ -76,7 +76,8 @@ pub struct Running {
     pool: Option<Pool>,
     periodic: Vec<JoinHandle<()>>,
     beat_stop: Shutdown,
-    heartbeat: Option<JoinHandle<()>>,
+    /// The heartbeat and the cancellation watch, which go on through the drain.
+    heartbeat: Vec<JoinHandle<()>>,
 }
 
 /// A name for this process in Redis, unique across restarts: host, pid and a random suffix.
@@ -255,7 +256,7 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
     // The heartbeat has a stop of its own: it must go on through the drain, or other processes
     // would take back the jobs still finishing here.
     let beat_stop = Shutdown::new();
-    let mut heartbeat = None;
+    let mut heartbeat = Vec::new();
     if let Some(id) = &worker_id {
         // Register before claiming anything, so no reaper can see this process's jobs without
         // also seeing its heartbeat.
@@ -266,9 +267,14 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
             .open()
             .heartbeat(id, live.ttl, "{}", serves.as_deref());
         let workers = Pool::start(&shared, id, &shutdown)?;
-        heartbeat = Some(maintenance::spawn_heartbeat(
+        heartbeat.push(maintenance::spawn_heartbeat(
             &shared,
             id,
+            workers.in_flight(),
+            &beat_stop,
+        )?);
+        heartbeat.push(maintenance::spawn_cancel_watch(
+            &shared,
             workers.in_flight(),
             &beat_stop,
         )?);
@@ -348,17 +354,18 @@ impl Running {
         // Only now, with every worker done or given up on, may the heartbeat stop; the jobs
         // left are put back below, before the registration goes.
         self.beat_stop.trigger();
-        if let Some(t) = self.heartbeat.take() {
+        for t in self.heartbeat.drain(..) {
             let _ = t.join();
         }
         if let Some(id) = &self.worker_id {
             let mut store = self.shared.backend.open();
             match store.requeue_all(id) {
-                Ok(ids) => {
-                    for job in &ids {
+                Ok(back) => {
+                    for job in &back.ids {
                         log::warn!("job {job} returned to pending: it outlived the shutdown timeout");
                     }
-                    report.requeued = ids.len();
+                    note_job_events(&self.shared, &back.events);
+                    report.requeued = back.ids.len();
                     let _ = store.deregister(id);
                 }
                 Err(e) => log::warn!(

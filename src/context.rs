@@ -7,7 +7,7 @@ use crate::metrics::Metrics;
 use std::sync::Arc;
 
 use crate::handler::Registry;
-use crate::store::{Backend, Selection, StorePool};
+use crate::store::{Backend, EventKind, JobEvent, Selection, StorePool};
 
 /// What every thread of a process shares, read-only.
 pub struct Shared {
@@ -21,6 +21,35 @@ pub struct Shared {
     pub openapi: String,
     /// The queues this process's workers claim from (QUEUES, QUEUE_ORDER).
     pub selection: Selection,
+}
+
+/// Logs and counts the events a store call reported: jobs cancelled (with the stage they were
+/// in), expired before they could start, or made ready when their parents finished.
+pub fn note_job_events(shared: &Shared, events: &[JobEvent]) {
+    let m = &shared.metrics;
+    for e in events {
+        let q = m.queue_label(&e.queue);
+        match e.kind {
+            EventKind::Cancelled => {
+                m.jobs_cancelled
+                    .with_label_values(&[q, &e.job_type, &e.detail])
+                    .inc();
+                log::info!("job {} ({}) cancelled while {}", e.id, e.job_type, e.detail);
+            }
+            EventKind::Expired => {
+                m.jobs_expired.with_label_values(&[q, &e.job_type]).inc();
+                log::warn!(
+                    "job {} ({}) expired: its start deadline passed before it could start; it will not run",
+                    e.id,
+                    e.job_type
+                );
+            }
+            EventKind::Ready => {
+                m.jobs_unblocked.with_label_values(&[q, &e.job_type]).inc();
+                log::info!("job {} ({}) ready: {}", e.id, e.job_type, e.detail);
+            }
+        }
+    }
 }
 
 impl Shared {

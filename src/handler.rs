@@ -3,12 +3,16 @@
 //! This is what a Rust program embedding jobq implements: a handler takes a [`JobContext`] and
 //! returns a JSON result or a [`JobError`] that says whether a retry could help.
 
-use serde_json::Value;
+mod progress;
+
+use serde_json::{Map, Value};
+
+pub(crate) use progress::ProgressSink;
 
 use crate::job::JobId;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +35,9 @@ pub enum ErrorKind {
     /// Not a failure: "not now, try again in this long" (a downstream service asked to wait).
     /// The job goes back to scheduled without using up an attempt, at most MAX_SNOOZES times.
     Snooze(Duration),
+    /// The handler stopped because the job was cancelled through the API
+    /// ([`Cancellation::job_cancelled`]): no retry.
+    Cancelled,
 }
 
 /// Why an attempt failed, and whether another attempt could succeed.
@@ -64,6 +71,15 @@ impl JobError {
         JobError {
             message: message.into(),
             kind: ErrorKind::TimedOut,
+        }
+    }
+
+    /// The handler stopped because the job was cancelled through the API; return it when
+    /// [`JobContext::is_cancelled`] is true and [`Cancellation::job_cancelled`] says why.
+    pub fn cancelled(message: impl Into<String>) -> JobError {
+        JobError {
+            message: message.into(),
+            kind: ErrorKind::Cancelled,
         }
     }
 
@@ -110,29 +126,57 @@ impl From<&str> for JobError {
     }
 }
 
-/// A flag a handler polls to learn that it should stop: its attempt timed out or the process is
-/// shutting down. Threads cannot be killed, so long handlers check it between steps.
+/// A flag a handler polls to learn that it should stop: its attempt timed out, the process is
+/// shutting down, or the job was cancelled through the API. Threads cannot be killed, so long
+/// handlers check it between steps; [`Cancellation::job_cancelled`] tells the last reason from
+/// the others, since a cancelled job is not retried while a stopped attempt is.
 #[derive(Debug, Clone)]
 pub struct Cancellation {
-    flag: Arc<AtomicBool>,
+    /// [`STOP`] and [`JOB`] bits: one atomic, so a reader never sees a reason without the flag.
+    flag: Arc<AtomicU8>,
     deadline: Option<Instant>,
 }
 
+/// The process is stopping (or the caller asked to stop for its own reasons).
+const STOP: u8 = 1;
+/// The job was cancelled through the API.
+const JOB: u8 = 2;
+
 impl Cancellation {
-    /// A flag that is set by [`Cancellation::cancel`] or, if given, once `deadline` passes.
+    /// A flag that is set by [`Cancellation::cancel`], [`Cancellation::cancel_job`] or, if
+    /// given, once `deadline` passes.
     pub fn new(deadline: Option<Instant>) -> Cancellation {
         Cancellation {
-            flag: Arc::new(AtomicBool::new(false)),
+            flag: Arc::new(AtomicU8::new(0)),
             deadline,
         }
     }
-    /// Asks the handler to stop.
+    /// Asks the handler to stop because the process is stopping: the attempt is not the job's
+    /// last word, it runs again.
     pub fn cancel(&self) {
-        self.flag.store(true, Ordering::SeqCst);
+        self.flag.fetch_or(STOP, Ordering::SeqCst);
     }
-    /// True once the attempt's deadline has passed or [`Cancellation::cancel`] was called.
+    /// Asks the handler to stop because the job was cancelled through the API.
+    pub fn cancel_job(&self) {
+        self.flag.fetch_or(JOB, Ordering::SeqCst);
+    }
+    /// True once the attempt's deadline has passed or either kind of cancel was asked for.
     pub fn is_cancelled(&self) -> bool {
-        self.flag.load(Ordering::SeqCst) || self.deadline.is_some_and(|d| Instant::now() >= d)
+        self.flag.load(Ordering::SeqCst) != 0 || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+    /// True only when the job was cancelled through the API ([`Cancellation::cancel_job`]),
+    /// whatever else happened too: the handler should then return [`JobError::cancelled`].
+    pub fn job_cancelled(&self) -> bool {
+        self.flag.load(Ordering::SeqCst) & JOB != 0
+    }
+    /// The error a handler that stops on this flag returns: [`JobError::cancelled`] when the
+    /// job was cancelled through the API, else a transient error (the attempt runs again).
+    pub(crate) fn stop_error(&self, message: impl Into<String>) -> JobError {
+        if self.job_cancelled() {
+            JobError::cancelled(message)
+        } else {
+            JobError::transient(message)
+        }
     }
     /// When the attempt times out, if it has a limit.
     pub fn deadline(&self) -> Option<Instant> {
@@ -167,12 +211,18 @@ pub struct JobContext {
     pub attempt: u32,
     /// Attempts allowed before the job goes to the dead-letter queue.
     pub max_attempts: u32,
-    /// Set when the attempt's time is up or the process is shutting down; long handlers poll
-    /// it between steps.
+    /// Set when the attempt's time is up, the process is shutting down or the job was cancelled
+    /// through the API; long handlers poll it between steps ([`JobContext::is_cancelled`]).
     pub cancel: Cancellation,
     /// Redis for the built-in handlers that keep data there (analytics, report): the process's
     /// one pool, set by the worker. None in a context built with [`JobContext::new`].
     pub(crate) store: Option<Arc<StorePool>>,
+    /// Where [`JobContext::progress`] reports go, set by the worker; None in a context built
+    /// with [`JobContext::new`], where reports go nowhere.
+    pub(crate) progress: Option<Arc<ProgressSink>>,
+    /// The results of a workflow job's parents, by parent name (its `ref`, else its id), set
+    /// by the worker; empty for a job without parents.
+    pub(crate) parents: Map<String, Value>,
 }
 
 impl JobContext {
@@ -194,7 +244,34 @@ impl JobContext {
             max_attempts,
             cancel,
             store: None,
+            progress: None,
+            parents: Map::new(),
         }
+    }
+
+    /// Reports how far the job has got: `percent` (0-100; more is taken as 100) and what it is
+    /// doing (cut to 200 characters), shown as `progress` by `GET /jobs/{id}` while it runs.
+    /// Cheap to call often: at most one report per job is written every 500 ms, the latest
+    /// winning (one held back is written by a later call, or when the handler returns). Never
+    /// fails the job; a report that cannot be stored is dropped. Does nothing outside a worker.
+    pub fn progress(&self, percent: u8, message: &str) {
+        if let Some(sink) = &self.progress {
+            sink.report(percent, message);
+        }
+    }
+
+    /// The results of this workflow job's parents, keyed by each parent's name in the workflow
+    /// (its `ref`, else its id); `Value::Null` for a parent that returned none. Empty for a job
+    /// without parents.
+    pub fn parent_results(&self) -> &Map<String, Value> {
+        &self.parents
+    }
+
+    /// Whether the handler should stop: the attempt timed out, the process is shutting down, or
+    /// the job was cancelled through the API (`self.cancel.job_cancelled()` tells that one
+    /// apart; return [`JobError::cancelled`] then).
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
     }
 
     /// Runs `f` on one of the process's Redis connections.
@@ -312,6 +389,9 @@ mod tests {
             Cancellation::new(None),
         );
         assert_eq!(r.get("double").unwrap().run(&ctx), Ok(json!(42)));
+        // Outside a worker: no parents, and progress goes nowhere.
+        assert!(ctx.parent_results().is_empty());
+        ctx.progress(50, "half way");
         assert_eq!(r.types(), vec!["double"]);
     }
 
@@ -333,5 +413,22 @@ mod tests {
         assert!(c.sleep(Duration::from_millis(1)));
         c.cancel();
         assert!(c.is_cancelled());
+        assert!(!c.job_cancelled());
+        assert_eq!(c.stop_error("x").kind, ErrorKind::Transient);
+    }
+
+    #[test]
+    fn a_job_cancellation_is_told_apart() {
+        let c = Cancellation::new(None);
+        let shared = c.clone();
+        assert!(!c.is_cancelled() && !c.job_cancelled());
+        shared.cancel_job();
+        assert!(c.is_cancelled() && c.job_cancelled());
+        c.cancel();
+        assert!(c.job_cancelled(), "a later stop keeps the reason");
+        assert_eq!(c.stop_error("x"), JobError::cancelled("x"));
+        assert!(!c.sleep(Duration::from_secs(5)));
+        let ctx = JobContext::new("x", "t", json!({}), 1, 1, c);
+        assert!(ctx.is_cancelled());
     }
 }

@@ -75,6 +75,8 @@ impl fmt::Display for JobId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
+    /// Waiting for its parents (`depends_on`, a workflow) to finish.
+    Waiting,
     /// Waiting to run: ready, delayed, or waiting out a retry backoff (`run_at` says when).
     Pending,
     /// Claimed by a worker process and running.
@@ -83,17 +85,33 @@ pub enum JobStatus {
     Completed,
     /// Out of attempts (or failed permanently): in the dead-letter queue.
     Failed,
+    /// Cancelled (through the API, or because a parent did not complete); never retried, kept
+    /// for JOB_TTL_SECS.
+    Cancelled,
+    /// Not started before its start deadline (`expires_at`); never run, kept for JOB_TTL_SECS.
+    Expired,
 }
 
 impl JobStatus {
     /// The status as the API and the Redis record spell it.
     pub fn as_str(self) -> &'static str {
         match self {
+            JobStatus::Waiting => "waiting",
             JobStatus::Pending => "pending",
             JobStatus::Running => "running",
             JobStatus::Completed => "completed",
             JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+            JobStatus::Expired => "expired",
         }
+    }
+
+    /// Whether the job has ended (nothing more happens to it but a DLQ retry of a failed one).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled | JobStatus::Expired
+        )
     }
 }
 
@@ -107,10 +125,13 @@ impl FromStr for JobStatus {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
+            "waiting" => Ok(JobStatus::Waiting),
             "pending" => Ok(JobStatus::Pending),
             "running" => Ok(JobStatus::Running),
             "completed" => Ok(JobStatus::Completed),
             "failed" => Ok(JobStatus::Failed),
+            "cancelled" => Ok(JobStatus::Cancelled),
+            "expired" => Ok(JobStatus::Expired),
             other => Err(format!("unknown job status {other:?}")),
         }
     }
@@ -163,14 +184,60 @@ pub struct Job {
     pub group: Option<String>,
     /// Times its handler snoozed it ("not now, try again later") without using an attempt.
     pub snoozes: u32,
-    /// Why a pending job is not running yet (filled in by `GET /jobs/{id}`).
+    /// Why a pending or waiting job is not running yet (filled in by `GET /jobs/{id}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<Waiting>,
+    /// The jobs it depends on (`depends_on`, or its workflow's edges).
+    pub parents: Vec<String>,
+    /// The jobs that depend on it (those created while it had not finished).
+    pub children: Vec<String>,
+    /// Its workflow, if it belongs to one.
+    pub workflow_id: Option<String>,
+    /// Its name in its workflow.
+    #[serde(rename = "ref")]
+    pub node_ref: Option<String>,
+    /// What happens to it when a parent fails or is cancelled: `cancel` or `run`.
+    pub on_parent_failure: OnParentFailure,
+    /// Its unique key, held while it is pending, scheduled, waiting or running.
+    pub unique_key: Option<String>,
+    /// Its start deadline: not started by then, it ends `expired`.
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// True once its cancellation was asked for while it ran.
+    pub cancel_requested: bool,
+    /// The cron schedule that created it, if one did.
+    pub schedule: Option<String>,
+    /// What its handler last reported of its progress, if it reported any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+}
+
+/// What happens to a job when one of its parents fails, is cancelled or expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnParentFailure {
+    /// It is cancelled, with its own descendants (the default).
+    #[default]
+    Cancel,
+    /// It runs anyway once every parent has ended.
+    Run,
+}
+
+/// A running job's last progress report (`JobContext::progress`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Progress {
+    /// 0-100.
+    pub percent: u8,
+    /// What the handler is doing, at most 200 characters.
+    pub message: String,
+    /// When it was reported (RFC 3339 in the API; ms since the epoch in Redis).
+    #[serde(serialize_with = "rfc3339_ms", deserialize_with = "f64_ms")]
+    pub at: i64,
 }
 
 /// Why a pending job is not running: `reason` is one of `queued`, `scheduled`, `backoff`,
 /// `queue_paused`, `type_paused`, `concurrency_limit`, `rate_limit`, `group_limit`,
-/// `circuit_open`, `no_worker`.
+/// `circuit_open`, `no_worker`; for a waiting job, `parents`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Waiting {
     pub reason: String,
@@ -305,6 +372,18 @@ pub struct NewJobRequest {
     pub priority: Option<Priority>,
     /// A fairness group (a tenant, an API key): groups of a queue are served in turn.
     pub group: Option<String>,
+    /// Refuses (409) a second job with this key while the first is pending, scheduled,
+    /// waiting or running.
+    pub unique_key: Option<String>,
+    /// A start deadline (RFC 3339): a job not started by then ends `expired`.
+    pub expires_at: Option<String>,
+    /// The same deadline as seconds after submission.
+    pub expires_in_secs: Option<u64>,
+    /// Ids of existing jobs that must complete before this one becomes pending.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// `cancel` (the default) or `run`: what a parent's failure or cancellation does to it.
+    pub on_parent_failure: Option<OnParentFailure>,
 }
 
 /// A validated submission, ready for the store.
@@ -324,7 +403,23 @@ pub struct NewJob {
     pub queue: String,
     pub priority: Priority,
     pub group: Option<String>,
+    pub unique_key: Option<String>,
+    /// Start deadline, µs since the epoch.
+    pub expires_at_us: Option<i64>,
+    /// Jobs that must complete first: existing ids, or (in a workflow) the new ids of nodes.
+    pub parents: Vec<String>,
+    pub on_parent_failure: OnParentFailure,
+    /// Its name in its workflow, set by the workflow's submission.
+    pub node_ref: Option<String>,
+    /// The cron schedule whose tick created it.
+    pub schedule: Option<String>,
 }
+
+/// Most parents a job may name in `depends_on`.
+pub const MAX_PARENTS: usize = 100;
+
+/// Longest unique key.
+pub const MAX_UNIQUE_KEY_LEN: usize = 200;
 
 /// Longest idempotency key.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;
@@ -426,7 +521,65 @@ impl NewJobRequest {
         if let Some(g) = &self.group {
             check_group(g)?;
         }
+        if let Some(k) = &self.unique_key {
+            if k.is_empty()
+                || k.len() > MAX_UNIQUE_KEY_LEN
+                || !k
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
+            {
+                return Err(format!(
+                    "\"unique_key\" must be 1-{MAX_UNIQUE_KEY_LEN} printable ASCII characters without spaces or braces"
+                ));
+            }
+        }
+        let expires_at_us = match (self.expires_at, self.expires_in_secs) {
+            (Some(_), Some(_)) => {
+                return Err("give either \"expires_at\" or \"expires_in_secs\", not both".into())
+            }
+            (Some(s), None) => Some(
+                DateTime::parse_from_rfc3339(&s)
+                    .map_err(|e| {
+                        format!("\"expires_at\" {s:?} is not an RFC 3339 time such as 2026-01-02T15:04:05Z: {e}")
+                    })?
+                    .timestamp_micros(),
+            ),
+            (None, Some(secs)) => {
+                if secs == 0 || secs > MAX_DELAY_MS / 1000 {
+                    return Err(format!(
+                        "\"expires_in_secs\" must be between 1 and {} (a year), got {secs}",
+                        MAX_DELAY_MS / 1000
+                    ));
+                }
+                Some(Utc::now().timestamp_micros() + secs as i64 * 1_000_000)
+            }
+            (None, None) => None,
+        };
+        if expires_at_us.is_some_and(|t| t > latest) {
+            return Err("\"expires_at\" is more than a year ahead".into());
+        }
+        if self.depends_on.len() > MAX_PARENTS {
+            return Err(format!(
+                "\"depends_on\" names {} jobs; at most {MAX_PARENTS} are allowed",
+                self.depends_on.len()
+            ));
+        }
+        let mut parents: Vec<String> = Vec::new();
+        for p in &self.depends_on {
+            let id = JobId::parse(p).ok_or_else(|| {
+                format!("\"depends_on\": {p:?} is not a job id (a UUID such as 550e8400-e29b-41d4-a716-446655440000)")
+            })?;
+            if !parents.iter().any(|q| *q == id.as_str()) {
+                parents.push(id.as_str().to_string());
+            }
+        }
         Ok(NewJob {
+            unique_key: self.unique_key,
+            expires_at_us,
+            parents,
+            on_parent_failure: self.on_parent_failure.unwrap_or_default(),
+            node_ref: None,
+            schedule: None,
             idempotency_key: self.idempotency_key,
             queue,
             priority: self.priority.unwrap_or_default(),

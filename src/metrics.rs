@@ -26,6 +26,11 @@ pub struct Metrics {
     pub jobs_retried: IntCounterVec,
     pub jobs_dlq: IntCounterVec,
     pub jobs_snoozed: IntCounterVec,
+    /// By queue, type and the stage the job was in (pending, scheduled, waiting, running).
+    pub jobs_cancelled: IntCounterVec,
+    pub jobs_expired: IntCounterVec,
+    /// Waiting jobs (workflow nodes, `depends_on`) that became pending.
+    pub jobs_unblocked: IntCounterVec,
     pub jobs_recovered: IntCounter,
     pub jobs_dlq_evicted: IntCounter,
     pub processing_duration: HistogramVec,
@@ -127,6 +132,21 @@ impl Metrics {
             jobs_snoozed: counters(
                 "jobs_snoozed_total",
                 "Attempts that asked to run later (snooze) without using an attempt.",
+                qt,
+            ),
+            jobs_cancelled: counters(
+                "jobs_cancelled_total",
+                "Jobs this process saw end cancelled, by the stage they were in (pending, scheduled, waiting, running).",
+                &["queue", "type", "stage"],
+            ),
+            jobs_expired: counters(
+                "jobs_expired_total",
+                "Jobs this process found past their start deadline; they never ran.",
+                qt,
+            ),
+            jobs_unblocked: counters(
+                "jobs_unblocked_total",
+                "Waiting jobs (workflow nodes, depends_on) that became pending when their parents finished.",
                 qt,
             ),
             jobs_recovered: counter(
@@ -261,6 +281,7 @@ impl Metrics {
             for q in queues {
                 let label = self.queue_label(&q.name);
                 for (st, n) in [
+                    ("waiting", q.waiting),
                     ("pending", q.pending),
                     ("scheduled", q.scheduled),
                     ("running", q.running),

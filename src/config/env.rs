@@ -274,6 +274,12 @@ impl Config {
                 )),
             }
         }
+        r.parse(
+            "CANCEL_GRACE_SECS",
+            "an integer of seconds, at most 3600",
+            &mut c.cancel_grace_secs,
+            |n| *n <= 3600,
+        );
         if let Some(v) = r.string("LIMITS_FILE") {
             // As HANDLERS_FILE: a bad file is reported with every other problem, before anything
             // starts.

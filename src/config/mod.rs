@@ -155,6 +155,9 @@ pub struct Config {
     /// `HANDLERS_FILE`: a TOML file of operator-defined command job types (see docs/job-types.md),
     /// read and checked when the configuration is read; [`HandlersFile::load`] reads one.
     pub handlers_file: Option<HandlersFile>,
+    /// `CANCEL_GRACE_SECS`: how long a command job cancelled through the API has to exit after
+    /// SIGTERM before its process group gets SIGKILL.
+    pub cancel_grace_secs: u64,
     /// `LIMITS_FILE`: a TOML file of limits per queue and per job type (see docs/limits.md),
     /// applied at start-up; read and checked when the configuration is read.
     pub limits_file: Option<LimitsFile>,
@@ -203,6 +206,7 @@ impl Default for Config {
             report_dir: "./data/reports".into(),
             analytics_retention_days: 400,
             handlers_file: None,
+            cancel_grace_secs: 10,
             limits_file: None,
             schedules_file: None,
         }
@@ -317,6 +321,7 @@ impl Config {
                     .as_ref()
                     .map_or(UNSET.into(), |f| f.path.clone()),
             ),
+            ("CANCEL_GRACE_SECS", self.cancel_grace_secs.to_string()),
             (
                 "LIMITS_FILE",
                 self.limits_file
@@ -346,6 +351,11 @@ impl Config {
             })
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    /// CANCEL_GRACE_SECS as a duration.
+    pub fn cancel_grace(&self) -> Duration {
+        Duration::from_secs(self.cancel_grace_secs)
     }
 
     /// SHUTDOWN_TIMEOUT_SECS as a duration.

@@ -123,6 +123,7 @@ fn job_handler_settings_have_defaults_and_are_read() {
     assert_eq!(c.report_dir, "./data/reports");
     assert_eq!(c.analytics_retention_days, 400);
     assert_eq!(c.handlers_file, None);
+    assert_eq!(c.cancel_grace_secs, 10);
 
     let handlers = std::env::temp_dir().join(format!("jobq-cfg-{}.toml", std::process::id()));
     std::fs::write(
@@ -136,8 +137,10 @@ fn job_handler_settings_have_defaults_and_are_read() {
         ("SMTP_TIMEOUT_SECS", "5"),
         ("ANALYTICS_RETENTION_DAYS", "30"),
         ("HANDLERS_FILE", handlers.to_str().unwrap()),
+        ("CANCEL_GRACE_SECS", "0"),
     ])
     .unwrap();
+    assert_eq!(c.cancel_grace(), Duration::ZERO);
     assert_eq!(
         (c.image_dir.as_str(), c.report_dir.as_str()),
         ("/srv/images", "/srv/reports")
@@ -158,6 +161,7 @@ fn bad_job_handler_settings_are_reported_by_name() {
         ("SMTP_TIMEOUT_SECS", "0"),
         ("ANALYTICS_RETENTION_DAYS", "-1"),
         ("HANDLERS_FILE", handlers.to_str().unwrap()),
+        ("CANCEL_GRACE_SECS", "3601"),
     ])
     .unwrap_err();
     let text = err.to_string();
@@ -166,10 +170,11 @@ fn bad_job_handler_settings_are_reported_by_name() {
         "SMTP_TIMEOUT_SECS",
         "ANALYTICS_RETENTION_DAYS",
         "HANDLERS_FILE",
+        "CANCEL_GRACE_SECS",
     ] {
         assert!(text.contains(name), "{name} missing from {text}");
     }
-    assert_eq!(err.problems.len(), 4, "{text}");
+    assert_eq!(err.problems.len(), 5, "{text}");
     assert!(
         !text.contains("hunter2"),
         "the SMTP password leaked: {text}"

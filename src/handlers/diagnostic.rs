@@ -71,7 +71,7 @@ impl Handler for Sleep {
         if job.cancel.sleep(Duration::from_millis(ms)) {
             Ok(serde_json::json!({ "slept_ms": ms }))
         } else {
-            Err(JobError::transient(format!(
+            Err(job.cancel.stop_error(format!(
                 "sleep cancelled after {} of {ms} ms",
                 start.elapsed().as_millis()
             )))
@@ -128,5 +128,20 @@ mod tests {
             "unknown field \"note\": expected ms"
         );
         assert!(Fail.validate(&json!({"message": 3})).is_err());
+    }
+
+    #[test]
+    fn sleep_says_why_it_stopped() {
+        use crate::handler::{Cancellation, ErrorKind};
+        let run = |c: &Cancellation| {
+            let job = JobContext::new("j", "sleep", json!({"ms": 5000}), 1, 3, c.clone());
+            Sleep.run(&job).unwrap_err().kind
+        };
+        let c = Cancellation::new(None);
+        c.cancel();
+        assert_eq!(run(&c), ErrorKind::Transient);
+        let c = Cancellation::new(None);
+        c.cancel_job();
+        assert_eq!(run(&c), ErrorKind::Cancelled);
     }
 }

@@ -48,7 +48,10 @@ pub fn builtin_registry(config: &Config) -> Result<Registry, String> {
         diagnostic::register(&mut r);
     }
     for spec in config.handlers_file.iter().flat_map(|f| &f.commands) {
-        r.register(&spec.kind, command::Command::new(spec.clone()));
+        r.register(
+            &spec.kind,
+            command::Command::new(spec.clone(), config.cancel_grace()),
+        );
     }
     Ok(r)
 }

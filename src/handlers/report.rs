@@ -242,10 +242,10 @@ impl Handler for Report {
         let agg = job
             .with_store(|s| s.read_aggregates(&days, p.events.as_deref()))
             .map_err(|e| redis_error("reading analytics aggregates", e))?;
-        if job.cancel.is_cancelled() {
-            return Err(JobError::transient(
-                "cancelled before the report was written",
-            ));
+        if job.is_cancelled() {
+            return Err(job
+                .cancel
+                .stop_error("cancelled before the report was written"));
         }
         let body = match p.format {
             Format::Csv => render_csv(&agg),

@@ -16,11 +16,14 @@ pub enum ApiError {
     Unauthorized(&'static str),
     /// No such resource, route, or not on this process: 404.
     NotFound(String),
+    /// The request clashes with the state of a job: 409, naming the job (`job_id`) when there
+    /// is one.
+    Conflict {
+        message: String,
+        job_id: Option<String>,
+    },
     /// The path exists for other methods: 405 with `Allow`.
     MethodNotAllowed { message: String, allow: String },
-    /// The request conflicts with how the resource is managed (a schedule declared in
-    /// SCHEDULES_FILE changed through the API): 409.
-    Conflict(String),
     /// A body larger than MAX_BODY_BYTES: 413.
     TooLarge(String),
     /// No room now (the queue is full, too many connections): 503 with `Retry-After`.
@@ -38,8 +41,8 @@ impl ApiError {
             ApiError::BadRequest(_) => 400,
             ApiError::Unauthorized(_) => 401,
             ApiError::NotFound(_) => 404,
+            ApiError::Conflict { .. } => 409,
             ApiError::MethodNotAllowed { .. } => 405,
-            ApiError::Conflict(_) => 409,
             ApiError::TooLarge(_) => 413,
             ApiError::Busy(_) => 503,
             ApiError::Store(e) if e.can_heal() => 503,
@@ -57,6 +60,13 @@ impl ApiError {
                 Reply::error(status, message).with_header("Allow", allow)
             }
             ApiError::Busy(m) => Reply::error(status, m).with_header("Retry-After", "1"),
+            ApiError::Conflict { message, job_id } => Reply::json(
+                status,
+                &match job_id {
+                    Some(id) => serde_json::json!({"error": message, "job_id": id}),
+                    None => serde_json::json!({ "error": message }),
+                },
+            ),
             ApiError::Store(e) if status == 503 => Reply::error(
                 status,
                 format!(
@@ -75,10 +85,9 @@ impl ApiError {
                 log::error!("request failed: {m}");
                 Reply::error(status, m)
             }
-            ApiError::BadRequest(m)
-            | ApiError::NotFound(m)
-            | ApiError::Conflict(m)
-            | ApiError::TooLarge(m) => Reply::error(status, m),
+            ApiError::BadRequest(m) | ApiError::NotFound(m) | ApiError::TooLarge(m) => {
+                Reply::error(status, m)
+            }
         }
     }
 }
@@ -94,10 +103,11 @@ impl fmt::Display for ApiError {
         match self {
             ApiError::Store(e) => write!(f, "{e}"),
             ApiError::Unauthorized(m) => f.write_str(m),
-            ApiError::MethodNotAllowed { message, .. } => f.write_str(message),
+            ApiError::MethodNotAllowed { message, .. } | ApiError::Conflict { message, .. } => {
+                f.write_str(message)
+            }
             ApiError::BadRequest(m)
             | ApiError::NotFound(m)
-            | ApiError::Conflict(m)
             | ApiError::TooLarge(m)
             | ApiError::Busy(m)
             | ApiError::Internal(m) => f.write_str(m),

@@ -1,5 +1,6 @@
 //! The job routes: `POST /jobs` (validated here, created with the other submissions a thread
-//! gathered), `POST /jobs/batch` (all or none) and `GET /jobs/{id}`.
+//! gathered), `POST /jobs/batch` (all or none), `GET /jobs/{id}`, and cancellation: `POST
+//! /jobs/{id}/cancel` and `POST /jobs/cancel` (by filter, with a dry run).
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -7,10 +8,11 @@ use serde_json::{json, Value};
 use super::input::{from_object, job_id, parse_json, read_body};
 use super::router::Call;
 use super::{ApiError, Reply};
+use crate::context::note_job_events;
 use crate::context::Shared;
 use crate::handler::is_valid_type_name;
-use crate::job::{check_idempotency_key, NewJob, NewJobRequest};
-use crate::store::{CreateOutcome, Store};
+use crate::job::{check_group, check_idempotency_key, check_queue_name, NewJob, NewJobRequest};
+use crate::store::{CancelFilter, CancelOutcome, CreateOutcome, Store};
 
 /// Longest batch accepted by `POST /jobs/batch`.
 pub const MAX_BATCH: usize = 1000;
@@ -65,7 +67,7 @@ pub fn create_gathered(jobs: &[NewJob], shared: &Shared, store: &mut Store) -> V
                 Some(c) => Reply::json(200, &json!({"job_id": c.id})),
                 None => ApiError::Internal("create script answered no job".into()).into_reply(),
             },
-            Ok(CreateOutcome::Full { queue }) => queue_full(shared, &queue, None).into_reply(),
+            Ok(refused) => refusal(shared, refused, None).into_reply(),
             Err(e) => ApiError::from(e).into_reply(),
         })
         .inspect(|reply| shared.metrics.count_request("/jobs", reply.status))
@@ -111,7 +113,30 @@ pub fn create_batch(call: &mut Call) -> Result<Reply, ApiError> {
             }
             Ok(Reply::json(201, &json!({ "job_ids": ids })))
         }
-        CreateOutcome::Full { queue } => Err(queue_full(shared, &queue, Some(jobs.len()))),
+        refused => Err(refusal(shared, refused, Some(jobs.len()))),
+    }
+}
+
+/// Why the store created nothing, as the client's error; `batch` as for [`queue_full`].
+pub fn refusal(shared: &Shared, outcome: CreateOutcome, batch: Option<usize>) -> ApiError {
+    match outcome {
+        CreateOutcome::Full { queue } => queue_full(shared, &queue, batch),
+        CreateOutcome::UniqueTaken { key, holder } => ApiError::Conflict {
+            message: format!(
+                "unique key {key:?} is held by job {holder}, which has not finished; submit again once it has, or cancel it first (POST /jobs/{holder}/cancel)"
+            ),
+            job_id: Some(holder),
+        },
+        CreateOutcome::UnknownParent { parent, .. } => ApiError::BadRequest(format!(
+            "\"depends_on\": there is no job {parent} (it never existed or its record expired)"
+        )),
+        CreateOutcome::ParentEnded { parent, status, .. } => ApiError::Conflict {
+            message: format!(
+                "parent job {parent} has already ended {status}, so this job would never run; set \"on_parent_failure\": \"run\" to run it anyway"
+            ),
+            job_id: Some(parent),
+        },
+        CreateOutcome::Created(_) => ApiError::Internal("a created job reported as refused".into()),
     }
 }
 
@@ -127,7 +152,7 @@ pub fn get(call: &mut Call) -> Result<Reply, ApiError> {
 }
 
 /// Validates one submission against the registry and configuration.
-fn validate(shared: &Shared, req: NewJobRequest) -> Result<NewJob, String> {
+pub fn validate(shared: &Shared, req: NewJobRequest) -> Result<NewJob, String> {
     if let Some(kind) = &req.kind {
         if !is_valid_type_name(kind) {
             return Err(format!(
@@ -161,14 +186,153 @@ fn queue_full(shared: &Shared, queue: &str, batch: Option<usize>) -> ApiError {
 }
 
 /// Counts and logs a job the store created (not one an idempotency key named again).
-fn note_created(shared: &Shared, job: &NewJob) {
+pub fn note_created(shared: &Shared, job: &NewJob) {
     let m = &shared.metrics;
     m.jobs_created
         .with_label_values(&[m.queue_label(&job.queue)])
         .inc();
-    if job.delay_ms > 0 || job.run_at_us.is_some() {
+    if !job.parents.is_empty() {
+        log::info!(
+            "job {} ({}) created, waiting for {} parent(s)",
+            job.id,
+            job.kind,
+            job.parents.len()
+        );
+    } else if job.delay_ms > 0 || job.run_at_us.is_some() {
         log::info!("job {} ({}) created, scheduled for later", job.id, job.kind);
     } else {
         log::info!("job {} ({}) created", job.id, job.kind);
     }
+}
+
+/// `POST /jobs/{id}/cancel`: 200 `cancelled` (it was pending, scheduled or waiting), 202
+/// `cancelling` (it is running: its process stops it), 409 when it has already ended.
+pub fn cancel(call: &mut Call) -> Result<Reply, ApiError> {
+    let id = job_id(call.id)?.to_string();
+    let (outcomes, events) = call.store.cancel(std::slice::from_ref(&id))?;
+    note_job_events(call.shared, &events);
+    match outcomes.into_iter().next() {
+        Some(CancelOutcome::Cancelled) => Ok(Reply::json(
+            200,
+            &json!({"job_id": id, "status": "cancelled"}),
+        )),
+        Some(CancelOutcome::Cancelling) => {
+            log::info!("job {id} cancellation asked for while it runs: its process stops it");
+            Ok(Reply::json(
+                202,
+                &json!({"job_id": id, "status": "cancelling"}),
+            ))
+        }
+        Some(CancelOutcome::Ended(status)) => Err(ApiError::Conflict {
+            message: format!("job {id} has already ended ({status}); nothing to cancel"),
+            job_id: Some(id),
+        }),
+        Some(CancelOutcome::Missing) | None => Err(ApiError::NotFound(format!(
+            "no job {id}; it never existed or its record expired"
+        ))),
+    }
+}
+
+/// The statuses `POST /jobs/cancel` may select (`scheduled`: pending with a due time).
+const CANCELLABLE: [&str; 4] = ["pending", "scheduled", "waiting", "running"];
+
+/// Most jobs one `POST /jobs/cancel` cancels; the answer says when more were left.
+pub const MAX_BULK_CANCEL: usize = 10_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkCancel {
+    queue: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    group: Option<String>,
+    status: Option<Vec<String>>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /jobs/cancel`: cancels the jobs a filter selects (queue, type, group, statuses; at
+/// least one of queue, type and group), or with `"dry_run": true` only counts them.
+pub fn cancel_matching(call: &mut Call) -> Result<Reply, ApiError> {
+    let body = read_body(call.req, call.shared.config.max_body_bytes)?;
+    let req: BulkCancel = parse_json(
+        &body,
+        "{\"queue\": \"...\", \"type\": \"...\", \"group\": \"...\", \"status\": [\"pending\"], \"dry_run\": true}",
+    )?;
+    if req.queue.is_none() && req.kind.is_none() && req.group.is_none() {
+        return Err(ApiError::BadRequest(
+            "name at least one of \"queue\", \"type\" and \"group\": a cancellation of every job must be asked for queue by queue".into(),
+        ));
+    }
+    if let Some(q) = &req.queue {
+        check_queue_name(q).map_err(ApiError::BadRequest)?;
+    }
+    if let Some(t) = &req.kind {
+        if !is_valid_type_name(t) {
+            return Err(ApiError::BadRequest(
+                "\"type\" must be 1-64 characters of A-Z a-z 0-9 _ - . :".into(),
+            ));
+        }
+    }
+    if let Some(g) = &req.group {
+        check_group(g).map_err(ApiError::BadRequest)?;
+    }
+    let statuses =
+        match req.status {
+            None => CANCELLABLE.iter().map(|s| s.to_string()).collect(),
+            Some(list) if list.is_empty() => return Err(ApiError::BadRequest(
+                "\"status\" is empty; leave it out to select every status that can be cancelled"
+                    .into(),
+            )),
+            Some(list) => {
+                for s in &list {
+                    if !CANCELLABLE.contains(&s.as_str()) {
+                        return Err(ApiError::BadRequest(format!(
+                            "\"status\": {s:?} cannot be cancelled; choose among {}",
+                            CANCELLABLE.join(", ")
+                        )));
+                    }
+                }
+                list
+            }
+        };
+    let filter = CancelFilter {
+        queue: req.queue,
+        job_type: req.kind,
+        group: req.group,
+        statuses,
+    };
+    let (matched, more, events) =
+        call.store
+            .cancel_matching(&filter, req.dry_run, MAX_BULK_CANCEL)?;
+    note_job_events(call.shared, &events);
+    if !req.dry_run && matched > 0 {
+        log::info!(
+            "bulk cancellation ({}): {matched} job(s) cancelled or told to stop",
+            describe(&filter)
+        );
+    }
+    Ok(Reply::json(
+        200,
+        &json!({
+            "dry_run": req.dry_run,
+            "matched": matched,
+            "more": more,
+        }),
+    ))
+}
+
+fn describe(f: &CancelFilter) -> String {
+    let mut parts = Vec::new();
+    for (name, v) in [
+        ("queue", &f.queue),
+        ("type", &f.job_type),
+        ("group", &f.group),
+    ] {
+        if let Some(v) = v {
+            parts.push(format!("{name} {v}"));
+        }
+    }
+    parts.push(format!("status {}", f.statuses.join("|")));
+    parts.join(", ")
 }

@@ -18,6 +18,7 @@ mod queues;
 mod reply;
 mod router;
 mod schedules;
+mod workflows;
 
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tiny_http::{Method, Request};
 
 use super::auth::{authorize, Access};
-use super::{dlq, jobs, ops, queues, schedules, ApiError, Reply};
+use super::{dlq, jobs, ops, queues, schedules, workflows, ApiError, Reply};
 use crate::context::Shared;
 use crate::job::NewJob;
 use crate::store::Store;
@@ -73,7 +73,12 @@ use Action::{Answer, Gather};
 pub const ROUTES: &[Endpoint] = &[
     api("POST", "/jobs", Gather(jobs::prepare)),
     api("POST", "/jobs/batch", Answer(jobs::create_batch)),
+    api("POST", "/jobs/cancel", Answer(jobs::cancel_matching)),
     api("GET", "/jobs/{id}", Answer(jobs::get)),
+    api("POST", "/jobs/{id}/cancel", Answer(jobs::cancel)),
+    api("POST", "/workflows", Answer(workflows::create)),
+    api("GET", "/workflows/{id}", Answer(workflows::get)),
+    api("POST", "/workflows/{id}/cancel", Answer(workflows::cancel)),
     api("GET", "/stats", Answer(ops::stats)),
     any_role("GET", "/health", Access::Public, Answer(ops::health)),
     any_role("GET", "/metrics", Access::Metrics, Answer(ops::metrics)),
@@ -178,6 +183,9 @@ fn route<'p>(method: &str, path: &'p str) -> Result<(&'static Endpoint, &'p str)
 
 /// What to do with a request once it is read: answer it now, or create a job, which the
 /// caller does together with the other creations it gathered (one round trip for all).
+// The large variant is the common one (a submission): boxing it would cost an allocation per
+// request, for a value that lives only until its request is gathered.
+#[allow(clippy::large_enum_variant)]
 pub enum Step {
     Reply(Reply),
     Create(NewJob),

@@ -113,10 +113,11 @@ pub fn trigger(call: &mut Call) -> Result<Reply, ApiError> {
     let name = schedule_name(call.id)?;
     let s = one(call, &name)?;
     let spec = stored_spec(&s)?;
-    let job = call
+    let mut job = call
         .shared
         .schedule_job(&spec, false)
         .map_err(|e| ApiError::BadRequest(format!("schedule {name}: job: {e}")))?;
+    job.schedule = Some(name.clone());
     let cfg = &call.shared.config;
     match call.store.trigger(&name, &job, cfg.max_queue_size)? {
         Fired::Job(id) => {
@@ -179,9 +180,12 @@ fn not_found(name: &str) -> ApiError {
 }
 
 fn declared_in_file(name: &str, done: &str) -> ApiError {
-    ApiError::Conflict(format!(
-        "schedule {name:?} is declared in SCHEDULES_FILE and cannot be {done} through the API (the file is its source: change the file and restart); it can be paused, resumed and triggered"
-    ))
+    ApiError::Conflict {
+        message: format!(
+            "schedule {name:?} is declared in SCHEDULES_FILE and cannot be {done} through the API (the file is its source: change the file and restart); it can be paused, resumed and triggered"
+        ),
+        job_id: None,
+    }
 }
 
 /// The schedule named by the path segment `raw`, percent-decoded.

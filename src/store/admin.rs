@@ -23,6 +23,12 @@ pub struct Stats {
     pub dlq_size: u64,
     /// Delayed jobs and retries waiting for their time.
     pub scheduled_jobs: u64,
+    /// Jobs waiting for their parents (workflows, `depends_on`).
+    pub waiting_jobs: u64,
+    /// Jobs ever cancelled.
+    pub cancelled_jobs: u64,
+    /// Jobs ever found past their start deadline, never run.
+    pub expired_jobs: u64,
     /// The counts of each queue, by name.
     pub queues: BTreeMap<String, QueueCounts>,
 }
@@ -36,6 +42,8 @@ pub struct QueueCounts {
     /// Jobs of this queue in the dead-letter queue now.
     pub failed: u64,
     pub paused: bool,
+    /// Jobs of this queue waiting for their parents.
+    pub waiting: u64,
 }
 
 impl Store {
@@ -58,9 +66,9 @@ impl Store {
                 .unwrap_or(0)
                 .max(0) as u64
         };
-        let queues: BTreeMap<String, QueueCounts> = (5..flat.len())
-            .step_by(6)
-            .filter(|&i| i + 5 < flat.len())
+        let queues: BTreeMap<String, QueueCounts> = (7..flat.len())
+            .step_by(7)
+            .filter(|&i| i + 6 < flat.len())
             .map(|i| {
                 let counts = QueueCounts {
                     pending: n(i + 1),
@@ -68,6 +76,7 @@ impl Store {
                     running: n(i + 3),
                     failed: n(i + 4),
                     paused: flat[i + 5] == "1",
+                    waiting: n(i + 6),
                 };
                 (flat[i].clone(), counts)
             })
@@ -80,6 +89,9 @@ impl Store {
             running_jobs: n(2),
             completed_jobs: n(3),
             failed_jobs: n(4),
+            cancelled_jobs: n(5),
+            expired_jobs: n(6),
+            waiting_jobs: queues.values().map(|q| q.waiting).sum(),
             queues,
         })
     }

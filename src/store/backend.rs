@@ -16,6 +16,8 @@ pub struct Backend {
     client: redis::Client,
     keys: Arc<Keys>,
     health: Arc<Health>,
+    /// JOB_TTL_SECS: how long the record of an ended job is kept.
+    job_ttl_secs: u64,
 }
 
 impl Backend {
@@ -38,6 +40,7 @@ impl Backend {
             client,
             keys: Arc::new(Keys::new(&c.key_prefix)),
             health: Health::new(&c.redis_url),
+            job_ttl_secs: c.job_ttl_secs,
         })
     }
 
@@ -48,6 +51,7 @@ impl Backend {
             client: redis::Client::open(url).expect("a valid URL"),
             keys: Arc::new(Keys::new(prefix)),
             health: Health::new(url),
+            job_ttl_secs: 7 * 24 * 3600,
         }
     }
 
@@ -72,6 +76,7 @@ impl Backend {
         Store {
             conn: Conn::new(self.client.clone(), self.health.clone(), read_timeout),
             keys: self.keys.clone(),
+            job_ttl_secs: self.job_ttl_secs,
         }
     }
 

@@ -6,7 +6,7 @@ use redis::Value as RV;
 use super::decode::{create_outcome, is_noscript, pipeline_error};
 use super::scripts::scripts;
 use super::{Store, StoreError};
-use crate::job::NewJob;
+use crate::job::{NewJob, OnParentFailure};
 
 /// What [`Store::create`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +15,17 @@ pub enum CreateOutcome {
     Created(Vec<Created>),
     /// This queue's pending plus scheduled jobs would exceed the limit; nothing was written.
     Full { queue: String },
+    /// A unique key is held by `holder`, which is pending, scheduled, waiting or running.
+    UniqueTaken { key: String, holder: String },
+    /// Job `id` names a parent that does not exist (or whose record has expired).
+    UnknownParent { id: String, parent: String },
+    /// Job `id` names a parent that has failed, been cancelled or expired (`status`), and did
+    /// not ask to run anyway.
+    ParentEnded {
+        id: String,
+        parent: String,
+        status: String,
+    },
 }
 
 /// One job of a [`CreateOutcome::Created`].
@@ -35,7 +46,22 @@ impl Store {
         max_queue: u64,
         idempotency_ttl_secs: u64,
     ) -> Result<CreateOutcome, StoreError> {
-        let inv = self.create_invocation(jobs, max_queue, idempotency_ttl_secs);
+        let inv = self.create_invocation(jobs, max_queue, idempotency_ttl_secs, None);
+        let reply: Vec<RV> = self.conn.run(|c| inv.invoke(c))?;
+        create_outcome(reply)
+    }
+
+    /// Creates a workflow's nodes (`jobs`, parents first, each with its `node_ref` and its
+    /// parents' new ids) and its record `id` with `nodes` ({ref: id} as JSON) in one step, all
+    /// or none, as [`Store::create`] creates a batch.
+    pub fn create_workflow(
+        &mut self,
+        id: &str,
+        nodes: &str,
+        jobs: &[NewJob],
+        max_queue: u64,
+    ) -> Result<CreateOutcome, StoreError> {
+        let inv = self.create_invocation(jobs, max_queue, 0, Some((id, nodes)));
         let reply: Vec<RV> = self.conn.run(|c| inv.invoke(c))?;
         create_outcome(reply)
     }
@@ -59,7 +85,12 @@ impl Store {
         let invs: Vec<_> = jobs
             .iter()
             .map(|j| {
-                self.create_invocation(std::slice::from_ref(j), max_queue, idempotency_ttl_secs)
+                self.create_invocation(
+                    std::slice::from_ref(j),
+                    max_queue,
+                    idempotency_ttl_secs,
+                    None,
+                )
             })
             .collect();
         let mut out: Vec<Option<Result<CreateOutcome, StoreError>>> = vec![None; jobs.len()];
@@ -123,11 +154,18 @@ impl Store {
         jobs: &[NewJob],
         max_queue: u64,
         idempotency_ttl_secs: u64,
+        workflow: Option<(&str, &str)>,
     ) -> redis::ScriptInvocation<'static> {
         let k = &self.keys;
         let mut inv = scripts().create.prepare_invoke();
         inv.key(&k.counters);
-        inv.arg(k.prefix()).arg(max_queue).arg(idempotency_ttl_secs);
+        let (wf, nodes) = workflow.unwrap_or_default();
+        inv.arg(k.prefix())
+            .arg(max_queue)
+            .arg(idempotency_ttl_secs)
+            .arg(self.job_ttl_secs)
+            .arg(wf)
+            .arg(nodes);
         for j in jobs {
             // Without an idempotency key the bare `<prefix>:idem:` stands in: declaring '' would
             // name a key in Redis Cluster slot 0, outside the prefix's slot (CROSSSLOT).
@@ -143,7 +181,16 @@ impl Store {
                 .arg(u8::from(j.idempotency_key.is_some()))
                 .arg(&j.queue)
                 .arg(j.priority.as_str())
-                .arg(j.group.as_deref().unwrap_or_default());
+                .arg(j.group.as_deref().unwrap_or_default())
+                .arg(j.unique_key.as_deref().unwrap_or_default())
+                .arg(j.expires_at_us.map(|t| t.to_string()).unwrap_or_default())
+                .arg(j.parents.join(","))
+                .arg(j.node_ref.as_deref().unwrap_or_default())
+                .arg(match j.on_parent_failure {
+                    OnParentFailure::Run => "run",
+                    OnParentFailure::Cancel => "",
+                })
+                .arg(j.schedule.as_deref().unwrap_or_default());
         }
         inv
     }

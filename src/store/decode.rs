@@ -7,6 +7,7 @@ use redis::Value as RV;
 use std::fmt::Display;
 
 use super::conn;
+use super::ends::{counted_events, events};
 use super::{
     Acked, BreakerChange, Claimed, CreateOutcome, Created, FailOutcome, Reaped, StoreError,
 };
@@ -25,13 +26,14 @@ pub fn create_outcome(reply: Vec<RV>) -> Result<CreateOutcome, StoreError> {
     let code = reply
         .first()
         .and_then(|v| redis::from_redis_value_ref::<i64>(v).ok());
+    let text = |i: usize| {
+        reply
+            .get(i)
+            .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+            .unwrap_or_default()
+    };
     match code {
-        Some(0) => Ok(CreateOutcome::Full {
-            queue: reply
-                .get(1)
-                .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
-                .unwrap_or_default(),
-        }),
+        Some(0) => Ok(CreateOutcome::Full { queue: text(1) }),
         Some(1) => {
             let flat: Vec<String> = redis::from_redis_value(RV::Array(reply[1..].to_vec()))
                 .map_err(|e| odd("create script answered oddly", e))?;
@@ -44,6 +46,19 @@ pub fn create_outcome(reply: Vec<RV>) -> Result<CreateOutcome, StoreError> {
                     .collect(),
             ))
         }
+        Some(-2) => Ok(CreateOutcome::UniqueTaken {
+            holder: text(1),
+            key: text(2),
+        }),
+        Some(-3) => Ok(CreateOutcome::UnknownParent {
+            id: text(1),
+            parent: text(2),
+        }),
+        Some(-4) => Ok(CreateOutcome::ParentEnded {
+            id: text(1),
+            parent: text(2),
+            status: text(3),
+        }),
         _ => Err(StoreError::redis(format!(
             "create script refused the jobs: {reply:?}"
         ))),
@@ -62,9 +77,9 @@ pub fn pipeline_error(e: &redis::ServerError) -> StoreError {
 }
 
 /// Entries per job in the claim step's answer.
-const CLAIMED_WIDTH: usize = 11;
+const CLAIMED_WIDTH: usize = 12;
 
-/// Jobs as the claim step returns them: 11 entries each.
+/// Jobs as the claim step returns them: 12 entries each.
 pub fn claimed_jobs(flat: &[String]) -> Vec<Claimed> {
     flat.chunks_exact(CLAIMED_WIDTH)
         .map(|c| Claimed {
@@ -79,6 +94,11 @@ pub fn claimed_jobs(flat: &[String]) -> Vec<Claimed> {
             group: c[8].clone(),
             priority: c[9].parse().unwrap_or_default(),
             ready_since_us: c[10].parse().unwrap_or(0),
+            parents: c[11]
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
         })
         .collect()
 }
@@ -92,18 +112,20 @@ fn breaker_change(v: Option<&String>) -> Option<BreakerChange> {
     }
 }
 
-/// The complete script's answer: `{1, breaker change, claimed...}` or `{0}`.
+/// The complete script's answer: `{1, breaker change, n, events..., claimed...}` or `{0}`.
 pub fn complete_reply(reply: &[String]) -> Acked<bool> {
+    let (events, claimed) = counted_events(reply, 2);
     Acked {
         outcome: reply.first().map(String::as_str) == Some("1"),
         breaker: breaker_change(reply.get(1)),
-        next: claimed_jobs(reply.get(2..).unwrap_or_default()).pop(),
+        next: claimed_jobs(claimed).pop(),
+        events,
     }
 }
 
-/// The fail script's answer: `{code, due_us, breaker change, n_evicted, evicted...,
-/// claimed...}`, where code 1 is a retry at `due_us`, 3 a snooze until `due_us`, 2 a move to the
-/// DLQ, anything else a claim no longer this process's.
+/// The fail script's answer: `{code, due_us, breaker change, n_evicted, evicted..., n,
+/// events..., claimed...}`, where code 1 is a retry at `due_us`, 3 a snooze until `due_us`, 2 a
+/// move to the DLQ, 4 a cancellation, anything else a claim no longer this process's.
 pub fn fail_reply(reply: &[String]) -> Acked<FailOutcome> {
     let num = |i: usize| {
         reply
@@ -113,8 +135,10 @@ pub fn fail_reply(reply: &[String]) -> Acked<FailOutcome> {
     };
     let evicted = num(3).max(0) as usize;
     let rest = reply.get(4..).unwrap_or_default();
-    let (evicted, claimed) = rest.split_at(evicted.min(rest.len()));
+    let (evicted, rest) = rest.split_at(evicted.min(rest.len()));
+    let (events, claimed) = counted_events(rest, 0);
     let outcome = match num(0) {
+        4 => FailOutcome::Cancelled,
         1 => FailOutcome::Retry { due_us: num(1) },
         3 => FailOutcome::Snoozed { due_us: num(1) },
         2 => FailOutcome::Dead {
@@ -126,12 +150,13 @@ pub fn fail_reply(reply: &[String]) -> Acked<FailOutcome> {
         outcome,
         breaker: breaker_change(reply.get(2)),
         next: claimed_jobs(claimed).pop(),
+        events,
     }
 }
 
 /// The reap script's answer: nil when the process is alive, else the requeued, dead and
-/// evicted ids and the queue and type of each requeued then dead job, the four lists
-/// separated by `|`.
+/// evicted ids, the queue and type of each requeued then dead job, and the events, the five
+/// lists separated by `|`.
 pub fn reaped(v: RV) -> Result<Option<Reaped>, StoreError> {
     let items: Vec<String> = match v {
         RV::Nil => return Ok(None),
@@ -151,6 +176,7 @@ pub fn reaped(v: RV) -> Result<Option<Reaped>, StoreError> {
         dead,
         evicted,
         placement,
+        events: events(&next()),
     }))
 }
 
@@ -193,9 +219,9 @@ mod tests {
     }
 
     #[test]
-    fn claimed_jobs_come_in_elevens() {
+    fn claimed_jobs_come_in_twelves() {
         let jobs = claimed_jobs(&strings(&[
-            "id", "noop", "{}", "2", "3", "", "7", "mail", "", "high", "12", "extra",
+            "id", "noop", "{}", "2", "3", "", "7", "mail", "", "high", "12", "p1,p2", "extra",
         ]));
         assert_eq!(
             jobs,
@@ -211,19 +237,43 @@ mod tests {
                 group: String::new(),
                 priority: crate::job::Priority::High,
                 ready_since_us: 12,
+                parents: strings(&["p1", "p2"]),
             }]
         );
     }
 
     #[test]
     fn fail_replies() {
-        let retry = fail_reply(&strings(&["1", "1234", "", "0"]));
+        let retry = fail_reply(&strings(&["1", "1234", "", "0", "0"]));
         assert_eq!(retry.outcome, FailOutcome::Retry { due_us: 1234 });
         assert_eq!(retry.next, None);
         let dead = fail_reply(&strings(&[
-            "2", "0", "opened", "1", "old", "n", "t", "{}", "1", "1", "", "1", "default", "",
-            "normal", "5",
+            "2",
+            "0",
+            "opened",
+            "1",
+            "old",
+            "1",
+            "cancelled",
+            "c",
+            "t",
+            "default",
+            "waiting",
+            "n",
+            "t",
+            "{}",
+            "1",
+            "1",
+            "",
+            "1",
+            "default",
+            "",
+            "normal",
+            "5",
+            "",
         ]));
+        assert_eq!(dead.events.len(), 1);
+        assert_eq!(dead.events[0].id, "c");
         assert_eq!(dead.breaker, Some(BreakerChange::Opened));
         assert_eq!(
             dead.outcome,
@@ -233,7 +283,7 @@ mod tests {
         );
         assert_eq!(dead.next.unwrap().id, "n");
         assert_eq!(fail_reply(&strings(&["0"])).outcome, FailOutcome::NotOwned);
-        let snoozed = fail_reply(&strings(&["3", "99", "", "0"]));
+        let snoozed = fail_reply(&strings(&["3", "99", "", "0", "0"]));
         assert_eq!(snoozed.outcome, FailOutcome::Snoozed { due_us: 99 });
     }
 
@@ -242,7 +292,7 @@ mod tests {
         assert_eq!(reaped(RV::Nil).unwrap(), None);
         let v = RV::Array(
             [
-                "a", "|", "b", "c", "|", "d", "|", "q", "t", "q", "t", "q", "u",
+                "a", "|", "b", "c", "|", "d", "|", "q", "t", "q", "t", "q", "u", "|",
             ]
             .map(bulk)
             .to_vec(),
@@ -258,6 +308,7 @@ mod tests {
                     ("q".into(), "t".into()),
                     ("q".into(), "u".into())
                 ],
+                events: Vec::new(),
             })
         );
     }

@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::decode::{claimed_jobs, complete_reply, fail_reply};
+use super::ends::{counted_events, with_events, JobEvent};
 use super::record::job_from_record;
 use super::scripts::scripts;
 use super::{Store, StoreError, COMPLETED_LIST_MAX};
 use crate::config::QueueOrder;
-use crate::job::{Job, JobStatus, Priority};
+use crate::job::{Job, JobStatus, Priority, Waiting};
 
 /// A job handed to this process by [`Store::claim`].
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +32,8 @@ pub struct Claimed {
     /// When it became ready to run (µs since the epoch): the wait until its start is
     /// `job_wait_seconds`.
     pub ready_since_us: i64,
+    /// The jobs it depends on, whose results its handler sees.
+    pub parents: Vec<String>,
 }
 
 /// What one claim call handed over.
@@ -41,6 +44,8 @@ pub struct ClaimBatch {
     pub now_us: i64,
     /// When a rate limit that held a job back lets the next one start (µs), if one did.
     pub next_start_us: Option<i64>,
+    /// Jobs that ended on the way (past their start deadline, and what that settled).
+    pub events: Vec<JobEvent>,
 }
 
 /// Which queues a process claims from, and how it picks among them (see `claim()` in
@@ -124,6 +129,9 @@ pub struct Acked<T> {
     /// The job type's breaker opened or closed with this outcome.
     pub breaker: Option<BreakerChange>,
     pub next: Option<Claimed>,
+    /// Jobs that ended or became ready on the way (children of the acknowledged job, jobs
+    /// past their start deadline).
+    pub events: Vec<JobEvent>,
 }
 
 /// What to do with a failed attempt.
@@ -146,8 +154,19 @@ pub enum FailOutcome {
     Snoozed { due_us: i64 },
     /// Moved to the dead-letter queue; `evicted` are the oldest DLQ entries dropped past the cap.
     Dead { evicted: Vec<String> },
+    /// Its cancellation had been asked for: it ended cancelled, without a retry.
+    Cancelled,
     /// This process no longer held the job; nothing was written.
     NotOwned,
+}
+
+/// What [`Store::requeue`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Requeued {
+    /// The jobs back in pending.
+    pub ids: Vec<String>,
+    /// Those whose cancellation had been asked for, ended cancelled instead.
+    pub events: Vec<JobEvent>,
 }
 
 /// What [`Store::promote`] did.
@@ -172,10 +191,41 @@ impl Store {
             return Ok(None);
         }
         let mut job = job_from_record(id, &rec)?;
-        if job.status == JobStatus::Pending {
-            job.waiting = self.why_waiting(id)?;
+        match job.status {
+            JobStatus::Pending => job.waiting = self.why_waiting(id)?,
+            JobStatus::Waiting => job.waiting = Some(self.waiting_for_parents(&job.parents)?),
+            _ => {}
         }
         Ok(Some(job))
+    }
+
+    /// Why a waiting job waits: the parents that have not finished yet.
+    fn waiting_for_parents(&mut self, parents: &[String]) -> Result<Waiting, StoreError> {
+        let mut pipe = redis::pipe();
+        for p in parents {
+            pipe.cmd("HGET").arg(self.keys.job(p)).arg("status");
+        }
+        let statuses: Vec<Option<String>> = self.conn.run_idempotent(|c| pipe.query(c))?;
+        let open: Vec<&str> = parents
+            .iter()
+            .zip(&statuses)
+            .filter(|(_, s)| {
+                s.as_deref()
+                    .and_then(|s| s.parse::<JobStatus>().ok())
+                    .is_some_and(|s| !s.is_final())
+            })
+            .map(|(p, _)| p.as_str())
+            .collect();
+        Ok(Waiting {
+            reason: "parents".into(),
+            detail: format!(
+                "waits for {} of its {} parent(s) to finish: {}",
+                open.len(),
+                parents.len(),
+                open.join(", ")
+            ),
+            until: None,
+        })
     }
 
     /// Claims up to `max` jobs that may start for `worker` from the queues of `sel`; an empty
@@ -203,10 +253,12 @@ impl Store {
             return Ok(None);
         }
         let num = |i: usize| flat.get(i).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        let (events, jobs) = counted_events(&flat, 3);
         Ok(Some(ClaimBatch {
             now_us: num(1),
             next_start_us: Some(num(2)).filter(|&t| t > 0),
-            jobs: claimed_jobs(flat.get(3..).unwrap_or_default()),
+            jobs: claimed_jobs(jobs),
+            events,
         }))
     }
 
@@ -327,14 +379,15 @@ impl Store {
         })
     }
 
-    /// Puts every job `worker` holds back at the front of pending; returns their ids.
-    pub fn requeue_all(&mut self, worker: &str) -> Result<Vec<String>, StoreError> {
+    /// Puts every job `worker` holds back at the front of pending; returns their ids, and the
+    /// events of those whose cancellation had been asked for (they end cancelled instead).
+    pub fn requeue_all(&mut self, worker: &str) -> Result<Requeued, StoreError> {
         self.requeue_script(worker, "all", &[])
     }
 
     /// Puts the jobs `ids` back at the front of pending if `worker` still holds them (jobs a
-    /// lost reply left in its running list); returns the ids moved.
-    pub fn requeue(&mut self, worker: &str, ids: &[String]) -> Result<Vec<String>, StoreError> {
+    /// lost reply left in its running list), as [`Store::requeue_all`] does.
+    pub fn requeue(&mut self, worker: &str, ids: &[String]) -> Result<Requeued, StoreError> {
         self.requeue_script(worker, "ids", ids)
     }
 
@@ -343,7 +396,7 @@ impl Store {
         worker: &str,
         mode: &str,
         ids: &[String],
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Requeued, StoreError> {
         let k = &self.keys;
         let mut inv = scripts().requeue.prepare_invoke();
         inv.key(k.running(worker))
@@ -351,6 +404,7 @@ impl Store {
             .arg(k.prefix())
             .arg(mode)
             .arg(ids);
-        self.conn.run(|c| inv.invoke(c))
+        let (ids, events) = with_events(self.conn.run(|c| inv.invoke(c))?);
+        Ok(Requeued { ids, events })
     }
 }

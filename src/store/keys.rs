@@ -26,6 +26,22 @@ pub mod field {
     pub const PRIORITY: &str = "priority";
     pub const GROUP: &str = "group";
     pub const SNOOZES: &str = "snoozes";
+    /// Parent ids, comma-separated.
+    pub const PARENTS: &str = "parents";
+    /// Child ids, comma-separated: the jobs created while this one had not finished.
+    pub const CHILDREN: &str = "children";
+    pub const WORKFLOW: &str = "wf";
+    pub const REF: &str = "ref";
+    /// `run` when the job runs even if a parent fails; absent for `cancel`.
+    pub const ON_PARENT_FAILURE: &str = "opf";
+    pub const UNIQUE: &str = "unique";
+    /// Start deadline (µs).
+    pub const EXPIRES: &str = "expires";
+    /// `1` once its cancellation was asked for while it ran.
+    pub const CANCEL: &str = "cancel";
+    pub const SCHEDULE: &str = "schedule";
+    /// JSON `{"percent", "message", "at"}` (`at` in ms) of a running job's last progress report.
+    pub const PROGRESS: &str = "progress";
 }
 
 /// Key names under one prefix. Queue and type keys are built by the scripts (see
@@ -44,6 +60,8 @@ pub struct Keys {
     pub types: String,
     /// Marker that some live process serves every queue (expires with its heartbeat).
     pub served_all: String,
+    /// Set of running jobs whose cancellation was asked for.
+    pub cancelling: String,
     /// Set of every schedule's name.
     pub schedules: String,
     /// Sorted set of the schedules that are not paused, by next fire time (µs).
@@ -62,6 +80,7 @@ impl Keys {
             queues: k("queues"),
             types: k("types"),
             served_all: k("served-all"),
+            cancelling: k("cancelling"),
             schedules: k("schedules"),
             schedules_due: k("schedules:due"),
         }

@@ -17,6 +17,8 @@ pub struct Reaped {
     pub evicted: Vec<String>,
     /// The queue and type of each requeued, then each dead job (for the metrics).
     pub placement: Vec<(String, String)>,
+    /// Jobs that ended on the way: cancelled while running, and their descendants.
+    pub events: Vec<super::JobEvent>,
 }
 
 impl Store {

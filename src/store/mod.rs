@@ -3,10 +3,10 @@
 //! [`Backend`], so no mutex sits between threads and Redis.
 //!
 //! The methods of [`Store`] are spread over one file per concept: `create.rs` (submissions),
-//! `jobs.rs` (claims, acknowledgements, promotion, hand-backs), `liveness.rs` (heartbeats and the
-//! reaper), `dlq.rs`, `admin.rs` (stats, ping, start-up checks), `schedules.rs` (cron schedules and their
-//! ticks). `decode.rs` reads the scripts'
-//! replies and `record.rs` a job's hash; `error.rs` says what can go wrong.
+//! `jobs.rs` (claims, acknowledgements, promotion, hand-backs), `progress.rs` (progress reports
+//! of running jobs), `liveness.rs` (heartbeats and the reaper), `dlq.rs`, `admin.rs` (stats,
+//! ping, start-up checks), `schedules.rs` (cron schedules and their ticks). `decode.rs` reads the
+//! scripts' replies and `record.rs` a job's hash; `error.rs` says what can go wrong.
 
 mod admin;
 pub mod analytics;
@@ -15,11 +15,13 @@ pub mod conn;
 mod create;
 mod decode;
 mod dlq;
+mod ends;
 mod error;
 mod jobs;
 pub mod keys;
 mod liveness;
 mod pool;
+mod progress;
 mod queues;
 mod record;
 mod schedules;
@@ -38,6 +40,7 @@ pub use backend::Backend;
 pub use conn::Health;
 pub use create::{CreateOutcome, Created};
 pub use dlq::DlqSelect;
+pub use ends::{CancelFilter, CancelOutcome, EventKind, JobEvent};
 pub use error::StoreError;
 pub use jobs::{Acked, BreakerChange, Claimed, FailMode, FailOutcome, Selection};
 pub use liveness::Reaped;
@@ -55,4 +58,6 @@ pub const COMPLETED_LIST_MAX: u64 = 1000;
 pub struct Store {
     conn: conn::Conn,
     keys: Arc<keys::Keys>,
+    /// JOB_TTL_SECS, for the records that a cancellation or a start deadline ends.
+    job_ttl_secs: u64,
 }

@@ -19,6 +19,8 @@ pub struct QueueInfo {
     pub scheduled: u64,
     pub running: u64,
     pub failed: u64,
+    /// Jobs waiting for their parents to finish.
+    pub waiting: u64,
     pub paused: bool,
     /// Age of its oldest ready job in seconds (0 when none is ready).
     pub latency_secs: f64,
@@ -69,7 +71,7 @@ impl Store {
         Ok(flat
             .get(1..)
             .unwrap_or_default()
-            .chunks_exact(13)
+            .chunks_exact(14)
             .map(|c| {
                 let oldest: i64 = c[6].parse().unwrap_or(-1);
                 QueueInfo {
@@ -78,6 +80,7 @@ impl Store {
                     scheduled: num(&c[2]),
                     running: num(&c[3]),
                     failed: num(&c[4]),
+                    waiting: num(&c[13]),
                     paused: c[5] == "1",
                     latency_secs: if oldest >= 0 {
                         (now - oldest).max(0) as f64 / 1e6

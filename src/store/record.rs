@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use super::keys::field;
 use super::StoreError;
-use crate::job::{from_micros, Job, JobId, DEFAULT_QUEUE};
+use crate::job::{from_micros, Job, JobId, OnParentFailure, DEFAULT_QUEUE};
 
 /// Builds a job from its Redis hash. A record missing a required field is reported rather
 /// than shown half-empty, since it means the record was written by something else.
@@ -73,7 +73,27 @@ fn parse(id: &str, rec: &HashMap<String, String>) -> Result<Job, String> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
         waiting: None,
+        parents: list(get(field::PARENTS)),
+        children: list(get(field::CHILDREN)),
+        workflow_id: get(field::WORKFLOW).map(str::to_string),
+        node_ref: get(field::REF).map(str::to_string),
+        on_parent_failure: match get(field::ON_PARENT_FAILURE) {
+            Some("run") => OnParentFailure::Run,
+            _ => OnParentFailure::Cancel,
+        },
+        unique_key: get(field::UNIQUE).map(str::to_string),
+        expires_at: time(field::EXPIRES)?,
+        cancel_requested: get(field::CANCEL).is_some(),
+        schedule: get(field::SCHEDULE).map(str::to_string),
+        // Informational only: an unreadable report is left out rather than failing the read.
+        progress: get(field::PROGRESS).and_then(|v| serde_json::from_str(v).ok()),
     })
+}
+
+/// A comma-separated list of ids.
+fn list(v: Option<&str>) -> Vec<String> {
+    v.map(|s| s.split(',').map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -131,5 +151,30 @@ mod tests {
             v["errors"],
             json!([{"attempt": 1, "error": "nope", "at": "2026-04-07T10:30:01.000000Z"}])
         );
+    }
+
+    #[test]
+    fn progress_is_shown_when_readable() {
+        let mut rec: HashMap<String, String> = [
+            ("type", "t"),
+            ("status", "running"),
+            ("created_at", "1775557800000000"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let v = serde_json::to_value(job_from_record("x", &rec).unwrap()).unwrap();
+        assert!(v.get("progress").is_none(), "{v}");
+        rec.insert(
+            "progress".into(),
+            r#"{"percent":40,"message":"resizing","at":1775557801000}"#.into(),
+        );
+        let v = serde_json::to_value(job_from_record("x", &rec).unwrap()).unwrap();
+        assert_eq!(
+            v["progress"],
+            json!({"percent": 40, "message": "resizing", "at": "2026-04-07T10:30:01.000000Z"})
+        );
+        rec.insert("progress".into(), "{bad".into());
+        assert!(job_from_record("x", &rec).unwrap().progress.is_none());
     }
 }

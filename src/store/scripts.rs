@@ -1,9 +1,12 @@
 //! The Lua scripts behind every state transition, hashed once at start-up.
 //!
 //! Each script is one atomic step in Redis: a crash of jobq between two commands can never leave
-//! a job half-moved. `lua/common.lua` (the clock, keys, counts, the short claim) is prepended to
-//! each script, `lua/dead.lua` (error history, the DLQ move) and `lua/flow.lua` (the general
-//! claim step, parking, DLQ selection) to those that need them, so each step is written once.
+//! a job half-moved. `lua/common.lua` (the clock, keys, counts, the queue selection) is prepended
+//! to each script, and to those that need them `lua/insert.lua` (writing new jobs),
+//! `lua/finish.lua` (the ends of a job and what they settle: unique keys, workflows, children),
+//! `lua/fast.lua` (the short claim of the acknowledgements), `lua/dead.lua` (error history, the
+//! DLQ move) and `lua/flow.lua` (the general claim step, parking, DLQ selection), so each step
+//! is written once.
 //! `redis::Script` sends EVALSHA and reloads the script after a Redis restart.
 
 use redis::Script;
@@ -24,6 +27,9 @@ pub struct Scripts {
     pub queues: Script,
     pub control: Script,
     pub why: Script,
+    pub cancel: Script,
+    pub workflow: Script,
+    pub progress: Script,
     pub schedule_put: Script,
     pub schedule_control: Script,
     pub schedule_read: Script,
@@ -32,27 +38,13 @@ pub struct Scripts {
 }
 
 macro_rules! script {
-    ($file:literal) => {
+    // `lua/common.lua`, then the preludes named (in this order), then the script itself.
+    // Each script carries only the preludes it uses: every function of a script is defined
+    // anew on each call, and Redis runs Lua slowly enough for that to show in the drain.
+    ($($prelude:literal),* ; $file:literal) => {
         Script::new(concat!(
             include_str!("lua/common.lua"),
-            include_str!(concat!("lua/", $file))
-        ))
-    };
-    // With `lua/flow.lua` too: the general claim step, parking and the DLQ selection, which
-    // the hot acknowledgements leave out (every function of a script is defined anew on each
-    // call, and Redis runs Lua slowly enough for that to show in the drain).
-    // With `lua/dead.lua`: the error history and the DLQ move.
-    (dead $file:literal) => {
-        Script::new(concat!(
-            include_str!("lua/common.lua"),
-            include_str!("lua/dead.lua"),
-            include_str!(concat!("lua/", $file))
-        ))
-    };
-    (flow $file:literal) => {
-        Script::new(concat!(
-            include_str!("lua/common.lua"),
-            include_str!("lua/flow.lua"),
+            $(include_str!(concat!("lua/", $prelude, ".lua")),)*
             include_str!(concat!("lua/", $file))
         ))
     };
@@ -62,25 +54,27 @@ macro_rules! script {
 pub fn scripts() -> &'static Scripts {
     static SCRIPTS: OnceLock<Scripts> = OnceLock::new();
     SCRIPTS.get_or_init(|| Scripts {
-        create: script!("create.lua"),
-        claim: script!(flow "claim.lua"),
-        complete: script!("complete.lua"),
-        fail: script!(dead "fail.lua"),
-        promote: script!(flow "promote.lua"),
-        requeue: script!("requeue.lua"),
-        reap: script!(dead "reap.lua"),
-        dlq_retry: script!(flow "dlq_retry.lua"),
-        dlq_delete: script!(flow "dlq_delete.lua"),
-        dlq_page: script!("dlq_page.lua"),
-        stats: script!("stats.lua"),
-        queues: script!("queues.lua"),
-        control: script!(flow "control.lua"),
-        why: script!("why.lua"),
-        schedule_put: script!("schedule_put.lua"),
-        schedule_control: script!("schedule_control.lua"),
-        schedule_read: script!("schedule_read.lua"),
-        schedule_due: script!("schedule_due.lua"),
-        // TODO(insert.lua): with the job-insert prelude once it lands.
-        fire: script!("fire.lua"),
+        create: script!("insert"; "create.lua"),
+        claim: script!("finish", "flow"; "claim.lua"),
+        complete: script!("finish", "fast"; "complete.lua"),
+        fail: script!("finish", "dead", "fast"; "fail.lua"),
+        promote: script!("finish", "flow"; "promote.lua"),
+        requeue: script!("finish"; "requeue.lua"),
+        reap: script!("finish", "dead"; "reap.lua"),
+        dlq_retry: script!("finish", "flow"; "dlq_retry.lua"),
+        dlq_delete: script!("finish", "flow"; "dlq_delete.lua"),
+        dlq_page: script!(; "dlq_page.lua"),
+        stats: script!(; "stats.lua"),
+        queues: script!(; "queues.lua"),
+        control: script!("finish", "flow"; "control.lua"),
+        why: script!(; "why.lua"),
+        cancel: script!("finish"; "cancel.lua"),
+        workflow: script!(; "workflow.lua"),
+        progress: script!(; "progress.lua"),
+        schedule_put: script!(; "schedule_put.lua"),
+        schedule_control: script!(; "schedule_control.lua"),
+        schedule_read: script!(; "schedule_read.lua"),
+        schedule_due: script!(; "schedule_due.lua"),
+        fire: script!("insert"; "fire.lua"),
     })
 }

@@ -93,6 +93,7 @@ impl Ticker {
         };
         let job = NewJob {
             id: crate::job::JobId::new_random(),
+            schedule: Some(t.name.clone()),
             ..template.clone()
         };
         let tick = Tick {

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{InFlight, CLAIM_BATCH, FETCH_BLOCK};
+use crate::context::{note_job_events, Shared};
 use crate::shutdown::{RetryDelay, Shutdown};
 use crate::store::{Claimed, Selection, Store, StoreError};
 
 pub(super) struct Fetcher {
+    pub(super) shared: Arc<Shared>,
     pub(super) store: Store,
     pub(super) worker_id: String,
     pub(super) shutdown: Shutdown,
@@ -63,6 +65,7 @@ impl Fetcher {
                 }
                 Ok(Some(batch)) => {
                     retry.reset();
+                    note_job_events(&self.shared, &batch.events);
                     if std::mem::take(&mut unregistered) {
                         log::info!("process {} is registered again", self.worker_id);
                     }

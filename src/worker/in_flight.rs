@@ -20,6 +20,9 @@ use crate::handler::Cancellation;
 pub struct InFlight {
     slots: Vec<Mutex<Option<(String, Cancellation)>>>,
     transit: Mutex<HashSet<String>>,
+    /// Jobs in transit that were cancelled through the API before a worker started them: their
+    /// worker cancels them as it starts them (see [`InFlight::cancel_job`]).
+    doomed: Mutex<HashSet<String>>,
     /// One per worker (by slot), then the fetcher's.
     claims: Vec<AtomicU64>,
 }
@@ -54,6 +57,7 @@ impl InFlight {
         Arc::new(InFlight {
             slots: (0..workers).map(|_| Mutex::new(None)).collect(),
             transit: Mutex::new(HashSet::new()),
+            doomed: Mutex::new(HashSet::new()),
             claims: (0..=workers).map(|_| AtomicU64::new(0)).collect(),
         })
     }
@@ -83,10 +87,15 @@ impl InFlight {
 
     /// A worker starts (`Some`) or has recorded (`None`) a job; a job it starts leaves transit.
     pub(super) fn set(&self, slot: usize, job: Option<(String, Cancellation)>) {
-        let id = job.as_ref().map(|(id, _)| id.clone());
+        let started = job.as_ref().map(|(id, c)| (id.clone(), c.clone()));
         *lock(&self.slots[slot]) = job;
-        if let Some(id) = id {
-            self.unclaim(&id);
+        if let Some((id, cancel)) = started {
+            // Leaves transit only after the slot holds it, so `cancel_job` finds it in one or
+            // the other; a cancellation that came while it was in transit applies now.
+            lock(&self.transit).remove(&id);
+            if lock(&self.doomed).remove(&id) {
+                cancel.cancel_job();
+            }
         }
     }
 
@@ -94,6 +103,44 @@ impl InFlight {
     /// channel).
     pub(super) fn unclaim(&self, id: &str) {
         lock(&self.transit).remove(id);
+        lock(&self.doomed).remove(id);
+    }
+
+    /// Asks the handler running job `id` to stop because the job was cancelled through the API
+    /// ([`Cancellation::cancel_job`]). True when this process holds the job: running it now, or
+    /// about to (in transit to a worker, which then starts it already cancelled). False when it
+    /// holds no such job.
+    pub fn cancel_job(&self, id: &str) -> bool {
+        if self.cancel_running(id) {
+            return true;
+        }
+        // Both locks: a worker starting the job moves it from transit to its slot (slot first),
+        // so it is either still in transit here, or in a slot, found by the second look.
+        let transit = lock(&self.transit);
+        if transit.contains(id) {
+            lock(&self.doomed).insert(id.to_string());
+            return true;
+        }
+        drop(transit);
+        self.cancel_running(id)
+    }
+
+    fn cancel_running(&self, id: &str) -> bool {
+        let mut found = false;
+        self.each(|(held, c)| {
+            if held == id {
+                c.cancel_job();
+                found = true;
+            }
+        });
+        found
+    }
+
+    /// The ids of the jobs the workers run now (not those in transit).
+    pub fn running_ids(&self) -> Vec<String> {
+        let mut ids = Vec::new();
+        self.each(|(id, _)| ids.push(id.clone()));
+        ids
     }
 
     fn each(&self, mut f: impl FnMut(&(String, Cancellation))) {
@@ -131,5 +178,49 @@ impl InFlight {
     /// pending: their outcome can no longer be recorded, so they may as well stop.
     pub fn cancel_all(&self) {
         self.each(|(_, c)| c.cancel());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancel_job_reaches_the_running_job_only() {
+        let held = InFlight::new(2);
+        let (a, b) = (Cancellation::new(None), Cancellation::new(None));
+        held.set(0, Some(("a".into(), a.clone())));
+        held.set(1, Some(("b".into(), b.clone())));
+        let mut ids = held.running_ids();
+        ids.sort();
+        assert_eq!(ids, ["a", "b"]);
+        assert!(held.cancel_job("a"));
+        assert!(a.job_cancelled() && !b.is_cancelled());
+        assert!(!held.cancel_job("nope"));
+        held.cancel_all();
+        assert!(b.is_cancelled() && !b.job_cancelled());
+        held.set(0, None);
+        assert_eq!(held.running_ids(), ["b"]);
+        assert!(
+            !held.cancel_job("a"),
+            "a job whose outcome is stored is not held"
+        );
+    }
+
+    #[test]
+    fn a_job_cancelled_in_transit_starts_cancelled() {
+        let held = InFlight::new(1);
+        held.claiming(0, || (), |_| vec!["t".to_string(), "u".to_string()]);
+        assert!(held.running_ids().is_empty());
+        assert!(held.cancel_job("t"));
+        let c = Cancellation::new(None);
+        held.set(0, Some(("t".into(), c.clone())));
+        assert!(c.job_cancelled());
+        // A job handed back unstarted forgets the request: a later claim runs normally.
+        assert!(held.cancel_job("u"));
+        held.unclaim("u");
+        let c = Cancellation::new(None);
+        held.set(0, Some(("u".into(), c.clone())));
+        assert!(!c.is_cancelled());
     }
 }

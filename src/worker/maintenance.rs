@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::context::Shared;
+use crate::context::{note_job_events, Shared};
 use crate::shutdown::{spawn_periodic, RetryDelay, Shutdown};
 use crate::store::{RedisState, StoreError};
 use crate::worker::{InFlight, Snapshot};
@@ -111,6 +111,7 @@ pub fn spawn_heartbeat(
     .to_string();
     let serves = shared.selection.named();
     let mut suspects = Suspects::default();
+    let shared = shared.clone();
     spawn_periodic("jobq-heartbeat", shutdown, move || {
         if let Err(e) = store.heartbeat(&id, live.ttl, &info, serves.as_deref()) {
             log_unexpected("heartbeat", &e);
@@ -123,8 +124,9 @@ pub fn spawn_heartbeat(
                 let stranded = suspects.observe(listed, in_flight.snapshot());
                 if !stranded.is_empty() {
                     match store.requeue(&id, &stranded) {
-                        Ok(ids) => {
-                            for job in ids {
+                        Ok(back) => {
+                            note_job_events(&shared, &back.events);
+                            for job in back.ids {
                                 log::warn!(
                                     "job {job} returned to pending: it was claimed but a lost Redis reply kept it from any worker"
                                 );
@@ -137,6 +139,40 @@ pub fn spawn_heartbeat(
             Err(e) => log_unexpected("heartbeat", &e),
         }
         live.beat
+    })
+}
+
+/// How often a process with running jobs asks Redis whether one of them has been cancelled.
+const CANCEL_WATCH: Duration = Duration::from_millis(250);
+
+/// Tells a running job's handler when its cancellation has been asked for (`POST
+/// /jobs/{id}/cancel` marks it in Redis; only this process knows the thread that runs it).
+/// Asks Redis only while this process runs jobs: one pipelined `SISMEMBER` per running job.
+pub fn spawn_cancel_watch(
+    shared: &Arc<Shared>,
+    in_flight: Arc<InFlight>,
+    stop: &Shutdown,
+) -> std::io::Result<JoinHandle<()>> {
+    let mut store = shared.backend.open();
+    // Jobs already told, so each is logged once.
+    let mut told: HashSet<String> = HashSet::new();
+    spawn_periodic("jobq-cancel-watch", stop, move || {
+        let running = in_flight.running_ids();
+        told.retain(|id| running.contains(id));
+        if running.is_empty() {
+            return CANCEL_WATCH;
+        }
+        match store.cancel_requested(&running) {
+            Ok(ids) => {
+                for id in ids {
+                    if in_flight.cancel_job(&id) && told.insert(id.clone()) {
+                        log::info!("job {id} is being stopped: its cancellation was asked for");
+                    }
+                }
+            }
+            Err(e) => log_unexpected("cancel watch", &e),
+        }
+        CANCEL_WATCH
     })
 }
 
@@ -204,8 +240,11 @@ pub fn spawn_reaper(
             }
             match store.reap(w, DIED_ERROR, shared.config.dlq_max_size) {
                 // Another process's reaper got there first, or the process held nothing.
-                Ok(Some(r)) if r.requeued.is_empty() && r.dead.is_empty() => {}
+                Ok(Some(r)) if r.requeued.is_empty() && r.dead.is_empty() => {
+                    note_job_events(&shared, &r.events);
+                }
                 Ok(Some(r)) => {
+                    note_job_events(&shared, &r.events);
                     let n = r.requeued.len() + r.dead.len();
                     let m = &shared.metrics;
                     // Each recovered job is a failed attempt, retried or buried like any other.

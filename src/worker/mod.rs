@@ -81,6 +81,7 @@ impl Pool {
             );
         }
         let fetcher = Fetcher {
+            shared: shared.clone(),
             store: shared.backend.open_blocking(FETCH_BLOCK),
             worker_id: worker_id.to_string(),
             shutdown: shutdown.clone(),

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{backoff, note_evicted, InFlight, MAX_ERROR_BYTES};
-use crate::context::Shared;
-use crate::handler::{Cancellation, ErrorKind, JobContext, JobError, JobResult};
+use crate::context::{note_job_events, Shared};
+use crate::handler::{Cancellation, ErrorKind, JobContext, JobError, JobResult, ProgressSink};
 use crate::job::JobId;
 use crate::metrics::JobSeries;
 use crate::shutdown::{RetryDelay, Shutdown};
@@ -78,12 +78,12 @@ impl Worker {
             .store
             .requeue(&self.worker_id, std::slice::from_ref(&job.id))
         {
-            Ok(ids) if !ids.is_empty() => log::info!(
+            Ok(back) if !back.ids.is_empty() => log::info!(
                 "job {} ({}) returned to pending unstarted: shutting down",
                 job.id,
                 job.kind
             ),
-            Ok(_) => {}
+            Ok(back) => note_job_events(&self.shared, &back.events),
             Err(e) => log::warn!(
                 "job {} ({}) not started, shutting down; returning it to pending failed ({e}), the drain tries again",
                 job.id,
@@ -116,7 +116,10 @@ impl Worker {
             let waited = chrono::Utc::now().timestamp_micros() - job.ready_since_us;
             series.wait.observe(waited.max(0) as f64 / 1e6);
         }
-        let outcome = self.execute(&job, cancel.clone());
+        let outcome = match self.parent_results(&job) {
+            Ok(parents) => self.execute(&job, cancel.clone(), parents),
+            Err(e) => Err(e),
+        };
         let elapsed = started.elapsed();
         series.duration.observe(elapsed.as_secs_f64());
         // A handler that gave up because its deadline passed reports the timeout, whatever it
@@ -124,7 +127,8 @@ impl Worker {
         let outcome = match outcome {
             Err(e)
                 if elapsed >= Duration::from_secs(timeout_secs)
-                    && e.kind != ErrorKind::TimedOut =>
+                    && e.kind != ErrorKind::TimedOut
+                    && e.kind != ErrorKind::Cancelled =>
             {
                 Err(JobError::timed_out(format!(
                     "timed out after {timeout_secs} s"
@@ -157,7 +161,27 @@ impl Worker {
     }
 
     /// Runs the handler, turning a panic into a failed attempt so the thread lives on.
-    fn execute(&self, job: &Claimed, cancel: Cancellation) -> JobResult {
+    /// The results of the job's parents, for its handler; none for a job without parents.
+    fn parent_results(
+        &mut self,
+        job: &Claimed,
+    ) -> Result<serde_json::Map<String, Value>, JobError> {
+        if job.parents.is_empty() {
+            return Ok(serde_json::Map::new());
+        }
+        self.store.parent_results(&job.parents).map_err(|e| {
+            JobError::transient(format!(
+                "could not read the results of its parents ({e}); retried after the backoff"
+            ))
+        })
+    }
+
+    fn execute(
+        &self,
+        job: &Claimed,
+        cancel: Cancellation,
+        parents: serde_json::Map<String, Value>,
+    ) -> JobResult {
         let Some(handler) = self.shared.registry.get(&job.kind) else {
             return Err(JobError::transient(format!(
                 "no handler for job type {:?} in this process (it knows {}); deploy one that does",
@@ -175,8 +199,19 @@ impl Worker {
             max_attempts: job.max_attempts,
             cancel,
             store: Some(self.shared.store_pool.clone()),
+            progress: Some(ProgressSink::to_store(
+                self.shared.store_pool.clone(),
+                job.id.clone(),
+                job.claim.clone(),
+            )),
+            parents,
         };
-        match catch_unwind(AssertUnwindSafe(|| handler.run(&ctx))) {
+        let outcome = catch_unwind(AssertUnwindSafe(|| handler.run(&ctx)));
+        // A report held back by the rate limit goes out while the job is still running.
+        if let Some(sink) = &ctx.progress {
+            sink.finish();
+        }
+        match outcome {
             Ok(r) => r,
             Err(panic) => {
                 let msg = panic
@@ -221,6 +256,7 @@ impl Worker {
                 let next = acked.as_ref().ok().and_then(|(a, _)| a.next.clone());
                 if let Ok((a, _)) = &acked {
                     note_breaker(&shared, &job.kind, a.breaker);
+                    note_job_events(&shared, &a.events);
                 }
                 match acked.map(|(a, retried)| (a.outcome, retried)) {
                     Ok((true, _)) => {
@@ -269,6 +305,7 @@ impl Worker {
                 let next = acked.as_ref().ok().and_then(|(a, _)| a.next.clone());
                 if let Ok((a, _)) = &acked {
                     note_breaker(&shared, &job.kind, a.breaker);
+                    note_job_events(&shared, &a.events);
                 }
                 if snooze.is_some()
                     && matches!(
@@ -316,6 +353,8 @@ impl Worker {
                             }
                         );
                     }
+                    // Logged and counted with its event (see note_job_events).
+                    Ok((FailOutcome::Cancelled, _)) => {}
                     Ok((FailOutcome::NotOwned, retried)) => log::warn!(
                         "job {} ({}) attempt {} failed ({}), but it was no longer this process's to record: {}",
                         job.id,

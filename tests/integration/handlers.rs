@@ -895,6 +895,52 @@ fn command_jobs_return_stdout_fail_with_stderr_and_are_killed_with_their_group()
 }
 
 #[test]
+fn a_command_jobs_progress_lines_show_in_get_jobs() {
+    let redis = RedisServer::start();
+    let dir = temp_dir("progress");
+    let go = dir.join("go");
+    // Reports, then waits (at most 20 s) for the test to let it finish.
+    let slow = script(
+        &dir,
+        "slow.sh",
+        &format!(
+            "echo 'progress: 30 warming up' >&2\ni=0\nwhile [ ! -e {go:?} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\necho done"
+        ),
+    );
+    let file = dir.join("handlers.toml");
+    fs::write(
+        &file,
+        format!(
+            "[commands.slow]\nrun = [{:?}]\n",
+            slow.display().to_string()
+        ),
+    )
+    .unwrap();
+    let path = file.to_string_lossy().into_owned();
+    let server = TestServer::start(&redis, move |c| {
+        c.handlers_file = Some(jobq::HandlersFile::load(&path).unwrap());
+        c.num_workers = 1;
+    });
+    let id = server.submit(&json!({"type": "slow"}));
+    let job = wait_for("the progress report", WAIT, || {
+        let job = server.job(&id);
+        if job["progress"]["percent"] == 30 {
+            Ok(job)
+        } else {
+            Err(job.to_string())
+        }
+    });
+    assert_eq!(job["status"], "running", "{job}");
+    assert_eq!(job["progress"]["message"], "warming up", "{job}");
+    assert!(job["progress"]["at"].is_string(), "{job}");
+    fs::write(&go, "").unwrap();
+    let job = server.wait_for_status(&id, "completed", WAIT);
+    assert_eq!(job["result"], "done", "{job}");
+    drop(server);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_bad_handlers_file_stops_the_binary_naming_the_line() {
     let dir = temp_dir("badhandlers");
     let file = dir.join("handlers.toml");

@@ -16,6 +16,7 @@ mod support;
 use support as harness;
 
 mod api;
+mod cancellation;
 mod cli;
 mod concurrency;
 mod correctness;
@@ -31,3 +32,4 @@ mod schedules;
 mod scheduling;
 mod security;
 mod shutdown;
+mod workflows;

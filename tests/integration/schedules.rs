@@ -270,6 +270,7 @@ fn pause_resume_and_trigger() {
     let id = t.json()["job_id"].as_str().unwrap().to_string();
     let job = server.wait_for_status(&id, "completed", Duration::from_secs(10));
     assert_eq!(job["queue"], "cron");
+    assert_eq!(job["schedule"], "h", "{job}");
     let s = c.get("/schedules/h").json();
     assert_eq!(s["last_run"]["job_id"], id.as_str(), "{s}");
     assert_eq!(s["last_run"]["kind"], "trigger", "{s}");

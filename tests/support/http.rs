@@ -224,7 +224,10 @@ impl Client {
             if now == status {
                 return Ok(job);
             }
-            if matches!(now.as_str(), "completed" | "failed") {
+            if matches!(
+                now.as_str(),
+                "completed" | "failed" | "cancelled" | "expired"
+            ) {
                 panic!("job {id} ended {now} while waiting for it to be {status}: {job}");
             }
             Err(job.to_string())

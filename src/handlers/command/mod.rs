@@ -4,7 +4,8 @@
 //! its exit means for the job; `process.rs` supervises the running program.
 //!
 //! The job's payload (JSON) is the program's stdin; `JOB_ID`, `JOB_TYPE`, `JOB_ATTEMPT` and
-//! `JOB_MAX_ATTEMPTS` are in its environment, which is otherwise only `PATH`, `HOME`, `LANG`,
+//! `JOB_MAX_ATTEMPTS` are in its environment (and `JOB_PARENTS_FILE` for a workflow job whose
+//! parents have results, see `parents.rs`), which is otherwise only `PATH`, `HOME`, `LANG`,
 //! `LC_ALL`, `TZ`, `TMPDIR`, `USER`, `LOGNAME` (when jobq has them) and the table's `env`: jobq's
 //! own secrets (REDIS_URL, SMTP_URL, API_TOKEN) are not handed down. Exit status 0 is success and
 //! stdout (first 64 KiB) the result: JSON when it parses, else a string. Any other status fails
@@ -14,11 +15,14 @@
 //!
 //! Each program runs in a process group of its own. Past `timeout_secs`, or when the attempt is
 //! cancelled (its JOB_TIMEOUT_SECS, or a shutdown that outlived SHUTDOWN_TIMEOUT_SECS), the whole
-//! group is killed with SIGKILL, children included. When the program exits by itself, whatever
-//! it left running in its group is killed too, so no job leaves processes behind. (A child that
-//! starts a session or group of its own has opted out of this.)
+//! group is killed with SIGKILL, children included. A job cancelled through the API gets SIGTERM
+//! first, and CANCEL_GRACE_SECS to exit before the SIGKILL. When the program exits by itself,
+//! whatever it left running in its group is killed too, so no job leaves processes behind. (A
+//! child that starts a session or group of its own has opted out of this.)
 
+mod parents;
 mod process;
+mod stderr;
 
 use serde_json::Value;
 use std::os::unix::process::ExitStatusExt;
@@ -28,6 +32,7 @@ use std::time::Duration;
 
 pub use crate::config::CommandSpec;
 use crate::handler::{Handler, JobContext, JobError, JobResult};
+use parents::ParentsFile;
 use process::{Capture, Finished, Stop};
 
 /// How much of stdout becomes the result.
@@ -42,12 +47,15 @@ const INHERITED_ENV: &[&str] = &[
 /// The handler of one command job type.
 pub struct Command {
     spec: Arc<CommandSpec>,
+    /// CANCEL_GRACE_SECS: from SIGTERM to SIGKILL when the job is cancelled through the API.
+    cancel_grace: Duration,
 }
 
 impl Command {
-    pub fn new(spec: CommandSpec) -> Command {
+    pub fn new(spec: CommandSpec, cancel_grace: Duration) -> Command {
         Command {
             spec: Arc::new(spec),
+            cancel_grace,
         }
     }
 }
@@ -71,14 +79,26 @@ impl Handler for Command {
         if let Some(dir) = &spec.working_dir {
             cmd.current_dir(dir);
         }
+        // Kept until the program has ended (the end of this function), then removed.
+        let parents = match job.parent_results() {
+            results if results.is_empty() => None,
+            results => Some(ParentsFile::write(results).map_err(|e| {
+                JobError::transient(format!(
+                    "cannot write the parents' results for {program}: {e}"
+                ))
+            })?),
+        };
+        if let Some(file) = &parents {
+            cmd.env("JOB_PARENTS_FILE", file.path());
+        }
         let Finished {
             status,
             stop,
             capture: cap,
             elapsed,
-        } = process::supervise(&mut cmd, job, spec.timeout, &program).map_err(|e| {
-            JobError::transient(format!("cannot start {program} for {}: {e}", job.kind))
-        })?;
+        } = process::supervise(&mut cmd, job, spec.timeout, self.cancel_grace, &program).map_err(
+            |e| JobError::transient(format!("cannot start {program} for {}: {e}", job.kind)),
+        )?;
 
         match stop {
             Some(Stop::TimedOut) => {
@@ -87,6 +107,20 @@ impl Handler for Command {
                     spec.timeout.as_secs(),
                     with_stderr(&cap.stderr)
                 )))
+            }
+            Some(Stop::JobCancelled(exited)) => {
+                let how = match exited {
+                    Some(after) => format!("exited after {:.1} s", after.as_secs_f64()),
+                    None => format!(
+                        "did not exit within {} s, SIGKILL sent",
+                        secs(self.cancel_grace)
+                    ),
+                };
+                let tail = process::stderr_tail(&cap.stderr);
+                return Err(JobError::cancelled(format!(
+                    "cancelled: SIGTERM sent to the process group of {program}, {how}{}",
+                    if tail.is_empty() { String::new() } else { format!("; stderr: {tail}") }
+                )));
             }
             Some(Stop::Cancelled) => {
                 return Err(JobError::transient(format!(
@@ -155,6 +189,15 @@ fn snooze_of(cap: &Capture, program: &str) -> JobError {
     )
 }
 
+/// A duration in seconds as people write it: `10`, `0.3`.
+fn secs(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        d.as_secs().to_string()
+    } else {
+        format!("{:.1}", d.as_secs_f64())
+    }
+}
+
 fn with_stderr(stderr: &[u8]) -> String {
     let tail = process::stderr_tail(stderr);
     if tail.is_empty() {
@@ -186,117 +229,4 @@ fn result_of(cap: &Capture, id: &str) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::handler::is_valid_type_name;
-    use crate::handler::Cancellation;
-    use serde_json::json;
-    use std::time::{Duration, Instant};
-
-    fn ctx(payload: Value) -> JobContext {
-        JobContext::new("job-1", "cmd", payload, 2, 3, Cancellation::new(None))
-    }
-
-    fn spec(run: &[&str]) -> CommandSpec {
-        let text = format!(
-            "[commands.cmd]\nrun = [{}]\ntimeout_secs = 5\n",
-            run.iter()
-                .map(|a| format!("{a:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        crate::config::handlers_file::parse(&text, "t.toml")
-            .unwrap()
-            .remove(0)
-    }
-
-    #[test]
-    fn handlers_file_refuses_the_type_names_the_registry_refuses() {
-        let names = [
-            "a",
-            "billing.sync",
-            "x:y-z_1",
-            "",
-            "has space",
-            "é",
-            &"x".repeat(64),
-        ];
-        for name in names.iter().copied().chain([&*"x".repeat(65)]) {
-            let text = format!("[commands.{name:?}]\nrun = [\"/bin/true\"]\n");
-            let file_ok = crate::config::handlers_file::parse(&text, "t.toml").is_ok();
-            assert_eq!(file_ok, is_valid_type_name(name), "{name:?}");
-        }
-    }
-
-    #[test]
-    fn json_stdout_is_the_result_and_env_is_set() {
-        let c = Command::new(spec(&[
-            "/bin/sh",
-            "-c",
-            "read -r p; printf '{\"in\": %s, \"id\": \"%s\", \"attempt\": %s, \"type\": \"%s\"}' \"$p\" \"$JOB_ID\" \"$JOB_ATTEMPT\" \"$JOB_TYPE\"",
-        ]));
-        let r = c.run(&ctx(json!({"n": 1}))).unwrap();
-        assert_eq!(
-            r,
-            json!({"in": {"n": 1}, "id": "job-1", "attempt": 2, "type": "cmd"})
-        );
-    }
-
-    #[test]
-    fn text_stdout_is_a_string_and_stderr_tail_is_the_error() {
-        let c = Command::new(spec(&["/bin/sh", "-c", "echo hello there"]));
-        assert_eq!(c.run(&ctx(json!({}))).unwrap(), json!("hello there"));
-        let c = Command::new(spec(&[
-            "/bin/sh",
-            "-c",
-            "i=0; while [ $i -lt 500 ]; do echo \"noise line $i\" >&2; i=$((i+1)); done; echo 'the real reason' >&2; exit 3",
-        ]));
-        let e = c.run(&ctx(json!({}))).unwrap_err();
-        assert!(!e.is_permanent());
-        assert!(e.message.contains("exited with status 3"), "{e}");
-        assert!(e.message.ends_with("the real reason"), "{e}");
-        assert!(e.message.len() < STDERR_TAIL + 200, "{}", e.message.len());
-    }
-
-    #[test]
-    fn exit_75_snoozes_for_the_seconds_on_stdout() {
-        let e = Command::new(spec(&["/bin/sh", "-c", "echo 2.5; exit 75"]))
-            .run(&ctx(json!({})))
-            .unwrap_err();
-        assert_eq!(e.snooze_delay(), Some(Duration::from_millis(2500)), "{e}");
-        let e = Command::new(spec(&["/bin/sh", "-c", "exit 75"]))
-            .run(&ctx(json!({})))
-            .unwrap_err();
-        assert_eq!(e.snooze_delay(), Some(DEFAULT_SNOOZE), "{e}");
-    }
-
-    #[test]
-    fn listed_exit_codes_are_permanent() {
-        let mut s = spec(&["/bin/sh", "-c", "exit 65"]);
-        s.permanent_exit_codes = vec![65];
-        let e = Command::new(s).run(&ctx(json!({}))).unwrap_err();
-        assert!(e.is_permanent(), "{e}");
-    }
-
-    #[test]
-    fn big_output_does_not_block() {
-        // 1 MiB on each pipe: more than a pipe buffer holds, so both must be read while it runs.
-        let c = Command::new(spec(&[
-            "/bin/sh",
-            "-c",
-            "head -c 1048576 /dev/zero | tr '\\0' x; head -c 1048576 /dev/zero | tr '\\0' y >&2",
-        ]));
-        let r = c.run(&ctx(json!({}))).unwrap();
-        assert_eq!(r.as_str().unwrap().len(), STDOUT_CAP);
-    }
-
-    #[test]
-    fn a_timeout_kills_the_program() {
-        let mut s = spec(&["/bin/sh", "-c", "sleep 30"]);
-        s.timeout = Duration::from_millis(200);
-        let started = Instant::now();
-        let e = Command::new(s).run(&ctx(json!({}))).unwrap_err();
-        assert!(e.message.starts_with("timed out after 0 s"), "{e}");
-        assert!(started.elapsed() < Duration::from_secs(20));
-    }
-}
+mod tests;

@@ -1,6 +1,7 @@
 //! Process supervision for command jobs: the program runs in a process group of its own, its
 //! stdout and stderr are read on helper threads (so a chatty program never blocks on a full
 //! pipe), and when it exits, times out or is cancelled the whole group is killed with SIGKILL.
+//! A job cancelled through the API gets SIGTERM first and a grace period to exit cleanly.
 //! Exit is noticed with `waitid(WNOWAIT)`, which leaves the program an unreaped zombie until its
 //! group has been killed, so its pid (the group id) cannot be reused by then.
 
@@ -10,6 +11,7 @@ use std::process::{Command as Process, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::stderr::StderrLines;
 use super::{STDERR_TAIL, STDOUT_CAP};
 use crate::handler::JobContext;
 
@@ -28,11 +30,13 @@ pub struct Finished {
 
 /// Runs `cmd` for `job`: in a process group of its own, the payload as JSON on its stdin,
 /// until it exits, `timeout` passes or the job is cancelled; then kills what is left of its
-/// group and collects its output. `program` names it in logs. Fails only when it cannot start.
+/// group and collects its output. A job cancelled through the API first gets SIGTERM and up to
+/// `grace` to exit. `program` names it in logs. Fails only when it cannot start.
 pub fn supervise(
     cmd: &mut Process,
     job: &JobContext,
     timeout: Duration,
+    grace: Duration,
     program: &str,
 ) -> std::io::Result<Finished> {
     cmd.stdin(Stdio::piped())
@@ -48,13 +52,25 @@ pub fn supervise(
     let mut pipes = 0;
     let mut helper_error = None;
     if let Some(out) = child.stdout.take() {
-        match drain(out, capture.clone(), done_tx.clone(), keep_stdout) {
+        let cap = capture.clone();
+        let keep = move |chunk: Option<&[u8]>| {
+            if let Some(chunk) = chunk {
+                keep_stdout(&mut cap.lock().unwrap_or_else(|e| e.into_inner()), chunk);
+            }
+        };
+        match drain(out, done_tx.clone(), keep) {
             Ok(()) => pipes += 1,
             Err(e) => helper_error = Some(e),
         }
     }
     if let Some(err) = child.stderr.take() {
-        match drain(err, capture.clone(), done_tx.clone(), keep_stderr) {
+        // Line by line: progress lines are reports, the rest the tail kept for errors.
+        let mut lines = StderrLines::new(capture.clone(), job.progress.clone());
+        let keep = move |chunk: Option<&[u8]>| match chunk {
+            Some(chunk) => lines.feed(chunk),
+            None => lines.end(),
+        };
+        match drain(err, done_tx.clone(), keep) {
             Ok(()) => pipes += 1,
             Err(e) => helper_error = Some(e),
         }
@@ -86,6 +102,9 @@ pub fn supervise(
             if Instant::now() >= deadline {
                 break Some(Stop::TimedOut);
             }
+            if job.cancel.job_cancelled() {
+                break Some(Stop::JobCancelled(terminate(pid, grace)));
+            }
             if job.cancel.is_cancelled() {
                 break Some(Stop::Cancelled);
             }
@@ -93,8 +112,8 @@ pub fn supervise(
             poll = (poll * 2).min(Duration::from_millis(50));
         }
     };
-    // On a timeout this stops the program and its children; after a normal exit it stops
-    // whatever the program left running in its group.
+    // On a timeout this stops the program and its children; after a normal exit (or one on
+    // SIGTERM) it stops whatever the program left running in its group.
     kill_group(pid);
     let status = child.wait();
     reap_orphans(pid);
@@ -134,13 +153,12 @@ pub struct Capture {
     pub stderr: Vec<u8>,
 }
 
-/// Reads a pipe to its end on a helper thread, handing each chunk to `keep`, so the program
-/// never blocks on a full pipe. Sends on `done` when the pipe closes.
+/// Reads a pipe to its end on a helper thread, handing each chunk to `keep` (then None at the
+/// end), so the program never blocks on a full pipe. Sends on `done` when the pipe closes.
 fn drain(
     mut pipe: impl Read + Send + 'static,
-    capture: Arc<Mutex<Capture>>,
     done: crossbeam_channel::Sender<()>,
-    keep: fn(&mut Capture, &[u8]),
+    mut keep: impl FnMut(Option<&[u8]>) + Send + 'static,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("jobq-cmd-pipe".into())
@@ -149,14 +167,12 @@ fn drain(
             loop {
                 match pipe.read(&mut buf) {
                     Ok(0) => break,
-                    Ok(n) => keep(
-                        &mut capture.lock().unwrap_or_else(|e| e.into_inner()),
-                        &buf[..n],
-                    ),
+                    Ok(n) => keep(Some(&buf[..n])),
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(_) => break,
                 }
             }
+            keep(None);
             let _ = done.send(());
         })
         .map(|_| ())
@@ -168,7 +184,7 @@ fn keep_stdout(c: &mut Capture, chunk: &[u8]) {
     c.stdout.extend_from_slice(&chunk[..chunk.len().min(room)]);
 }
 
-fn keep_stderr(c: &mut Capture, chunk: &[u8]) {
+pub(super) fn keep_stderr(c: &mut Capture, chunk: &[u8]) {
     c.stderr.extend_from_slice(chunk);
     if c.stderr.len() > 2 * STDERR_TAIL {
         let cut = c.stderr.len() - STDERR_TAIL;
@@ -191,7 +207,35 @@ pub fn stderr_tail(stderr: &[u8]) -> String {
 /// Why the wait for the program ended early.
 pub enum Stop {
     TimedOut,
+    /// The attempt's time limit passed or the process is shutting down: SIGKILL at once.
     Cancelled,
+    /// Cancelled through the API: SIGTERM, then SIGKILL. Holds how long after the SIGTERM the
+    /// program exited, or None when it was still running after the grace period.
+    JobCancelled(Option<Duration>),
+}
+
+/// Sends SIGTERM to group `pgid` and waits up to `grace` for the program (its leader) to exit;
+/// returns how long that took, or None when it did not. The caller sends SIGKILL to the group
+/// either way, for whatever is still running in it. The program is not reaped here, so its
+/// pid still names the group when the SIGKILL goes out.
+fn terminate(pgid: nix::unistd::Pid, grace: Duration) -> Option<Duration> {
+    use nix::sys::signal::{killpg, Signal};
+    let sent = Instant::now();
+    match killpg(pgid, Signal::SIGTERM) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => log::warn!("cannot send SIGTERM to process group {pgid}: {e}"),
+    }
+    let until = sent + grace;
+    loop {
+        if has_exited(pgid) {
+            return Some(sent.elapsed());
+        }
+        let now = Instant::now();
+        if now >= until {
+            return None;
+        }
+        std::thread::sleep((until - now).min(Duration::from_millis(20)));
+    }
 }
 
 /// Whether process `pid` (our child) has exited, without reaping it: while it is an unreaped

@@ -245,8 +245,8 @@ impl Handler for ImageResize {
             .map_err(|e| JobError::transient(format!("cannot read {shown_src:?}: {e}")))?;
         let img = decode(&bytes, &shown_src)?;
         drop(bytes);
-        if job.cancel.is_cancelled() {
-            return Err(JobError::transient("cancelled after decoding"));
+        if job.is_cancelled() {
+            return Err(job.cancel.stop_error("cancelled after decoding"));
         }
 
         let (sw, sh) = (img.width(), img.height());
@@ -264,8 +264,8 @@ impl Handler for ImageResize {
         if (rw, rh) != (fw, fh) {
             out = out.crop_imm((rw - fw) / 2, (rh - fh) / 2, fw, fh);
         }
-        if job.cancel.is_cancelled() {
-            return Err(JobError::transient("cancelled after resizing"));
+        if job.is_cancelled() {
+            return Err(job.cancel.stop_error("cancelled after resizing"));
         }
 
         let dest = self.output_path(&root, &p.output)?;

@@ -199,12 +199,18 @@ end
 -- Whether this process still holds this claim of the job: the record carries the same claim
 -- number, and the id is in the process's running list (it is taken out here). A job taken
 -- back (by the reaper, a drain or the stranded-claim check) and claimed again has a newer
--- number; one taken back and not claimed again is no longer in the list.
+-- number; one taken back and not claimed again is no longer in the list. Returns the record's
+-- fields {claim, unique, children, wf, cancel} (what its end must settle, see finish.lua), or
+-- false.
 local function release(running, key, id, token)
-  if redis.call('HGET', key, 'claim') ~= token then
+  local f = redis.call('HMGET', key, 'claim', 'unique', 'children', 'wf', 'cancel')
+  if f[1] ~= token then
     return false
   end
-  return redis.call('LREM', running, -1, id) > 0
+  if redis.call('LREM', running, -1, id) == 0 then
+    return false
+  end
+  return f
 end
 
 -- After a job of type t stops running: the breaker counts the outcome ('ok', 'fail', or nil for
@@ -316,13 +322,19 @@ end
 -- The fields of a job record the claim step reads.
 local function claim_read(key)
   return redis.call('HMGET', key, 'type', 'payload', 'max_attempts', 'timeout_secs', 'attempt',
-    'run_at', 'claim', 'updated_at', 'parked')
+    'run_at', 'claim', 'updated_at', 'parked', 'expires', 'parents')
+end
+
+-- Whether a claimed job's start deadline (record fields from claim_read) has passed: it must
+-- not start (see expire_job in finish.lua).
+local function past_deadline(rec, now)
+  return rec[10] and tonumber(rec[10]) < now
 end
 
 -- Marks a claimed job (record fields from claim_read) running: attempt and claim number +1,
 -- no due time and no parking reason any more. Returns it as the claim step answers it: id,
 -- type, payload, attempt, max_attempts, timeout_secs ('' = default), claim number, queue,
--- group, priority, ready since µs.
+-- group, priority, ready since µs, parent ids ('' = none).
 local function start_claimed(key, id, rec, q, g, lv, now)
   local attempt = tonumber(rec[5] or '0') + 1
   local token = tonumber(rec[7] or '0') + 1
@@ -332,94 +344,5 @@ local function start_claimed(key, id, rec, q, g, lv, now)
     redis.call('HDEL', key, 'run_at', 'parked')
   end
   return {id, rec[1], rec[2] or 'null', attempt, rec[3] or '1', rec[4] or '', token, q, g, lv,
-    rec[8] or now}
-end
-
--- The next job for a worker that just finished one of queue q_ack and type t_ack (no group),
--- in the common case only: one job asked for, and the queues tried, in the order claim() would
--- try them (the first picked by the same draw, then the others as listed), have no pause,
--- rate, group or type setting. A queue at its concurrency limit or empty is passed over, as
--- claim() does. Fewer steps than claim(), the same outcome; it writes nothing unless it
--- claims. Returns the job as claim() does (11 entries), or nil when the caller must go the
--- general way (the fetcher's claim).
-local function next_fast(P, running, heartbeat, sel, now, q_ack, t_ack)
-  local names, weights, total = selection(P, sel)
-  local _, first = draw(tonumber(sel[2]) % 2147483647, sel[1], weights, total)
-  if redis.call('EXISTS', heartbeat) == 0 then
-    return nil
-  end
-  local checked_ack = false
-  for step = 0, #names do
-    local i = step
-    if step == 0 then
-      i = first
-    elseif i == first then
-      i = nil
-    end
-    if i then
-      local q = names[i]
-      local mk = qk(P, q, 'meta')
-      local m = redis.call('HMGET', mk, 'paused', 'conc', 'running', 'rate_n', 'gconc',
-        'grate_n', 'grouped', 'typed', 'levels')
-      if m[1] or m[4] or m[5] or m[6] or m[7] or m[8] then
-        return nil
-      end
-      local same = q == q_ack
-      if not same and not checked_ack then
-        if redis.call('HGET', qk(P, q_ack, 'meta'), 'typed') then
-          return nil
-        end
-        checked_ack = true
-      end
-      local full = false
-      if m[2] then
-        local room = tonumber(m[2]) - (tonumber(m[3] or '0') - (same and 1 or 0))
-        if room <= 0 then
-          -- Passed over, as claim() passes over a queue at its limit.
-          full = true
-        elseif redis.call('EXISTS', P .. ':waiters') == 1 then
-          -- Other processes wait for work: the freed slot is not kept by this worker. The
-          -- general way wakes them and every fetcher may take it, so the processes share a
-          -- limited queue instead of the first keeping its slots.
-          return nil
-        end
-      end
-      if not full then
-        local id, lv
-        if m[9] then
-          id, lv = pop_levels(P, q, '')
-          if id then
-            redis.call('RPUSH', running, id)
-          end
-        else
-          id, lv = redis.call('LMOVE', qk(P, q, 'ready:normal'), running, 'LEFT', 'RIGHT'),
-            'normal'
-        end
-        if id then
-          local key = P .. ':job:' .. id
-          local rec = claim_read(key)
-          redis.call('HINCRBY', mk, 'pending', -1)
-          if not rec[1] then
-            -- An id without a record cannot run: it is dropped (it was counted pending).
-            redis.call('LREM', running, -1, id)
-            return nil
-          end
-          local job = start_claimed(key, id, rec, q, '', lv, now)
-          -- The finished job leaves the running counts and this one joins them: equal moves
-          -- cancel.
-          if not same then
-            redis.call('HINCRBY', qk(P, q_ack, 'meta'), 'running', -1)
-            redis.call('HINCRBY', mk, 'running', 1)
-            wake(P)
-          end
-          if rec[1] ~= t_ack then
-            redis.call('HINCRBY', tk(P, t_ack), 'running', -1)
-            redis.call('HINCRBY', tk(P, rec[1]), 'running', 1)
-          end
-          return job
-        end
-      end
-    end
-  end
-  return nil
+    rec[8] or now, rec[11] or ''}
 end

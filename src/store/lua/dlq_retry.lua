@@ -10,6 +10,12 @@ for _, id in ipairs(ids) do
   local key = P .. ':job:' .. id
   redis.call('HSET', key, 'attempt', 0)
   redis.call('HDEL', key, 'completed_at', 'started_at', 'run_at', 'snoozes')
+  -- A workflow node counts as unfinished again (its children were settled when it failed).
+  local wf = redis.call('HGET', key, 'wf')
+  if wf then
+    redis.call('HINCRBY', P .. ':wf:' .. wf, 'left', 1)
+    redis.call('PERSIST', P .. ':wf:' .. wf)
+  end
   local q = make_ready(P, key, id, false, now)
   bump(d, qk(P, q, 'meta'), 'pending', 1)
   bump(d, qk(P, q, 'meta'), 'failed', -1)

@@ -8,20 +8,27 @@
 --       or 'snooze'), DLQ cap, jobs to claim next (0 or 1), claim number, the job's queue,
 --       type and group, max snoozes, then the selection for the next claim
 -- Returns: {code, due_us, breaker change ('opened', 'closed' or ''), number of evicted ids,
---          evicted ids..., claimed job...} where code is 1 for a retry, 3 for a snooze (due_us:
---          when) and 2 when dead (evicted: the oldest DLQ entries dropped past the cap); {0}
---          when this process no longer holds this claim of the job.
+--          evicted ids..., n, event... (5n entries, see finish.lua), claimed job...} where code
+--          is 1 for a retry, 3 for a snooze (due_us: when), 2 when dead (evicted: the oldest
+--          DLQ entries dropped past the cap) and 4 when cancelled (its cancellation was asked
+--          for while it ran: no retry, no DLQ); {0} when this process no longer holds this
+--          claim of the job.
 local P, id, key = ARGV[1], ARGV[2], KEYS[4]
-if not release(KEYS[1], key, id, ARGV[8]) then
+local f = release(KEYS[1], key, id, ARGV[8])
+if not f then
   return {0}
 end
 local now = now_us()
 local q, t, g = ARGV[9], ARGV[10], ARGV[11]
 local mode = ARGV[5]
-local d = {}
+local d, ev = {}, {}
 bump_running(d, P, q, t, g, -1)
 local out, outcome
-if mode == 'snooze' then
+if f[5] then
+  push_error(key, ARGV[3], now)
+  end_cancelled(P, key, id, q, t, now, ev)
+  out = {4, now}
+elseif mode == 'snooze' then
   local snoozes = tonumber(redis.call('HGET', key, 'snoozes') or '0')
   if snoozes < tonumber(ARGV[12]) then
     local due = now + tonumber(ARGV[4]) * 1000
@@ -56,15 +63,21 @@ if out[1] == 2 then
   local evicted = bury(KEYS[2], KEYS[3], P, id, now, tonumber(ARGV[6]))
   out[4] = #evicted
   extend(out, evicted)
+  if has_ties(f) then
+    settle(P, key, id, false, now, ev, f)
+  end
 else
   out[4] = 0
 end
 local sel = {unpack(ARGV, 13)}
+local job
 if ARGV[7] == '1' and g == '' and not types_active(P) then
-  local job = next_fast(P, KEYS[1], KEYS[5], sel, now, q, t)
-  if job then
-    return extend(out, job)
-  end
+  job = next_fast(P, KEYS[1], KEYS[5], sel, now, q, t, ev)
+end
+out[#out + 1] = #ev / 5
+extend(out, ev)
+if job then
+  return extend(out, job)
 end
 -- Otherwise no next job here (the worker asks its fetcher): the counts move and waiting
 -- processes are told, as in complete.lua.

@@ -21,50 +21,19 @@ local q, lv, g = ARGV[18], ARGV[19], ARGV[20]
 local h, due, key = KEYS[2], KEYS[3], KEYS[4]
 local now = now_us()
 
--- TODO(insert.lua): the shared prelude that writes one new job and puts it in its queue (as
--- create.lua does) replaces this local copy once it lands.
-local function insert_job(fire_at)
-  redis.call('HSET', key, 'type', kind, 'payload', payload, 'status', 'pending', 'attempt', 0,
-    'max_attempts', attempts, 'created_at', now, 'updated_at', now, 'schedule', name,
-    'scheduled_for', fire_at)
-  if q ~= 'default' then
-    redis.call('HSET', key, 'queue', q)
+-- The job, as create.lua writes one (insert.lua), with the schedule's name and the tick's fire
+-- time on its record; false when its queue has no room.
+local function make_job(fire_at)
+  local new_queues, full = room(P, {[q] = 1}, max)
+  if full then
+    return false
   end
-  if lv ~= 'normal' then
-    redis.call('HSET', key, 'priority', lv)
-  end
-  if g ~= '' then
-    redis.call('HSET', key, 'group', g)
-  end
-  if timeout ~= '' then
-    redis.call('HSET', key, 'timeout_secs', timeout)
-  end
-  local woke
-  if g == '' and lv == 'normal' then
-    woke = redis.call('RPUSH', qk(P, q, 'ready:normal'), id) == 1
-    if woke then
-      became_ready(P, q, g, lv)
-    end
-  else
-    woke = push_ready(P, q, g, lv, id, false)
-  end
-  local mk = qk(P, q, 'meta')
-  if not redis.call('HGET', mk, 'pending') then
-    redis.call('SADD', P .. ':queues', q)
-    if redis.call('SCARD', P .. ':types-active') > 0 then
-      redis.call('HSET', mk, 'typed', 1)
-    end
-  end
-  redis.call('HINCRBY', mk, 'pending', 1)
-  redis.call('HINCRBY', KEYS[1], 'created', 1)
-  if woke then
-    wake(P)
-  end
-end
-
-local function full()
-  local pending = redis.call('HGET', qk(P, q, 'meta'), 'pending')
-  return tonumber(pending or '0') + redis.call('ZCARD', qk(P, q, 'scheduled')) + 1 > max
+  local st = insert_state()
+  insert_job(P, {id = id, key = key, type = kind, payload = payload, max_attempts = attempts,
+    due = now, timeout = timeout, queue = q, priority = lv, group = g, schedule = name}, now, st)
+  redis.call('HSET', key, 'scheduled_for', fire_at)
+  insert_done(P, st, KEYS[1], new_queues)
+  return true
 end
 
 local function record(fire_at, how)
@@ -75,10 +44,9 @@ if mode == 'trigger' then
   if redis.call('EXISTS', h) == 0 then
     return {'gone'}
   end
-  if full() then
+  if not make_job(now) then
     return {'full'}
   end
-  insert_job(now)
   record(now, 'trigger')
   redis.call('HINCRBY', h, 'triggers', 1)
   return {'fired', id}
@@ -110,16 +78,15 @@ end
 if overlap == 'skip' then
   local last = redis.call('HGET', h, 'last_job')
   local st = last and redis.call('HGET', P .. ':job:' .. last, 'status')
-  if st == 'pending' or st == 'running' then
+  if st == 'pending' or st == 'running' or st == 'waiting' then
     redis.call('HINCRBY', h, 'skips', 1)
     return {'skipped', last, skipped}
   end
 end
-if full() then
+if not make_job(expected) then
   redis.call('HINCRBY', h, 'misses', 1)
   return {'missed', skipped + 1, 'queue_full'}
 end
-insert_job(expected)
 record(expected, how)
 redis.call('HINCRBY', h, 'fires', 1)
 if how == 'catch_up' then

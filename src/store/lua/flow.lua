@@ -1,4 +1,5 @@
--- The general claim step and what only some scripts need: prepended, after common.lua, to
+-- The general claim step and what only some scripts need: prepended, after common.lua and
+-- finish.lua (a claim ends jobs past their start deadline), to
 -- the scripts that use it (see src/store/scripts.rs), so the hot acknowledgements (complete,
 -- fail) do not define them on every call.
 
@@ -108,9 +109,13 @@ local function take(P, q, qs, types, now, limits, d)
       else
         local key = P .. ':job:' .. id
         local rec = claim_read(key)
-        if not rec[1] then
-          -- An id without a record cannot run; it was counted pending, and is dropped.
+        if not rec[1] or past_deadline(rec, now) then
+          -- An id without a record cannot run; it was counted pending, and is dropped. A job
+          -- past its start deadline ends expired.
           limits.dropped[q] = (limits.dropped[q] or 0) + 1
+          if rec[1] then
+            expire_job(P, key, id, q, rec[1], now, limits.ev)
+          end
         else
           local t = rec[1]
           local ts = types[t]
@@ -176,13 +181,14 @@ end
 -- aside (see park). Each claimed id moves into the process's running list, its record is marked
 -- running, the attempt counted and the claim numbered (the claim number, field 'claim', is the
 -- token an acknowledgement must present).
--- Returns a flat list, 11 entries per job (id, type, payload, attempt, max_attempts,
--- timeout_secs ('' = default), claim number, queue, group, priority, ready since µs), the count
--- claimed, and the earliest time a rate limit lets the next job start (µs) or false. The
--- caller moves the global running counter.
+-- Returns a flat list, 12 entries per job (id, type, payload, attempt, max_attempts,
+-- timeout_secs ('' = default), claim number, queue, group, priority, ready since µs, parent
+-- ids), the count claimed, and the earliest time a rate limit lets the next job start (µs) or
+-- false. The caller moves the global running counter. Jobs found past their start deadline
+-- end expired on the way, their events gathered in ev.
 -- A process whose heartbeat key is missing (never written, expired, or reaped) claims nothing
 -- and gets nil: were it to die then, no reaper would look at its running list.
-local function claim(P, running, heartbeat, sel, n, now, d)
+local function claim(P, running, heartbeat, sel, n, now, d, ev)
   if n > 0 and redis.call('EXISTS', heartbeat) == 0 then
     return nil, 0, false
   end
@@ -192,7 +198,7 @@ local function claim(P, running, heartbeat, sel, n, now, d)
     names, weights, total = selection(P, sel)
   end
   local out, claimed = {}, 0
-  local limits = {hint = nil, dropped = {}}
+  local limits = {hint = nil, dropped = {}, ev = ev}
   local r = tonumber(sel[2]) % 2147483647
   for _ = 1, n do
     local first

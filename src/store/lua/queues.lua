@@ -4,7 +4,7 @@
 -- ARGV: key prefix, a queue name or '' for every queue
 -- Returns: {now µs, queue...}, per queue: name, pending, scheduled, running, failed, paused,
 --          oldest ready since µs (-1 = none ready), then the limit fields conc, rate_n, rate_ms,
---          gconc, grate_n, grate_ms ('' = not set)
+--          gconc, grate_n, grate_ms ('' = not set), waiting (jobs waiting for their parents)
 local P = ARGV[1]
 local now = now_us()
 local names
@@ -19,7 +19,7 @@ end
 local out = {now}
 for _, q in ipairs(names) do
   local m = redis.call('HMGET', qk(P, q, 'meta'), 'pending', 'running', 'failed', 'paused',
-    'conc', 'rate_n', 'rate_ms', 'gconc', 'grate_n', 'grate_ms')
+    'conc', 'rate_n', 'rate_ms', 'gconc', 'grate_n', 'grate_ms', 'waiting')
   local oldest = -1
   local groups = redis.call('LRANGE', qk(P, q, 'groups'), 0, 19)
   for _, g in ipairs(groups) do
@@ -35,6 +35,7 @@ for _, q in ipairs(names) do
   end
   extend(out, {q, tonumber(m[1] or '0'), redis.call('ZCARD', qk(P, q, 'scheduled')),
     tonumber(m[2] or '0'), tonumber(m[3] or '0'), m[4] == '1' and 1 or 0, oldest,
-    m[5] or '', m[6] or '', m[7] or '', m[8] or '', m[9] or '', m[10] or ''})
+    m[5] or '', m[6] or '', m[7] or '', m[8] or '', m[9] or '', m[10] or '',
+    tonumber(m[11] or '0')})
 end
 return out

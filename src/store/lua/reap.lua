@@ -5,8 +5,10 @@
 -- released with them.
 -- KEYS: workers set, dlq, counters, heartbeat key of the process, its running list
 -- ARGV: key prefix, process id, error message, DLQ cap
+-- A job whose cancellation was asked for while it ran ends cancelled instead.
 -- Returns: {requeued ids..., '|', dead ids..., '|', evicted ids..., '|', queue, type of each
---          requeued then dead job}, or false when alive
+--          requeued then dead job, '|', event... (5 entries each, see finish.lua)}, or false
+--          when alive
 local P = ARGV[1]
 if redis.call('EXISTS', KEYS[4]) == 1 then
   return false
@@ -14,7 +16,7 @@ end
 local now = now_us()
 local ids = redis.call('LRANGE', KEYS[5], 0, -1)
 local requeued, dead, evicted = {}, {}, {}
-local where_r, where_d = {}, {}
+local where_r, where_d, ev = {}, {}, {}
 for _, id in ipairs(ids) do
   local key = P .. ':job:' .. id
   local q, t, g = placement(key)
@@ -23,7 +25,9 @@ for _, id in ipairs(ids) do
   local attempt = tonumber(redis.call('HGET', key, 'attempt') or '1')
   local max = tonumber(redis.call('HGET', key, 'max_attempts') or '1')
   push_error(key, ARGV[3], now)
-  if attempt < max then
+  if redis.call('HEXISTS', key, 'cancel') == 1 then
+    end_cancelled(P, key, id, q, t, now, ev)
+  elseif attempt < max then
     make_ready(P, key, id, false, now)
     bump(d, qk(P, q, 'meta'), 'pending', 1)
     requeued[#requeued + 1] = id
@@ -32,6 +36,7 @@ for _, id in ipairs(ids) do
     dead[#dead + 1] = id
     extend(where_d, {q, t})
     extend(evicted, bury(KEYS[2], KEYS[3], P, id, now, tonumber(ARGV[4])))
+    settle(P, key, id, false, now, ev)
   end
   flush(d)
   type_after(P, t, id, nil, now, {})
@@ -52,4 +57,6 @@ extend(out, evicted)
 out[#out + 1] = '|'
 extend(out, where_r)
 extend(out, where_d)
+out[#out + 1] = '|'
+extend(out, ev)
 return out

@@ -130,6 +130,9 @@ fn stats_count_every_state() {
             failed_jobs: 1,
             dlq_size: 1,
             scheduled_jobs: 1,
+            waiting_jobs: 0,
+            cancelled_jobs: 0,
+            expired_jobs: 0,
             queues: [("default".to_string(), default.clone())].into(),
         }
     );

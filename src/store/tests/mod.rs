@@ -6,8 +6,10 @@
 mod claims;
 mod create;
 mod dlq;
+mod ends;
 mod flow;
 mod outcomes;
+mod progress;
 mod recovery;
 mod schedules;
 
@@ -42,6 +44,10 @@ enum At {
     Dlq,
     /// Completed: in no list, status `completed`.
     Done,
+    /// Waiting for its parents: in its queue's waiting set only.
+    Waiting,
+    /// Ended cancelled or expired: in no list, that status.
+    Ended(&'static str),
 }
 
 fn key(name: &str) -> String {
@@ -62,6 +68,12 @@ fn new_job() -> NewJob {
         queue: "default".into(),
         priority: Priority::Normal,
         group: None,
+        unique_key: None,
+        expires_at_us: None,
+        parents: Vec::new(),
+        on_parent_failure: Default::default(),
+        node_ref: None,
+        schedule: None,
     }
 }
 
@@ -95,6 +107,10 @@ fn assert_at(redis: &TestRedis, id: &str, want: At) {
         let scheduled: Option<f64> = r.zscore(&set, id).unwrap();
         places.extend(scheduled.map(|_| "scheduled".to_string()));
     }
+    for set in r.keys::<_, Vec<String>>(key("q:*:waiting")).unwrap() {
+        let member: bool = r.sismember(&set, id).unwrap();
+        places.extend(member.then(|| "waiting".to_string()));
+    }
     let dlq: Option<f64> = r.zscore(key("dlq"), id).unwrap();
     places.extend(dlq.map(|_| "dlq".to_string()));
     let running: Vec<String> = r.keys(key("running:*")).unwrap();
@@ -109,6 +125,8 @@ fn assert_at(redis: &TestRedis, id: &str, want: At) {
         At::Running(w) => (Some(key(&format!("running:{w}"))), "running"),
         At::Dlq => (Some("dlq".to_string()), "failed"),
         At::Done => (None, "completed"),
+        At::Waiting => (Some("waiting".to_string()), "waiting"),
+        At::Ended(status) => (None, status),
     };
     assert_eq!(
         places,

@@ -42,7 +42,7 @@ fn requeue_puts_held_jobs_back_at_the_front_without_counting_the_attempt() {
     assert_eq!(got.len(), 2);
 
     // One lost claim reply: that job alone goes back.
-    let moved = store.requeue("p1", &[jobs[1].id.to_string()]).unwrap();
+    let moved = store.requeue("p1", &[jobs[1].id.to_string()]).unwrap().ids;
     assert_eq!(moved, vec![jobs[1].id.to_string()]);
     assert_at(&redis, &jobs[1].id, At::Pending);
     assert_at(&redis, &jobs[0].id, At::Running("p1"));
@@ -52,12 +52,13 @@ fn requeue_puts_held_jobs_back_at_the_front_without_counting_the_attempt() {
     assert!(store
         .requeue("p1", &[jobs[2].id.to_string()])
         .unwrap()
+        .ids
         .is_empty());
     assert_at(&redis, &jobs[2].id, At::Pending);
 
     // Shutdown: everything held goes back, in front of what was waiting.
     assert_eq!(
-        store.requeue_all("p1").unwrap(),
+        store.requeue_all("p1").unwrap().ids,
         vec![jobs[0].id.to_string()]
     );
     assert_at(&redis, &jobs[0].id, At::Pending);

@@ -1,0 +1,118 @@
+-- Writing new jobs: prepended, after common.lua, to the scripts that create jobs (create, and a
+-- schedule's tick), so that every way in makes the same record and puts it in the same place.
+
+-- What a script that creates jobs gathers while it inserts them, and writes once at its end.
+local function insert_state()
+  return {created = 0, ready = {}, fresh = {}, ready_keys = {}, woke = false}
+end
+
+-- Queues of `fresh` (queue -> new jobs) that do not exist yet, and the first queue whose
+-- pending plus scheduled jobs would pass `max` with the new ones (or nil).
+local function room(P, fresh, max)
+  local new_queues, full = {}, nil
+  for q, k in pairs(fresh) do
+    local pending = redis.call('HGET', qk(P, q, 'meta'), 'pending')
+    -- The count exists from a queue's first job on: without it the queue may be new.
+    if not pending then
+      new_queues[#new_queues + 1] = q
+    end
+    if not full and tonumber(pending or '0') + redis.call('ZCARD', qk(P, q, 'scheduled')) + k > max
+    then
+      full = q
+    end
+  end
+  return new_queues, full
+end
+
+-- Writes one new job's record and puts it where it waits: its queue's ready list, the
+-- scheduled set (due later), or its queue's waiting set (j.deps parents not finished yet).
+-- j: id, key, type, payload, max_attempts, due (µs), timeout ('' = default), queue, priority,
+-- group ('' = none), and optionally unique, expires (µs), ttl, parents (ids, comma-separated),
+-- link (the parents to tell when it ends: those not finished yet), deps (#link), wf, ref,
+-- opf ('run'), schedule.
+local function insert_job(P, j, now, st)
+  local key, id, q, lv, g = j.key, j.id, j.queue, j.priority, j.group
+  redis.call('HSET', key, 'type', j.type, 'payload', j.payload, 'status', 'pending',
+    'attempt', 0, 'max_attempts', j.max_attempts, 'created_at', now, 'updated_at', now)
+  -- Like priority normal, queue default is the absence of the field: 30 bytes less a job.
+  if q ~= 'default' then
+    redis.call('HSET', key, 'queue', q)
+  end
+  if lv ~= 'normal' then
+    redis.call('HSET', key, 'priority', lv)
+  end
+  if g ~= '' then
+    redis.call('HSET', key, 'group', g)
+  end
+  if j.timeout ~= '' then
+    redis.call('HSET', key, 'timeout_secs', j.timeout)
+  end
+  if j.unique then
+    redis.call('HSET', key, 'unique', j.unique)
+    redis.call('SET', P .. ':uniq:' .. j.unique, id)
+  end
+  for _, f in ipairs({'expires', 'ttl', 'parents', 'wf', 'ref', 'opf', 'schedule'}) do
+    if j[f] then
+      redis.call('HSET', key, f, j[f])
+    end
+  end
+  for _, parent in ipairs(j.link or {}) do
+    local pk = P .. ':job:' .. parent
+    local had = redis.call('HGET', pk, 'children')
+    redis.call('HSET', pk, 'children', had and (had .. ',' .. id) or id)
+  end
+  if (j.deps or 0) > 0 then
+    redis.call('HSET', key, 'status', 'waiting', 'deps', j.deps)
+    if j.due > now then
+      redis.call('HSET', key, 'run_at', j.due)
+    end
+    redis.call('SADD', qk(P, q, 'waiting'), id)
+    redis.call('HINCRBY', qk(P, q, 'meta'), 'waiting', 1)
+  elseif j.due > now then
+    redis.call('HSET', key, 'run_at', j.due)
+    redis.call('ZADD', qk(P, q, 'scheduled'), j.due, id)
+  else
+    if g == '' and lv == 'normal' then
+      -- The common job, with the fewest calls: in a batch of 1000 that shows.
+      local rk = st.ready_keys[q]
+      if not rk then
+        rk = qk(P, q, 'ready:normal')
+        st.ready_keys[q] = rk
+      end
+      if redis.call('RPUSH', rk, id) == 1 then
+        became_ready(P, q, g, lv)
+        st.woke = true
+      end
+    else
+      st.woke = push_ready(P, q, g, lv, id, false) or st.woke
+    end
+    st.ready[q] = (st.ready[q] or 0) + 1
+  end
+  st.fresh[q] = true
+  st.created = st.created + 1
+end
+
+-- Writes what inserting gathered: new queues made known, each queue's pending count, the
+-- created total, and a token for the waiting processes when a ready list went from empty.
+local function insert_done(P, st, counters, new_queues)
+  if st.created == 0 then
+    return
+  end
+  if #new_queues > 0 then
+    redis.call('SADD', P .. ':queues', unpack(new_queues))
+    if redis.call('SCARD', P .. ':types-active') > 0 then
+      for _, q in ipairs(new_queues) do
+        redis.call('HSET', qk(P, q, 'meta'), 'typed', 1)
+      end
+    end
+  end
+  for q, _ in pairs(st.fresh) do
+    -- Written even when 0 (all delayed), so the queue is known from now on.
+    redis.call('HINCRBY', qk(P, q, 'meta'), 'pending', st.ready[q] or 0)
+  end
+  redis.call('HINCRBY', counters, 'created', st.created)
+  -- A job behind others in a list changes nothing for a waiting process.
+  if st.woke then
+    wake(P)
+  end
+end
