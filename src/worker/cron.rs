@@ -4,6 +4,7 @@
 //! the schedule's due one, so of the processes that computed the same tick exactly one makes
 //! its job. One log line per tick made, missed or skipped; nothing per poll.
 
+use rand::seq::SliceRandom;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -40,7 +41,10 @@ impl Ticker {
         shared: &Shared,
         store: &mut Store,
     ) -> Result<Option<Duration>, StoreError> {
-        let due = store.due_ticks(DUE_BATCH)?;
+        let mut due = store.due_ticks(DUE_BATCH)?;
+        // Processes that read the same due ticks take them in different orders, so that with
+        // many ticks due at once each mostly makes its own rather than finding them made.
+        due.due.shuffle(&mut rand::rng());
         let mut acted = false;
         for t in &due.due {
             acted |= self.fire(shared, store, t, due.now_us)?;
