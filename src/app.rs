@@ -120,6 +120,81 @@ fn apply_limits_file(shared: &Shared, file: &crate::config::LimitsFile) {
     );
 }
 
+/// Checks the jobs of SCHEDULES_FILE's schedules against this process's job types (their
+/// handlers' payload checks too), as `POST /jobs` would: a bad one stops the start-up, named by
+/// file, line and column (exit status 2).
+fn check_schedules_file(shared: &Shared, file: &crate::config::SchedulesFile) -> Result<(), Error> {
+    let problems: Vec<String> = file
+        .schedules
+        .iter()
+        .filter_map(|(name, s)| {
+            shared.schedule_job(&s.spec, true).err().map(|e| {
+                format!(
+                    "SCHEDULES_FILE={:?}: {}: [schedules.{name}] job: {e}",
+                    file.path, s.job_at
+                )
+            })
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Config(ConfigError { problems }))
+    }
+}
+
+/// Writes SCHEDULES_FILE's schedules into Redis: those it names are added or changed, the
+/// file schedules it no longer names are removed; schedules made through the API are left
+/// alone (one of the file's with the name of an API schedule is not written, and said so).
+/// Every process with the file does this at start-up; the scripts make a repeat a no-op, and
+/// an unchanged pattern keeps its next fire time. Redis down at start-up: said in the log.
+fn sync_schedules_file(shared: &Shared, file: &crate::config::SchedulesFile) {
+    use crate::store::{Control, ControlOutcome, PutOutcome, Source};
+    let mut store = shared.backend.open();
+    let fail = |e: &dyn std::fmt::Display| {
+        log::error!(
+            "SCHEDULES_FILE {}: could not sync the schedules ({e}); restart when Redis answers",
+            file.path
+        );
+    };
+    let (now, existing) = match store.schedules(None) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let (mut added, mut changed, mut removed) = (0, 0, 0);
+    for (name, s) in &file.schedules {
+        let Some(first) = s.spec.timing.next_after(now) else {
+            continue;
+        };
+        let spec = s.spec.to_json().to_string();
+        match store.put_schedule(name, &spec, &s.spec.timing_key(), Source::File, first) {
+            Ok(PutOutcome::Created) => added += 1,
+            Ok(PutOutcome::Updated) => changed += 1,
+            Ok(PutOutcome::Unchanged) => {}
+            Ok(PutOutcome::Conflict(_)) => log::warn!(
+                "SCHEDULES_FILE {}: schedule {name} is not applied: a schedule of that name was made through the API (DELETE /schedules/{name}, or rename it in the file)",
+                file.path
+            ),
+            Err(e) => return fail(&e),
+        }
+    }
+    for gone in existing
+        .iter()
+        .filter(|s| s.source == Source::File.as_str() && !file.schedules.contains_key(&s.name))
+    {
+        match store.control_schedule(&gone.name, Control::Delete(Source::File)) {
+            Ok(ControlOutcome::Done) => removed += 1,
+            Ok(_) => {}
+            Err(e) => return fail(&e),
+        }
+    }
+    log::info!(
+        "SCHEDULES_FILE {}: {} schedule(s); {added} added, {changed} changed, {removed} removed",
+        file.path,
+        file.schedules.len()
+    );
+}
+
 /// Starts the threads `config.role` asks for and returns once the HTTP port is listening.
 /// Installs no signal handler and no logger: the binary does that, so a test or an embedding
 /// program can run several instances in one process.
@@ -136,6 +211,9 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
         selection,
     });
     let cfg = &shared.config;
+    if let Some(file) = &cfg.schedules_file {
+        check_schedules_file(&shared, file)?;
+    }
     let queues = shared
         .selection
         .named()
@@ -157,6 +235,9 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
     }
     if let Some(file) = &cfg.limits_file {
         apply_limits_file(&shared, file);
+    }
+    if let Some(file) = &cfg.schedules_file {
+        sync_schedules_file(&shared, file);
     }
     let runs_jobs = cfg.role.runs_workers() && cfg.num_workers > 0;
     let worker_id = runs_jobs.then(process_id);

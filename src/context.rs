@@ -51,3 +51,35 @@ pub fn note_job_events(shared: &Shared, events: &[JobEvent]) {
         }
     }
 }
+
+impl Shared {
+    /// The job a tick of `spec` makes (a new id each call), validated as `POST /jobs` validates
+    /// a submission: with `check_type`, against this process's job types and the handler's own
+    /// payload checks (a `PUT /schedules/{name}`, SCHEDULES_FILE at start-up, a trigger); without,
+    /// only the fields' own rules, so a process that does not run the type still fires the
+    /// schedule (its job waits for a process that does).
+    pub fn schedule_job(
+        &self,
+        spec: &crate::config::ScheduleSpec,
+        check_type: bool,
+    ) -> Result<crate::job::NewJob, String> {
+        let req: crate::job::NewJobRequest =
+            serde_json::from_value(serde_json::Value::Object(spec.job.clone()))
+                .map_err(|e| e.to_string())?;
+        let kind = req.kind.clone().unwrap_or_default();
+        if !crate::handler::is_valid_type_name(&kind) {
+            return Err(format!(
+                "\"type\" must be 1-64 characters of A-Z a-z 0-9 _ - . : (got {kind:?})"
+            ));
+        }
+        let max_attempts = self.config.max_attempts;
+        if check_type {
+            let registry = &self.registry;
+            req.validate(max_attempts, &registry.types(), |kind, payload| {
+                registry.get(kind).map_or(Ok(()), |h| h.validate(payload))
+            })
+        } else {
+            req.validate(max_attempts, &[kind.as_str()], |_, _| Ok(()))
+        }
+    }
+}

@@ -64,6 +64,11 @@ fn serve() -> ExitCode {
     };
     let running = match jobq::start(config, registry) {
         Ok(r) => r,
+        // A setting found wrong only once the job types are known (SCHEDULES_FILE's jobs).
+        Err(e @ jobq::Error::Config(_)) => {
+            log::error!("cannot start: {e}");
+            return ExitCode::from(2);
+        }
         Err(e) => {
             log::error!("cannot start: {e}");
             return ExitCode::FAILURE;

@@ -45,7 +45,13 @@ pub struct Metrics {
     type_running: IntGaugeVec,
     breaker_open: IntGaugeVec,
     http_requests: IntCounterVec,
+    /// By schedule: ticks that made a job (triggers not included), ticks that made none because
+    /// no process was there in time or the queue was full, and ticks skipped for overlap.
+    pub schedule_fires: IntCounterVec,
+    pub schedule_misses: IntCounterVec,
+    pub schedule_skips: IntCounterVec,
     queue_labels: RwLock<HashSet<String>>,
+    schedule_labels: RwLock<HashSet<String>>,
 }
 
 /// The series of one queue and job type, resolved once: a worker keeps them for each pair it
@@ -197,7 +203,23 @@ impl Metrics {
                 "HTTP requests this process answered, by route pattern and status; refused submissions show as 400, 401, 413 or 503 on route \"/jobs\" or \"/jobs/batch\".",
                 &["route", "status"],
             ),
+            schedule_fires: counters(
+                "schedule_fires_total",
+                "Schedule ticks this process turned into a job (one per tick over all processes).",
+                &["schedule"],
+            ),
+            schedule_misses: counters(
+                "schedule_misses_total",
+                "Schedule ticks this process found missed (no process in time, or the queue full) and made no job for.",
+                &["schedule"],
+            ),
+            schedule_skips: counters(
+                "schedule_skips_total",
+                "Schedule ticks this process skipped because the last tick's job was still pending or running (overlap skip).",
+                &["schedule"],
+            ),
             queue_labels: RwLock::new(HashSet::new()),
+            schedule_labels: RwLock::new(HashSet::new()),
             registry,
         }
     }
@@ -205,19 +227,12 @@ impl Metrics {
     /// The label value for `queue`: itself for the first MAX_QUEUE_LABELS queues seen,
     /// `_other` after that.
     pub fn queue_label<'a>(&self, queue: &'a str) -> &'a str {
-        let known = |seen: &HashSet<String>| seen.contains(queue);
-        if known(&self.queue_labels.read().unwrap_or_else(|e| e.into_inner())) {
-            return queue;
-        }
-        let mut seen = self.queue_labels.write().unwrap_or_else(|e| e.into_inner());
-        if known(&seen) {
-            return queue;
-        }
-        if seen.len() < MAX_QUEUE_LABELS {
-            seen.insert(queue.to_string());
-            return queue;
-        }
-        "_other"
+        bounded_label(&self.queue_labels, queue)
+    }
+
+    /// The label value for a schedule: as [`Metrics::queue_label`], with a set of its own.
+    pub fn schedule_label<'a>(&self, schedule: &'a str) -> &'a str {
+        bounded_label(&self.schedule_labels, schedule)
     }
 
     /// The series of a job of `queue` and type `kind`.
@@ -301,6 +316,23 @@ impl Metrics {
             .expect("text encoding of gathered metrics cannot fail");
         String::from_utf8(buf).expect("metric text is UTF-8")
     }
+}
+
+/// `value` for the first MAX_QUEUE_LABELS values seen in `seen`, `_other` after that.
+fn bounded_label<'a>(seen: &RwLock<HashSet<String>>, value: &'a str) -> &'a str {
+    let known = |seen: &HashSet<String>| seen.contains(value);
+    if known(&seen.read().unwrap_or_else(|e| e.into_inner())) {
+        return value;
+    }
+    let mut seen = seen.write().unwrap_or_else(|e| e.into_inner());
+    if known(&seen) {
+        return value;
+    }
+    if seen.len() < MAX_QUEUE_LABELS {
+        seen.insert(value.to_string());
+        return value;
+    }
+    "_other"
 }
 
 impl Default for Metrics {

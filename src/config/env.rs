@@ -7,6 +7,7 @@ use std::str::FromStr;
 use super::handlers_file::HandlersFile;
 use super::limits::LimitsFile;
 use super::queues::{parse_queues, QueueOrder};
+use super::schedules::SchedulesFile;
 use super::smtp::{is_address, SmtpUrl};
 use super::{mask_url, Config, ConfigError};
 
@@ -286,6 +287,16 @@ impl Config {
                 Ok(file) => c.limits_file = Some(file),
                 Err(e) => r.problems.push(format!(
                     "LIMITS_FILE={v:?}: {e}; the format is in docs/limits.md"
+                )),
+            }
+        }
+        if let Some(v) = r.string("SCHEDULES_FILE") {
+            // As LIMITS_FILE. The job types its jobs name are checked at start-up, against the
+            // registry.
+            match SchedulesFile::load(&v) {
+                Ok(file) => c.schedules_file = Some(file),
+                Err(e) => r.problems.push(format!(
+                    "SCHEDULES_FILE={v:?}: {e}; the format is in docs/schedules.md"
                 )),
             }
         }

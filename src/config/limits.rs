@@ -373,7 +373,8 @@ fn section(scope: Scope, name: &str) -> String {
 
 /// A TOML value as JSON, for the checker. What JSON cannot hold (an integer beyond i64, a
 /// non-finite float, a date) becomes a string, which the checker then refuses by type.
-fn to_json(v: &DeValue<'_>) -> Value {
+/// SCHEDULES_FILE's tables go through it too.
+pub(super) fn to_json(v: &DeValue<'_>) -> Value {
     match v {
         DeValue::String(s) => Value::String(s.to_string()),
         DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
@@ -398,16 +399,22 @@ fn to_json(v: &DeValue<'_>) -> Value {
 /// Where in the file the checker's complaint belongs: the deepest field of its path that the
 /// file has (the key itself for an unknown field, else the value).
 fn locate(limits: &Spanned<DeValue<'_>>, bad: &Bad) -> Range<usize> {
-    let mut node = limits;
-    let mut span = limits.span();
-    for (i, segment) in bad.path.iter().enumerate() {
+    span_at(limits, &bad.path, bad.at_key)
+}
+
+/// The span of the field at `path` below `node` (its deepest part the file has): the key when
+/// `at_key` (the name is the problem), else the value.
+pub(super) fn span_at(node: &Spanned<DeValue<'_>>, path: &[String], at_key: bool) -> Range<usize> {
+    let mut node = node;
+    let mut span = node.span();
+    for (i, segment) in path.iter().enumerate() {
         let DeValue::Table(t) = node.get_ref() else {
             break;
         };
         let Some((k, v)) = t.iter().find(|(k, _)| k.get_ref() == segment) else {
             break;
         };
-        span = if bad.at_key && i + 1 == bad.path.len() {
+        span = if at_key && i + 1 == path.len() {
             k.span()
         } else {
             v.span()

@@ -1,6 +1,6 @@
 //! Configuration: one [`Config`] struct read once from the environment (`env.rs`), validated as
 //! a whole, every setting parsed into a typed value (`smtp.rs`, `handlers_file.rs`, `queues.rs`,
-//! `limits.rs`).
+//! `limits.rs`, `schedules.rs`).
 //!
 //! This is the bottom layer: nothing under `config/` uses anything else from the crate, and the
 //! parts that need a setting (handlers, store, server) get it typed from here. Defaults live in
@@ -10,11 +10,13 @@ mod env;
 pub mod handlers_file;
 pub mod limits;
 pub mod queues;
+pub mod schedules;
 pub mod smtp;
 
 pub use handlers_file::{CommandSpec, HandlersFile};
 pub use limits::{Breaker, GroupLimits, Limits, LimitsFile, LimitsPatch, Rate, Scope};
 pub use queues::QueueOrder;
+pub use schedules::{FileSchedule, Missed, Overlap, ScheduleSpec, SchedulesFile, Timing};
 pub use smtp::SmtpUrl;
 
 use std::fmt;
@@ -159,6 +161,9 @@ pub struct Config {
     /// `LIMITS_FILE`: a TOML file of limits per queue and per job type (see docs/limits.md),
     /// applied at start-up; read and checked when the configuration is read.
     pub limits_file: Option<LimitsFile>,
+    /// `SCHEDULES_FILE`: a TOML file of cron schedules (see docs/schedules.md), synced into
+    /// Redis at start-up; read and checked when the configuration is read.
+    pub schedules_file: Option<SchedulesFile>,
 }
 
 impl Default for Config {
@@ -203,6 +208,7 @@ impl Default for Config {
             handlers_file: None,
             cancel_grace_secs: 10,
             limits_file: None,
+            schedules_file: None,
         }
     }
 }
@@ -319,6 +325,12 @@ impl Config {
             (
                 "LIMITS_FILE",
                 self.limits_file
+                    .as_ref()
+                    .map_or(UNSET.into(), |f| f.path.clone()),
+            ),
+            (
+                "SCHEDULES_FILE",
+                self.schedules_file
                     .as_ref()
                     .map_or(UNSET.into(), |f| f.path.clone()),
             ),

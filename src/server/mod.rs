@@ -17,6 +17,7 @@ mod ops;
 mod queues;
 mod reply;
 mod router;
+mod schedules;
 mod workflows;
 
 use std::net::SocketAddr;

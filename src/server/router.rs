@@ -1,12 +1,12 @@
 //! The route table and the dispatch of one request through it. Adding a route is one entry in
-//! [`ROUTES`] plus its handler (in `jobs.rs`, `dlq.rs` or `ops.rs`) and its operation in
+//! [`ROUTES`] plus its handler (in `jobs.rs`, `dlq.rs`, `queues.rs`, `schedules.rs` or `ops.rs`) and its operation in
 //! `openapi.json`; a test checks that the table and the document list the same operations.
 
 use std::sync::Arc;
 use tiny_http::{Method, Request};
 
 use super::auth::{authorize, Access};
-use super::{dlq, jobs, ops, queues, workflows, ApiError, Reply};
+use super::{dlq, jobs, ops, queues, schedules, workflows, ApiError, Reply};
 use crate::context::Shared;
 use crate::job::NewJob;
 use crate::store::Store;
@@ -116,6 +116,21 @@ pub const ROUTES: &[Endpoint] = &[
         "PUT",
         "/types/{name}/limits",
         Answer(queues::put_type_limits),
+    ),
+    api("GET", "/schedules", Answer(schedules::list)),
+    api("GET", "/schedules/{name}", Answer(schedules::get)),
+    api("PUT", "/schedules/{name}", Answer(schedules::put)),
+    api("DELETE", "/schedules/{name}", Answer(schedules::delete)),
+    api("POST", "/schedules/{name}/pause", Answer(schedules::pause)),
+    api(
+        "POST",
+        "/schedules/{name}/resume",
+        Answer(schedules::resume),
+    ),
+    api(
+        "POST",
+        "/schedules/{name}/trigger",
+        Answer(schedules::trigger),
     ),
 ];
 

@@ -62,6 +62,10 @@ pub struct Keys {
     pub served_all: String,
     /// Set of running jobs whose cancellation was asked for.
     pub cancelling: String,
+    /// Set of every schedule's name.
+    pub schedules: String,
+    /// Sorted set of the schedules that are not paused, by next fire time (µs).
+    pub schedules_due: String,
 }
 
 impl Keys {
@@ -77,6 +81,8 @@ impl Keys {
             types: k("types"),
             served_all: k("served-all"),
             cancelling: k("cancelling"),
+            schedules: k("schedules"),
+            schedules_due: k("schedules:due"),
         }
     }
 
@@ -109,6 +115,11 @@ impl Keys {
     /// a token into it.
     pub fn wake(&self, worker: &str) -> String {
         format!("{}:wake:{worker}", self.prefix)
+    }
+
+    /// A schedule's hash: its document, source, revision, pause, last run and counts.
+    pub fn schedule(&self, name: &str) -> String {
+        format!("{}:schedule:{name}", self.prefix)
     }
 
     /// A key of one job type (`what` empty: its hash), as `lua/common.lua` builds them.

@@ -5,8 +5,8 @@
 //! The methods of [`Store`] are spread over one file per concept: `create.rs` (submissions),
 //! `jobs.rs` (claims, acknowledgements, promotion, hand-backs), `progress.rs` (progress reports
 //! of running jobs), `liveness.rs` (heartbeats and the reaper), `dlq.rs`, `admin.rs` (stats,
-//! ping, start-up checks). `decode.rs` reads the scripts' replies and `record.rs` a job's hash;
-//! `error.rs` says what can go wrong.
+//! ping, start-up checks), `schedules.rs` (cron schedules and their ticks). `decode.rs` reads the
+//! scripts' replies and `record.rs` a job's hash; `error.rs` says what can go wrong.
 
 mod admin;
 pub mod analytics;
@@ -24,6 +24,7 @@ mod pool;
 mod progress;
 mod queues;
 mod record;
+mod schedules;
 mod scripts;
 #[cfg(test)]
 pub(crate) mod test_redis;
@@ -45,6 +46,9 @@ pub use jobs::{Acked, BreakerChange, Claimed, FailMode, FailOutcome, Selection};
 pub use liveness::Reaped;
 pub use pool::StorePool;
 pub use queues::{QueueInfo, Target, TypeInfo};
+pub use schedules::{
+    Control, ControlOutcome, DueTick, Fired, PutOutcome, ScheduleRecord, Source, Tick,
+};
 
 /// How many recently completed ids the completed list keeps (it is trimmed back to this size
 /// once it has grown 100 past it).

@@ -30,6 +30,11 @@ pub struct Scripts {
     pub cancel: Script,
     pub workflow: Script,
     pub progress: Script,
+    pub schedule_put: Script,
+    pub schedule_control: Script,
+    pub schedule_read: Script,
+    pub schedule_due: Script,
+    pub fire: Script,
 }
 
 macro_rules! script {
@@ -66,5 +71,10 @@ pub fn scripts() -> &'static Scripts {
         cancel: script!("finish"; "cancel.lua"),
         workflow: script!(; "workflow.lua"),
         progress: script!(; "progress.lua"),
+        schedule_put: script!(; "schedule_put.lua"),
+        schedule_control: script!(; "schedule_control.lua"),
+        schedule_read: script!(; "schedule_read.lua"),
+        schedule_due: script!(; "schedule_due.lua"),
+        fire: script!("insert"; "fire.lua"),
     })
 }

@@ -1,5 +1,5 @@
 //! The periodic threads every process runs besides its workers: the scheduler that promotes due
-//! delayed jobs and retries, the heartbeat that says this process is alive, and the reaper that
+//! delayed jobs and retries and makes the schedules' due ticks (`cron.rs`), the heartbeat that says this process is alive, and the reaper that
 //! returns the jobs of dead processes to pending.
 
 use std::sync::Arc;
@@ -42,28 +42,42 @@ impl Liveness {
     }
 }
 
-/// Promotes due scheduled jobs into pending; sleeps until the next is due (at most 200 ms).
+/// Promotes due scheduled jobs into pending and makes the schedules' due ticks; sleeps until the
+/// next is due (at most 200 ms).
 pub fn spawn_scheduler(
     shared: &Arc<Shared>,
     shutdown: &Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
     let mut store = shared.backend.open();
     let mut retry = RetryDelay::default();
+    let mut ticker = super::cron::Ticker::default();
+    let shared = shared.clone();
     spawn_periodic("jobq-scheduler", shutdown, move || {
-        match store.promote(PROMOTE_BATCH) {
+        let promoted = match store.promote(PROMOTE_BATCH) {
             Ok(p) => {
                 retry.reset();
                 if p.moved as usize == PROMOTE_BATCH {
-                    return Duration::ZERO;
-                }
-                match p.next_due_us {
-                    Some(due) if due > p.now_us => {
-                        Duration::from_micros((due - p.now_us) as u64).min(SCHEDULER_MAX_SLEEP)
+                    Duration::ZERO
+                } else {
+                    match p.next_due_us {
+                        Some(due) if due > p.now_us => {
+                            Duration::from_micros((due - p.now_us) as u64).min(SCHEDULER_MAX_SLEEP)
+                        }
+                        Some(_) => Duration::ZERO,
+                        None => SCHEDULER_MAX_SLEEP,
                     }
-                    Some(_) => Duration::ZERO,
-                    None => SCHEDULER_MAX_SLEEP,
                 }
             }
+            Err(e) => {
+                log_unexpected("scheduler", &e);
+                return retry.next_delay();
+            }
+        };
+        // The schedules' ticks: the sleep also ends at the next one, so a tick is made on time
+        // rather than up to 200 ms late.
+        match ticker.run(&shared, &mut store) {
+            Ok(Some(tick)) => promoted.min(tick),
+            Ok(None) => promoted,
             Err(e) => {
                 log_unexpected("scheduler", &e);
                 retry.next_delay()

@@ -6,6 +6,7 @@
 //! workers gets them instead, and a crash strands at most one job per busy worker.
 
 pub mod backoff;
+pub mod cron;
 mod fetcher;
 mod in_flight;
 pub mod maintenance;

@@ -28,6 +28,7 @@ mod metrics;
 mod openapi;
 mod recovery;
 mod retry;
+mod schedules;
 mod scheduling;
 mod security;
 mod shutdown;

@@ -11,6 +11,7 @@ mod flow;
 mod outcomes;
 mod progress;
 mod recovery;
+mod schedules;
 
 use redis::Commands;
 use std::collections::HashMap;
