@@ -239,6 +239,7 @@ impl Handler for Report {
             .take_while(|d| *d <= p.to)
             .map(|d| d.format("%Y-%m-%d").to_string())
             .collect();
+        job.progress(10, &format!("reading {} day(s) of aggregates", days.len()));
         let agg = job
             .with_store(|s| s.read_aggregates(&days, p.events.as_deref()))
             .map_err(|e| redis_error("reading analytics aggregates", e))?;
@@ -247,6 +248,7 @@ impl Handler for Report {
                 .cancel
                 .stop_error("cancelled before the report was written"));
         }
+        job.progress(60, "writing the report");
         let body = match p.format {
             Format::Csv => render_csv(&agg),
             Format::Json => {

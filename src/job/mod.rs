@@ -353,4 +353,4 @@ pub fn from_micros(us: i64) -> Option<DateTime<Utc>> {
 
 mod submit;
 
-pub use submit::{check_idempotency_key, NewJob, NewJobRequest};
+pub use submit::{check_idempotency_key, NewJob, NewJobRequest, MAX_PARENTS};

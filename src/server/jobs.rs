@@ -121,6 +121,11 @@ pub fn create_batch(call: &mut Call) -> Result<Reply, ApiError> {
 pub fn refusal(shared: &Shared, outcome: CreateOutcome, batch: Option<usize>) -> ApiError {
     match outcome {
         CreateOutcome::Full { queue } => queue_full(shared, &queue, batch),
+        CreateOutcome::UniqueTaken { key, holder } if holder.is_empty() => {
+            ApiError::BadRequest(format!(
+                "two jobs of this request share unique key {key:?}, which allows one job at a time; give each its own key or send one of them"
+            ))
+        }
         CreateOutcome::UniqueTaken { key, holder } => ApiError::Conflict {
             message: format!(
                 "unique key {key:?} is held by job {holder}, which has not finished; submit again once it has, or cancel it first (POST /jobs/{holder}/cancel)"

@@ -12,7 +12,7 @@ use super::jobs::{note_created, refusal, validate};
 use super::router::Call;
 use super::{ApiError, Reply};
 use crate::context::note_job_events;
-use crate::job::{from_micros, JobId, NewJob, NewJobRequest};
+use crate::job::{from_micros, JobId, NewJob, NewJobRequest, MAX_PARENTS};
 use crate::store::{CancelOutcome, CreateOutcome};
 
 /// Most nodes one workflow may have.
@@ -107,6 +107,15 @@ pub fn create(call: &mut Call) -> Result<Reply, ApiError> {
             Some(v) => serde_json::from_value(v)
                 .map_err(|_| bad(i, "\"depends_on\" must be a list of refs".into()))?,
         };
+        if deps.len() > MAX_PARENTS {
+            return Err(bad(
+                i,
+                format!(
+                    "\"depends_on\" names {} jobs; at most {MAX_PARENTS} are allowed",
+                    deps.len()
+                ),
+            ));
+        }
         let request: NewJobRequest = from_object(Value::Object(node)).map_err(|m| bad(i, m))?;
         if request.idempotency_key.is_some() {
             return Err(bad(
@@ -135,7 +144,10 @@ pub fn create(call: &mut Call) -> Result<Reply, ApiError> {
                 }
                 (Some(&p), _) if !deps[i].contains(&p) => deps[i].push(p),
                 (Some(_), _) => {}
-                (None, Some(id)) => outside[i].push(id.to_string()),
+                (None, Some(id)) if !outside[i].contains(&id.to_string()) => {
+                    outside[i].push(id.to_string())
+                }
+                (None, Some(_)) => {}
                 (None, None) => {
                     return Err(bad(
                         i,
@@ -233,7 +245,8 @@ pub fn get(call: &mut Call) -> Result<Reply, ApiError> {
         200,
         &json!({
             "workflow_id": id.as_str(),
-            "created_at": from_micros(wf.created_at_us).map(|t| t.to_rfc3339()),
+            "created_at": from_micros(wf.created_at_us)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
             "status": status,
             "unfinished": wf.left.max(0),
             "counts": counts,

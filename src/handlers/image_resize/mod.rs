@@ -248,6 +248,7 @@ impl Handler for ImageResize {
         if job.is_cancelled() {
             return Err(job.cancel.stop_error("cancelled after decoding"));
         }
+        job.progress(30, "decoded");
 
         let (sw, sh) = (img.width(), img.height());
         let ((rw, rh), (fw, fh)) = target_size((sw, sh), &p);
@@ -267,6 +268,7 @@ impl Handler for ImageResize {
         if job.is_cancelled() {
             return Err(job.cancel.stop_error("cancelled after resizing"));
         }
+        job.progress(80, "resized");
 
         let dest = self.output_path(&root, &p.output)?;
         let file_name = dest

@@ -19,7 +19,7 @@
 --          idempotency key named an earlier job (whose id is returned); {0, queue} when that
 --          queue is too full for the new jobs; {-1, id} when a new job's id already exists;
 --          {-2, id, key} when a unique key is held by job id (pending, scheduled, waiting or
---          running); {-3, id, parent} when a parent does not exist; {-4, id, parent, status}
+--          running), or {-2, '', key} when two jobs of the call share it; {-3, id, parent} when a parent does not exist; {-4, id, parent, status}
 --          when a parent has failed, been cancelled or expired (and the job did not ask to run
 --          anyway).
 local P = ARGV[1]
@@ -59,9 +59,12 @@ for i = 0, n - 1 do
       xs[i] = x
       local u = x.unique
       if u then
-        local holder = uniq[u] or redis.call('GET', P .. ':uniq:' .. u)
-        if holder and (uniq[u] or ACTIVE[redis.call('HGET', P .. ':job:' .. holder, 'status')])
-        then
+        if uniq[u] then
+          -- Two jobs of this call share the key: none is created, and no job holds it.
+          return {-2, '', u}
+        end
+        local holder = redis.call('GET', P .. ':uniq:' .. u)
+        if holder and ACTIVE[redis.call('HGET', P .. ':job:' .. holder, 'status')] then
           return {-2, holder, u}
         end
         uniq[u] = id
