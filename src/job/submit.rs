@@ -72,6 +72,32 @@ pub struct NewJob {
     pub schedule: Option<String>,
 }
 
+#[cfg(test)]
+impl NewJob {
+    /// A plain job of type `kind`: no payload, no delay, 3 attempts, queue `default`.
+    pub(crate) fn plain(kind: &str) -> NewJob {
+        NewJob {
+            id: JobId::new_random(),
+            kind: kind.into(),
+            payload: "{}".into(),
+            delay_ms: 0,
+            run_at_us: None,
+            max_attempts: 3,
+            timeout_secs: None,
+            idempotency_key: None,
+            queue: DEFAULT_QUEUE.into(),
+            priority: Priority::Normal,
+            group: None,
+            unique_key: None,
+            expires_at_us: None,
+            parents: Vec::new(),
+            on_parent_failure: OnParentFailure::Cancel,
+            node_ref: None,
+            schedule: None,
+        }
+    }
+}
+
 /// Most parents a job may name in `depends_on`.
 pub const MAX_PARENTS: usize = 100;
 

@@ -101,9 +101,16 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn record(fields: &[(&str, &str)]) -> HashMap<String, String> {
+        fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     #[test]
     fn record_becomes_the_article_json() {
-        let rec: HashMap<String, String> = [
+        let rec: HashMap<String, String> = record(&[
             ("type", "email"),
             ("payload", r#"{"to":"a@b.c"}"#),
             ("status", "completed"),
@@ -113,10 +120,7 @@ mod tests {
             ("completed_at", "1775557803250001"),
             ("attempt", "1"),
             ("max_attempts", "3"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        ]);
         let job = job_from_record("550e8400-e29b-41d4-a716-446655440000", &rec).unwrap();
         let v = serde_json::to_value(&job).unwrap();
         assert_eq!(v["type"], "email");
@@ -134,14 +138,11 @@ mod tests {
 
     #[test]
     fn error_history_comes_from_lua_json() {
-        let mut rec: HashMap<String, String> = [
+        let mut rec: HashMap<String, String> = record(&[
             ("type", "fail"),
             ("status", "failed"),
             ("created_at", "1775557800000000"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        ]);
         rec.insert(
             "errors".into(),
             r#"[{"attempt":1,"error":"nope","at":1.775557801e+12}]"#.into(),
@@ -155,14 +156,11 @@ mod tests {
 
     #[test]
     fn progress_is_shown_when_readable() {
-        let mut rec: HashMap<String, String> = [
+        let mut rec: HashMap<String, String> = record(&[
             ("type", "t"),
             ("status", "running"),
             ("created_at", "1775557800000000"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        ]);
         let v = serde_json::to_value(job_from_record("x", &rec).unwrap()).unwrap();
         assert!(v.get("progress").is_none(), "{v}");
         rec.insert(

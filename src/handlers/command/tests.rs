@@ -216,25 +216,7 @@ fn progress_lines_on_stderr_reach_the_job_record() {
     use crate::store::{Selection, StorePool};
     let redis = TestRedis::start();
     let mut store = redis.store();
-    let new = crate::job::NewJob {
-        id: crate::job::JobId::new_random(),
-        kind: "cmd".into(),
-        payload: "{}".into(),
-        delay_ms: 0,
-        run_at_us: None,
-        max_attempts: 3,
-        timeout_secs: None,
-        idempotency_key: None,
-        queue: "default".into(),
-        priority: crate::job::Priority::Normal,
-        group: None,
-        unique_key: None,
-        expires_at_us: None,
-        parents: Vec::new(),
-        on_parent_failure: Default::default(),
-        node_ref: None,
-        schedule: None,
-    };
+    let new = crate::job::NewJob::plain("cmd");
     store.create(std::slice::from_ref(&new), 100, 60).unwrap();
     store
         .heartbeat("p1", Duration::from_secs(30), "{}", None)

@@ -56,25 +56,7 @@ fn key(name: &str) -> String {
 
 /// A submission with defaults: no delay, 3 attempts.
 fn new_job() -> NewJob {
-    NewJob {
-        id: crate::job::JobId::new_random(),
-        kind: "noop".into(),
-        payload: "{}".into(),
-        delay_ms: 0,
-        run_at_us: None,
-        max_attempts: 3,
-        timeout_secs: None,
-        idempotency_key: None,
-        queue: "default".into(),
-        priority: Priority::Normal,
-        group: None,
-        unique_key: None,
-        expires_at_us: None,
-        parents: Vec::new(),
-        on_parent_failure: Default::default(),
-        node_ref: None,
-        schedule: None,
-    }
+    NewJob::plain("noop")
 }
 
 /// Writes `worker`'s heartbeat, as a process does before it claims.
