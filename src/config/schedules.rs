@@ -221,7 +221,7 @@ pub struct ScheduleSpec {
     pub cron: String,
     /// The IANA time zone name, `UTC` by default.
     pub timezone: String,
-    /// The job each tick makes, as an object with the fields of [`JOB_FIELDS`] (`"type"` at
+    /// The job each tick makes, as an object with the fields of `JOB_FIELDS` (`"type"` at
     /// least); its values are validated like `POST /jobs` by the caller.
     pub job: Map<String, Value>,
     /// What a tick does while the last tick's job is still pending or running.
