@@ -38,9 +38,16 @@ fn component_name(base: &str, kind: &str, taken: &Map<String, Value>) -> String 
 }
 
 /// The submission schemas that name a job type: a job (`NewJob`, in `POST /jobs` and
-/// `/jobs/batch`) and a workflow node (`WorkflowNode`, in `POST /workflows`), with what their
-/// variants are called in descriptions.
-const SUBMISSIONS: [(&str, &str); 2] = [("NewJob", "A job"), ("WorkflowNode", "A workflow node")];
+/// `/jobs/batch`), a workflow node (`WorkflowNode`, in `POST /workflows`) and a schedule's job
+/// (`ScheduleJob`, in `PUT /schedules/{name}`), with what their variants are called in
+/// descriptions and the rules a variant's description adds.
+const SUBMISSIONS: [(&str, &str, &str); 3] = [
+    ("NewJob", "A job", TIMES),
+    ("WorkflowNode", "A workflow node", TIMES),
+    ("ScheduleJob", "A schedule's job", ""),
+];
+
+const TIMES: &str = " Give at most one of `delay_ms` and `run_at`, and at most one of `expires_at` and `expires_in_secs`.";
 
 /// Replaces `NewJob` and `WorkflowNode` each with a `oneOf` of one schema per job type,
 /// discriminated by `type`: OpenAPI 3.0 has no `if`/`then`, and a `oneOf` whose branches differ
@@ -50,8 +57,8 @@ fn job_types(doc: &mut Value, registry: &Registry) {
     let schemas = doc["components"]["schemas"]
         .as_object_mut()
         .expect("the base document has components.schemas");
-    for (name, what) in SUBMISSIONS {
-        per_type(schemas, name, what, registry);
+    for (name, what, rules) in SUBMISSIONS {
+        per_type(schemas, name, what, rules, registry);
     }
     // The examples submit `email` jobs; they would be wrong where `email` is not registered.
     if !registry.contains("email") {
@@ -64,8 +71,14 @@ fn job_types(doc: &mut Value, registry: &Registry) {
 }
 
 /// Replaces the schema `name` with a `oneOf` of its variants, one per job type (`what` is how
-/// a variant's description names it).
-fn per_type(schemas: &mut Map<String, Value>, name: &str, what: &str, registry: &Registry) {
+/// a variant's description names it, `rules` what it adds).
+fn per_type(
+    schemas: &mut Map<String, Value>,
+    name: &str,
+    what: &str,
+    rules: &str,
+    registry: &Registry,
+) {
     let base = schemas
         .remove(name)
         .unwrap_or_else(|| panic!("the base document has {name}"));
@@ -89,7 +102,7 @@ fn per_type(schemas: &mut Map<String, Value>, name: &str, what: &str, registry: 
         let component = component_name(name, kind, schemas);
         schemas.insert(
             component.clone(),
-            variant(&base, what, &[kind], payload, !takes_empty),
+            variant(&base, (what, rules), &[kind], payload, !takes_empty),
         );
         let target = json!(format!("#/components/schemas/{component}"));
         mapping.insert(kind.to_string(), target.clone());
@@ -102,7 +115,7 @@ fn per_type(schemas: &mut Map<String, Value>, name: &str, what: &str, registry: 
         let component = component_name(name, "other", schemas);
         schemas.insert(
             component.clone(),
-            variant(&base, what, &any_payload, payload, false),
+            variant(&base, (what, rules), &any_payload, payload, false),
         );
         let target = json!(format!("#/components/schemas/{component}"));
         for kind in &any_payload {
@@ -135,7 +148,7 @@ fn per_type(schemas: &mut Map<String, Value>, name: &str, what: &str, registry: 
 /// its schema.
 fn variant(
     base: &Value,
-    what: &str,
+    (what, rules): (&str, &str),
     kinds: &[&str],
     payload: Value,
     payload_required: bool,
@@ -146,7 +159,7 @@ fn variant(
     obj.insert(
         "description".into(),
         json!(format!(
-            "{what} of type {}. Unknown fields are refused (400). Give at most one of `delay_ms` and `run_at`, and at most one of `expires_at` and `expires_in_secs`. A field sent as null counts as absent.",
+            "{what} of type {}. Unknown fields are refused (400).{rules} A field sent as null counts as absent.",
             kinds.join(", ")
         )),
     );
