@@ -1,9 +1,13 @@
-//! The routes for operators and tools: `/health`, `/metrics`, `/stats` and the API document.
+//! The routes for operators and tools: `/health`, `/metrics`, `/stats`, `/stats/history` and the
+//! API document.
 
 use serde_json::json;
 
+use super::input::Query;
 use super::router::Call;
 use super::{ApiError, Reply};
+use crate::job::{check_queue_name, from_micros};
+use crate::store::history::{HISTORY_MINUTES, QUEUE_TOTALS, TOTALS};
 
 /// `GET /health`: 200 while Redis answers PING, else 503 with the reason (a body of its own
 /// shape, `{"status": "unhealthy", "error": …}`, that load balancers and `jobq health` read).
@@ -41,5 +45,55 @@ pub fn openapi(call: &mut Call) -> Result<Reply, ApiError> {
         200,
         "application/json",
         call.shared.openapi.clone(),
+    ))
+}
+
+/// `GET /stats/history?minutes=&queue=`: the counts of each of the last `minutes` minutes (60
+/// by default, at most 72 hours), oldest first, the current minute's so far last; for every
+/// queue or one. A minute that no jobq process saw start (or end) has null counts.
+pub fn history(call: &mut Call) -> Result<Reply, ApiError> {
+    let q = Query::parse(call.query, &["minutes", "queue"])?;
+    let minutes = q.number("minutes", 60, HISTORY_MINUTES)?;
+    if minutes == 0 {
+        return Err(ApiError::BadRequest(format!(
+            "minutes must be from 1 to {HISTORY_MINUTES} (72 hours), got 0"
+        )));
+    }
+    let queue = q.get("queue").map(str::to_string);
+    if let Some(name) = &queue {
+        check_queue_name(name).map_err(ApiError::BadRequest)?;
+    }
+    let points: Vec<_> = call
+        .store
+        .history(minutes, queue.as_deref())?
+        .into_iter()
+        .map(|m| {
+            let at = from_micros(m.minute * 60_000_000)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            let mut point = serde_json::Map::new();
+            point.insert("at".into(), json!(at));
+            match m.counts {
+                Some(counts) => {
+                    for (name, n) in counts {
+                        point.insert(name.into(), json!(n));
+                    }
+                }
+                None => {
+                    let names: &[&str] = if queue.is_some() {
+                        &QUEUE_TOTALS
+                    } else {
+                        &TOTALS
+                    };
+                    for name in names {
+                        point.insert((*name).into(), serde_json::Value::Null);
+                    }
+                }
+            }
+            serde_json::Value::Object(point)
+        })
+        .collect();
+    Ok(Reply::json(
+        200,
+        &json!({"minutes": minutes, "queue": queue, "points": points}),
     ))
 }

@@ -80,6 +80,7 @@ pub const ROUTES: &[Endpoint] = &[
     api("GET", "/workflows/{id}", Answer(workflows::get)),
     api("POST", "/workflows/{id}/cancel", Answer(workflows::cancel)),
     api("GET", "/stats", Answer(ops::stats)),
+    api("GET", "/stats/history", Answer(ops::history)),
     any_role("GET", "/health", Access::Public, Answer(ops::health)),
     any_role("GET", "/metrics", Access::Metrics, Answer(ops::metrics)),
     any_role("GET", "/openapi.json", Access::Token, Answer(ops::openapi)),

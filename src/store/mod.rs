@@ -17,6 +17,7 @@ mod decode;
 mod dlq;
 mod ends;
 mod error;
+pub mod history;
 mod jobs;
 pub mod keys;
 mod liveness;

@@ -52,10 +52,20 @@ pub fn spawn_scheduler(
     let mut retry = RetryDelay::default();
     let mut ticker = super::cron::Ticker::default();
     let shared = shared.clone();
+    // The minute (Redis's clock) whose history snapshot this process has seen taken.
+    let mut snapshot_minute = 0i64;
     spawn_periodic("jobq-scheduler", shutdown, move || {
         let promoted = match store.promote(PROMOTE_BATCH) {
             Ok(p) => {
                 retry.reset();
+                // Once a minute each process offers the minute's history snapshot; the first
+                // takes it (see lua/history.lua).
+                if p.now_us / 60_000_000 != snapshot_minute {
+                    match store.snapshot_history() {
+                        Ok((minute, _)) => snapshot_minute = minute,
+                        Err(e) => log_unexpected("scheduler", &e),
+                    }
+                }
                 if p.moved as usize == PROMOTE_BATCH {
                     Duration::ZERO
                 } else {

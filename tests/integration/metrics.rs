@@ -3,7 +3,7 @@
 //! Counters are per process, so tests that assert on their values use the real binary.
 
 use crate::harness::*;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -269,4 +269,39 @@ fn harness_reads_prometheus_samples() {
     assert_eq!(metric_sum(text, "y"), Some(14.0));
     assert_eq!(metric_value(text, "h_bucket", &[("le", "+Inf")]), Some(4.0));
     assert_eq!(metric_sum(text, "missing"), None);
+}
+
+#[test]
+fn stats_history_counts_the_minute_s_jobs() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis, |_| {});
+    // The scheduler's first tick takes this minute's snapshot: wait for it, so the jobs below
+    // are counted in a minute that has one.
+    let points = |query: &str| -> Vec<Value> {
+        let r = server.get(&format!("/stats/history?{query}"));
+        r.expect_status(200, "GET /stats/history");
+        r.json()["points"].as_array().unwrap().clone()
+    };
+    wait_for("a snapshot", Duration::from_secs(10), || {
+        match points("minutes=1").last().map(|p| p["created"].is_null()) {
+            Some(false) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    for _ in 0..5 {
+        server.submit(&json!({"type": "noop", "queue": "hist"}));
+    }
+    server.wait_for_stat("completed_jobs", 5, Duration::from_secs(10));
+    // The jobs may fall in two minutes when one turns meanwhile: count over the last two.
+    let sum =
+        |pts: &[Value], field: &str| -> i64 { pts.iter().filter_map(|p| p[field].as_i64()).sum() };
+    let all = points("minutes=2");
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(sum(&all, "created"), 5, "{all:?}");
+    assert_eq!(sum(&all, "completed"), 5, "{all:?}");
+    let q = points("minutes=2&queue=hist");
+    assert_eq!(sum(&q, "created"), 5, "{q:?}");
+    assert!(q[0].get("cancelled").is_none(), "{q:?}");
+    let bad = server.get("/stats/history?minutes=4321");
+    bad.expect_json_error(400, "more than 72 hours");
 }

@@ -31,6 +31,8 @@ if redis.call('LPUSH', KEYS[2], id) > keep + 100 then
   redis.call('LTRIM', KEYS[2], 0, keep - 1)
 end
 redis.call('HINCRBY', KEYS[3], 'completed', 1)
+-- The queue's running total, for GET /stats/history.
+redis.call('HINCRBY', qk(P, ARGV[8], 'meta'), 'completed', 1)
 if has_ties(f) then
   finish().settle(P, KEYS[4], id, true, now, ev, f)
 end

@@ -26,7 +26,10 @@ local function bury(dlq, counters, P, id, now, cap)
   redis.call('PERSIST', key)
   redis.call('ZADD', dlq, now, id)
   redis.call('HINCRBY', counters, 'dead', 1)
-  redis.call('HINCRBY', qk(P, (placement(key)), 'meta'), 'failed', 1)
+  local mk = qk(P, (placement(key)), 'meta')
+  redis.call('HINCRBY', mk, 'failed', 1)
+  -- The queue's running total of jobs moved to the DLQ, for GET /stats/history.
+  redis.call('HINCRBY', mk, 'dead', 1)
   local evicted = {}
   local over = redis.call('ZCARD', dlq) - cap
   if over > 0 then

@@ -52,6 +52,8 @@ if not out then
     local due = now + tonumber(ARGV[4]) * 1000
     redis.call('HSET', key, 'status', 'pending', 'run_at', due)
     redis.call('ZADD', qk(P, q, 'scheduled'), due, id)
+    redis.call('HINCRBY', KEYS[3], 'retried', 1)
+    redis.call('HINCRBY', qk(P, q, 'meta'), 'retried', 1)
     out = {1, due}
   else
     out = {2, now}

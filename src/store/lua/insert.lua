@@ -94,7 +94,7 @@ local function insert_job(P, st, now, id, key, kind, payload, attempts, due, tim
     end
     st.ready[q] = (st.ready[q] or 0) + 1
   end
-  st.fresh[q] = true
+  st.fresh[q] = (st.fresh[q] or 0) + 1
   st.created = st.created + 1
 end
 
@@ -112,9 +112,11 @@ local function insert_done(P, st, counters, new_queues)
       end
     end
   end
-  for q, _ in pairs(st.fresh) do
+  for q, n in pairs(st.fresh) do
     -- Written even when 0 (all delayed), so the queue is known from now on.
-    redis.call('HINCRBY', qk(P, q, 'meta'), 'pending', st.ready[q] or 0)
+    local mk = qk(P, q, 'meta')
+    redis.call('HINCRBY', mk, 'pending', st.ready[q] or 0)
+    redis.call('HINCRBY', mk, 'created', n)
   end
   redis.call('HINCRBY', counters, 'created', st.created)
   -- A job behind others in a list changes nothing for a waiting process.

@@ -30,6 +30,8 @@ for _, id in ipairs(ids) do
   elseif attempt < max then
     make_ready(P, key, id, false, now)
     bump(d, qk(P, q, 'meta'), 'pending', 1)
+    bump(d, qk(P, q, 'meta'), 'retried', 1)
+    bump(d, KEYS[3], 'retried', 1)
     requeued[#requeued + 1] = id
     extend(where_r, {q, t})
   else
