@@ -9,6 +9,7 @@
 
 mod auth;
 mod dlq;
+mod dlq_groups;
 mod error;
 mod input;
 mod jobs;

@@ -1,12 +1,12 @@
 //! The route table and the dispatch of one request through it. Adding a route is one entry in
-//! [`ROUTES`] plus its handler (in `jobs.rs`, `dlq.rs`, `queues.rs`, `schedules.rs` or `ops.rs`) and its operation in
+//! [`ROUTES`] plus its handler (in `jobs.rs`, `dlq.rs`, `dlq_groups.rs`, `queues.rs`, `schedules.rs` or `ops.rs`) and its operation in
 //! `openapi.json`; a test checks that the table and the document list the same operations.
 
 use std::sync::Arc;
 use tiny_http::{Method, Request};
 
 use super::auth::{authorize, Access};
-use super::{dlq, jobs, ops, queues, schedules, workflows, ApiError, Reply};
+use super::{dlq, dlq_groups, jobs, ops, queues, schedules, workflows, ApiError, Reply};
 use crate::context::Shared;
 use crate::job::NewJob;
 use crate::store::Store;
@@ -87,6 +87,17 @@ pub const ROUTES: &[Endpoint] = &[
     api("GET", "/dlq", Answer(dlq::list)),
     api("DELETE", "/dlq", Answer(dlq::purge)),
     api("POST", "/dlq/retry", Answer(dlq::retry_all)),
+    api("GET", "/dlq/groups", Answer(dlq_groups::list)),
+    api(
+        "POST",
+        "/dlq/groups/{fingerprint}/retry",
+        Answer(dlq_groups::retry),
+    ),
+    api(
+        "DELETE",
+        "/dlq/groups/{fingerprint}",
+        Answer(dlq_groups::delete),
+    ),
     api("GET", "/dlq/{id}", Answer(dlq::get)),
     api("DELETE", "/dlq/{id}", Answer(dlq::delete)),
     api("POST", "/dlq/{id}/retry", Answer(dlq::retry)),

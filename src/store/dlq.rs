@@ -1,5 +1,5 @@
 //! The dead-letter queue: a page of it, one dead job, and sending selected dead jobs back to
-//! pending or deleting them.
+//! pending or deleting them (one, of a type, all, or one group by cause: `dlq_groups.rs`).
 
 use redis::Value as RV;
 use std::collections::HashMap;
@@ -16,14 +16,27 @@ pub enum DlqSelect<'a> {
     One(&'a str),
     Type(&'a str),
     All,
+    /// The jobs of one failure group (its fingerprint) that entered the DLQ up to `upto` (µs
+    /// since the epoch; None: all of them).
+    Group {
+        fingerprint: &'a str,
+        upto: Option<i64>,
+    },
 }
 
 impl DlqSelect<'_> {
-    fn args(&self) -> (&str, &str) {
+    /// The scripts' mode, value and latest DLQ time to take.
+    fn args(&self) -> (&str, &str, String) {
+        let all = || "+inf".to_string();
         match self {
-            DlqSelect::One(id) => ("id", id),
-            DlqSelect::Type(t) => ("type", t),
-            DlqSelect::All => ("all", ""),
+            DlqSelect::One(id) => ("id", id, all()),
+            DlqSelect::Type(t) => ("type", t, all()),
+            DlqSelect::All => ("all", "", all()),
+            DlqSelect::Group { fingerprint, upto } => (
+                "group",
+                fingerprint,
+                upto.map_or_else(all, |t| t.to_string()),
+            ),
         }
     }
 }
@@ -62,18 +75,26 @@ impl Store {
     /// Sends the selected dead-letter jobs back to their queues with attempts reset; returns their ids.
     pub fn dlq_retry(&mut self, which: DlqSelect) -> Result<Vec<String>, StoreError> {
         let k = &self.keys;
-        let (mode, value) = which.args();
+        let (mode, value, upto) = which.args();
         let mut inv = scripts().dlq_retry.prepare_invoke();
-        inv.key(&k.dlq).arg(k.prefix()).arg(mode).arg(value);
+        inv.key(&k.dlq)
+            .arg(k.prefix())
+            .arg(mode)
+            .arg(value)
+            .arg(upto);
         self.conn.run(|c| inv.invoke(c))
     }
 
     /// Deletes the selected dead-letter jobs and their records; returns how many.
     pub fn dlq_delete(&mut self, which: DlqSelect) -> Result<u64, StoreError> {
         let k = &self.keys;
-        let (mode, value) = which.args();
+        let (mode, value, upto) = which.args();
         let mut inv = scripts().dlq_delete.prepare_invoke();
-        inv.key(&k.dlq).arg(k.prefix()).arg(mode).arg(value);
+        inv.key(&k.dlq)
+            .arg(k.prefix())
+            .arg(mode)
+            .arg(value)
+            .arg(upto);
         self.conn.run(|c| inv.invoke(c))
     }
 }

@@ -5,7 +5,7 @@
 //! The methods of [`Store`] are spread over one file per concept: `create.rs` (submissions),
 //! `jobs.rs` (claims, acknowledgements, promotion, hand-backs), `progress.rs` (progress reports
 //! of running jobs), `liveness.rs` (heartbeats and the reaper), `dlq.rs`, `admin.rs` (stats,
-//! ping, start-up checks), `schedules.rs` (cron schedules and their ticks). `decode.rs` reads the
+//! ping, start-up checks), `dlq_groups.rs` (the DLQ grouped by cause), `schedules.rs` (cron schedules and their ticks). `decode.rs` reads the
 //! scripts' replies and `record.rs` a job's hash; `error.rs` says what can go wrong.
 
 mod admin;
@@ -15,6 +15,7 @@ pub mod conn;
 mod create;
 mod decode;
 mod dlq;
+mod dlq_groups;
 mod ends;
 mod error;
 pub mod history;
@@ -41,6 +42,7 @@ pub use backend::Backend;
 pub use conn::Health;
 pub use create::{CreateOutcome, Created};
 pub use dlq::DlqSelect;
+pub use dlq_groups::DlqGroup;
 pub use ends::{CancelFilter, CancelOutcome, EventKind, JobEvent};
 pub use error::StoreError;
 pub use jobs::{Acked, BreakerChange, Claimed, FailMode, FailOutcome, Selection};

@@ -5,7 +5,8 @@
 //! to each script, and to those that need them `lua/insert.lua` (writing new jobs),
 //! `lua/finish.lua` (the ends of a job and what they settle: unique keys, workflows, children),
 //! `lua/fast.lua` (the short claim of the acknowledgements), `lua/dead.lua` (error history, the
-//! DLQ move) and `lua/flow.lua` (the general claim step, parking, DLQ selection), so each step
+//! DLQ move, its groups by cause, DLQ selection) and `lua/flow.lua` (the general claim step,
+//! parking), so each step
 //! is written once.
 //! `redis::Script` sends EVALSHA and reloads the script after a Redis restart.
 
@@ -23,6 +24,7 @@ pub struct Scripts {
     pub dlq_retry: Script,
     pub dlq_delete: Script,
     pub dlq_page: Script,
+    pub dlq_groups: Script,
     pub stats: Script,
     pub queues: Script,
     pub control: Script,
@@ -62,9 +64,10 @@ pub fn scripts() -> &'static Scripts {
         promote: script!("finish", "flow"; "promote.lua"),
         requeue: script!("finish"; "requeue.lua"),
         reap: script!("finish", "dead"; "reap.lua"),
-        dlq_retry: script!("finish", "flow"; "dlq_retry.lua"),
-        dlq_delete: script!("finish", "flow"; "dlq_delete.lua"),
+        dlq_retry: script!("finish", "dead"; "dlq_retry.lua"),
+        dlq_delete: script!("finish", "dead"; "dlq_delete.lua"),
         dlq_page: script!(; "dlq_page.lua"),
+        dlq_groups: script!("dead"; "dlq_groups.lua"),
         stats: script!(; "stats.lua"),
         queues: script!(; "queues.lua"),
         control: script!("finish", "flow"; "control.lua"),

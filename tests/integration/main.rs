@@ -20,6 +20,7 @@ mod cancellation;
 mod cli;
 mod concurrency;
 mod correctness;
+mod dlq_groups;
 mod flow;
 mod handlers;
 mod http_server;

@@ -1,9 +1,13 @@
 -- Delete dead-letter jobs: their DLQ entries and their records.
 -- KEYS: dlq
--- ARGV: key prefix, mode ('id' or 'type' or 'all'), the id or the type ('' for all)
+-- ARGV: key prefix, mode ('id', 'type', 'all' or 'group'), the id, the type or the fingerprint
+--       ('' for all), for a group the latest DLQ time to take (µs or '+inf')
 -- Returns: the number deleted
 local P = ARGV[1]
-local ids = take_from_dlq(KEYS[1], P, ARGV[2], ARGV[3])
+if ARGV[2] == 'group' then
+  index_legacy(KEYS[1], P, 1000)
+end
+local ids = take_from_dlq(KEYS[1], P, ARGV[2], ARGV[3], ARGV[4])
 local d = {}
 for _, id in ipairs(ids) do
   local key = P .. ':job:' .. id

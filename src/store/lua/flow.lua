@@ -278,26 +278,6 @@ local function claim(P, running, heartbeat, sel, n, now, d, ev)
   return out, claimed, limits.hint or false
 end
 
--- Takes the selected jobs out of the dead-letter queue and returns their ids: one id
--- (mode 'id'), every job of one type (mode 'type') or all of them (mode 'all').
-local function take_from_dlq(dlq, P, mode, value)
-  local ids
-  if mode == 'id' then
-    ids = {value}
-  else
-    ids = redis.call('ZRANGE', dlq, 0, -1)
-  end
-  local taken = {}
-  for _, id in ipairs(ids) do
-    if mode ~= 'type' or redis.call('HGET', P .. ':job:' .. id, 'type') == value then
-      if redis.call('ZREM', dlq, id) == 1 then
-        taken[#taken + 1] = id
-      end
-    end
-  end
-  return taken
-end
-
 -- Sends jobs of type t that were set aside (see park) back to the head of their queues, in
 -- the order they were set aside, as far as the type's state allows and at most max of them.
 -- Returns how many moved, and when the type's breaker cool-down ends if that is what holds

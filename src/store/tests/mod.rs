@@ -8,6 +8,7 @@ mod create;
 mod dlq;
 mod ends;
 mod flow;
+mod groups;
 mod history;
 mod outcomes;
 mod progress;
