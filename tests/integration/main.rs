@@ -32,4 +32,5 @@ mod schedules;
 mod scheduling;
 mod security;
 mod shutdown;
+mod workers;
 mod workflows;
