@@ -80,14 +80,18 @@ fn process_json(p: &LiveProcess, now_ms: i64) -> Option<Value> {
 /// heartbeat's own, from the host's clock, if the record has none) and progress.
 fn job_json(listed: &Value, read: Option<&(Option<i64>, Option<String>)>) -> Option<Value> {
     let id = listed.get("id")?.as_str()?;
-    let started_ms = read
-        .and_then(|(us, _)| us.map(|us| us / 1000))
-        .or_else(|| listed.get("started_ms").and_then(Value::as_i64))?;
+    // In µs, as `GET /jobs/{id}` shows the record's `started_at`.
+    let started_us = read
+        .and_then(|(us, _)| *us)
+        .or_else(|| Some(listed.get("started_ms")?.as_i64()? * 1000))?;
+    let started_at = from_micros(started_us)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let mut job = json!({
         "id": id,
         "type": listed.get("type").and_then(Value::as_str).unwrap_or(""),
         "queue": listed.get("queue").and_then(Value::as_str).unwrap_or(""),
-        "started_at": rfc3339_ms(started_ms),
+        "started_at": started_at,
     });
     let progress = read
         .and_then(|(_, p)| p.as_deref())
@@ -123,11 +127,11 @@ mod tests {
         assert_eq!(v["heartbeat_age_ms"], 1200);
         assert_eq!(v["last_heartbeat_at"], "2026-01-02T15:04:05.800Z");
         assert_eq!((v["busy"].as_u64(), v["idle"].as_u64()), (Some(1), Some(3)));
-        assert_eq!(v["jobs"][0]["started_at"], "2026-01-02T15:04:01.500Z");
+        assert_eq!(v["jobs"][0]["started_at"], "2026-01-02T15:04:01.500000Z");
         assert_eq!(v["jobs"][0]["progress"]["percent"], 40);
         // Its record gone: the heartbeat's own start time, no progress.
         let v = process_json(&process(beat, 8_800, vec![(None, None)]), now).unwrap();
-        assert_eq!(v["jobs"][0]["started_at"], "2026-01-02T15:04:00.000Z");
+        assert_eq!(v["jobs"][0]["started_at"], "2026-01-02T15:04:00.000000Z");
         assert!(v["jobs"][0].get("progress").is_none());
     }
 
