@@ -80,14 +80,18 @@ pub struct Running {
     heartbeat: Vec<JoinHandle<()>>,
 }
 
-/// A name for this process in Redis, unique across restarts: host, pid and a random suffix.
-fn process_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+/// This machine's host name, as the process id and `GET /workers` show it.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".into());
+        .unwrap_or_else(|| "host".into())
+}
+
+/// A name for this process in Redis, unique across restarts: host, pid and a random suffix.
+fn process_id(host: &str) -> String {
     let rand = uuid::Uuid::new_v4().simple().to_string();
     format!("{host}-{}-{}", std::process::id(), &rand[..6])
 }
@@ -240,7 +244,8 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
         sync_schedules_file(&shared, file);
     }
     let runs_jobs = cfg.role.runs_workers() && cfg.num_workers > 0;
-    let worker_id = runs_jobs.then(process_id);
+    let host = host_name();
+    let worker_id = runs_jobs.then(|| process_id(&host));
 
     // The port first: when it cannot be had, nothing else has started (no job claimed, no
     // process registered) that would need stopping.
@@ -262,14 +267,16 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
         // also seeing its heartbeat.
         let live = maintenance::Liveness::from_recovery_secs(cfg.recovery_secs);
         let serves = shared.selection.named();
+        let info = crate::worker::BeatInfo::new(cfg, &host, live.ttl);
         let _ = shared
             .backend
             .open()
-            .heartbeat(id, live.ttl, "{}", serves.as_deref());
+            .heartbeat(id, live.ttl, &info.json(None), serves.as_deref());
         let workers = Pool::start(&shared, id, &shutdown)?;
         heartbeat.push(maintenance::spawn_heartbeat(
             &shared,
             id,
+            info,
             workers.in_flight(),
             &beat_stop,
         )?);

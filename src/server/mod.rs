@@ -19,6 +19,7 @@ mod queues;
 mod reply;
 mod router;
 mod schedules;
+mod workers;
 mod workflows;
 
 use std::net::SocketAddr;

@@ -1,12 +1,13 @@
 //! The route table and the dispatch of one request through it. Adding a route is one entry in
-//! [`ROUTES`] plus its handler (in `jobs.rs`, `dlq.rs`, `dlq_groups.rs`, `queues.rs`, `schedules.rs` or `ops.rs`) and its operation in
+//! [`ROUTES`] plus its handler (in `jobs.rs`, `dlq.rs`, `dlq_groups.rs`, `queues.rs`, `schedules.rs`,
+//! `workers.rs` or `ops.rs`) and its operation in
 //! `openapi.json`; a test checks that the table and the document list the same operations.
 
 use std::sync::Arc;
 use tiny_http::{Method, Request};
 
 use super::auth::{authorize, Access};
-use super::{dlq, dlq_groups, jobs, ops, queues, schedules, workflows, ApiError, Reply};
+use super::{dlq, dlq_groups, jobs, ops, queues, schedules, workers, workflows, ApiError, Reply};
 use crate::context::Shared;
 use crate::job::NewJob;
 use crate::store::Store;
@@ -81,6 +82,7 @@ pub const ROUTES: &[Endpoint] = &[
     api("POST", "/workflows/{id}/cancel", Answer(workflows::cancel)),
     api("GET", "/stats", Answer(ops::stats)),
     api("GET", "/stats/history", Answer(ops::history)),
+    api("GET", "/workers", Answer(workers::list)),
     any_role("GET", "/health", Access::Public, Answer(ops::health)),
     any_role("GET", "/metrics", Access::Metrics, Answer(ops::metrics)),
     any_role("GET", "/openapi.json", Access::Token, Answer(ops::openapi)),

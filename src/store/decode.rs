@@ -9,7 +9,8 @@ use std::fmt::Display;
 use super::conn;
 use super::ends::{counted_events, events};
 use super::{
-    Acked, BreakerChange, Claimed, CreateOutcome, Created, FailOutcome, Reaped, StoreError,
+    Acked, BreakerChange, Claimed, CreateOutcome, Created, FailOutcome, LiveProcess, LiveProcesses,
+    Reaped, StoreError,
 };
 
 /// A reply that did not have the shape its script promises.
@@ -18,6 +19,36 @@ pub fn odd(what: impl Display, e: redis::ParsingError) -> StoreError {
         message: format!("{what}: {e}"),
         source: Some(e.into()),
     }
+}
+
+/// The workers script's answer: `{now µs, then per process: id, heartbeat JSON, pttl ms, n,
+/// n × (started_at µs, progress)}` (a missing field is nil).
+pub fn live_processes(reply: Vec<RV>) -> Result<LiveProcesses, StoreError> {
+    let bad = || StoreError::redis("workers script answered oddly");
+    let int = |v: Option<&RV>| v.and_then(|v| redis::from_redis_value_ref::<i64>(v).ok());
+    let text = |v: Option<&RV>| v.and_then(|v| redis::from_redis_value_ref::<String>(v).ok());
+    let mut it = reply.iter();
+    let now_us = int(it.next()).ok_or_else(bad)?;
+    let mut processes = Vec::new();
+    while let Some(id) = it.next() {
+        let id = text(Some(id)).ok_or_else(bad)?;
+        let beat = text(it.next()).ok_or_else(bad)?;
+        let pttl_ms = int(it.next()).ok_or_else(bad)?;
+        let n = int(it.next()).ok_or_else(bad)?;
+        let jobs = (0..n)
+            .map(|_| {
+                let started = text(it.next()).and_then(|s| s.parse().ok());
+                (started, text(it.next()))
+            })
+            .collect();
+        processes.push(LiveProcess {
+            id,
+            beat,
+            pttl_ms,
+            jobs,
+        });
+    }
+    Ok(LiveProcesses { now_us, processes })
 }
 
 /// The create script's answer: `{1, id, new, ...}`, `{0, queue}` when that queue is full,

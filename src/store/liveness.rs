@@ -4,9 +4,29 @@
 use redis::Value as RV;
 use std::time::Duration;
 
-use super::decode::reaped;
+use super::decode::{live_processes, reaped};
 use super::scripts::scripts;
 use super::{Store, StoreError};
+
+/// One live worker process as `GET /workers` reads it (`lua/workers.lua`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveProcess {
+    pub id: String,
+    /// Its heartbeat's JSON, as the process wrote it (see `worker/beat.rs`).
+    pub beat: String,
+    /// What is left of its heartbeat's TTL (ms), by Redis's clock.
+    pub pttl_ms: i64,
+    /// For each job its heartbeat lists, in order: the record's `started_at` (µs) and
+    /// `progress` (JSON), when the record has them.
+    pub jobs: Vec<(Option<i64>, Option<String>)>,
+}
+
+/// Every live worker process, and Redis's clock when they were read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LiveProcesses {
+    pub now_us: i64,
+    pub processes: Vec<LiveProcess>,
+}
 
 /// The jobs recovered from a dead process by [`Store::reap`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -96,6 +116,16 @@ impl Store {
         let key = self.keys.workers.clone();
         self.conn
             .run_idempotent(|c| redis::cmd("SMEMBERS").arg(&key).query(c))
+    }
+
+    /// Every registered process whose heartbeat has not expired, with its heartbeat and the
+    /// start time and progress of the jobs it runs: one script call.
+    pub fn live_processes(&mut self) -> Result<LiveProcesses, StoreError> {
+        let k = &self.keys;
+        let mut inv = scripts().workers.prepare_invoke();
+        inv.key(&k.workers).arg(k.prefix());
+        let v: Vec<RV> = self.conn.run_idempotent(|c| inv.invoke(c))?;
+        live_processes(v)
     }
 
     /// Recovers the jobs of `worker` if its heartbeat has expired: each counts as a failed

@@ -46,7 +46,7 @@ pub use dlq_groups::DlqGroup;
 pub use ends::{CancelFilter, CancelOutcome, EventKind, JobEvent};
 pub use error::StoreError;
 pub use jobs::{Acked, BreakerChange, Claimed, FailMode, FailOutcome, Selection};
-pub use liveness::Reaped;
+pub use liveness::{LiveProcess, LiveProcesses, Reaped};
 pub use pool::StorePool;
 pub use queues::{QueueInfo, Target, TypeInfo};
 pub use schedules::{

@@ -38,6 +38,7 @@ pub struct Scripts {
     pub schedule_read: Script,
     pub schedule_due: Script,
     pub fire: Script,
+    pub workers: Script,
 }
 
 macro_rules! script {
@@ -81,5 +82,6 @@ pub fn scripts() -> &'static Scripts {
         schedule_read: script!(; "schedule_read.lua"),
         schedule_due: script!(; "schedule_due.lua"),
         fire: script!("insert"; "fire.lua"),
+        workers: script!(; "workers.lua"),
     })
 }

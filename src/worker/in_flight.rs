@@ -18,13 +18,36 @@ use crate::handler::Cancellation;
 /// before the reply is read is covered by a claim counter per claiming thread, odd while a
 /// claiming call is under way: see [`Snapshot::progressed_since`].
 pub struct InFlight {
-    slots: Vec<Mutex<Option<(String, Cancellation)>>>,
+    slots: Vec<Mutex<Option<(Started, Cancellation)>>>,
     transit: Mutex<HashSet<String>>,
     /// Jobs in transit that were cancelled through the API before a worker started them: their
     /// worker cancels them as it starts them (see [`InFlight::cancel_job`]).
     doomed: Mutex<HashSet<String>>,
     /// One per worker (by slot), then the fetcher's.
     claims: Vec<AtomicU64>,
+}
+
+/// A job a worker runs now, as the heartbeat reports it (`GET /workers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub id: String,
+    pub kind: String,
+    pub queue: String,
+    /// When this worker started it, by this host's clock (ms since the epoch): the read side
+    /// prefers the record's `started_at`, from Redis's clock.
+    pub at_ms: i64,
+}
+
+impl Started {
+    /// A job starting now.
+    pub fn now(id: &str, kind: &str, queue: &str) -> Started {
+        Started {
+            id: id.to_string(),
+            kind: kind.to_string(),
+            queue: queue.to_string(),
+            at_ms: chrono::Utc::now().timestamp_millis(),
+        }
+    }
 }
 
 /// What the heartbeat reads of [`InFlight`]: the ids held, and each claiming thread's counter.
@@ -86,8 +109,8 @@ impl InFlight {
     }
 
     /// A worker starts (`Some`) or has recorded (`None`) a job; a job it starts leaves transit.
-    pub(super) fn set(&self, slot: usize, job: Option<(String, Cancellation)>) {
-        let started = job.as_ref().map(|(id, c)| (id.clone(), c.clone()));
+    pub(super) fn set(&self, slot: usize, job: Option<(Started, Cancellation)>) {
+        let started = job.as_ref().map(|(s, c)| (s.id.clone(), c.clone()));
         *lock(&self.slots[slot]) = job;
         if let Some((id, cancel)) = started {
             // Leaves transit only after the slot holds it, so `cancel_job` finds it in one or
@@ -128,7 +151,7 @@ impl InFlight {
     fn cancel_running(&self, id: &str) -> bool {
         let mut found = false;
         self.each(|(held, c)| {
-            if held == id {
+            if held.id == id {
                 c.cancel_job();
                 found = true;
             }
@@ -139,11 +162,18 @@ impl InFlight {
     /// The ids of the jobs the workers run now (not those in transit).
     pub fn running_ids(&self) -> Vec<String> {
         let mut ids = Vec::new();
-        self.each(|(id, _)| ids.push(id.clone()));
+        self.each(|(job, _)| ids.push(job.id.clone()));
         ids
     }
 
-    fn each(&self, mut f: impl FnMut(&(String, Cancellation))) {
+    /// The jobs the workers run now, for the heartbeat (at most one per worker).
+    pub fn running(&self) -> Vec<Started> {
+        let mut jobs = Vec::new();
+        self.each(|(job, _)| jobs.push(job.clone()));
+        jobs
+    }
+
+    fn each(&self, mut f: impl FnMut(&(Started, Cancellation))) {
         for slot in &self.slots {
             if let Some(job) = &*lock(slot) {
                 f(job);
@@ -163,8 +193,8 @@ impl InFlight {
     /// claiming call shows as under way.
     pub fn snapshot(&self) -> Snapshot {
         let mut held = lock(&self.transit).clone();
-        self.each(|(id, _)| {
-            held.insert(id.clone());
+        self.each(|(job, _)| {
+            held.insert(job.id.clone());
         });
         let claims = self
             .claims
@@ -189,8 +219,8 @@ mod tests {
     fn cancel_job_reaches_the_running_job_only() {
         let held = InFlight::new(2);
         let (a, b) = (Cancellation::new(None), Cancellation::new(None));
-        held.set(0, Some(("a".into(), a.clone())));
-        held.set(1, Some(("b".into(), b.clone())));
+        held.set(0, Some((Started::now("a", "t", "q"), a.clone())));
+        held.set(1, Some((Started::now("b", "t", "q"), b.clone())));
         let mut ids = held.running_ids();
         ids.sort();
         assert_eq!(ids, ["a", "b"]);
@@ -214,13 +244,13 @@ mod tests {
         assert!(held.running_ids().is_empty());
         assert!(held.cancel_job("t"));
         let c = Cancellation::new(None);
-        held.set(0, Some(("t".into(), c.clone())));
+        held.set(0, Some((Started::now("t", "t", "q"), c.clone())));
         assert!(c.job_cancelled());
         // A job handed back unstarted forgets the request: a later claim runs normally.
         assert!(held.cancel_job("u"));
         held.unclaim("u");
         let c = Cancellation::new(None);
-        held.set(0, Some(("u".into(), c.clone())));
+        held.set(0, Some((Started::now("u", "t", "q"), c.clone())));
         assert!(!c.is_cancelled());
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::context::{note_job_events, Shared};
 use crate::shutdown::{spawn_periodic, RetryDelay, Shutdown};
 use crate::store::{RedisState, StoreError};
-use crate::worker::{InFlight, Snapshot};
+use crate::worker::{BeatInfo, InFlight, Snapshot};
 use std::collections::HashSet;
 
 /// Most scheduled jobs promoted per script call; more are taken by an immediate next call.
@@ -107,22 +107,18 @@ pub fn spawn_scheduler(
 pub fn spawn_heartbeat(
     shared: &Arc<Shared>,
     worker_id: &str,
+    info: BeatInfo,
     in_flight: Arc<InFlight>,
     shutdown: &Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
     let mut store = shared.backend.open();
     let live = Liveness::from_recovery_secs(shared.config.recovery_secs);
     let id = worker_id.to_string();
-    let info = serde_json::json!({
-        "pid": std::process::id(),
-        "workers": shared.config.num_workers,
-        "started_at": chrono::Utc::now().to_rfc3339(),
-    })
-    .to_string();
     let serves = shared.selection.named();
     let mut suspects = Suspects::default();
     let shared = shared.clone();
     spawn_periodic("jobq-heartbeat", shutdown, move || {
+        let info = info.json(Some(&in_flight));
         if let Err(e) = store.heartbeat(&id, live.ttl, &info, serves.as_deref()) {
             log_unexpected("heartbeat", &e);
             // Try again soon: a missed beat while Redis restarts must not outlive the TTL.

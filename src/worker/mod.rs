@@ -6,6 +6,7 @@
 //! workers gets them instead, and a crash strands at most one job per busy worker.
 
 pub mod backoff;
+mod beat;
 pub mod cron;
 mod fetcher;
 mod in_flight;
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use crate::context::Shared;
 use crate::shutdown::Shutdown;
 use crate::store::{Claimed, Health};
+pub use beat::BeatInfo;
 use fetcher::Fetcher;
 pub use in_flight::{InFlight, Snapshot};
 use runner::Worker;

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::in_flight::Started;
 use super::{backoff, note_evicted, InFlight, MAX_ERROR_BYTES};
 use crate::context::{note_job_events, Shared};
 use crate::handler::{Cancellation, ErrorKind, JobContext, JobError, JobResult, ProgressSink};
@@ -100,8 +101,10 @@ impl Worker {
         let timeout_secs = job.timeout_secs.unwrap_or(cfg.job_timeout_secs);
         let started = Instant::now();
         let cancel = Cancellation::new(started.checked_add(Duration::from_secs(timeout_secs)));
-        self.in_flight
-            .set(self.slot, Some((job.id.clone(), cancel.clone())));
+        self.in_flight.set(
+            self.slot,
+            Some((Started::now(&job.id, &job.kind, &job.queue), cancel.clone())),
+        );
         log::info!(
             "job {} ({}) started, attempt {}/{}, queue {}",
             job.id,

@@ -33,4 +33,5 @@ mod schedules;
 mod scheduling;
 mod security;
 mod shutdown;
+mod workers;
 mod workflows;

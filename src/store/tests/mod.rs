@@ -14,6 +14,7 @@ mod outcomes;
 mod progress;
 mod recovery;
 mod schedules;
+mod workers;
 
 use redis::Commands;
 use std::collections::HashMap;
