@@ -192,14 +192,36 @@ impl Config {
             &mut c.max_connections,
             |n| (1..=65_536).contains(n),
         );
-        if let Some(t) = r.string("API_TOKEN") {
+        // Read by name here (not in a loop) so the settings test's scan of this file sees both.
+        let tokens = [
+            ("API_TOKEN", r.string("API_TOKEN")),
+            ("API_TOKEN_READONLY", r.string("API_TOKEN_READONLY")),
+        ];
+        for (name, value) in tokens {
+            let Some(t) = value else { continue };
+            // The value is never echoed: it is a secret.
             if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()) {
-                r.problems.push(
-                    "API_TOKEN: expected at least 16 printable characters without spaces (e.g. from `openssl rand -hex 32`)".into(),
-                );
-            } else {
+                r.problems.push(format!(
+                    "{name}: expected at least 16 printable characters without spaces (e.g. from `openssl rand -hex 32`)"
+                ));
+            } else if name == "API_TOKEN" {
                 c.api_token = Some(t);
+            } else {
+                c.api_token_readonly = Some(t);
             }
+        }
+        if c.api_token_readonly.is_some() && r.string("API_TOKEN").is_none() {
+            // Without API_TOKEN no route asks for a token, so a read-only token alone would
+            // restrict nothing while seeming to: refuse rather than guess what was meant.
+            r.problems.push(
+                "API_TOKEN_READONLY is set without API_TOKEN: without API_TOKEN every route is open to anyone; set API_TOKEN too, or unset API_TOKEN_READONLY".into(),
+            );
+        }
+        if c.api_token.is_some() && c.api_token == c.api_token_readonly {
+            r.problems.push(
+                "API_TOKEN_READONLY equals API_TOKEN: give the read-only token a value of its own"
+                    .into(),
+            );
         }
         r.flag("METRICS_PUBLIC", &mut c.metrics_public);
         for (name, slot) in [

@@ -122,6 +122,9 @@ pub struct Config {
     pub idempotency_ttl_secs: u64,
     /// `API_TOKEN`: when set, every endpoint but `GET /health` needs `Authorization: Bearer …`.
     pub api_token: Option<String>,
+    /// `API_TOKEN_READONLY`: a second bearer token that may call the GET routes only (other
+    /// methods answer 403). Needs API_TOKEN: alone it would guard nothing, so it is refused.
+    pub api_token_readonly: Option<String>,
     /// `METRICS_PUBLIC`: leaves `/metrics` open to a scraper even with API_TOKEN set.
     pub metrics_public: bool,
     /// `MAX_CONNECTIONS`: open HTTP connections served at once; more get 503.
@@ -193,6 +196,7 @@ impl Default for Config {
             dlq_max_size: 10_000,
             idempotency_ttl_secs: 86_400,
             api_token: None,
+            api_token_readonly: None,
             metrics_public: false,
             max_connections: 1024,
             redis_ca_cert: None,
@@ -243,7 +247,7 @@ impl std::error::Error for ConfigError {}
 
 impl Config {
     /// Every setting as `(VARIABLE, value)`, in the order of the README's table, with secrets
-    /// masked: API_TOKEN shows only whether it is set, REDIS_URL and SMTP_URL hide their
+    /// masked: API_TOKEN and API_TOKEN_READONLY show only whether they are set, REDIS_URL and SMTP_URL hide their
     /// passwords. The start-up log line and `jobq check-config` both print this, so what an
     /// operator checks is what the server runs with.
     pub fn settings(&self) -> Vec<(&'static str, String)> {
@@ -290,6 +294,15 @@ impl Config {
             (
                 "API_TOKEN",
                 if self.api_token.is_some() {
+                    "***"
+                } else {
+                    UNSET
+                }
+                .into(),
+            ),
+            (
+                "API_TOKEN_READONLY",
+                if self.api_token_readonly.is_some() {
                     "***"
                 } else {
                     UNSET

@@ -382,3 +382,35 @@ fn limits_file_is_read_and_checked() {
     let err = from(&[("LIMITS_FILE", "/no/such/limits.toml")]).unwrap_err();
     assert!(err.to_string().contains("cannot read"), "{err}");
 }
+
+#[test]
+fn a_read_only_token_needs_api_token_and_a_value_of_its_own() {
+    let ro = "readonly-0123456789abcdef";
+    let full = "full-0123456789abcdef";
+    let c = from(&[("API_TOKEN", full), ("API_TOKEN_READONLY", ro)]).unwrap();
+    assert_eq!(c.api_token_readonly.as_deref(), Some(ro));
+    let line = c.summary();
+    assert!(line.contains("API_TOKEN_READONLY=***"), "{line}");
+    assert!(
+        !line.contains("readonly-") && !line.contains("full-"),
+        "{line}"
+    );
+
+    let alone = from(&[("API_TOKEN_READONLY", ro)]).unwrap_err().to_string();
+    assert!(alone.contains("without API_TOKEN"), "{alone}");
+    assert!(!alone.contains(ro), "{alone}");
+    let same = from(&[("API_TOKEN", full), ("API_TOKEN_READONLY", full)])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        same.contains("equals API_TOKEN") && !same.contains(full),
+        "{same}"
+    );
+    let short = from(&[("API_TOKEN", full), ("API_TOKEN_READONLY", "short")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        short.contains("API_TOKEN_READONLY: expected at least 16"),
+        "{short}"
+    );
+}

@@ -1,5 +1,6 @@
 //! Bearer-token authentication: with API_TOKEN set, every route needs the token except those
-//! the route table marks public.
+//! the route table marks public; API_TOKEN_READONLY, when set too, is a second token that may
+//! call the GET routes only.
 
 use tiny_http::Request;
 
@@ -17,8 +18,15 @@ pub enum Access {
     Metrics,
 }
 
-/// Checks the bearer token (in constant time) when API_TOKEN is set.
-pub fn authorize(req: &Request, config: &Config, access: Access) -> Result<(), ApiError> {
+/// Checks the bearer token (in constant time) when API_TOKEN is set. `changes_state` is true
+/// for every route but the GET ones: those the read-only token may not call (403, not 401: the
+/// token is right, the action is not allowed with it).
+pub fn authorize(
+    req: &Request,
+    config: &Config,
+    access: Access,
+    changes_state: bool,
+) -> Result<(), ApiError> {
     let Some(token) = config.api_token.as_deref() else {
         return Ok(());
     };
@@ -30,12 +38,26 @@ pub fn authorize(req: &Request, config: &Config, access: Access) -> Result<(), A
         .iter()
         .find(|h| h.field.equiv("Authorization"))
         .and_then(|h| bearer_token(h.value.as_str()));
-    match given {
-        Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => Ok(()),
-        Some(_) => Err(ApiError::Unauthorized("the bearer token is wrong")),
-        None => Err(ApiError::Unauthorized(
+    let Some(given) = given else {
+        return Err(ApiError::Unauthorized(
             "this server requires a token: send Authorization: Bearer <API_TOKEN>",
-        )),
+        ));
+    };
+    // Both comparisons are always made, so timing does not tell which token was near.
+    let full = constant_time_eq(given.as_bytes(), token.as_bytes());
+    let read_only = config
+        .api_token_readonly
+        .as_deref()
+        .is_some_and(|ro| constant_time_eq(given.as_bytes(), ro.as_bytes()));
+    match (full, read_only) {
+        (true, _) => Ok(()),
+        (false, true) if !changes_state => Ok(()),
+        (false, true) => Err(ApiError::Forbidden(format!(
+            "this token is read-only: {} {} changes state and needs API_TOKEN; the read-only token may call GET routes only",
+            req.method().as_str().to_ascii_uppercase(),
+            req.url().split('?').next().unwrap_or_default()
+        ))),
+        (false, false) => Err(ApiError::Unauthorized("the bearer token is wrong")),
     }
 }
 

@@ -14,6 +14,9 @@ pub enum ApiError {
     BadRequest(String),
     /// API_TOKEN is set and the bearer token is missing or wrong: 401 with a challenge.
     Unauthorized(&'static str),
+    /// The caller is known but may not do this: the read-only token on a route that changes
+    /// state, or a state-changing request sent by a browser from another site: 403.
+    Forbidden(String),
     /// No such resource, route, or not on this process: 404.
     NotFound(String),
     /// The request clashes with the state of a job: 409, naming the job (`job_id`) when there
@@ -40,6 +43,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => 400,
             ApiError::Unauthorized(_) => 401,
+            ApiError::Forbidden(_) => 403,
             ApiError::NotFound(_) => 404,
             ApiError::Conflict { .. } => 409,
             ApiError::MethodNotAllowed { .. } => 405,
@@ -85,9 +89,10 @@ impl ApiError {
                 log::error!("request failed: {m}");
                 Reply::error(status, m)
             }
-            ApiError::BadRequest(m) | ApiError::NotFound(m) | ApiError::TooLarge(m) => {
-                Reply::error(status, m)
-            }
+            ApiError::BadRequest(m)
+            | ApiError::Forbidden(m)
+            | ApiError::NotFound(m)
+            | ApiError::TooLarge(m) => Reply::error(status, m),
         }
     }
 }
@@ -107,6 +112,7 @@ impl fmt::Display for ApiError {
                 f.write_str(message)
             }
             ApiError::BadRequest(m)
+            | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::TooLarge(m)
             | ApiError::Busy(m)
@@ -133,6 +139,7 @@ mod tests {
         let cases = [
             (ApiError::BadRequest("x".into()), 400, None),
             (ApiError::Unauthorized("x"), 401, Some("WWW-Authenticate")),
+            (ApiError::Forbidden("x".into()), 403, None),
             (ApiError::NotFound("x".into()), 404, None),
             (
                 ApiError::MethodNotAllowed {

@@ -8,6 +8,7 @@
 //! rest with a 503 instead of a thread each.
 
 mod auth;
+mod cross_site;
 mod dlq;
 mod dlq_groups;
 mod error;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tiny_http::{Method, Request};
 
 use super::auth::{authorize, Access};
+use super::cross_site::refuse_cross_site;
 use super::{dlq, dlq_groups, jobs, ops, queues, schedules, workers, workflows, ApiError, Reply};
 use crate::context::Shared;
 use crate::job::NewJob;
@@ -231,7 +232,7 @@ pub fn plan(req: &mut Request, shared: &Arc<Shared>, store: &mut Store) -> Step 
     step
 }
 
-/// Checks access and role, then runs the endpoint's action.
+/// Checks where a state change comes from, access and role, then runs the endpoint's action.
 fn dispatch(
     req: &mut Request,
     shared: &Shared,
@@ -242,16 +243,20 @@ fn dispatch(
     query: &str,
 ) -> Step {
     let cfg = &shared.config;
-    let checked = authorize(req, cfg, endpoint.access).and_then(|()| {
-        if endpoint.any_role || cfg.role.serves_api() {
-            Ok(())
-        } else {
-            Err(ApiError::NotFound(format!(
-                "{path} is not served by this process (ROLE={}); send job requests to a process with ROLE=api or ROLE=all",
-                cfg.role.as_str()
-            )))
-        }
-    });
+    let changes_state = endpoint.method != "GET";
+    // The cross-site rule first: it holds whatever credentials the request carries.
+    let mut checked = if changes_state {
+        refuse_cross_site(req)
+    } else {
+        Ok(())
+    };
+    checked = checked.and_then(|()| authorize(req, cfg, endpoint.access, changes_state));
+    if checked.is_ok() && !endpoint.any_role && !cfg.role.serves_api() {
+        checked = Err(ApiError::NotFound(format!(
+            "{path} is not served by this process (ROLE={}); send job requests to a process with ROLE=api or ROLE=all",
+            cfg.role.as_str()
+        )));
+    }
     if let Err(e) = checked {
         return Step::Reply(e.into_reply());
     }
