@@ -1,8 +1,33 @@
 //! HTTP answers: one [`Reply`] type with JSON or text bodies, written to tiny_http or, for the
-//! accept loop's own refusals, as raw bytes. Errors become replies in `error.rs`.
+//! accept loop's own refusals, as raw bytes. Errors become replies in `error.rs`. Every answer
+//! carries the browser security headers of [`SECURITY_HEADERS`] and a Content-Security-Policy.
 
 use serde::Serialize;
+use std::sync::LazyLock;
 use tiny_http::{Header, Response};
+
+/// The Content-Security-Policy of the API's JSON and text answers: nothing may load from them
+/// and no page may frame them, should a browser ever render one.
+pub const API_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// Sent on every answer, whatever its policy: no framing (for browsers without CSP
+/// `frame-ancestors`), no guessing a type other than the `Content-Type`, no `Referer` leaking
+/// a job id to another site. (The vendored tiny_http's own error answers send the same, with
+/// [`API_POLICY`]: keep `vendor/tiny_http/src/client.rs` in step.)
+pub const SECURITY_HEADERS: [(&str, &str); 3] = [
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+];
+
+/// The headers above and the API's policy as tiny_http headers, built once: each answer clones
+/// them rather than parsing them again.
+static API_HEADERS: LazyLock<Vec<Header>> = LazyLock::new(|| {
+    std::iter::once(("Content-Security-Policy", API_POLICY))
+        .chain(SECURITY_HEADERS)
+        .map(|(name, value)| header(name, value))
+        .collect()
+});
 
 /// An answer before it is written to the socket.
 #[derive(Debug, Clone, PartialEq)]
@@ -10,6 +35,10 @@ pub struct Reply {
     pub status: u16,
     pub body: String,
     pub content_type: &'static str,
+    /// The Content-Security-Policy: [`API_POLICY`] for JSON and text. The dashboard's HTML
+    /// pages will need a policy of their own (their scripts and styles from 'self'): they set
+    /// it here with [`Reply::with_policy`].
+    pub policy: &'static str,
     pub headers: Vec<(&'static str, String)>,
 }
 
@@ -22,6 +51,7 @@ impl Reply {
             status,
             body,
             content_type: "application/json",
+            policy: API_POLICY,
             headers: Vec::new(),
         }
     }
@@ -36,12 +66,20 @@ impl Reply {
             status,
             body,
             content_type,
+            policy: API_POLICY,
             headers: Vec::new(),
         }
     }
 
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
         self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The Content-Security-Policy for an answer that is not API JSON or text (the dashboard).
+    #[allow(dead_code)] // the dashboard's pages are its first users
+    pub fn with_policy(mut self, policy: &'static str) -> Reply {
+        self.policy = policy;
         self
     }
 
@@ -55,7 +93,10 @@ impl Reply {
             self.content_type,
             self.body.len()
         );
-        for (name, value) in &self.headers {
+        let policy = ("Content-Security-Policy", self.policy);
+        let fixed = std::iter::once(policy).chain(SECURITY_HEADERS);
+        let own = self.headers.iter().map(|(n, v)| (*n, v.as_str()));
+        for (name, value) in fixed.chain(own) {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
@@ -67,6 +108,16 @@ impl Reply {
     pub fn into_response(self) -> Response<std::io::Cursor<Vec<u8>>> {
         let mut r = Response::from_data(self.body.into_bytes()).with_status_code(self.status);
         r.add_header(header("Content-Type", self.content_type));
+        if self.policy == API_POLICY {
+            for h in API_HEADERS.iter() {
+                r.add_header(h.clone());
+            }
+        } else {
+            r.add_header(header("Content-Security-Policy", self.policy));
+            for (name, value) in SECURITY_HEADERS {
+                r.add_header(header(name, value));
+            }
+        }
         for (name, value) in &self.headers {
             r.add_header(header(name, value));
         }
@@ -84,4 +135,42 @@ fn reason(status: u16) -> &'static str {
 fn header(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes())
         .expect("header names and values are ASCII")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXPECTED: [(&str, &str); 4] = [
+        ("Content-Security-Policy", API_POLICY),
+        ("X-Frame-Options", "DENY"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "no-referrer"),
+    ];
+
+    #[test]
+    fn every_answer_carries_the_security_headers() {
+        let response = Reply::error(404, "x").into_response();
+        for (name, value) in EXPECTED {
+            let h = response.headers().iter().find(|h| h.field.equiv(name));
+            assert_eq!(h.map(|h| h.value.as_str()), Some(value), "{name}");
+        }
+        let raw = String::from_utf8(Reply::error(503, "busy").into_raw_close()).unwrap();
+        for (name, value) in EXPECTED {
+            assert!(raw.contains(&format!("\r\n{name}: {value}\r\n")), "{raw}");
+        }
+        let page = Reply::text(200, "text/html", String::new()).with_policy("default-src 'self'");
+        let response = page.into_response();
+        let csp: Vec<_> = response
+            .headers()
+            .iter()
+            .filter(|h| h.field.equiv("Content-Security-Policy"))
+            .map(|h| h.value.as_str())
+            .collect();
+        assert_eq!(csp, ["default-src 'self'"]);
+        assert!(response
+            .headers()
+            .iter()
+            .any(|h| h.field.equiv("X-Frame-Options")));
+    }
 }
