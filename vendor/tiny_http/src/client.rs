@@ -197,14 +197,21 @@ fn too_large_or_io(e: IoError) -> ReadError {
     }
 }
 
-/// (jobq patch) the server's own errors as JSON, like every other answer of the API
+/// (jobq patch) the server's own errors as JSON, like every other answer of the API, with
+/// the browser security headers jobq sends on every answer (its src/server/reply.rs)
 fn json_error(code: u16, message: &str) -> crate::Response<std::io::Cursor<Vec<u8>>> {
     let body = format!("{{\"error\":\"{}\"}}\n", message);
-    crate::Response::from_data(body.into_bytes())
-        .with_status_code(code)
-        .with_header(
-            crate::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]).unwrap(),
-        )
+    let mut response = crate::Response::from_data(body.into_bytes()).with_status_code(code);
+    for (name, value) in [
+        ("Content-Type", "application/json"),
+        ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+        ("X-Frame-Options", "DENY"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "no-referrer"),
+    ] {
+        response.add_header(crate::Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap());
+    }
+    response
 }
 
 impl Iterator for ClientConnection {
