@@ -1,7 +1,8 @@
 //! The document served at `GET /openapi.json`, built once at start-up: src/server/openapi.json
 //! (the routes, which a test matches against `router::ROUTES`) completed with what this process accepts,
 //! namely the job types of its registry with their payload schemas (for jobs and for workflow
-//! nodes), and the bearer security only when API_TOKEN is set.
+//! nodes), the bearer security only when API_TOKEN is set, and the 403 of the state-changing
+//! operations (cross-site requests; the read-only token when API_TOKEN_READONLY is set).
 
 use serde_json::{json, Map, Value};
 
@@ -18,6 +19,7 @@ pub fn document(config: &Config, registry: &Registry) -> String {
     let mut doc: Value = serde_json::from_str(BASE).expect("src/server/openapi.json parses");
     job_types(&mut doc, registry);
     security(&mut doc, config);
+    forbidden(&mut doc, config);
     let mut text = serde_json::to_string_pretty(&doc).expect("a JSON value serializes");
     text.push('\n');
     text
@@ -234,6 +236,40 @@ fn security(doc: &mut Value, config: &Config) {
     }
 }
 
+/// The 403 of every operation but the GET ones, as the router answers it: a state change that a
+/// browser sent from another site (`cross_site.rs`), whatever the configuration, and one sent
+/// with API_TOKEN_READONLY (`auth.rs`) when that token is set.
+fn forbidden(doc: &mut Value, config: &Config) {
+    let mut description = "A browser sent this state change from another site (`Sec-Fetch-Site` other than `same-origin` or `none`, or an `Origin` that is not this server's); clients that are not browsers send neither header.".to_string();
+    if config.api_token_readonly.is_some() {
+        description.push_str(
+            " Or the bearer token is API_TOKEN_READONLY, which may call the GET routes only.",
+        );
+    }
+    doc["components"]["responses"]["Forbidden"] = json!({
+        "description": description,
+        "content": {
+            "application/json": { "schema": { "$ref": "#/components/schemas/Error" } }
+        }
+    });
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for item in paths.values_mut().filter_map(Value::as_object_mut) {
+        for (method, op) in item.iter_mut() {
+            if method == "get" || method == "parameters" {
+                continue;
+            }
+            if let Some(r) = op.get_mut("responses").and_then(Value::as_object_mut) {
+                r.insert(
+                    "403".into(),
+                    json!({ "$ref": "#/components/responses/Forbidden" }),
+                );
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +278,38 @@ mod tests {
         Config {
             api_token: token.map(str::to_string),
             ..Config::default()
+        }
+    }
+
+    #[test]
+    fn state_changes_may_answer_403_and_reads_not() {
+        let read_only = Config {
+            api_token_readonly: Some("readonly-0123456789abcdef".into()),
+            ..config(Some("full-0123456789abcdef"))
+        };
+        for (cfg, says_read_only) in [(config(None), false), (read_only, true)] {
+            let doc: Value = serde_json::from_str(&document(&cfg, &Registry::new())).unwrap();
+            let paths = &doc["paths"];
+            for (method, path) in [
+                ("post", "/jobs"),
+                ("delete", "/dlq"),
+                ("put", "/schedules/{name}"),
+                ("post", "/queues/{name}/pause"),
+            ] {
+                assert!(
+                    paths[path][method]["responses"].get("403").is_some(),
+                    "{method} {path}"
+                );
+            }
+            assert!(paths["/stats"]["get"]["responses"].get("403").is_none());
+            let text = doc["components"]["responses"]["Forbidden"]["description"]
+                .as_str()
+                .unwrap();
+            assert_eq!(
+                text.contains("API_TOKEN_READONLY"),
+                says_read_only,
+                "{text}"
+            );
         }
     }
 
