@@ -126,6 +126,7 @@ fn check_config_prints_masked_settings_or_every_problem() {
         &[
             ("REDIS_URL", "redis://app:redis-secret-pw@127.0.0.1:6399/2"),
             ("API_TOKEN", "cli-token-secret-0123456789"),
+            ("API_TOKEN_READONLY", "cli-readonly-secret-0123456789"),
             ("HANDLERS_FILE", &handlers),
             ("NUM_WORKERS", "7"),
         ],
@@ -135,6 +136,7 @@ fn check_config_prints_masked_settings_or_every_problem() {
     for line in [
         "REDIS_URL=redis://app:***@127.0.0.1:6399/2",
         "API_TOKEN=***",
+        "API_TOKEN_READONLY=***",
         "NUM_WORKERS=7",
         &format!("HANDLERS_FILE={handlers}"),
         "MAIL_FROM=jobq@localhost",
@@ -149,7 +151,9 @@ fn check_config_prints_masked_settings_or_every_problem() {
         "the command type is listed:\n{stdout}"
     );
     assert!(
-        !stdout.contains("redis-secret-pw") && !stdout.contains("token-secret"),
+        !stdout.contains("redis-secret-pw")
+            && !stdout.contains("token-secret")
+            && !stdout.contains("readonly-secret"),
         "{stdout}"
     );
 
@@ -168,6 +172,21 @@ fn check_config_prints_masked_settings_or_every_problem() {
         assert!(stderr.contains(name), "{name} missing:\n{stderr}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+
+    // A read-only token without API_TOKEN would guard nothing: the server refuses to start.
+    for args in [&["check-config"][..], &[]] {
+        let out = jobq(
+            args,
+            &[("API_TOKEN_READONLY", "cli-readonly-secret-0123456789")],
+        );
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "jobq {args:?}: {stderr}");
+        assert!(
+            stderr.contains("API_TOKEN_READONLY is set without API_TOKEN")
+                && !stderr.contains("readonly-secret"),
+            "jobq {args:?}: {stderr}"
+        );
+    }
 }
 
 #[test]

@@ -15,6 +15,7 @@ mod support;
 // The test modules `use crate::harness::*`.
 use support as harness;
 
+mod access;
 mod api;
 mod cancellation;
 mod cli;
