@@ -201,17 +201,17 @@ fn too_large_or_io(e: IoError) -> ReadError {
 /// the browser security headers jobq sends on every answer (its src/server/reply.rs)
 fn json_error(code: u16, message: &str) -> crate::Response<std::io::Cursor<Vec<u8>>> {
     let body = format!("{{\"error\":\"{}\"}}\n", message);
-    let mut response = crate::Response::from_data(body.into_bytes()).with_status_code(code);
-    for (name, value) in [
-        ("Content-Type", "application/json"),
-        ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
-        ("X-Frame-Options", "DENY"),
-        ("X-Content-Type-Options", "nosniff"),
-        ("Referrer-Policy", "no-referrer"),
-    ] {
-        response.add_header(crate::Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap());
-    }
-    response
+    crate::Response::from_data(body.into_bytes())
+        .with_status_code(code)
+        .with_header(
+            crate::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]).unwrap(),
+        )
+        .with_static_head(concat!(
+            "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n",
+            "X-Frame-Options: DENY\r\n",
+            "X-Content-Type-Options: nosniff\r\n",
+            "Referrer-Policy: no-referrer\r\n",
+        ))
 }
 
 impl Iterator for ClientConnection {

@@ -43,6 +43,9 @@ pub struct Response<R> {
     headers: Vec<Header>,
     data_length: Option<usize>,
     chunked_threshold: Option<usize>,
+    /// (jobq patch) header lines written as they are after the others, each ending in `\r\n`:
+    /// headers that never change cost no allocation or check per response
+    static_head: &'static str,
 }
 
 /// A `Response` without a template parameter.
@@ -81,6 +84,7 @@ fn write_message_header<W>(
     http_version: &HTTPVersion,
     status_code: &StatusCode,
     headers: &[Header],
+    static_head: &str,
 ) -> IoResult<()>
 where
     W: Write,
@@ -102,6 +106,9 @@ where
         writer.write_all(header.value.as_str().as_ref())?;
         write!(&mut writer, "\r\n")?;
     }
+
+    // (jobq patch) the static header lines
+    writer.write_all(static_head.as_bytes())?;
 
     // separator between header and data
     write!(&mut writer, "\r\n")?;
@@ -206,6 +213,7 @@ where
             headers: Vec::with_capacity(16),
             data_length,
             chunked_threshold: None,
+            static_head: "",
         };
 
         for h in headers {
@@ -308,6 +316,13 @@ where
         self
     }
 
+    /// (jobq patch) Header lines to write as they are, after the others; each must be a valid
+    /// `Name: value\r\n` line (nothing checks them).
+    pub fn with_static_head(mut self, head: &'static str) -> Self {
+        self.static_head = head;
+        self
+    }
+
     /// Returns the same request, but with different data.
     pub fn with_data<S>(self, reader: S, data_length: Option<usize>) -> Response<S>
     where
@@ -319,6 +334,7 @@ where
             status_code: self.status_code,
             data_length,
             chunked_threshold: self.chunked_threshold,
+            static_head: self.static_head,
         }
     }
 
@@ -425,6 +441,7 @@ where
             &http_version,
             &self.status_code,
             &self.headers,
+            self.static_head,
         )?;
 
         // sending the body
@@ -481,6 +498,7 @@ where
             headers: self.headers,
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+            static_head: self.static_head,
         }
     }
 }
@@ -569,6 +587,7 @@ impl Clone for Response<io::Empty> {
             headers: self.headers.clone(),
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+            static_head: self.static_head,
         }
     }
 }
