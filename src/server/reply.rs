@@ -1,33 +1,30 @@
 //! HTTP answers: one [`Reply`] type with JSON or text bodies, written to tiny_http or, for the
 //! accept loop's own refusals, as raw bytes. Errors become replies in `error.rs`. Every answer
-//! carries the browser security headers of [`SECURITY_HEADERS`] and a Content-Security-Policy.
+//! carries the browser security headers of [`SECURITY_HEAD`] and a Content-Security-Policy.
 
 use serde::Serialize;
-use std::sync::LazyLock;
 use tiny_http::{Header, Response};
 
 /// The Content-Security-Policy of the API's JSON and text answers: nothing may load from them
 /// and no page may frame them, should a browser ever render one.
 pub const API_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
 
-/// Sent on every answer, whatever its policy: no framing (for browsers without CSP
-/// `frame-ancestors`), no guessing a type other than the `Content-Type`, no `Referer` leaking
-/// a job id to another site. (The vendored tiny_http's own error answers send the same, with
-/// [`API_POLICY`]: keep `vendor/tiny_http/src/client.rs` in step.)
-pub const SECURITY_HEADERS: [(&str, &str); 3] = [
-    ("X-Frame-Options", "DENY"),
-    ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "no-referrer"),
-];
-
-/// The headers above and the API's policy as tiny_http headers, built once: each answer clones
-/// them rather than parsing them again.
-static API_HEADERS: LazyLock<Vec<Header>> = LazyLock::new(|| {
-    std::iter::once(("Content-Security-Policy", API_POLICY))
-        .chain(SECURITY_HEADERS)
-        .map(|(name, value)| header(name, value))
-        .collect()
-});
+/// The browser security headers of every answer as header lines: no framing (for browsers
+/// without CSP `frame-ancestors`), no guessing a type other than the `Content-Type`, no
+/// `Referer` leaking a job id to another site. Written as they are by the patched tiny_http
+/// (`Response::with_static_head`), so they cost no allocation per answer. (Its own error
+/// answers send the same with [`API_POLICY`]: keep `vendor/tiny_http/src/client.rs` in step.)
+macro_rules! security_head {
+    () => {
+        "X-Frame-Options: DENY\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
+    };
+}
+const SECURITY_HEAD: &str = security_head!();
+/// [`SECURITY_HEAD`] with [`API_POLICY`] (a test checks the two spell the same policy).
+const API_HEAD: &str = concat!(
+    "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n",
+    security_head!()
+);
 
 /// An answer before it is written to the socket.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,10 +90,9 @@ impl Reply {
             self.content_type,
             self.body.len()
         );
-        let policy = ("Content-Security-Policy", self.policy);
-        let fixed = std::iter::once(policy).chain(SECURITY_HEADERS);
-        let own = self.headers.iter().map(|(n, v)| (*n, v.as_str()));
-        for (name, value) in fixed.chain(own) {
+        head.push_str(&format!("Content-Security-Policy: {}\r\n", self.policy));
+        head.push_str(SECURITY_HEAD);
+        for (name, value) in &self.headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
@@ -109,14 +105,10 @@ impl Reply {
         let mut r = Response::from_data(self.body.into_bytes()).with_status_code(self.status);
         r.add_header(header("Content-Type", self.content_type));
         if self.policy == API_POLICY {
-            for h in API_HEADERS.iter() {
-                r.add_header(h.clone());
-            }
+            r = r.with_static_head(API_HEAD);
         } else {
             r.add_header(header("Content-Security-Policy", self.policy));
-            for (name, value) in SECURITY_HEADERS {
-                r.add_header(header(name, value));
-            }
+            r = r.with_static_head(SECURITY_HEAD);
         }
         for (name, value) in &self.headers {
             r.add_header(header(name, value));
@@ -148,29 +140,36 @@ mod tests {
         ("Referrer-Policy", "no-referrer"),
     ];
 
+    /// The bytes tiny_http writes for `reply`.
+    fn written(reply: Reply) -> String {
+        let mut out = Vec::new();
+        let version = tiny_http::HTTPVersion(1, 1);
+        reply
+            .into_response()
+            .raw_print(&mut out, version, &[], false, None)
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn every_answer_carries_the_security_headers() {
-        let response = Reply::error(404, "x").into_response();
-        for (name, value) in EXPECTED {
-            let h = response.headers().iter().find(|h| h.field.equiv(name));
-            assert_eq!(h.map(|h| h.value.as_str()), Some(value), "{name}");
-        }
-        let raw = String::from_utf8(Reply::error(503, "busy").into_raw_close()).unwrap();
-        for (name, value) in EXPECTED {
-            assert!(raw.contains(&format!("\r\n{name}: {value}\r\n")), "{raw}");
+        assert!(API_HEAD.contains(&format!("Content-Security-Policy: {API_POLICY}\r\n")));
+        for raw in [
+            written(Reply::error(404, "x")),
+            String::from_utf8(Reply::error(503, "busy").into_raw_close()).unwrap(),
+        ] {
+            for (name, value) in EXPECTED {
+                assert!(raw.contains(&format!("\r\n{name}: {value}\r\n")), "{raw}");
+            }
+            assert!(raw.contains("\r\n\r\n{\"error\""), "{raw}");
         }
         let page = Reply::text(200, "text/html", String::new()).with_policy("default-src 'self'");
-        let response = page.into_response();
-        let csp: Vec<_> = response
-            .headers()
-            .iter()
-            .filter(|h| h.field.equiv("Content-Security-Policy"))
-            .map(|h| h.value.as_str())
-            .collect();
-        assert_eq!(csp, ["default-src 'self'"]);
-        assert!(response
-            .headers()
-            .iter()
-            .any(|h| h.field.equiv("X-Frame-Options")));
+        let raw = written(page);
+        assert_eq!(raw.matches("Content-Security-Policy").count(), 1, "{raw}");
+        assert!(
+            raw.contains("\r\nContent-Security-Policy: default-src 'self'\r\n"),
+            "{raw}"
+        );
+        assert!(raw.contains("\r\nX-Frame-Options: DENY\r\n"), "{raw}");
     }
 }
