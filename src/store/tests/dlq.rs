@@ -4,32 +4,13 @@ use super::*;
 use crate::job::JobStatus;
 use crate::store::{DlqSelect, Stats};
 
-/// Creates `n` jobs of `kind` and sends each to the DLQ with a permanent failure.
-fn buried(redis: &TestRedis, kind: &str, n: usize) -> Vec<NewJob> {
-    let mut store = redis.store();
-    register(redis, "p1");
+/// Creates `n` jobs of `kind` and sends each to the DLQ with a permanent failure; their ids.
+fn buried(redis: &TestRedis, kind: &str, n: usize) -> Vec<String> {
     (0..n)
         .map(|_| {
-            let job = NewJob {
-                kind: kind.into(),
-                ..new_job()
-            };
-            store.create(std::slice::from_ref(&job), 100, 60).unwrap();
-            let claim = store.claim_all("p1", 1).unwrap().unwrap().remove(0);
-            store
-                .fail(
-                    "p1",
-                    &claim,
-                    "no",
-                    10,
-                    FailMode::Permanent,
-                    (100, 100),
-                    false,
-                    &ALL,
-                )
-                .unwrap();
-            assert_at(redis, &job.id, At::Dlq);
-            job
+            let id = bury(redis, kind, "no", 100);
+            assert_at(redis, &id, At::Dlq);
+            id
         })
         .collect()
 }
@@ -42,11 +23,14 @@ fn the_dlq_pages_newest_first_and_answers_for_one_job() {
     let (total, page) = store.dlq_page(0, 2).unwrap();
     assert_eq!(total, 3);
     let ids: Vec<&str> = page.iter().map(|j| j.id.as_str()).collect();
-    assert_eq!(ids, [jobs[2].id.as_str(), jobs[1].id.as_str()]);
+    assert_eq!(ids, [jobs[2].as_str(), jobs[1].as_str()]);
     assert!(page.iter().all(|j| j.status == JobStatus::Failed));
     assert_eq!(store.dlq_page(2, 2).unwrap().1.len(), 1);
 
-    assert_eq!(store.dlq_job(&jobs[0].id).unwrap().unwrap().id, jobs[0].id);
+    assert_eq!(
+        store.dlq_job(&jobs[0]).unwrap().unwrap().id.as_str(),
+        jobs[0]
+    );
     let alive = new_job();
     store.create(std::slice::from_ref(&alive), 100, 60).unwrap();
     assert_eq!(store.dlq_job(&alive.id).unwrap(), None, "not in the DLQ");
@@ -59,27 +43,27 @@ fn dlq_retry_sends_jobs_back_with_attempts_reset() {
     let noops = buried(&redis, "noop", 2);
     let mails = buried(&redis, "email", 2);
     assert_eq!(
-        store.dlq_retry(DlqSelect::One(&noops[0].id)).unwrap(),
-        vec![noops[0].id.to_string()]
+        store.dlq_retry(DlqSelect::One(&noops[0])).unwrap(),
+        vec![noops[0].to_string()]
     );
-    assert_at(&redis, &noops[0].id, At::Pending);
-    assert_eq!(field(&redis, &noops[0].id, "attempt").as_deref(), Some("0"));
+    assert_at(&redis, &noops[0], At::Pending);
+    assert_eq!(field(&redis, &noops[0], "attempt").as_deref(), Some("0"));
     let mut retried = store.dlq_retry(DlqSelect::Type("email")).unwrap();
     retried.sort();
-    let mut want = vec![mails[0].id.to_string(), mails[1].id.to_string()];
+    let mut want = vec![mails[0].to_string(), mails[1].to_string()];
     want.sort();
     assert_eq!(retried, want);
     for m in &mails {
-        assert_at(&redis, &m.id, At::Pending);
+        assert_at(&redis, m, At::Pending);
     }
-    assert_at(&redis, &noops[1].id, At::Dlq);
+    assert_at(&redis, &noops[1], At::Dlq);
     assert!(store
-        .dlq_retry(DlqSelect::One(&mails[0].id))
+        .dlq_retry(DlqSelect::One(&mails[0]))
         .unwrap()
         .is_empty());
     assert_eq!(
         store.dlq_retry(DlqSelect::All).unwrap(),
-        vec![noops[1].id.to_string()]
+        vec![noops[1].to_string()]
     );
     assert_eq!(store.stats().unwrap().dlq_size, 0);
 }
@@ -90,11 +74,11 @@ fn dlq_delete_removes_jobs_and_their_records() {
     let mut store = redis.store();
     let noops = buried(&redis, "noop", 2);
     let mails = buried(&redis, "email", 1);
-    assert_eq!(store.dlq_delete(DlqSelect::One(&noops[0].id)).unwrap(), 1);
-    assert_eq!(field(&redis, &noops[0].id, "status"), None);
+    assert_eq!(store.dlq_delete(DlqSelect::One(&noops[0])).unwrap(), 1);
+    assert_eq!(field(&redis, &noops[0], "status"), None);
     assert_eq!(store.dlq_delete(DlqSelect::Type("email")).unwrap(), 1);
-    assert_eq!(field(&redis, &mails[0].id, "status"), None);
-    assert_at(&redis, &noops[1].id, At::Dlq);
+    assert_eq!(field(&redis, &mails[0], "status"), None);
+    assert_at(&redis, &noops[1], At::Dlq);
     assert_eq!(store.dlq_delete(DlqSelect::All).unwrap(), 1);
     assert_eq!(store.dlq_delete(DlqSelect::All).unwrap(), 0);
     assert_eq!(store.dlq_page(0, 10).unwrap(), (0, Vec::new()));

@@ -95,33 +95,6 @@ fn messages_that_differ_in_ids_numbers_and_quoted_values_share_a_fingerprint() {
     assert_eq!(pattern(&format!("{}é", "x".repeat(499))), "x".repeat(499));
 }
 
-/// Creates a job of `kind`, claims the oldest pending job (that one, unless jobs retried from
-/// the DLQ wait before it) and fails it for good with `message`, the DLQ capped at `cap`.
-/// Returns the id of the job buried.
-fn bury(redis: &TestRedis, kind: &str, message: &str, cap: u64) -> String {
-    let mut store = redis.store();
-    register(redis, "p1");
-    let job = NewJob {
-        kind: kind.into(),
-        ..new_job()
-    };
-    store.create(std::slice::from_ref(&job), 100, 60).unwrap();
-    let claim = store.claim_all("p1", 1).unwrap().unwrap().remove(0);
-    store
-        .fail(
-            "p1",
-            &claim,
-            message,
-            10,
-            FailMode::Permanent,
-            (cap, 100),
-            false,
-            &ALL,
-        )
-        .unwrap();
-    claim.id.to_string()
-}
-
 /// Checks the index against the DLQ; returns each group's ids.
 #[track_caller]
 fn assert_index_exact(redis: &TestRedis) -> BTreeMap<String, BTreeSet<String>> {

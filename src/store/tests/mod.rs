@@ -121,6 +121,33 @@ fn assert_at(redis: &TestRedis, id: &str, want: At) {
     assert_eq!(status.as_deref(), Some(status_want), "status of {id}");
 }
 
+/// Creates a job of `kind`, claims the oldest pending job (that one, unless jobs retried from
+/// the DLQ wait before it) and fails it for good with `message`, the DLQ capped at `cap`.
+/// Returns the id of the job buried.
+pub(super) fn bury(redis: &TestRedis, kind: &str, message: &str, cap: u64) -> String {
+    let mut store = redis.store();
+    register(redis, "p1");
+    let job = NewJob {
+        kind: kind.into(),
+        ..new_job()
+    };
+    store.create(std::slice::from_ref(&job), 100, 60).unwrap();
+    let claim = store.claim_all("p1", 1).unwrap().unwrap().remove(0);
+    store
+        .fail(
+            "p1",
+            &claim,
+            message,
+            10,
+            FailMode::Permanent,
+            (cap, 100),
+            false,
+            &ALL,
+        )
+        .unwrap();
+    claim.id.to_string()
+}
+
 /// A field of a job's record.
 fn field(redis: &TestRedis, id: &str, name: &str) -> Option<String> {
     redis.raw().hget(key(&format!("job:{id}")), name).unwrap()
