@@ -319,6 +319,17 @@ local function draw(r, mode, weights, total)
   return r, nil
 end
 
+-- The index of the queue tried at `step` of a claim: 0 is the one drawn first (none in strict
+-- order), then every other in the order listed, the drawn one skipped (nil there).
+local function tried(step, first)
+  if step == 0 then
+    return first
+  elseif step == first then
+    return nil
+  end
+  return step
+end
+
 -- The fields of a job record the claim step reads.
 local function claim_read(key)
   return redis.call('HMGET', key, 'type', 'payload', 'max_attempts', 'timeout_secs', 'attempt',

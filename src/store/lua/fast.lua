@@ -16,12 +16,7 @@ local function next_fast(P, running, heartbeat, sel, now, q_ack, t_ack, ev)
   end
   local checked_ack = false
   for step = 0, #names do
-    local i = step
-    if step == 0 then
-      i = first
-    elseif i == first then
-      i = nil
-    end
+    local i = tried(step, first)
     if i then
       local q = names[i]
       local mk = qk(P, q, 'meta')

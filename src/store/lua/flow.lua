@@ -14,6 +14,23 @@ local function gcra(tat, n, period_ms, now)
   return true, now + (tonumber(period_ms) * 1000) / tonumber(n)
 end
 
+-- Whether a queue's or a group's limits hold its next start back: `running` at or over the
+-- concurrency limit `conc`, or its rate (GCRA state `tat`, n per period_ms) not yet allowing
+-- one, in which case the time it will is noted in limits.hint. Either limit may be absent.
+local function held_back(running, conc, tat, n, period_ms, now, limits)
+  if conc and running >= conc then
+    return true
+  end
+  if n then
+    local ok, next_tat = gcra(tat, n, period_ms, now)
+    if not ok then
+      limits.hint = math.min(limits.hint or next_tat, next_tat)
+      return true
+    end
+  end
+  return false
+end
+
 -- The state of one queue during a claim: its flags, limits and counts, read once per script.
 local function queue_state(P, q, d)
   local mk = qk(P, q, 'meta')
@@ -82,18 +99,8 @@ local function take(P, q, qs, types, now, limits, d)
         claimed = 0}
       qs.groups[g] = gs
     end
-    local blocked = false
-    if gs then
-      if qs.gconc and gs.running + gs.claimed >= qs.gconc then
-        blocked = true
-      elseif qs.grate_n then
-        local ok, tat = gcra(gs.tat, qs.grate_n, qs.grate_ms, now)
-        if not ok then
-          blocked = true
-          limits.hint = math.min(limits.hint or tat, tat)
-        end
-      end
-    end
+    local blocked = gs and held_back(gs.running + gs.claimed, qs.gconc, gs.tat, qs.grate_n,
+      qs.grate_ms, now, limits)
     if blocked then
       skipped = skipped + 1
       if skipped >= redis.call('LLEN', rot) then
@@ -205,12 +212,7 @@ local function claim(P, running, heartbeat, sel, n, now, d, ev)
     r, first = draw(r, sel[1], weights, total)
     local got = false
     for step = 0, #names do
-      local i = step
-      if step == 0 then
-        i = first
-      elseif i == first then
-        i = nil
-      end
+      local i = tried(step, first)
       if i then
         local q = names[i]
         local qs = states[q]
@@ -218,16 +220,8 @@ local function claim(P, running, heartbeat, sel, n, now, d, ev)
           qs = queue_state(P, q, d)
           states[q] = qs
         end
-        local ok = not qs.paused and not qs.empty
-          and not (qs.conc and qs.running + qs.claimed >= qs.conc)
-        if ok and qs.rate_n then
-          local allowed, tat = gcra(qs.tat, qs.rate_n, qs.rate_ms, now)
-          if not allowed then
-            ok = false
-            limits.hint = math.min(limits.hint or tat, tat)
-          end
-        end
-        if ok then
+        if not qs.paused and not qs.empty and not held_back(qs.running + qs.claimed, qs.conc,
+          qs.tat, qs.rate_n, qs.rate_ms, now, limits) then
           local id, rec, g, lv = take(P, q, qs, types, now, limits, d)
           if not id then
             -- Nothing more can start from this queue during this call.
