@@ -143,34 +143,25 @@ fn a_permanent_failure_goes_to_the_dlq_at_once() {
 fn the_dlq_cap_evicts_the_oldest() {
     let redis = TestRedis::start();
     let mut store = redis.store();
-    let old = new_job();
-    let claim = claimed(&redis, &old);
-    store
-        .fail(
-            "p1",
-            &claim,
-            "x",
-            10,
-            FailMode::Permanent,
-            (1, 100),
-            false,
-            &ALL,
-        )
-        .unwrap();
-    let young = new_job();
-    let claim = claimed(&redis, &young);
-    let acked = store
-        .fail(
-            "p1",
-            &claim,
-            "x",
-            10,
-            FailMode::Permanent,
-            (1, 100),
-            false,
-            &ALL,
-        )
-        .unwrap();
+    // Each job to the DLQ, capped at one entry.
+    let mut bury = |job: &NewJob| {
+        let claim = claimed(&redis, job);
+        store
+            .fail(
+                "p1",
+                &claim,
+                "x",
+                10,
+                FailMode::Permanent,
+                (1, 100),
+                false,
+                &ALL,
+            )
+            .unwrap()
+    };
+    let (old, young) = (new_job(), new_job());
+    bury(&old);
+    let acked = bury(&young);
     assert_eq!(
         acked.outcome,
         FailOutcome::Dead {
