@@ -6,7 +6,8 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use std::sync::Arc;
 
-use crate::handler::Registry;
+use crate::handler::{is_valid_type_name, Registry};
+use crate::job::{NewJob, NewJobRequest};
 use crate::store::{Backend, EventKind, JobEvent, Selection, StorePool};
 
 /// What every thread of a process shares, read-only.
@@ -53,6 +54,25 @@ pub fn note_job_events(shared: &Shared, events: &[JobEvent]) {
 }
 
 impl Shared {
+    /// Validates one submission as `POST /jobs` does: the type's name, then against this
+    /// process's job types and the handler's own payload checks.
+    pub fn validate_job(&self, req: NewJobRequest) -> Result<NewJob, String> {
+        if let Some(kind) = &req.kind {
+            if !is_valid_type_name(kind) {
+                return Err(format!(
+                    "\"type\" must be 1-64 characters of A-Z a-z 0-9 _ - . : (got {} characters)",
+                    kind.chars().count()
+                ));
+            }
+        }
+        let registry = &self.registry;
+        req.validate(
+            self.config.max_attempts,
+            &registry.types(),
+            |kind, payload| registry.get(kind).map_or(Ok(()), |h| h.validate(payload)),
+        )
+    }
+
     /// The job a tick of `spec` makes (a new id each call), validated as `POST /jobs` validates
     /// a submission: with `check_type`, against this process's job types and the handler's own
     /// payload checks (a `PUT /schedules/{name}`, SCHEDULES_FILE at start-up, a trigger); without,
@@ -62,24 +82,20 @@ impl Shared {
         &self,
         spec: &crate::config::ScheduleSpec,
         check_type: bool,
-    ) -> Result<crate::job::NewJob, String> {
-        let req: crate::job::NewJobRequest =
+    ) -> Result<NewJob, String> {
+        let req: NewJobRequest =
             serde_json::from_value(serde_json::Value::Object(spec.job.clone()))
                 .map_err(|e| e.to_string())?;
         let kind = req.kind.clone().unwrap_or_default();
-        if !crate::handler::is_valid_type_name(&kind) {
+        if !is_valid_type_name(&kind) {
             return Err(format!(
                 "\"type\" must be 1-64 characters of A-Z a-z 0-9 _ - . : (got {kind:?})"
             ));
         }
-        let max_attempts = self.config.max_attempts;
         if check_type {
-            let registry = &self.registry;
-            req.validate(max_attempts, &registry.types(), |kind, payload| {
-                registry.get(kind).map_or(Ok(()), |h| h.validate(payload))
-            })
+            self.validate_job(req)
         } else {
-            req.validate(max_attempts, &[kind.as_str()], |_, _| Ok(()))
+            req.validate(self.config.max_attempts, &[kind.as_str()], |_, _| Ok(()))
         }
     }
 }

@@ -40,7 +40,9 @@ pub fn prepare(call: &mut Call) -> Result<NewJob, ApiError> {
             _ => parsed.idempotency_key = Some(key),
         }
     }
-    validate(call.shared, parsed).map_err(ApiError::BadRequest)
+    call.shared
+        .validate_job(parsed)
+        .map_err(ApiError::BadRequest)
 }
 
 /// Creates the validated submissions gathered from several requests, each with its own
@@ -94,7 +96,7 @@ pub fn create_batch(call: &mut Call) -> Result<Reply, ApiError> {
     let mut jobs = Vec::with_capacity(batch.jobs.len());
     for (i, v) in batch.jobs.into_iter().enumerate() {
         let job = from_object::<NewJobRequest>(v)
-            .and_then(|r| validate(shared, r))
+            .and_then(|r| shared.validate_job(r))
             .map_err(|m| ApiError::BadRequest(format!("jobs[{i}]: {m}")))?;
         jobs.push(job);
     }
@@ -154,23 +156,6 @@ pub fn get(call: &mut Call) -> Result<Reply, ApiError> {
             "no job {id}; it never existed, its record expired (completed jobs are kept for JOB_TTL_SECS) or it was deleted from the DLQ"
         ))),
     }
-}
-
-/// Validates one submission against the registry and configuration.
-pub fn validate(shared: &Shared, req: NewJobRequest) -> Result<NewJob, String> {
-    if let Some(kind) = &req.kind {
-        if !is_valid_type_name(kind) {
-            return Err(format!(
-                "\"type\" must be 1-64 characters of A-Z a-z 0-9 _ - . : (got {} characters)",
-                kind.chars().count()
-            ));
-        }
-    }
-    let registry = &shared.registry;
-    let types = registry.types();
-    req.validate(shared.config.max_attempts, &types, |kind, payload| {
-        registry.get(kind).map_or(Ok(()), |h| h.validate(payload))
-    })
 }
 
 /// The 503 for a submission the queue has no room for; `batch` is the number of jobs of a

@@ -8,9 +8,10 @@ use serde_json::{json, Map, Value};
 use std::collections::{HashMap, VecDeque};
 
 use super::input::{from_object, job_id, parse_json, read_body};
-use super::jobs::{note_created, refusal, validate};
+use super::jobs::{note_created, refusal};
 use super::router::Call;
 use super::{ApiError, Reply};
+use crate::config::queues::is_valid_queue_name;
 use crate::context::note_job_events;
 use crate::job::{from_micros, JobId, NewJob, NewJobRequest, MAX_PARENTS};
 use crate::store::{CancelOutcome, CreateOutcome};
@@ -24,14 +25,9 @@ struct WorkflowRequest {
     jobs: Vec<Value>,
 }
 
-/// Checks a node's ref: 1-64 of `A-Z a-z 0-9 _ - . :`.
+/// Checks a node's ref: the rule of queue names, 1-64 of `A-Z a-z 0-9 _ - . :`.
 fn check_ref(r: &str) -> Result<(), String> {
-    if r.is_empty()
-        || r.len() > 64
-        || !r
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
-    {
+    if !is_valid_queue_name(r) {
         return Err(format!(
             "\"ref\" {r:?} must be 1-64 characters of A-Z a-z 0-9 _ - . :"
         ));
@@ -123,7 +119,7 @@ pub fn create(call: &mut Call) -> Result<Reply, ApiError> {
                 "\"idempotency_key\" is not taken on workflow nodes; the workflow is created all or none".into(),
             ));
         }
-        let job = validate(shared, request).map_err(|m| bad(i, m))?;
+        let job = shared.validate_job(request).map_err(|m| bad(i, m))?;
         refs.push(r);
         wanted.push(deps);
         jobs.push(job);
