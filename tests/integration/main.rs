@@ -22,6 +22,7 @@ mod cli;
 mod concurrency;
 mod correctness;
 mod dlq_groups;
+mod explorer;
 mod flow;
 mod handlers;
 mod http_server;
