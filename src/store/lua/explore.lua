@@ -15,9 +15,10 @@ local P, index, at1, at2 = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local want, budget = tonumber(ARGV[5]), tonumber(ARGV[6])
 local upto = ARGV[14]
 local journal = index == 'journal'
--- In the DLQ the bound applies to the time of entering it, read from the index itself.
-local pass = job_filter(ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13],
-  journal and upto or '')
+-- In the DLQ every record is a failed job's, so its status is not read again, and the bound
+-- applies to the time of entering it, read from the index itself.
+local pass = job_filter(journal and ARGV[7] or '', ARGV[8], ARGV[9], ARGV[10], ARGV[11],
+  ARGV[12], ARGV[13], journal and upto or '')
 local now = now_us()
 local kept, seen = {}, 0
 local function done(a, b)

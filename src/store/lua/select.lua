@@ -38,8 +38,9 @@ end
 -- the payload, result or last error, '' = none), path (dotted, '' = none) and the value the
 -- payload must have there (the needle is then that value, lower case, to skip the JSON decoding
 -- of most records), upto (µs: created at or before; '' = no bound). Returns a function of a
--- record key that answers the job's status (as above) when it passes, else nil. A missing
--- record (expired, deleted) never passes.
+-- record key that answers, when the job passes, its status (as above; true when the filter
+-- names none of the fields it is read from), else nil. A missing record (expired, deleted)
+-- never passes.
 local function job_filter(statuses, queue, kind, group, needle, path, value, upto)
   local want = nil
   if statuses ~= '' then
@@ -56,20 +57,29 @@ local function job_filter(statuses, queue, kind, group, needle, path, value, upt
     end
   end
   upto = tonumber(upto)
+  -- Without a filter on the record's fields, its first read is left out: the search reads the
+  -- record anyway (a missing one finds nothing), and a bare walk only asks whether it exists.
+  local fields = want or queue ~= '' or kind ~= '' or group ~= '' or upto
   return function(key)
-    local r = redis.call('HMGET', key, 'status', 'queue', 'type', 'group', 'run_at', 'created_at')
-    local st = r[1]
-    if not st then
-      return nil
-    end
-    if st == 'pending' and r[5] then
-      st = 'scheduled'
-    end
-    if (want and not want[st]) or (queue ~= '' and (r[2] or 'default') ~= queue)
-      or (kind ~= '' and r[3] ~= kind) or (group ~= '' and r[4] ~= group)
-      or (upto and tonumber(r[6]) > upto)
-    then
-      return nil
+    local st = true
+    if fields then
+      local r = redis.call('HMGET', key, 'status', 'queue', 'type', 'group', 'run_at',
+        'created_at')
+      st = r[1]
+      if not st then
+        return nil
+      end
+      if st == 'pending' and r[5] then
+        st = 'scheduled'
+      end
+      if (want and not want[st]) or (queue ~= '' and (r[2] or 'default') ~= queue)
+        or (kind ~= '' and r[3] ~= kind) or (group ~= '' and r[4] ~= group)
+        or (upto and tonumber(r[6]) > upto)
+      then
+        return nil
+      end
+    elseif not segs and needle == '' then
+      return redis.call('EXISTS', key) == 1 or nil
     end
     if segs then
       local payload = redis.call('HGET', key, 'payload')
