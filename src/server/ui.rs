@@ -78,7 +78,9 @@ pub fn answer(
 ) -> Reply {
     if method != "GET" {
         return ApiError::MethodNotAllowed {
-            message: format!("{method} is not allowed on {path}; the dashboard's files are read with GET"),
+            message: format!(
+                "{method} is not allowed on {path}; the dashboard's files are read with GET"
+            ),
             allow: "GET, HEAD".into(),
         }
         .into_reply();
@@ -129,7 +131,10 @@ mod tests {
         for banned in ["eval(", "new Function", "innerHTML", "console.log"] {
             assert!(!js.contains(banned), "app.js uses {banned}");
         }
-        assert!(!js.contains("localStorage"), "the token lives in sessionStorage only");
+        assert!(
+            !js.contains("localStorage"),
+            "the token lives in sessionStorage only"
+        );
     }
 
     #[test]

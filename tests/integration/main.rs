@@ -21,6 +21,7 @@ mod cancellation;
 mod cli;
 mod concurrency;
 mod correctness;
+mod dashboard;
 mod dlq_groups;
 mod flow;
 mod handlers;
