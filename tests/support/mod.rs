@@ -1,7 +1,9 @@
 //! Test harness: a private `redis-server` per test ([`RedisServer`]), jobq in-process
-//! ([`TestServer`]) or as the real binary ([`BinaryServer`]) and an HTTP client ([`Client`]).
+//! ([`TestServer`]) or as the real binary ([`BinaryServer`]), an HTTP client ([`Client`]) and a
+//! headless Chromium for the dashboard's browser tests ([`browser::Browser`]).
 //! Every wait is bounded and, when it gives up, says what it waited for and what it last saw.
 
+pub mod browser;
 mod http;
 mod jobq_server;
 mod metrics;
