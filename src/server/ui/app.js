@@ -382,7 +382,7 @@
             h('td', {}, h('span', { class: 'clip', title: j.error || '' },
               j.error || (j.result === null || j.result === undefined ? '' : JSON.stringify(j.result)))))),
           data.cut_short ? 'No match yet in the entries searched so far.' : 'No jobs match.'),
-        h('div', { class: 'pager' },
+        h('div', { class: 'pager', 'data-cursor': st.cursor || '' },
           st.cursor ? h('button', { type: 'button', 'data-ui': 'first-page' }, '← Newest') : null,
           data.cut_short && data.next_cursor
             ? [h('span', { class: 'muted' }, `Searched ${fmtN(data.scanned)} entries, found ${fmtN(jobs.length)}.`),
@@ -613,7 +613,7 @@
     if (!force && current && current.hash === location.hash) return;
     stopPolling();
     const def = PAGES[r.page];
-    const main = h('main', { 'data-page': r.page, 'aria-busy': 'true' });
+    const main = h('main', { 'data-page': r.page, 'data-id': r.id, 'aria-busy': 'true' });
     const ctx = { route: r, main, body: h('div', { class: 'page-body' }), state: {} };
     main.append(h('h1', {}, def.title(ctx)));
     if (def.setup) def.setup(ctx);
