@@ -61,6 +61,29 @@ pub fn authorize(
     }
 }
 
+/// What the caller of an authorized request may do: `full`, or `read_only` when it came with
+/// API_TOKEN_READONLY (`GET /access`, so the dashboard hides the actions it would be refused).
+pub fn access_level(req: &Request, config: &Config) -> &'static str {
+    let given = req
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))
+        .and_then(|h| bearer_token(h.value.as_str()));
+    let read_only = match (given, &config.api_token, &config.api_token_readonly) {
+        (Some(g), Some(full), Some(ro)) => {
+            let is_full = constant_time_eq(g.as_bytes(), full.as_bytes());
+            let is_ro = constant_time_eq(g.as_bytes(), ro.as_bytes());
+            is_ro && !is_full
+        }
+        _ => false,
+    };
+    if read_only {
+        "read_only"
+    } else {
+        "full"
+    }
+}
+
 /// The credentials of an `Authorization: Bearer <token>` value. The scheme is matched without
 /// regard to case (RFC 7235 section 2.1), so `bearer` and `BEARER` work too.
 fn bearer_token(value: &str) -> Option<&str> {

@@ -1,6 +1,6 @@
 //! The job routes: `POST /jobs` (validated here, created with the other submissions a thread
-//! gathered), `POST /jobs/batch` (all or none), `GET /jobs/{id}`, and cancellation: `POST
-//! /jobs/{id}/cancel` and `POST /jobs/cancel` (by filter, with a dry run).
+//! gathered), `POST /jobs/batch` (all or none), `GET /jobs/{id}`, and `POST /jobs/{id}/cancel`.
+//! The explorer and the bulk actions by filter are in `explorer.rs`.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -10,9 +10,8 @@ use super::router::Call;
 use super::{ApiError, Reply};
 use crate::context::note_job_events;
 use crate::context::Shared;
-use crate::handler::is_valid_type_name;
-use crate::job::{check_group, check_idempotency_key, check_queue_name, NewJob, NewJobRequest};
-use crate::store::{CancelFilter, CancelOutcome, CreateOutcome, Store};
+use crate::job::{check_idempotency_key, NewJob, NewJobRequest};
+use crate::store::{CancelOutcome, CreateOutcome, Store};
 
 /// Longest batch accepted by `POST /jobs/batch`.
 pub const MAX_BATCH: usize = 1000;
@@ -221,108 +220,4 @@ pub fn cancel(call: &mut Call) -> Result<Reply, ApiError> {
             "no job {id}; it never existed or its record expired"
         ))),
     }
-}
-
-/// The statuses `POST /jobs/cancel` may select (`scheduled`: pending with a due time).
-const CANCELLABLE: [&str; 4] = ["pending", "scheduled", "waiting", "running"];
-
-/// Most jobs one `POST /jobs/cancel` cancels; the answer says when more were left.
-pub const MAX_BULK_CANCEL: usize = 10_000;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BulkCancel {
-    queue: Option<String>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    group: Option<String>,
-    status: Option<Vec<String>>,
-    #[serde(default)]
-    dry_run: bool,
-}
-
-/// `POST /jobs/cancel`: cancels the jobs a filter selects (queue, type, group, statuses; at
-/// least one of queue, type and group), or with `"dry_run": true` only counts them.
-pub fn cancel_matching(call: &mut Call) -> Result<Reply, ApiError> {
-    let body = read_body(call.req, call.shared.config.max_body_bytes)?;
-    let req: BulkCancel = parse_json(
-        &body,
-        "{\"queue\": \"...\", \"type\": \"...\", \"group\": \"...\", \"status\": [\"pending\"], \"dry_run\": true}",
-    )?;
-    if req.queue.is_none() && req.kind.is_none() && req.group.is_none() {
-        return Err(ApiError::BadRequest(
-            "name at least one of \"queue\", \"type\" and \"group\": a cancellation of every job must be asked for queue by queue".into(),
-        ));
-    }
-    if let Some(q) = &req.queue {
-        check_queue_name(q).map_err(ApiError::BadRequest)?;
-    }
-    if let Some(t) = &req.kind {
-        if !is_valid_type_name(t) {
-            return Err(ApiError::BadRequest(
-                "\"type\" must be 1-64 characters of A-Z a-z 0-9 _ - . :".into(),
-            ));
-        }
-    }
-    if let Some(g) = &req.group {
-        check_group(g).map_err(ApiError::BadRequest)?;
-    }
-    let statuses =
-        match req.status {
-            None => CANCELLABLE.iter().map(|s| s.to_string()).collect(),
-            Some(list) if list.is_empty() => return Err(ApiError::BadRequest(
-                "\"status\" is empty; leave it out to select every status that can be cancelled"
-                    .into(),
-            )),
-            Some(list) => {
-                for s in &list {
-                    if !CANCELLABLE.contains(&s.as_str()) {
-                        return Err(ApiError::BadRequest(format!(
-                            "\"status\": {s:?} cannot be cancelled; choose among {}",
-                            CANCELLABLE.join(", ")
-                        )));
-                    }
-                }
-                list
-            }
-        };
-    let filter = CancelFilter {
-        queue: req.queue,
-        job_type: req.kind,
-        group: req.group,
-        statuses,
-    };
-    let (matched, more, events) =
-        call.store
-            .cancel_matching(&filter, req.dry_run, MAX_BULK_CANCEL)?;
-    note_job_events(call.shared, &events);
-    if !req.dry_run && matched > 0 {
-        log::info!(
-            "bulk cancellation ({}): {matched} job(s) cancelled or told to stop",
-            describe(&filter)
-        );
-    }
-    Ok(Reply::json(
-        200,
-        &json!({
-            "dry_run": req.dry_run,
-            "matched": matched,
-            "more": more,
-        }),
-    ))
-}
-
-fn describe(f: &CancelFilter) -> String {
-    let mut parts = Vec::new();
-    for (name, v) in [
-        ("queue", &f.queue),
-        ("type", &f.job_type),
-        ("group", &f.group),
-    ] {
-        if let Some(v) = v {
-            parts.push(format!("{name} {v}"));
-        }
-    }
-    parts.push(format!("status {}", f.statuses.join("|")));
-    parts.join(", ")
 }

@@ -12,6 +12,7 @@ mod cross_site;
 mod dlq;
 mod dlq_groups;
 mod error;
+mod explorer;
 mod input;
 mod jobs;
 pub mod openapi;

@@ -18,6 +18,19 @@ pub fn health(call: &mut Call) -> Result<Reply, ApiError> {
     })
 }
 
+/// `GET /access`: what the caller's token allows (`full` or `read_only`) and whether this
+/// server asks for a token at all.
+pub fn access(call: &mut Call) -> Result<Reply, ApiError> {
+    let config = &call.shared.config;
+    Ok(Reply::json(
+        200,
+        &json!({
+            "access": super::auth::access_level(call.req, config),
+            "token_required": config.api_token.is_some(),
+        }),
+    ))
+}
+
 /// `GET /metrics`: the Prometheus text, with the queue sizes, latencies and type states read
 /// from Redis (left out when Redis does not answer, so a scrape still gets the process's
 /// counters).

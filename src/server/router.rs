@@ -1,5 +1,5 @@
 //! The route table and the dispatch of one request through it. Adding a route is one entry in
-//! [`ROUTES`] plus its handler (in `jobs.rs`, `dlq.rs`, `dlq_groups.rs`, `queues.rs`, `schedules.rs`,
+//! [`ROUTES`] plus its handler (in `jobs.rs`, `explorer.rs`, `dlq.rs`, `dlq_groups.rs`, `queues.rs`, `schedules.rs`,
 //! `workers.rs` or `ops.rs`) and its operation in
 //! `openapi.json`; a test checks that the table and the document list the same operations.
 //! The dashboard's files under `/ui/` are not operations: `ui.rs` answers them before the table.
@@ -10,7 +10,8 @@ use tiny_http::{Method, Request};
 use super::auth::{authorize, Access};
 use super::cross_site::refuse_cross_site;
 use super::{
-    dlq, dlq_groups, jobs, ops, queues, schedules, ui, workers, workflows, ApiError, Reply,
+    dlq, dlq_groups, explorer, jobs, ops, queues, schedules, ui, workers, workflows, ApiError,
+    Reply,
 };
 use crate::context::Shared;
 use crate::job::NewJob;
@@ -78,15 +79,21 @@ use Action::{Answer, Gather};
 pub const ROUTES: &[Endpoint] = &[
     api("POST", "/jobs", Gather(jobs::prepare)),
     api("POST", "/jobs/batch", Answer(jobs::create_batch)),
-    api("POST", "/jobs/cancel", Answer(jobs::cancel_matching)),
+    api("GET", "/jobs", Answer(explorer::list)),
+    api("POST", "/jobs/cancel", Answer(explorer::cancel_matching)),
+    api("POST", "/jobs/retry", Answer(explorer::retry)),
+    api("POST", "/jobs/delete", Answer(explorer::delete_matching)),
     api("GET", "/jobs/{id}", Answer(jobs::get)),
+    api("DELETE", "/jobs/{id}", Answer(explorer::delete)),
     api("POST", "/jobs/{id}/cancel", Answer(jobs::cancel)),
+    api("GET", "/workflows", Answer(workflows::list)),
     api("POST", "/workflows", Answer(workflows::create)),
     api("GET", "/workflows/{id}", Answer(workflows::get)),
     api("POST", "/workflows/{id}/cancel", Answer(workflows::cancel)),
     api("GET", "/stats", Answer(ops::stats)),
     api("GET", "/stats/history", Answer(ops::history)),
     api("GET", "/workers", Answer(workers::list)),
+    api("GET", "/access", Answer(ops::access)),
     any_role("GET", "/health", Access::Public, Answer(ops::health)),
     any_role("GET", "/metrics", Access::Metrics, Answer(ops::metrics)),
     any_role("GET", "/openapi.json", Access::Token, Answer(ops::openapi)),

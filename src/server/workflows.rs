@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, VecDeque};
 
-use super::input::{from_object, job_id, parse_json, read_body};
+use super::input::{from_object, job_id, parse_json, read_body, Query};
 use super::jobs::{note_created, refusal};
 use super::router::Call;
 use super::{ApiError, Reply};
@@ -193,6 +193,26 @@ pub fn create(call: &mut Call) -> Result<Reply, ApiError> {
         }
         refused => Err(refusal(shared, refused, Some(ordered.len()))),
     }
+}
+
+/// `GET /workflows?limit=`: the newest workflows still kept (of the last 10,000 created),
+/// newest first, with their sizes; `GET /workflows/{id}` shows one.
+pub fn list(call: &mut Call) -> Result<Reply, ApiError> {
+    let q = Query::parse(call.query, &["limit"])?;
+    let limit = q.number("limit", 50, 500)? as usize;
+    let list = call.store.workflows(limit)?;
+    let shown: Vec<_> = list
+        .iter()
+        .map(|w| {
+            json!({
+                "id": w.id,
+                "created_at": w.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "nodes": w.nodes,
+                "left": w.left,
+            })
+        })
+        .collect();
+    Ok(Reply::json(200, &json!({ "workflows": shown })))
 }
 
 /// `GET /workflows/{id}`: every node's status, its parents by ref, and the edges.

@@ -14,6 +14,8 @@ use crate::job::{Job, JobStatus};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DlqSelect<'a> {
     One(&'a str),
+    /// Those of these ids still in the DLQ (the explorer's selections).
+    Ids(&'a [String]),
     Type(&'a str),
     All,
     /// The jobs of one failure group (its fingerprint) that entered the DLQ up to `upto` (µs
@@ -26,15 +28,16 @@ pub enum DlqSelect<'a> {
 
 impl DlqSelect<'_> {
     /// The scripts' mode, value and latest DLQ time to take.
-    fn args(&self) -> (&str, &str, String) {
+    fn args(&self) -> (&'static str, String, String) {
         let all = || "+inf".to_string();
         match self {
-            DlqSelect::One(id) => ("id", id, all()),
-            DlqSelect::Type(t) => ("type", t, all()),
-            DlqSelect::All => ("all", "", all()),
+            DlqSelect::One(id) => ("id", id.to_string(), all()),
+            DlqSelect::Ids(ids) => ("ids", ids.join(","), all()),
+            DlqSelect::Type(t) => ("type", t.to_string(), all()),
+            DlqSelect::All => ("all", String::new(), all()),
             DlqSelect::Group { fingerprint, upto } => (
                 "group",
-                fingerprint,
+                fingerprint.to_string(),
                 upto.map_or_else(all, |t| t.to_string()),
             ),
         }

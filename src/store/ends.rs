@@ -3,7 +3,7 @@
 //! scripts report when a job ends or becomes ready on the way (`lua/finish.lua`).
 
 use super::scripts::scripts;
-use super::{Store, StoreError};
+use super::{JobFilter, Store, StoreError};
 
 /// What happened to a job on the way of another step, as the scripts report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,16 +72,6 @@ pub enum CancelOutcome {
     Missing,
 }
 
-/// Which jobs `POST /jobs/cancel` cancels.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct CancelFilter {
-    pub queue: Option<String>,
-    pub job_type: Option<String>,
-    pub group: Option<String>,
-    /// Among `pending`, `scheduled`, `waiting`, `running`.
-    pub statuses: Vec<String>,
-}
-
 /// One node of a workflow, as `GET /workflows/{id}` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkflowNode {
@@ -141,14 +131,17 @@ impl Store {
         Ok((outcomes, ev))
     }
 
-    /// Cancels (or with `dry_run` only counts) at most `most` jobs that `filter` selects.
-    /// Returns how many matched, whether more were left, and the events.
+    /// Cancels (or with `dry_run` only counts) at most `most` jobs that `filter` selects among
+    /// those that have not ended (its statuses among `pending`, `scheduled`, `waiting`,
+    /// `running`). Walks the queues' lists and sets, so a job pending for longer than the
+    /// journal keeps is found too. Returns how many matched, whether more were left, Redis's
+    /// clock (µs) and the events.
     pub fn cancel_matching(
         &mut self,
-        filter: &CancelFilter,
+        filter: &JobFilter,
         dry_run: bool,
         most: usize,
-    ) -> Result<(u64, bool, Vec<JobEvent>), StoreError> {
+    ) -> Result<(u64, bool, i64, Vec<JobEvent>), StoreError> {
         let k = &self.keys;
         let mut inv = scripts().cancel.prepare_invoke();
         inv.key(&k.counters)
@@ -161,10 +154,11 @@ impl Store {
             .arg(filter.statuses.join(","))
             .arg(u8::from(dry_run))
             .arg(most);
+        filter.cancel_args(&mut inv);
         let flat: Vec<String> = self.conn.run(|c| inv.invoke(c))?;
         let (head, ev) = with_events(flat);
-        let num = |i: usize| head.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        Ok((num(0), num(1) == 1, ev))
+        let num = |i: usize| head.get(i).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        Ok((num(0) as u64, num(1) == 1, num(2), ev))
     }
 
     /// A workflow's record and its nodes, or None when there is no such workflow (or it has

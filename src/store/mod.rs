@@ -5,7 +5,8 @@
 //! The methods of [`Store`] are spread over one file per concept: `create.rs` (submissions),
 //! `jobs.rs` (claims, acknowledgements, promotion, hand-backs), `progress.rs` (progress reports
 //! of running jobs), `liveness.rs` (heartbeats and the reaper), `dlq.rs`, `admin.rs` (stats,
-//! ping, start-up checks), `dlq_groups.rs` (the DLQ grouped by cause), `schedules.rs` (cron schedules and their ticks). `decode.rs` reads the
+//! ping, start-up checks), `dlq_groups.rs` (the DLQ grouped by cause), `schedules.rs` (cron schedules and their ticks), `explore.rs` (the job explorer's walks, bulk
+//! deletion, the workflow list). `decode.rs` reads the
 //! scripts' replies and `record.rs` a job's hash; `error.rs` says what can go wrong.
 
 mod admin;
@@ -18,6 +19,7 @@ mod dlq;
 mod dlq_groups;
 mod ends;
 mod error;
+mod explore;
 pub mod history;
 mod jobs;
 pub mod keys;
@@ -43,8 +45,9 @@ pub use conn::Health;
 pub use create::{CreateOutcome, Created};
 pub use dlq::DlqSelect;
 pub use dlq_groups::DlqGroup;
-pub use ends::{CancelFilter, CancelOutcome, EventKind, JobEvent};
+pub use ends::{CancelOutcome, EventKind, JobEvent};
 pub use error::StoreError;
+pub use explore::{Index, JobFilter, Place, Search};
 pub use jobs::{Acked, BreakerChange, Claimed, FailMode, FailOutcome, Selection};
 pub use liveness::{LiveProcess, LiveProcesses, Reaped};
 pub use pool::StorePool;

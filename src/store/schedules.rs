@@ -268,6 +268,7 @@ impl Store {
             .arg(tick.overlap)
             .arg(tick.missed);
         job_args(&mut inv, job);
+        inv.arg(self.job_ttl_secs);
         let r: Vec<String> = self.conn.run(|c| inv.invoke(c))?;
         Ok(fired(&r))
     }
@@ -289,6 +290,7 @@ impl Store {
             .arg("")
             .arg("");
         job_args(&mut inv, job);
+        inv.arg(self.job_ttl_secs);
         let r: Vec<String> = self.conn.run(|c| inv.invoke(c))?;
         Ok(fired(&r))
     }

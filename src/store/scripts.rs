@@ -5,8 +5,8 @@
 //! to each script, and to those that need them `lua/insert.lua` (writing new jobs),
 //! `lua/finish.lua` (the ends of a job and what they settle: unique keys, workflows, children),
 //! `lua/fast.lua` (the short claim of the acknowledgements), `lua/dead.lua` (error history, the
-//! DLQ move, its groups by cause, DLQ selection) and `lua/flow.lua` (the general claim step,
-//! parking), so each step
+//! DLQ move, its groups by cause, DLQ selection), `lua/flow.lua` (the general claim step,
+//! parking) and `lua/select.lua` (the explorer's filter), so each step
 //! is written once.
 //! `redis::Script` sends EVALSHA and reloads the script after a Redis restart.
 
@@ -39,6 +39,9 @@ pub struct Scripts {
     pub schedule_due: Script,
     pub fire: Script,
     pub workers: Script,
+    pub explore: Script,
+    pub delete: Script,
+    pub workflows: Script,
 }
 
 macro_rules! script {
@@ -73,7 +76,7 @@ pub fn scripts() -> &'static Scripts {
         queues: script!(; "queues.lua"),
         control: script!("finish", "flow"; "control.lua"),
         why: script!(; "why.lua"),
-        cancel: script!("finish"; "cancel.lua"),
+        cancel: script!("finish", "select"; "cancel.lua"),
         workflow: script!(; "workflow.lua"),
         history: script!(; "history.lua"),
         progress: script!(; "progress.lua"),
@@ -83,5 +86,8 @@ pub fn scripts() -> &'static Scripts {
         schedule_due: script!(; "schedule_due.lua"),
         fire: script!("insert"; "fire.lua"),
         workers: script!(; "workers.lua"),
+        explore: script!("select"; "explore.lua"),
+        delete: script!("finish", "dead"; "delete.lua"),
+        workflows: script!(; "workflows.lua"),
     })
 }

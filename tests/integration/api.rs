@@ -271,7 +271,7 @@ fn wrong_method_on_a_known_route_answers_405_with_allow() {
     let server = TestServer::start(&redis, |_| {});
     let cases = [
         ("DELETE", "/stats", "GET"),
-        ("GET", "/jobs", "POST"),
+        ("PUT", "/jobs", "GET"),
         ("PUT", "/health", "GET"),
         ("POST", "/metrics", "GET"),
     ];

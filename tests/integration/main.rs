@@ -26,6 +26,7 @@ mod concurrency;
 mod correctness;
 mod dashboard;
 mod dlq_groups;
+mod explorer;
 mod flow;
 mod handlers;
 mod http_server;

@@ -6,10 +6,12 @@
 -- KEYS: counters
 -- ARGV: key prefix, record TTL seconds, mode, then for mode 'ids': the ids; for mode 'filter':
 --       queue ('' = every queue), type ('' = any), group ('' = any), statuses (a comma list of
---       pending, scheduled, waiting, running), '1' for a dry run (count only), most jobs
+--       pending, scheduled, waiting, running), '1' for a dry run (count only), most jobs,
+--       then needle, path, value and upto (see job_filter in select.lua)
 -- Returns: mode 'ids': {id, outcome, ...} where outcome is 'cancelled', 'cancelling', 'missing'
 --          or 'ended:<status>' for a job that has already ended; mode 'filter': {matched, cut short
---          (1 or 0)}; then '|' and the events (5 entries each, see finish.lua).
+--          (1 or 0), Redis's time (µs)}; then '|' and the events (5 entries each, see
+--          finish.lua).
 local P, ttl = ARGV[1], ARGV[2]
 local now = now_us()
 local ev = {}
@@ -48,13 +50,11 @@ else
     want[s] = true
   end
   local dry, most = ARGV[8] == '1', tonumber(ARGV[9])
+  local pass = job_filter(ARGV[7], queue, want_type, want_group, ARGV[10], ARGV[11], ARGV[12],
+    ARGV[13])
   local queues = {queue}
   if queue == '' then
     queues = redis.call('SMEMBERS', P .. ':queues')
-  end
-  local in_scope = {}
-  for _, q in ipairs(queues) do
-    in_scope[q] = true
   end
   -- The candidates, gathered before any is cancelled (cancelling changes the lists walked).
   local ids = {}
@@ -97,15 +97,7 @@ else
   for _, id in ipairs(ids) do
     if not done[id] then
       done[id] = true
-      local key = P .. ':job:' .. id
-      local r = redis.call('HMGET', key, 'queue', 'type', 'group', 'status', 'run_at')
-      local status = r[4]
-      if status == 'pending' and r[5] then
-        status = 'scheduled'
-      end
-      if status and want[status] and in_scope[r[1] or 'default']
-        and (want_type == '' or r[2] == want_type) and (want_group == '' or r[3] == want_group)
-      then
+      if pass(P .. ':job:' .. id) then
         if matched >= most then
           cut = 1
           break
@@ -117,7 +109,7 @@ else
       end
     end
   end
-  out = {matched, cut}
+  out = {matched, cut, now}
 end
 out[#out + 1] = '|'
 return extend(out, ev)

@@ -129,6 +129,9 @@ end
 if ARGV[5] ~= '' and st.created > 0 then
   redis.call('HSET', P .. ':wf:' .. ARGV[5], 'nodes', ARGV[6], 'left', st.created,
     'created_at', now, 'ttl', ARGV[4])
+  -- GET /workflows lists the newest 10000.
+  redis.call('ZADD', P .. ':wfs', now, ARGV[5])
+  redis.call('ZREMRANGEBYRANK', P .. ':wfs', 0, -10001)
 end
-insert_done(P, st, KEYS[1], new_queues)
+insert_done(P, st, KEYS[1], new_queues, now, ARGV[4])
 return out

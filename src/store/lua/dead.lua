@@ -167,6 +167,11 @@ local function take_from_dlq(dlq, P, mode, value, upto)
   local ids
   if mode == 'id' then
     ids = {value}
+  elseif mode == 'ids' then
+    ids = {}
+    for id in string.gmatch(value, '[^,]+') do
+      ids[#ids + 1] = id
+    end
   elseif mode == 'group' then
     ids = redis.call('ZRANGE', group_key(P, value), '-inf', upto, 'BYSCORE')
   else

@@ -1,7 +1,8 @@
 -- Delete dead-letter jobs: their DLQ entries and their records.
 -- KEYS: dlq
--- ARGV: key prefix, mode ('id', 'type', 'all' or 'group'), the id, the type or the fingerprint
---       ('' for all), for a group the latest DLQ time to take (µs or '+inf')
+-- ARGV: key prefix, mode ('id', 'ids', 'type', 'all' or 'group'), the id, the ids
+--       (comma-separated), the type or the fingerprint ('' for all), for a group the latest
+--       DLQ time to take (µs or '+inf')
 -- Returns: the number deleted
 local P = ARGV[1]
 if ARGV[2] == 'group' then

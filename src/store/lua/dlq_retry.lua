@@ -1,7 +1,8 @@
 -- Send dead-letter jobs back to their queues with their attempts reset; the error history stays.
 -- KEYS: dlq
--- ARGV: key prefix, mode ('id', 'type', 'all' or 'group'), the id, the type or the fingerprint
---       ('' for all), for a group the latest DLQ time to take (µs or '+inf')
+-- ARGV: key prefix, mode ('id', 'ids', 'type', 'all' or 'group'), the id, the ids
+--       (comma-separated), the type or the fingerprint ('' for all), for a group the latest
+--       DLQ time to take (µs or '+inf')
 -- Returns: the ids sent back
 local P = ARGV[1]
 local now = now_us()

@@ -8,7 +8,8 @@
 --       first fire time µs after now (for missed ticks), ticks from the expected one up to that
 --       one, grace µs, overlap ('allow' | 'skip'), missed ('skip' | 'run_once'),
 --       then the job: id, type, payload, max_attempts, timeout_secs ('' = none), queue,
---       priority, group ('' = none)
+--       priority, group ('' = none), then the job TTL in seconds (for the journal, see
+--       insert_done)
 -- Returns: {'gone'} (another process made this tick, or the schedule changed or went),
 --          {'early'}, {'fired', id}, {'caught_up', id, ticks missed}, {'skipped', running id},
 --          {'missed', ticks, reason ('late' or 'queue_full')}, {'full'} (trigger only)
@@ -32,7 +33,7 @@ local function make_job(fire_at)
   insert_job(P, st, now, id, key, kind, payload, attempts, now, timeout, q, lv, g,
     {schedule = name})
   redis.call('HSET', key, 'scheduled_for', fire_at)
-  insert_done(P, st, KEYS[1], new_queues)
+  insert_done(P, st, KEYS[1], new_queues, now, ARGV[21])
   return true
 end
 

@@ -3,7 +3,7 @@
 
 -- What a script that creates jobs gathers while it inserts them, and writes once at its end.
 local function insert_state()
-  return {created = 0, ready = {}, fresh = {}, ready_keys = {}, woke = false}
+  return {created = 0, ready = {}, fresh = {}, ready_keys = {}, woke = false, ids = {}}
 end
 
 -- Queues of `fresh` (queue -> new jobs) that do not exist yet, and the first queue whose
@@ -96,11 +96,15 @@ local function insert_job(P, st, now, id, key, kind, payload, attempts, due, tim
   end
   st.fresh[q] = (st.fresh[q] or 0) + 1
   st.created = st.created + 1
+  st.ids[st.created] = id
 end
 
 -- Writes what inserting gathered: new queues made known, each queue's pending count, the
--- created total, and a token for the waiting processes when a ready list went from empty.
-local function insert_done(P, st, counters, new_queues)
+-- created total, the new ids in the journal (the explorer's index of every job by creation: one
+-- list per hour, P:jl:<hour>, kept `ttl` (JOB_TTL_SECS) plus an hour from its first entry, and
+-- the set of those hours, P:jl), and a token for the waiting processes when a ready list went
+-- from empty.
+local function insert_done(P, st, counters, new_queues, now, ttl)
   if st.created == 0 then
     return
   end
@@ -119,6 +123,12 @@ local function insert_done(P, st, counters, new_queues)
     redis.call('HINCRBY', mk, 'created', n)
   end
   redis.call('HINCRBY', counters, 'created', st.created)
+  local hour = math.floor(now / 3600000000)
+  local jk = P .. ':jl:' .. hour
+  if redis.call('RPUSH', jk, unpack(st.ids)) == st.created then
+    redis.call('EXPIRE', jk, tonumber(ttl) + 3600)
+    redis.call('ZADD', P .. ':jl', hour, hour)
+  end
   -- A job behind others in a list changes nothing for a waiting process.
   if st.woke then
     wake(P)

@@ -5,7 +5,7 @@
 //! halves of one.
 
 use super::*;
-use crate::store::{CancelFilter, CancelOutcome, CreateOutcome, EventKind, FailMode, FailOutcome};
+use crate::store::{CancelOutcome, CreateOutcome, EventKind, FailMode, FailOutcome, JobFilter};
 
 fn child_of(parents: &[&NewJob]) -> NewJob {
     NewJob {
@@ -283,17 +283,17 @@ fn bulk_cancel_counts_then_cancels_what_the_filter_selects() {
     store
         .create(&[mail("a"), mail("a"), mail("b"), new_job()], 100, 60)
         .unwrap();
-    let filter = CancelFilter {
+    let filter = JobFilter {
         queue: Some("mail".into()),
         job_type: Some("a".into()),
-        group: None,
         statuses: vec!["pending".into(), "scheduled".into()],
+        ..JobFilter::default()
     };
-    let (n, more, events) = store.cancel_matching(&filter, true, 10).unwrap();
+    let (n, more, _, events) = store.cancel_matching(&filter, true, 10).unwrap();
     assert_eq!((n, more, events.len()), (2, false, 0));
-    let (n, more, _) = store.cancel_matching(&filter, false, 1).unwrap();
+    let (n, more, _, _) = store.cancel_matching(&filter, false, 1).unwrap();
     assert_eq!((n, more), (1, true));
-    let (n, _, _) = store.cancel_matching(&filter, false, 10).unwrap();
+    let (n, _, _, _) = store.cancel_matching(&filter, false, 10).unwrap();
     assert_eq!(n, 1);
     let pending: Option<String> = redis.raw().hget(key("q:{mail}:meta"), "pending").unwrap();
     assert_eq!(pending.as_deref(), Some("1"));

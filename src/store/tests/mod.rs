@@ -7,6 +7,7 @@ mod claims;
 mod create;
 mod dlq;
 mod ends;
+mod explore;
 mod flow;
 mod groups;
 mod history;
