@@ -383,7 +383,8 @@
               j.error || (j.result === null || j.result === undefined ? '' : JSON.stringify(j.result)))))),
           data.cut_short ? 'No match yet in the entries searched so far.' : 'No jobs match.'),
         h('div', { class: 'pager', 'data-cursor': st.cursor || '' },
-          st.cursor ? h('button', { type: 'button', 'data-ui': 'first-page' }, '← Newest') : null,
+          st.trail.length > 1 ? h('button', { type: 'button', 'data-ui': 'first-page' }, '⇤ Newest') : null,
+          st.cursor ? h('button', { type: 'button', 'data-ui': 'prev-page' }, '← Newer') : null,
           data.cut_short && data.next_cursor
             ? [h('span', { class: 'muted' }, `Searched ${fmtN(data.scanned)} entries, found ${fmtN(jobs.length)}.`),
               h('button', { type: 'button', 'data-ui': 'next-page', class: 'primary' }, 'Continue searching')]
@@ -752,6 +753,7 @@
     signout: () => { sessionStorage.removeItem(TOKEN_KEY); token = ''; current = null; boot(); },
     'next-page': () => { const st = current.ctx.state; st.trail.push(st.cursor); st.cursor = st.next; },
     'first-page': () => { const st = current.ctx.state; st.trail = []; st.cursor = null; },
+    'prev-page': () => { const st = current.ctx.state; st.cursor = st.trail.pop() || null; },
     'copy-curl': async () => {
       const st = current.ctx.state;
       st.curl = true;
