@@ -1,5 +1,5 @@
-//! The built-in web dashboard: its files (`ui/index.html`, `app.js`, `app.css`, `favicon.svg`),
-//! compiled into the binary, served under `/ui/` with a strict Content-Security-Policy of their
+//! The built-in web dashboard: its files (`ui/index.html`, the JavaScript modules `app.js`,
+//! `lib.js` and `pages.js`, `app.css`, `favicon.svg`), compiled into the binary, served under `/ui/` with a strict Content-Security-Policy of their
 //! own. They are not API operations (not in `ROUTES` nor in `openapi.json`) and hold no data:
 //! anyone may load them, and every call the page makes goes through the API with the token.
 //! Served, like the API, only by a process whose ROLE serves the API.
@@ -31,6 +31,16 @@ const ASSETS: &[Asset] = &[
         name: "app.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("ui/app.js"),
+    },
+    Asset {
+        name: "lib.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("ui/lib.js"),
+    },
+    Asset {
+        name: "pages.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("ui/pages.js"),
     },
     Asset {
         name: "app.css",
@@ -126,15 +136,21 @@ mod tests {
         assert!(!html.contains("<script>"), "inline script");
         assert!(!html.contains(" style="), "inline style attribute");
         assert!(!html.contains("<style"), "inline style element");
-        assert!(html.contains("<script src=\"app.js\""), "{html}");
-        let js = ASSETS[1].body;
-        for banned in ["eval(", "new Function", "innerHTML", "console.log"] {
-            assert!(!js.contains(banned), "app.js uses {banned}");
-        }
         assert!(
-            !js.contains("localStorage"),
-            "the token lives in sessionStorage only"
+            html.contains("<script type=\"module\" src=\"app.js\">"),
+            "{html}"
         );
+        for js in ASSETS.iter().filter(|a| a.name.ends_with(".js")) {
+            for banned in [
+                "eval(",
+                "new Function",
+                "innerHTML",
+                "console.",
+                "localStorage",
+            ] {
+                assert!(!js.body.contains(banned), "{} uses {banned}", js.name);
+            }
+        }
     }
 
     #[test]

@@ -35,11 +35,25 @@ fn the_dashboard_files_are_served_with_their_own_policy() {
 
     let mut etags = Vec::new();
     for (path, ty, needle) in [
-        ("/ui/", "text/html; charset=utf-8", "<script src=\"app.js\""),
+        (
+            "/ui/",
+            "text/html; charset=utf-8",
+            "<script type=\"module\" src=\"app.js\"",
+        ),
         (
             "/ui/app.js",
             "text/javascript; charset=utf-8",
-            "'use strict';",
+            "from './lib.js'",
+        ),
+        (
+            "/ui/lib.js",
+            "text/javascript; charset=utf-8",
+            "export async function api(",
+        ),
+        (
+            "/ui/pages.js",
+            "text/javascript; charset=utf-8",
+            "export const PAGES",
         ),
         (
             "/ui/app.css",
