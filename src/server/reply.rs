@@ -32,9 +32,8 @@ pub struct Reply {
     pub status: u16,
     pub body: String,
     pub content_type: &'static str,
-    /// The Content-Security-Policy: [`API_POLICY`] for JSON and text. The dashboard's HTML
-    /// pages will need a policy of their own (their scripts and styles from 'self'): they set
-    /// it here with [`Reply::with_policy`].
+    /// The Content-Security-Policy: [`API_POLICY`] for JSON and text; the dashboard's files
+    /// (`ui.rs`) set their own with [`Reply::with_policy`].
     pub policy: &'static str,
     pub headers: Vec<(&'static str, String)>,
 }
@@ -74,7 +73,6 @@ impl Reply {
     }
 
     /// The Content-Security-Policy for an answer that is not API JSON or text (the dashboard).
-    #[allow(dead_code)] // the dashboard's pages are its first users
     pub fn with_policy(mut self, policy: &'static str) -> Reply {
         self.policy = policy;
         self

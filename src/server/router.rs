@@ -2,6 +2,7 @@
 //! [`ROUTES`] plus its handler (in `jobs.rs`, `explorer.rs`, `dlq.rs`, `dlq_groups.rs`, `queues.rs`, `schedules.rs`,
 //! `workers.rs` or `ops.rs`) and its operation in
 //! `openapi.json`; a test checks that the table and the document list the same operations.
+//! The dashboard's files under `/ui/` are not operations: `ui.rs` answers them before the table.
 
 use std::sync::Arc;
 use tiny_http::{Method, Request};
@@ -9,7 +10,8 @@ use tiny_http::{Method, Request};
 use super::auth::{authorize, Access};
 use super::cross_site::refuse_cross_site;
 use super::{
-    dlq, dlq_groups, explorer, jobs, ops, queues, schedules, workers, workflows, ApiError, Reply,
+    dlq, dlq_groups, explorer, jobs, ops, queues, schedules, ui, workers, workflows, ApiError,
+    Reply,
 };
 use crate::context::Shared;
 use crate::job::NewJob;
@@ -224,6 +226,14 @@ pub fn plan(req: &mut Request, shared: &Arc<Shared>, store: &mut Store) -> Step 
         Method::Head => "GET".to_string(),
         m => m.as_str().to_ascii_uppercase(),
     };
+    if ui::owns(path) {
+        let cfg = &shared.config;
+        let reply = ui::answer(req, &method, path, cfg.role.serves_api(), || {
+            not_served(path, cfg)
+        });
+        shared.metrics.count_request("/ui", reply.status);
+        return Step::Reply(reply);
+    }
     let (endpoint, id) = match route(&method, path) {
         Ok(found) => found,
         Err(e) => {
@@ -260,10 +270,7 @@ fn dispatch(
     };
     checked = checked.and_then(|()| authorize(req, cfg, endpoint.access, changes_state));
     if checked.is_ok() && !endpoint.any_role && !cfg.role.serves_api() {
-        checked = Err(ApiError::NotFound(format!(
-            "{path} is not served by this process (ROLE={}); send job requests to a process with ROLE=api or ROLE=all",
-            cfg.role.as_str()
-        )));
+        checked = Err(not_served(path, cfg));
     }
     if let Err(e) = checked {
         return Step::Reply(e.into_reply());
@@ -279,6 +286,14 @@ fn dispatch(
         Answer(f) => Step::Reply(f(&mut call).unwrap_or_else(ApiError::into_reply)),
         Gather(f) => f(&mut call).map_or_else(|e| Step::Reply(e.into_reply()), Step::Create),
     }
+}
+
+/// The 404 of a route this process's ROLE does not serve.
+fn not_served(path: &str, cfg: &crate::config::Config) -> ApiError {
+    ApiError::NotFound(format!(
+        "{path} is not served by this process (ROLE={}); send job requests to a process with ROLE=api or ROLE=all",
+        cfg.role.as_str()
+    ))
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ mod cancellation;
 mod cli;
 mod concurrency;
 mod correctness;
+mod dashboard;
 mod dlq_groups;
 mod explorer;
 mod flow;
