@@ -61,26 +61,31 @@ pub fn authorize(
     }
 }
 
-/// What the caller of an authorized request may do: `full`, or `read_only` when it came with
-/// API_TOKEN_READONLY (`GET /access`, so the dashboard hides the actions it would be refused).
+/// What the caller may do: `full` (the full token, or no API_TOKEN at all), `read_only` (the
+/// API_TOKEN_READONLY token) or `none` (no token, or a wrong one). `GET /access` answers it to
+/// anyone, so the dashboard learns whether to ask for a token without a refused request.
 pub fn access_level(req: &Request, config: &Config) -> &'static str {
-    let given = req
+    let Some(full) = config.api_token.as_deref() else {
+        return "full";
+    };
+    let Some(given) = req
         .headers()
         .iter()
         .find(|h| h.field.equiv("Authorization"))
-        .and_then(|h| bearer_token(h.value.as_str()));
-    let read_only = match (given, &config.api_token, &config.api_token_readonly) {
-        (Some(g), Some(full), Some(ro)) => {
-            let is_full = constant_time_eq(g.as_bytes(), full.as_bytes());
-            let is_ro = constant_time_eq(g.as_bytes(), ro.as_bytes());
-            is_ro && !is_full
-        }
-        _ => false,
+        .and_then(|h| bearer_token(h.value.as_str()))
+    else {
+        return "none";
     };
-    if read_only {
-        "read_only"
-    } else {
-        "full"
+    // Both comparisons are always made, as in `authorize`.
+    let is_full = constant_time_eq(given.as_bytes(), full.as_bytes());
+    let is_ro = config
+        .api_token_readonly
+        .as_deref()
+        .is_some_and(|ro| constant_time_eq(given.as_bytes(), ro.as_bytes()));
+    match (is_full, is_ro) {
+        (true, _) => "full",
+        (false, true) => "read_only",
+        (false, false) => "none",
     }
 }
 

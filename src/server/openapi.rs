@@ -187,8 +187,8 @@ fn variant(
 }
 
 /// Bearer security exactly as `authorize` (auth.rs) enforces it: with API_TOKEN, on every
-/// operation but `/health` (and `/metrics` with METRICS_PUBLIC); without it, nowhere, and no
-/// operation answers 401.
+/// operation but the public ones of the route table (`/health`, `/access`; `/metrics` with
+/// METRICS_PUBLIC); without it, nowhere, and no operation answers 401.
 fn security(doc: &mut Value, config: &Config) {
     let open_metrics = config.metrics_public;
     let Some(root) = doc.as_object_mut() else {
@@ -219,7 +219,10 @@ fn security(doc: &mut Value, config: &Config) {
         let Some(item) = item.as_object_mut() else {
             continue;
         };
-        let public = path == "/health" || (path == "/metrics" && open_metrics);
+        let public = super::router::ROUTES
+            .iter()
+            .any(|e| e.path == path && e.access == super::auth::Access::Public)
+            || (path == "/metrics" && open_metrics);
         for op in item.values_mut().filter_map(Value::as_object_mut) {
             let no_auth = config.api_token.is_none() || public;
             if no_auth {

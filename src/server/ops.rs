@@ -18,8 +18,8 @@ pub fn health(call: &mut Call) -> Result<Reply, ApiError> {
     })
 }
 
-/// `GET /access`: what the caller's token allows (`full` or `read_only`) and whether this
-/// server asks for a token at all.
+/// `GET /access` (no token needed): what the caller's token allows (`full`, `read_only` or
+/// `none`) and whether this server asks for a token at all.
 pub fn access(call: &mut Call) -> Result<Reply, ApiError> {
     let config = &call.shared.config;
     Ok(Reply::json(

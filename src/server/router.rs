@@ -58,6 +58,17 @@ const fn api(method: &'static str, path: &'static str, action: Action) -> Endpoi
     }
 }
 
+/// A route of the API that needs no token (it says what the caller's token allows).
+const fn api_public(method: &'static str, path: &'static str, action: Action) -> Endpoint {
+    Endpoint {
+        method,
+        path,
+        access: Access::Public,
+        any_role: false,
+        action,
+    }
+}
+
 const fn any_role(
     method: &'static str,
     path: &'static str,
@@ -93,7 +104,7 @@ pub const ROUTES: &[Endpoint] = &[
     api("GET", "/stats", Answer(ops::stats)),
     api("GET", "/stats/history", Answer(ops::history)),
     api("GET", "/workers", Answer(workers::list)),
-    api("GET", "/access", Answer(ops::access)),
+    api_public("GET", "/access", Answer(ops::access)),
     any_role("GET", "/health", Access::Public, Answer(ops::health)),
     any_role("GET", "/metrics", Access::Metrics, Answer(ops::metrics)),
     any_role("GET", "/openapi.json", Access::Token, Answer(ops::openapi)),

@@ -568,6 +568,8 @@ fn the_read_only_token_sees_no_action_and_the_api_refuses_one() {
         );
     }
     screenshot(&browser, "read-only-jobs");
+    // Signing in, a wrong token first, made no refused request.
+    assert_eq!(browser.console_errors(), Vec::<String>::new());
     // The token is kept for the tab, never in the URL; the API refuses a change with it.
     assert_eq!(
         browser.exec("return sessionStorage.getItem('jobq.token')", &[]),

@@ -8,7 +8,7 @@
 // data-ui (local: copy, paging), handled by one click listener.
 import {
   $, h, morphChildren, fmtN, enc, token, access, setAccess, setToken, hooks, go, api, get, post,
-  showError, notice, clearBanner, closed, confirmDialog,
+  showError, notice, clearBanner, closed, confirmDialog, askToken,
 } from './lib.js';
 import { bulkBody, BULK, curlFor, PAGES, NAV } from './pages.js';
 
@@ -215,8 +215,15 @@ function renderWho() {
 }
 
 async function boot() {
+  // GET /access answers without a token ("none" when one is needed and missing or wrong), so
+  // the first visit learns it must ask for one without a refused request.
   try {
-    setAccess(await get('/access'));
+    const a = await get('/access');
+    if (a.access === 'none') {
+      askToken(token ? 'the token is wrong: give API_TOKEN, or API_TOKEN_READONLY to look only' : '');
+      return;
+    }
+    setAccess(a);
   } catch (e) {
     if (e.status === 401) return;
     if (e.status === 404) setAccess({ access: 'full', token_required: Boolean(token) });
