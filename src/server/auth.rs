@@ -33,31 +33,18 @@ pub fn authorize(
     if access == Access::Public || (access == Access::Metrics && config.metrics_public) {
         return Ok(());
     }
-    let given = req
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Authorization"))
-        .and_then(|h| bearer_token(h.value.as_str()));
-    let Some(given) = given else {
-        return Err(ApiError::Unauthorized(
-            "this server requires a token: send Authorization: Bearer <API_TOKEN>",
-        ));
-    };
-    // Both comparisons are always made, so timing does not tell which token was near.
-    let full = constant_time_eq(given.as_bytes(), token.as_bytes());
-    let read_only = config
-        .api_token_readonly
-        .as_deref()
-        .is_some_and(|ro| constant_time_eq(given.as_bytes(), ro.as_bytes()));
-    match (full, read_only) {
-        (true, _) => Ok(()),
-        (false, true) if !changes_state => Ok(()),
-        (false, true) => Err(ApiError::Forbidden(format!(
+    match given_token(req, token, config) {
+        Given::Full => Ok(()),
+        Given::ReadOnly if !changes_state => Ok(()),
+        Given::ReadOnly => Err(ApiError::Forbidden(format!(
             "this token is read-only: {} {} changes state and needs API_TOKEN; the read-only token may call GET routes only",
             req.method().as_str().to_ascii_uppercase(),
             req.url().split('?').next().unwrap_or_default()
         ))),
-        (false, false) => Err(ApiError::Unauthorized("the bearer token is wrong")),
+        Given::Missing => Err(ApiError::Unauthorized(
+            "this server requires a token: send Authorization: Bearer <API_TOKEN>",
+        )),
+        Given::Wrong => Err(ApiError::Unauthorized("the bearer token is wrong")),
     }
 }
 
@@ -65,27 +52,44 @@ pub fn authorize(
 /// API_TOKEN_READONLY token) or `none` (no token, or a wrong one). `GET /access` answers it to
 /// anyone, so the dashboard learns whether to ask for a token without a refused request.
 pub fn access_level(req: &Request, config: &Config) -> &'static str {
-    let Some(full) = config.api_token.as_deref() else {
+    let Some(token) = config.api_token.as_deref() else {
         return "full";
     };
+    match given_token(req, token, config) {
+        Given::Full => "full",
+        Given::ReadOnly => "read_only",
+        Given::Missing | Given::Wrong => "none",
+    }
+}
+
+/// The token a request carries.
+enum Given {
+    Missing,
+    Full,
+    ReadOnly,
+    Wrong,
+}
+
+/// Compares the request's bearer token with API_TOKEN (`full`) and API_TOKEN_READONLY. Both
+/// comparisons are always made, in constant time, so timing does not tell which token was near.
+fn given_token(req: &Request, full: &str, config: &Config) -> Given {
     let Some(given) = req
         .headers()
         .iter()
         .find(|h| h.field.equiv("Authorization"))
         .and_then(|h| bearer_token(h.value.as_str()))
     else {
-        return "none";
+        return Given::Missing;
     };
-    // Both comparisons are always made, as in `authorize`.
     let is_full = constant_time_eq(given.as_bytes(), full.as_bytes());
     let is_ro = config
         .api_token_readonly
         .as_deref()
         .is_some_and(|ro| constant_time_eq(given.as_bytes(), ro.as_bytes()));
     match (is_full, is_ro) {
-        (true, _) => "full",
-        (false, true) => "read_only",
-        (false, false) => "none",
+        (true, _) => Given::Full,
+        (false, true) => Given::ReadOnly,
+        (false, false) => Given::Wrong,
     }
 }
 

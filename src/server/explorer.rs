@@ -57,7 +57,7 @@ pub fn list(call: &mut Call) -> Result<Reply, ApiError> {
         ));
     }
     let statuses = match q.get("status") {
-        None | Some("") => Vec::new(),
+        None => Vec::new(),
         Some(s) => statuses(s.split(',').map(str::to_string).collect(), &STATUSES, "")?,
     };
     let filter = JobFilter {

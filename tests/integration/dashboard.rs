@@ -2,8 +2,9 @@
 //! Content-Security-Policy, the redirect, caching, who may load them), and the dashboard in a
 //! real headless Chromium (`harness::browser`) against a real jobq and Redis: every page loads
 //! cleanly, counts move, search finds one failure among 10,000 jobs, a failure group drains,
-//! a queue pauses and resumes, a running job is cancelled, and the read-only token sees no
-//! action. Each page's screenshot is kept under `target/test-artifacts/dashboard/`.
+//! a queue pauses and resumes, a running job is cancelled, the read-only token sees no
+//! action, and the refresh moves no layout and stops while the tab is hidden. Each page's
+//! screenshot is kept under `target/test-artifacts/dashboard/`.
 //!
 //! The page's hooks: `main[data-page]` gets `data-ready="1"` after its first load (and
 //! `data-id` on a job's or workflow's page); rows carry `data-job`, `data-queue`, `data-group`,
@@ -583,4 +584,84 @@ fn the_read_only_token_sees_no_action_and_the_api_refuses_one() {
     assert_eq!(status, json!(403));
     let queue = server.request_with("GET", "/queues/default", &[("Authorization", &full)], b"");
     assert_eq!(queue.json()["paused"], false, "{queue:?}");
+}
+
+#[test]
+fn the_page_refreshes_without_layout_shift_and_stops_while_hidden() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis, |_| {});
+    server.submit(&json!({"type": "noop"}));
+    let browser = Browser::start();
+    open(&browser, &server, "/overview", "overview");
+    // Layout shifts from now on (none counts input, as nothing is clicked), and the page's
+    // calls of GET /stats, one per refresh.
+    browser.exec(
+        "window.shift = 0; new PerformanceObserver((l) => { for (const e of l.getEntries()) window.shift += e.value; }).observe({type: 'layout-shift'});",
+        &[],
+    );
+    let stats_calls = || {
+        browser
+            .exec(
+                "return performance.getEntriesByType('resource').filter((e) => e.name.endsWith('/stats')).length",
+                &[],
+            )
+            .as_u64()
+            .unwrap()
+    };
+    let first = stats_calls();
+    // Counts change under the page for a few refreshes.
+    for i in 0..3 {
+        let batch: Vec<Value> = (0..200).map(|_| json!({"type": "noop"})).collect();
+        server
+            .post_json("/jobs/batch", &json!({ "jobs": batch }))
+            .expect_status(201, "POST /jobs/batch");
+        let want = 1 + 200 * (i + 1);
+        browser.wait_until(
+            &format!(
+                "document.querySelector('[data-stat=total_jobs] .n').textContent === '{}'",
+                fmt_thousands(want)
+            ),
+            SHOWN,
+            "the overview to count the new jobs",
+        );
+    }
+    assert!(stats_calls() >= first + 3, "the page refreshed");
+    let shift = browser.exec("return window.shift", &[]).as_f64().unwrap();
+    assert!(
+        shift < 0.01,
+        "refreshing moved the layout: cumulative shift {shift}"
+    );
+
+    // Hidden, the page asks nothing; visible again, it refreshes at once.
+    browser.exec(
+        "Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'hidden'}); document.dispatchEvent(new Event('visibilitychange'));",
+        &[],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let hidden = stats_calls();
+    std::thread::sleep(Duration::from_secs(7));
+    assert_eq!(stats_calls(), hidden, "no refresh while the tab is hidden");
+    browser.exec(
+        "Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'visible'}); document.dispatchEvent(new Event('visibilitychange'));",
+        &[],
+    );
+    browser.wait_until(
+        &format!("performance.getEntriesByType('resource').filter((e) => e.name.endsWith('/stats')).length > {hidden}"),
+        SHOWN,
+        "a refresh once visible again",
+    );
+    assert_eq!(browser.console_errors(), Vec::<String>::new());
+}
+
+/// A count as the page shows it: 1,401.
+fn fmt_thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }

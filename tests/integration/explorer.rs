@@ -122,6 +122,7 @@ fn the_explorer_lists_newest_first_filters_searches_and_pages() {
     // Bad input is a 400 that says what to do.
     for (q, says) in [
         ("status=done", "not a status"),
+        ("status=", "not a status"),
         ("cursor=j.1", "next_cursor"),
         ("status=failed&cursor=j.5.5", "other statuses"),
         ("q=$.user..id=1", "$.path=value"),
