@@ -6,7 +6,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 
-use super::input::Query;
+use super::input::{as_of, Query};
 use super::router::Call;
 use super::{ApiError, Reply};
 use crate::store::{DlqGroup, DlqSelect};
@@ -117,18 +117,7 @@ fn selection(call: &Call) -> Result<(String, bool, Option<i64>), ApiError> {
             )))
         }
     };
-    let upto = match q.get("as_of") {
-        None => None,
-        Some(v) => Some(
-            DateTime::parse_from_rfc3339(v)
-                .map(|t| t.timestamp_micros())
-                .map_err(|_| {
-                    ApiError::BadRequest(format!(
-                        "as_of must be an RFC 3339 time such as a dry run's as_of, got {v:?}"
-                    ))
-                })?,
-        ),
-    };
+    let upto = q.get("as_of").map(as_of).transpose()?;
     Ok((fp.to_string(), dry_run, upto))
 }
 

@@ -2,11 +2,11 @@
 //! per call with a cursor to go on), `POST /jobs/retry`, `/jobs/delete` and `/jobs/cancel` (by
 //! filter, with a dry run whose `as_of` pins the selection), and `DELETE /jobs/{id}`.
 
-use chrono::{DateTime, SecondsFormat};
+use chrono::SecondsFormat;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::input::{job_id, parse_json, read_body, Query};
+use super::input::{as_of, job_id, parse_json, read_body, Query};
 use super::router::Call;
 use super::{ApiError, Reply};
 use crate::context::note_job_events;
@@ -166,19 +166,12 @@ fn bulk(call: &mut Call, action: Bulk) -> Result<Reply, ApiError> {
         None => default.iter().map(|s| s.to_string()).collect(),
         Some(list) => statuses(list, allowed, action.name())?,
     };
-    let upto = req
-        .as_of
-        .as_deref()
-        .map(|t| {
-            DateTime::parse_from_rfc3339(t)
-                .map(|t| t.timestamp_micros())
-                .map_err(|_| {
-                    ApiError::BadRequest(format!(
-                        "as_of must be an RFC 3339 time such as a dry run's as_of, got {t:?}"
-                    ))
-                })
-        })
-        .transpose()?;
+    let upto = req.as_of.as_deref().map(as_of).transpose()?;
+    if action == Bulk::Cancel && req.cursor.is_some() {
+        return Err(ApiError::BadRequest(
+            "a cancellation takes no cursor: while an answer says \"more\", call again with the same filter and as_of".into(),
+        ));
+    }
     let filter = JobFilter {
         statuses,
         queue: req.queue,
@@ -188,7 +181,7 @@ fn bulk(call: &mut Call, action: Bulk) -> Result<Reply, ApiError> {
         upto,
     };
     check_filter(&filter)?;
-    let (matched, next, now) = if action == Bulk::Cancel {
+    let done = if action == Bulk::Cancel {
         if filter.queue.is_none() && filter.job_type.is_none() && filter.group.is_none() {
             return Err(ApiError::BadRequest(
                 "name at least one of \"queue\", \"type\" and \"group\": a cancellation of every job must be asked for queue by queue".into(),
@@ -198,11 +191,22 @@ fn bulk(call: &mut Call, action: Bulk) -> Result<Reply, ApiError> {
             call.store
                 .cancel_matching(&filter, req.dry_run, MAX_BULK_CANCEL)?;
         note_job_events(call.shared, &events);
-        (n, more.then(|| String::from("more")), now)
+        Done {
+            matched: n,
+            more,
+            cursor: None,
+            now,
+        }
     } else {
         let from = req.cursor.as_deref().map(bulk_cursor).transpose()?;
         walk_and_act(call.store, action, &filter, from, req.dry_run)?
     };
+    let Done {
+        matched,
+        more,
+        cursor,
+        now,
+    } = done;
     let as_of = upto.unwrap_or(now);
     if !req.dry_run && matched > 0 {
         log::info!(
@@ -221,26 +225,36 @@ fn bulk(call: &mut Call, action: Bulk) -> Result<Reply, ApiError> {
         "action": action.name(),
         "dry_run": req.dry_run,
         "matched": matched,
-        "more": next.is_some(),
+        "more": more,
         "as_of": rfc3339(as_of),
     });
-    if let Some(c) = next.filter(|_| action != Bulk::Cancel) {
+    if let Some(c) = cursor {
         answer["next_cursor"] = json!(c);
     }
     Ok(Reply::json(200, &answer))
 }
 
+/// What a bulk action did (or with a dry run, would do).
+struct Done {
+    matched: u64,
+    /// It stopped at its bound with more of the selection left.
+    more: bool,
+    /// Where a retry or delete stopped, when `more`.
+    cursor: Option<String>,
+    /// Redis's clock when it began (µs).
+    now: i64,
+}
+
 /// Walks the selection of a retry or delete (failed jobs along the DLQ, then the other ended
 /// statuses along the journal) up to [`BULK_BUDGET`] entries, acting on each step's jobs unless
-/// `dry_run`. Returns how many matched, the cursor where it stopped, and Redis's clock at the
-/// first step.
+/// `dry_run`.
 fn walk_and_act(
     store: &mut Store,
     action: Bulk,
     filter: &JobFilter,
     from: Option<(Index, Place)>,
     dry_run: bool,
-) -> Result<(u64, Option<String>, i64), ApiError> {
+) -> Result<Done, ApiError> {
     let failed = filter.statuses.iter().any(|s| s == "failed");
     let others: Vec<String> = filter
         .statuses
@@ -276,7 +290,12 @@ fn walk_and_act(
         let (index, f) = &legs[leg];
         if seen >= BULK_BUDGET {
             let at = place.unwrap_or_default();
-            return Ok((matched, Some(cursor_text(*index, &at)), now.unwrap_or(0)));
+            return Ok(Done {
+                matched,
+                more: true,
+                cursor: Some(cursor_text(*index, &at)),
+                now: now.unwrap_or(0),
+            });
         }
         let w = store.explore(*index, f, place.as_ref(), STEP, STEP)?;
         now.get_or_insert(w.now_us);
@@ -290,7 +309,12 @@ fn walk_and_act(
             leg += 1;
         }
     }
-    Ok((matched, None, now.unwrap_or(0)))
+    Ok(Done {
+        matched,
+        more: false,
+        cursor: None,
+        now: now.unwrap_or(0),
+    })
 }
 
 /// Retries or deletes one step's jobs, each in its own atomic step: a job that has changed

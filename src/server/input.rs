@@ -163,6 +163,18 @@ fn query_pairs(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A dry run's `as_of` (RFC 3339) as µs since the epoch: the moment a bulk action's selection
+/// is taken at.
+pub fn as_of(raw: &str) -> Result<i64, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.timestamp_micros())
+        .map_err(|_| {
+            ApiError::BadRequest(format!(
+                "as_of must be an RFC 3339 time such as a dry run's as_of, got {raw:?}"
+            ))
+        })
+}
+
 /// A `{name}` segment of the path, percent-decoded: clients that encode path segments send
 /// `mail%3Aeu` for the queue `mail:eu` (and `%2E` for `.`). `+` stays `+`, as in any path.
 pub fn path_segment(raw: &str) -> String {

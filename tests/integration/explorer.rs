@@ -266,6 +266,13 @@ fn bulk_cancel_with_as_of_leaves_jobs_created_after_the_dry_run() {
     assert_eq!(c.job(&later)["status"], "pending");
     assert_eq!(list_all(&c, "status=cancelled").len(), 3);
     assert_eq!(list_all(&c, "status=pending&queue=reports").len(), 2);
+    let e = c
+        .post_json(
+            "/jobs/cancel",
+            &json!({"queue": "reports", "cursor": "j.1.1"}),
+        )
+        .expect_json_error(400, "a cancellation with a cursor");
+    assert!(e.contains("takes no cursor"), "{e}");
 }
 
 #[test]
