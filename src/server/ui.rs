@@ -1,8 +1,9 @@
 //! The built-in web dashboard: its files (`ui/index.html`, the JavaScript modules `app.js`,
-//! `lib.js` and `pages.js`, `app.css`, `favicon.svg`), compiled into the binary, served under `/ui/` with a strict Content-Security-Policy of their
-//! own. They are not API operations (not in `ROUTES` nor in `openapi.json`) and hold no data:
-//! anyone may load them, and every call the page makes goes through the API with the token.
-//! Served, like the API, only by a process whose ROLE serves the API.
+//! `lib.js` and `pages.js`, `app.css`, `favicon.svg`), compiled into the binary, served under
+//! `/ui/` with a strict Content-Security-Policy of their own. They are not API operations (not
+//! in `ROUTES` nor in `openapi.json`) and hold no data: anyone may load them, and every call the
+//! page makes goes through the API with the token. Served, like the API, only by a process whose
+//! ROLE serves the API.
 
 use tiny_http::Request;
 
