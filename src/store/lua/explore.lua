@@ -45,6 +45,10 @@ if journal then
     while i >= 0 do
       local lo = math.max(0, i - CHUNK + 1)
       local ids = redis.call('LRANGE', jk, lo, i)
+      if #ids == 0 then
+        -- The hour's list expired between two pages.
+        break
+      end
       for j = #ids, 1, -1 do
         if #kept >= want or seen >= budget then
           return done(h, lo + j - 1)
