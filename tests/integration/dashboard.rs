@@ -2,7 +2,7 @@
 //! Content-Security-Policy, the redirect, caching, who may load them), and the dashboard in a
 //! real headless Chromium (`harness::browser`) against a real jobq and Redis: every page loads
 //! cleanly, counts move, search finds one failure among 10,000 jobs, a failure group drains,
-//! a queue pauses and resumes, a running job is cancelled, the read-only token sees no
+//! the explorer retries and deletes what its filter selects, a queue pauses and resumes, a running job is cancelled, the read-only token sees no
 //! action, and the refresh moves no layout and stops while the tab is hidden. Each page's
 //! screenshot is kept under `target/test-artifacts/dashboard/`.
 //!
@@ -664,4 +664,75 @@ fn fmt_thousands(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+#[test]
+fn the_explorer_retries_and_deletes_what_its_filter_selects() {
+    let redis = RedisServer::start();
+    let failing = Arc::new(AtomicBool::new(true));
+    let server = TestServer::with_registry(
+        &redis,
+        |r| {
+            r.register("charge", flaky(&failing));
+        },
+        |c| c.max_attempts = 1,
+    );
+    let charges: Vec<String> = (0..3)
+        .map(|order| server.submit(&json!({"type": "charge", "payload": {"order": order}})))
+        .collect();
+    let other = server.submit(&json!({"type": "fail", "payload": {"message": "other cause"}}));
+    for id in charges.iter().chain([&other]) {
+        server.wait_for_status(id, "failed", SHOWN);
+    }
+    failing.store(false, Ordering::SeqCst);
+
+    let browser = Browser::start();
+    open(&browser, &server, "/jobs?status=failed&type=charge", "jobs");
+    browser.wait_for(&format!("[data-job=\"{}\"]", charges[0]), SHOWN);
+    browser.click("[data-action=bulk-retry]");
+    let asked = confirm(&browser);
+    assert!(
+        asked.starts_with("3 job(s) match"),
+        "the dry run's count: {asked}"
+    );
+    wait_api("the three charges completed", || {
+        let done = charges
+            .iter()
+            .filter(|id| server.job(id)["status"] == "completed")
+            .count();
+        (done == 3)
+            .then_some(())
+            .ok_or(format!("{done} of 3 completed"))
+    });
+    assert_eq!(server.job(&other)["status"], "failed", "outside the filter");
+
+    // The completed charges, deleted by filter from the same page.
+    open(
+        &browser,
+        &server,
+        "/jobs?status=completed&type=charge",
+        "jobs",
+    );
+    browser.wait_for(&format!("[data-job=\"{}\"]", charges[0]), SHOWN);
+    browser.click("[data-action=bulk-delete]");
+    let asked = confirm(&browser);
+    assert!(
+        asked.starts_with("3 job(s) match"),
+        "the dry run's count: {asked}"
+    );
+    wait_api("the charges deleted", || {
+        let left = charges
+            .iter()
+            .filter(|id| server.get(&format!("/jobs/{id}")).status != 404)
+            .count();
+        (left == 0).then_some(()).ok_or(format!("{left} left"))
+    });
+    browser.wait_until(
+        &format!("!document.querySelector('[data-job=\"{}\"]')", charges[0]),
+        SHOWN,
+        "the deleted jobs to leave the list",
+    );
+    screenshot(&browser, "jobs-bulk-deleted");
+    assert_eq!(server.job(&other)["status"], "failed");
+    assert_eq!(browser.console_errors(), Vec::<String>::new());
 }

@@ -91,16 +91,32 @@ const path = (kind, name, verb) => `/${kind}/${enc(name)}${verb ? `/${verb}` : '
 function toggle(kind, label, verb) {
   return async (b) => { await post(path(kind, b.dataset.name, verb)); return `${label} ${b.dataset.name} ${verb === 'pause' ? 'paused' : 'resumed'}.`; };
 }
+// One bulk action over the whole selection: a retry or delete that stops at the server's bound
+// goes on from its cursor (a cancellation has none: the jobs it took no longer match), all with
+// the first call's as_of, for at most 50 calls.
+async function bulkCalls(name, body) {
+  let total = 0;
+  let r = null;
+  let cursor = null;
+  for (let i = 0; i < 50; i++) {
+    r = await post(`/jobs/${name}`, cursor ? { ...body, cursor } : body);
+    total += r.matched;
+    if (!r.more || (body.dry_run && !r.next_cursor)) break;
+    cursor = r.next_cursor || null;
+    if (!body.as_of) body = { ...body, as_of: r.as_of };
+  }
+  return { ...r, matched: total };
+}
 async function bulk(name) {
   const b = BULK[name];
   const body = bulkBody(current.ctx.state.filter);
-  const dry = await post(`/jobs/${name}`, { ...body, dry_run: true });
+  const dry = await bulkCalls(name, { ...body, dry_run: true });
   if (!dry.matched) return `No job matches: nothing to ${name}.`;
   const n = `${fmtN(dry.matched)}${dry.more ? '+' : ''}`;
   const ok = await confirmDialog(`${b.verb} ${n} jobs?`,
     `${n} job(s) match this filter now. Only these are ${b.done}: jobs that match later are left alone.`, `${b.verb} ${n}`);
   if (!ok) return null;
-  const r = await post(`/jobs/${name}`, { ...body, dry_run: false, as_of: dry.as_of });
+  const r = await bulkCalls(name, { ...body, dry_run: false, as_of: dry.as_of });
   return `${fmtN(r.matched)} job(s) ${b.done}${r.more ? '; more match: run it again for the rest' : ''}.`;
 }
 async function group(verb, fp) {
