@@ -34,13 +34,15 @@ mod scripts;
 pub(crate) mod test_redis;
 #[cfg(test)]
 mod tests;
+#[cfg(feature = "cluster")]
+mod topology;
 
 use std::sync::Arc;
 
 pub use admin::RedisState;
 #[cfg(test)]
 pub use admin::Stats;
-pub use backend::Backend;
+pub use backend::{Backend, WaitReplicas};
 pub use conn::Health;
 pub use create::{CreateOutcome, Created};
 pub use dlq::DlqSelect;
@@ -66,4 +68,6 @@ pub struct Store {
     keys: Arc<keys::Keys>,
     /// JOB_TTL_SECS, for the records that a cancellation or a start deadline ends.
     job_ttl_secs: u64,
+    /// REDIS_WAIT_REPLICAS: the replicas that must confirm a create (see `create.rs`).
+    wait: Option<WaitReplicas>,
 }
