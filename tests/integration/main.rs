@@ -5,10 +5,10 @@
 //! One test binary with a module per topic, so the harness is compiled once. Every test starts
 //! its own redis-server on a free port, so tests run in parallel without sharing state.
 //!
-//! Needs `redis-server` (and `promtool` for one metrics test, `chromium` and `chromedriver` for
-//! the browser tests); `scripts/test` installs them. `JOBQ_TEST_REDIS_SERVER`,
-//! `JOBQ_TEST_PROMTOOL`, `JOBQ_TEST_CHROMIUM` and `JOBQ_TEST_CHROMEDRIVER` override where they
-//! are looked for.
+//! Needs `redis-server` (and `redis-cli` for the Redis Cluster tests, `promtool` for one metrics
+//! test, `chromium` and `chromedriver` for the browser tests); `scripts/test` installs them.
+//! `JOBQ_TEST_REDIS_SERVER`, `JOBQ_TEST_REDIS_CLI`, `JOBQ_TEST_PROMTOOL`, `JOBQ_TEST_CHROMIUM`
+//! and `JOBQ_TEST_CHROMEDRIVER` override where they are looked for.
 
 #![forbid(unsafe_code)]
 
@@ -39,5 +39,6 @@ mod schedules;
 mod scheduling;
 mod security;
 mod shutdown;
+mod topology;
 mod workers;
 mod workflows;

@@ -1,4 +1,5 @@
-//! Test harness: a private `redis-server` per test ([`RedisServer`]), jobq in-process
+//! Test harness: a private `redis-server` per test ([`RedisServer`]), or a private Redis
+//! Cluster ([`RedisCluster`]) or Sentinel group ([`RedisSentinel`]), jobq in-process
 //! ([`TestServer`]) or as the real binary ([`BinaryServer`]), an HTTP client ([`Client`]) and a
 //! headless Chromium for the dashboard's browser tests ([`browser::Browser`]).
 //! Every wait is bounded and, when it gives up, says what it waited for and what it last saw.
@@ -7,12 +8,17 @@ pub mod browser;
 mod http;
 mod jobq_server;
 mod metrics;
+mod redis_cluster;
+mod redis_node;
+mod redis_sentinel;
 mod redis_server;
 mod values;
 
 pub use self::http::*;
 pub use self::jobq_server::*;
 pub use self::metrics::*;
+pub use self::redis_cluster::*;
+pub use self::redis_sentinel::*;
 pub use self::redis_server::*;
 pub use self::values::*;
 

@@ -1,0 +1,207 @@
+//! The Redis Cluster and Sentinel harnesses (`tests/support/redis_cluster.rs`,
+//! `redis_sentinel.rs`) on their own, before jobq is pointed at them: the topology comes up as
+//! described, a key goes to the master of its slot, and a master killed with SIGKILL is replaced
+//! by its replica within seconds. jobq's own Cluster and Sentinel tests rely on each of these, so a
+//! broken harness (or a redis-server that behaves otherwise) fails here first.
+
+use crate::harness::*;
+use redis::{ErrorKind, ServerErrorKind};
+use std::time::{Duration, Instant};
+
+#[test]
+fn cluster_node_lines_parse_with_ranges_single_slots_and_migrations() {
+    let line = "07c37dfeb235213a872192d90877d0cd55635b91 127.0.0.1:30004@40004,host myself,master \
+                - 0 1426238317239 4 connected 0-99 105 [106->-e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca]";
+    let node = ClusterNode::parse(line).unwrap();
+    assert_eq!(node.port, 30004);
+    assert!(node.is_master() && !node.is_failing());
+    assert_eq!(node.master_id, None);
+    assert_eq!(node.slots, vec![(0, 99), (105, 105)]);
+    assert_eq!(node.slot_count(), 101);
+    assert!(node.serves(105) && !node.serves(106));
+
+    let line = "e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@40001 slave,fail \
+                07c37dfeb235213a872192d90877d0cd55635b91 0 1426238316232 1 disconnected";
+    let node = ClusterNode::parse(line).unwrap();
+    assert!(!node.is_master() && node.is_failing());
+    assert_eq!(
+        node.master_id.as_deref(),
+        Some("07c37dfeb235213a872192d90877d0cd55635b91")
+    );
+    assert!(node.slots.is_empty());
+}
+
+#[test]
+fn cluster_comes_up_with_three_masters_of_a_third_of_the_slots_and_a_replica_each() {
+    let started = Instant::now();
+    let cluster = RedisCluster::start();
+    eprintln!("cluster up in {:?}", started.elapsed());
+
+    let masters = cluster.masters();
+    assert_eq!(masters.len(), 3, "{:?}", cluster.nodes());
+    let nodes = cluster.nodes();
+    let mut total = 0;
+    for port in &masters {
+        let master = nodes.iter().find(|n| n.port == *port).unwrap();
+        // 16384 slots in three: 5461, 5462, 5461.
+        assert!((5461..=5462).contains(&master.slot_count()), "{master:?}");
+        total += master.slot_count();
+        assert_eq!(cluster.replicas_of(*port).len(), 1, "{nodes:?}");
+    }
+    assert_eq!(total, SLOTS);
+    let replicas = cluster.replicas();
+    assert_eq!(replicas.len(), 3);
+    assert!(replicas.iter().all(|r| !masters.contains(r)));
+    assert_eq!(cluster.ports().len(), 6);
+    assert!(cluster.dir().join("node1/nodes.conf").is_file());
+
+    let expected: Vec<String> = masters.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    assert_eq!(
+        cluster.url(),
+        format!("redis+cluster://{}", expected.join(","))
+    );
+    assert_eq!(cluster.seed_urls().len(), 3);
+    assert!(cluster.seed_urls()[0].starts_with("redis://127.0.0.1:"));
+
+    // A key per master, each written through the MOVED-following path from the same first
+    // node, so at least two of them are redirected.
+    let keys: Vec<String> = masters
+        .iter()
+        .map(|m| {
+            let mut candidates = (0..).map(|i| format!("k{i}"));
+            candidates
+                .find(|k| cluster.master_for_key(k) == *m)
+                .unwrap()
+        })
+        .collect();
+    for key in &keys {
+        cluster.cmd::<()>(&["SET", key, "v"]);
+        let master = cluster.master_for_key(key);
+        let slot = cluster.key_slot(key);
+        assert_eq!(cluster.master_of_slot(slot), master);
+        assert_eq!(cluster.node_cmd::<String>(master, &["GET", key]), "v");
+        assert_eq!(cluster.count_keys_in_slot(slot), 1);
+        // Every other master redirects to it.
+        for other in masters.iter().filter(|m| **m != master) {
+            let e = try_redis_cmd::<String>(*other, &["GET", key]).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Server(ServerErrorKind::Moved), "{e}");
+            assert_eq!(
+                e.redirect_node(),
+                Some((&*format!("127.0.0.1:{master}"), slot))
+            );
+        }
+    }
+    cluster.wait_for_replication(Duration::from_secs(10));
+}
+
+#[test]
+fn cluster_promotes_the_replica_of_a_killed_master() {
+    let mut cluster = RedisCluster::start();
+    let key = "{failover}:k";
+    cluster.cmd::<()>(&["SET", key, "before"]);
+    // Replication is asynchronous: only a write the replica has survives the kill.
+    cluster.wait_for_replication(Duration::from_secs(10));
+    let old = cluster.master_for_key(key);
+    let replica = cluster.replicas_of(old);
+
+    let killed = Instant::now();
+    cluster.kill_master(old);
+    let new = cluster.wait_for_failover(old, Duration::from_secs(10));
+    eprintln!("cluster failover in {:?}", killed.elapsed());
+    assert_eq!(vec![new], replica);
+    assert_eq!(cluster.master_for_key(key), new);
+    let masters = cluster.masters();
+    assert_eq!(masters.len(), 3);
+    assert!(masters.contains(&new) && !masters.contains(&old));
+    assert_eq!(cluster.cmd::<String>(&["GET", key]), "before");
+    cluster.cmd::<()>(&["SET", key, "after"]);
+    assert_eq!(cluster.node_cmd::<String>(new, &["GET", key]), "after");
+
+    // The old master comes back as its successor's replica, and syncs from it.
+    let restarted = Instant::now();
+    cluster.restart_node(old);
+    cluster.wait_until_ok(Duration::from_secs(20));
+    eprintln!("old master back as a replica in {:?}", restarted.elapsed());
+    assert_eq!(cluster.replicas_of(new), vec![old]);
+    cluster.wait_for_replication(Duration::from_secs(10));
+    // A replica answers GET with MOVED (unless the connection has said READONLY); what it
+    // holds it counts.
+    let slot = cluster.key_slot(key).to_string();
+    let count: u64 = cluster.node_cmd(old, &["CLUSTER", "COUNTKEYSINSLOT", &slot]);
+    assert_eq!(count, 1);
+}
+
+#[test]
+fn sentinel_group_comes_up_watching_the_master_and_its_replica() {
+    let started = Instant::now();
+    let group = RedisSentinel::start();
+    eprintln!("sentinel group up in {:?}", started.elapsed());
+
+    let (master, replica) = (group.master_port(), group.replica_port());
+    assert_eq!(group.current_master_port(), master);
+    assert_eq!(role(master), "master");
+    assert_eq!(role(replica), "slave");
+    let sentinels = group.sentinel_ports();
+    assert_eq!(sentinels.len(), 3);
+    let expected: Vec<String> = sentinels.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    assert_eq!(
+        group.url(),
+        format!("redis+sentinel://{}/{MASTER_NAME}", expected.join(","))
+    );
+    assert_eq!(role(sentinels[0]), "sentinel");
+    let conf = std::fs::read_to_string(group.dir().join("sentinel1/sentinel.conf")).unwrap();
+    assert!(
+        conf.contains("sentinel myid "),
+        "a sentinel rewrites its config: {conf}"
+    );
+}
+
+#[test]
+fn sentinel_promotes_the_replica_when_the_master_is_killed() {
+    let mut group = RedisSentinel::start();
+    let (old, replica) = (group.master_port(), group.replica_port());
+    try_redis_cmd::<()>(old, &["SET", "k", "before"]).unwrap();
+    wait_for(
+        "the replica to have k",
+        Duration::from_secs(10),
+        || match try_redis_cmd::<Option<String>>(replica, &["GET", "k"]) {
+            Ok(Some(v)) => Ok(v),
+            other => Err(format!("{other:?}")),
+        },
+    );
+
+    let killed = Instant::now();
+    group.kill_master();
+    let new = group.wait_for_promotion(Duration::from_secs(15));
+    eprintln!("sentinel promotion in {:?}", killed.elapsed());
+    assert_eq!(new, replica);
+    assert_eq!(group.current_master_port(), replica);
+    assert_eq!(
+        try_redis_cmd::<String>(new, &["GET", "k"]).unwrap(),
+        "before"
+    );
+    try_redis_cmd::<()>(new, &["SET", "k", "after"]).unwrap();
+
+    // The old master comes back as a master with no data, until a sentinel turns it into the new
+    // master's replica.
+    let restarted = Instant::now();
+    group.restart_master();
+    wait_for(
+        "the old master to be a replica",
+        Duration::from_secs(20),
+        || {
+            let r = role(old);
+            (r == "slave").then_some(()).ok_or(r)
+        },
+    );
+    eprintln!("old master back as a replica in {:?}", restarted.elapsed());
+}
+
+/// The first element of `ROLE`: "master", "slave" or "sentinel".
+fn role(port: u16) -> String {
+    let reply: Vec<redis::Value> = try_redis_cmd(port, &["ROLE"]).unwrap();
+    match reply.first() {
+        Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+        other => panic!("ROLE on {port}: {other:?}"),
+    }
+}
