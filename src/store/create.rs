@@ -50,7 +50,8 @@ impl Store {
         let inv = self.create_invocation(jobs, max_queue, idempotency_ttl_secs, None);
         let reply: Vec<RV> = self.conn.run(|c| inv.invoke(c))?;
         let outcome = create_outcome(reply)?;
-        if let CreateOutcome::Created(created) = &outcome {
+        // Checked first: without REDIS_WAIT_REPLICAS a create costs nothing more.
+        if let (Some(_), CreateOutcome::Created(created)) = (self.wait, &outcome) {
             let new: Vec<&str> = created
                 .iter()
                 .filter(|c| c.new)
@@ -76,7 +77,7 @@ impl Store {
         let inv = self.create_invocation(jobs, max_queue, 0, Some((id, nodes)));
         let reply: Vec<RV> = self.conn.run(|c| inv.invoke(c))?;
         let outcome = create_outcome(reply)?;
-        if matches!(outcome, CreateOutcome::Created(_)) {
+        if self.wait.is_some() && matches!(outcome, CreateOutcome::Created(_)) {
             self.confirm_replicas(|| format!("workflow {id} with its {} job(s) was", jobs.len()))?;
         }
         Ok(outcome)
@@ -205,7 +206,7 @@ impl Store {
             Ok(CreateOutcome::Created(c)) => c.first().filter(|c| c.new).map(|c| c.id.clone()),
             _ => None,
         };
-        if out.iter().any(|o| new_job(o).is_some()) {
+        if self.wait.is_some() && out.iter().any(|o| new_job(o).is_some()) {
             if let Err(StoreError::Unconfirmed { message }) = self.confirm_replicas(String::new) {
                 for o in &mut out {
                     if let Some(id) = new_job(o) {

@@ -6,7 +6,7 @@
 //! `jobs.rs` (claims, acknowledgements, promotion, hand-backs), `progress.rs` (progress reports
 //! of running jobs), `liveness.rs` (heartbeats and the reaper), `dlq.rs`, `admin.rs` (stats,
 //! ping, start-up checks), `dlq_groups.rs` (the DLQ grouped by cause), `schedules.rs` (cron schedules and their ticks), `explore.rs` (the job explorer's walks, bulk
-//! deletion, the workflow list). `decode.rs` reads the
+//! deletion, the workflow list). `topology.rs` finds the master behind a Redis Cluster or Sentinel REDIS_URL. `decode.rs` reads the
 //! scripts' replies and `record.rs` a job's hash; `error.rs` says what can go wrong.
 
 mod admin;

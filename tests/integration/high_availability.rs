@@ -16,6 +16,7 @@ fn stored_id(body: &Value) -> String {
     after.split(' ').next().unwrap().to_string()
 }
 
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 /// Polls `POST /jobs` until a job is stored: a 201, or a 503 saying the job was stored on the
 /// master but not confirmed by a replica (after a failover the new master may have none left,
 /// and that answer comes after REDIS_WAIT_TIMEOUT_MS). Returns its id and when the request that
@@ -45,7 +46,7 @@ fn stored_when_back(server: &TestServer, timeout: Duration) -> (String, Instant)
 fn a_create_that_replicas_do_not_confirm_answers_503_naming_the_stored_job() {
     // A Redis without replicas: WAIT 1 can never be satisfied.
     let redis = RedisServer::start();
-    let server = TestServer::start(&redis, |c| {
+    let server = TestServer::with_url(redis.url(), redis.dir(), |c| {
         c.num_workers = 0;
         c.redis_wait_replicas = 1;
         c.redis_wait_timeout_ms = 50;
@@ -82,6 +83,7 @@ fn a_create_that_replicas_do_not_confirm_answers_503_naming_the_stored_job() {
     assert_eq!(server.stat("total_jobs"), 3);
 }
 
+#[cfg(feature = "cluster")]
 #[test]
 fn jobq_runs_on_a_redis_cluster_and_follows_a_failover() {
     let mut cluster = RedisCluster::start();
@@ -164,6 +166,7 @@ fn jobq_runs_on_a_redis_cluster_and_follows_a_failover() {
     server.wait_for_status(&after, "completed", Duration::from_secs(10));
 }
 
+#[cfg(feature = "cluster")]
 #[test]
 fn jobq_follows_a_sentinel_failover_and_keeps_the_jobs_replicas_confirmed() {
     let mut group = RedisSentinel::start();
