@@ -7,6 +7,7 @@ use std::str::FromStr;
 use super::handlers_file::HandlersFile;
 use super::limits::LimitsFile;
 use super::queues::{parse_queues, QueueOrder};
+use super::redis_url::parse_multi_host;
 use super::schedules::SchedulesFile;
 use super::smtp::{is_address, SmtpUrl};
 use super::{mask_url, Config, ConfigError};
@@ -45,6 +46,18 @@ impl Config {
                 c.key_prefix = p;
             }
         }
+        r.parse(
+            "REDIS_WAIT_REPLICAS",
+            "an integer of replicas 0-100 (0: do not wait)",
+            &mut c.redis_wait_replicas,
+            |n| *n <= 100,
+        );
+        r.parse(
+            "REDIS_WAIT_TIMEOUT_MS",
+            "an integer of milliseconds 1-10000",
+            &mut c.redis_wait_timeout_ms,
+            |n| (1..=10_000).contains(n),
+        );
         if let Some(h) = r.string("HOST") {
             c.host = h;
         }
@@ -398,8 +411,19 @@ fn parse_bool(v: &str) -> Option<bool> {
 }
 
 /// Accepts `redis://…`, `rediss://…`, `unix://…` as they are and the article's bare `host:port`
-/// (or bare `host`), which becomes `redis://host:port`.
+/// (or bare `host`), which becomes `redis://host:port`; and `redis+cluster://…` and
+/// `redis+sentinel://…` (also `rediss+`) when built with the "cluster" feature.
 pub fn normalize_redis_url(raw: &str) -> Result<String, String> {
+    if let Some(parsed) = parse_multi_host(raw) {
+        let scheme = raw.split_once("://").map_or(raw, |(s, _)| s);
+        return match parsed {
+            Err(e) => Err(e),
+            Ok(_) if !cfg!(feature = "cluster") => Err(format!(
+                "{scheme}:// needs the \"cluster\" feature, which this jobq was built without; rebuild with default features, or point REDIS_URL at one Redis (redis://host:port)"
+            )),
+            Ok(_) => Ok(raw.to_string()),
+        };
+    }
     let url = if raw.contains("://") {
         raw.to_string()
     } else {

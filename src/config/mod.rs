@@ -10,6 +10,7 @@ mod env;
 pub mod handlers_file;
 pub mod limits;
 pub mod queues;
+pub mod redis_url;
 pub mod schedules;
 pub mod smtp;
 
@@ -69,8 +70,15 @@ impl FromStr for Role {
 /// test can start from [`Config::default`] and change what it needs.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `REDIS_URL`: `redis://[user:pass@]host:port[/db]`, or the bare `host:port` form.
+    /// `REDIS_URL`: `redis://[user:pass@]host:port[/db]`, or the bare `host:port` form; with the
+    /// "cluster" feature also `redis+cluster://h1:p1,h2:p2` and
+    /// `redis+sentinel://s1:p1,s2:p2/mastername` (see [`redis_url`]).
     pub redis_url: String,
+    /// `REDIS_WAIT_REPLICAS`: after a create, `WAIT` for this many replicas to confirm it
+    /// before answering 201 (0: do not wait).
+    pub redis_wait_replicas: u32,
+    /// `REDIS_WAIT_TIMEOUT_MS`: how long that `WAIT` may take.
+    pub redis_wait_timeout_ms: u64,
     /// `REDIS_PREFIX`: prefix of every key; it carries a `{hash tag}` so that all of jobq's keys
     /// live in one Redis Cluster slot and multi-key scripts stay legal there.
     pub key_prefix: String,
@@ -174,6 +182,8 @@ impl Default for Config {
         Config {
             redis_url: "redis://127.0.0.1:6379".into(),
             key_prefix: "{jobq}".into(),
+            redis_wait_replicas: 0,
+            redis_wait_timeout_ms: 1000,
             host: "127.0.0.1".into(),
             port: 8081,
             role: Role::All,
@@ -255,6 +265,11 @@ impl Config {
         vec![
             ("REDIS_URL", mask_url(&self.redis_url)),
             ("REDIS_PREFIX", self.key_prefix.clone()),
+            ("REDIS_WAIT_REPLICAS", self.redis_wait_replicas.to_string()),
+            (
+                "REDIS_WAIT_TIMEOUT_MS",
+                self.redis_wait_timeout_ms.to_string(),
+            ),
             ("REDIS_CA_CERT", opt(&self.redis_ca_cert)),
             ("REDIS_CLIENT_CERT", opt(&self.redis_client_cert)),
             ("REDIS_CLIENT_KEY", opt(&self.redis_client_key)),

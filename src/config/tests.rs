@@ -414,3 +414,63 @@ fn a_read_only_token_needs_api_token_and_a_value_of_its_own() {
         "{short}"
     );
 }
+
+#[test]
+fn cluster_and_sentinel_urls_are_read_and_masked() {
+    let urls = [
+        (
+            "redis+cluster://app:hunter2@10.0.0.1:7000,10.0.0.2:7001",
+            "redis+cluster://app:***@10.0.0.1:7000,10.0.0.2:7001",
+        ),
+        (
+            "rediss+cluster://:hunter2@h1:7000,h2:7000",
+            "rediss+cluster://:***@h1:7000,h2:7000",
+        ),
+        (
+            "redis+sentinel://:hunter2@s1:26379,s2:26379,s3:26379/mymaster?db=1",
+            "redis+sentinel://:***@s1:26379,s2:26379,s3:26379/mymaster?db=1",
+        ),
+    ];
+    for (url, masked) in urls {
+        let r = from(&[("REDIS_URL", url)]);
+        if cfg!(feature = "cluster") {
+            let c = r.unwrap();
+            assert_eq!(c.redis_url, url);
+            let line = c.summary();
+            assert!(line.contains(&format!("REDIS_URL={masked}")), "{line}");
+            assert!(!line.contains("hunter2"), "{line}");
+        } else {
+            let e = r.unwrap_err().to_string();
+            assert!(e.contains("needs the \"cluster\" feature"), "{e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+    }
+    // A bad one is reported without its password, whatever the build.
+    let e = from(&[("REDIS_URL", "redis+sentinel://:hunter2@s1:26379")])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("master's name is missing"), "{e}");
+    assert!(!e.contains("hunter2") && e.contains(":***@"), "{e}");
+}
+
+#[test]
+fn wait_settings_have_defaults_and_bounds() {
+    let c = from(&[]).unwrap();
+    assert_eq!((c.redis_wait_replicas, c.redis_wait_timeout_ms), (0, 1000));
+    let c = from(&[
+        ("REDIS_WAIT_REPLICAS", "2"),
+        ("REDIS_WAIT_TIMEOUT_MS", "250"),
+    ])
+    .unwrap();
+    assert_eq!((c.redis_wait_replicas, c.redis_wait_timeout_ms), (2, 250));
+    // WAIT with timeout 0 would block forever: refused.
+    for (name, v) in [
+        ("REDIS_WAIT_TIMEOUT_MS", "0"),
+        ("REDIS_WAIT_TIMEOUT_MS", "10001"),
+        ("REDIS_WAIT_REPLICAS", "-1"),
+        ("REDIS_WAIT_REPLICAS", "101"),
+    ] {
+        let e = from(&[(name, v)]).unwrap_err().to_string();
+        assert!(e.contains(name), "{e}");
+    }
+}

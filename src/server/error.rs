@@ -71,6 +71,11 @@ impl ApiError {
                     None => serde_json::json!({ "error": message }),
                 },
             ),
+            // The job exists: the generic advice below ("may still have taken effect") would
+            // understate it.
+            ApiError::Store(e @ StoreError::Unconfirmed { .. }) => {
+                Reply::error(status, e.to_string()).with_header("Retry-After", "1")
+            }
             ApiError::Store(e) if status == 503 => Reply::error(
                 status,
                 format!(
@@ -153,6 +158,13 @@ mod tests {
             (ApiError::Busy("x".into()), 503, Some("Retry-After")),
             (
                 ApiError::Store(StoreError::unavailable("down")),
+                503,
+                Some("Retry-After"),
+            ),
+            (
+                ApiError::Store(StoreError::Unconfirmed {
+                    message: "job x was stored".into(),
+                }),
                 503,
                 Some("Retry-After"),
             ),

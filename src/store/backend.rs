@@ -1,46 +1,51 @@
 //! [`Backend`]: where Redis is and how to reach it (REDIS_URL, the TLS files of a `rediss://`
 //! URL), the key names, and the one [`Health`] of the process. Every connection is opened from
 //! it, so a process has one of each.
+//!
+//! REDIS_URL names one Redis (`redis://`, `rediss://`, `unix://`: a [`Target::Direct`]) or,
+//! with the "cluster" feature, the seed nodes of a Redis Cluster or the Sentinels of a master
+//! (`redis+cluster://`, `redis+sentinel://`: a [`Target::Found`], see `topology.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::conn::{Conn, COMMAND_TIMEOUT};
+use super::conn::{Conn, Target, COMMAND_TIMEOUT};
 use super::keys::Keys;
 use super::{Health, Store, StoreError};
 use crate::config::Config;
 
+/// REDIS_WAIT_REPLICAS and REDIS_WAIT_TIMEOUT_MS: after a create, how many replicas must
+/// confirm it (`WAIT`) before it is acknowledged, and how long to wait for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitReplicas {
+    pub replicas: u32,
+    pub timeout: Duration,
+}
+
 /// Shared by all threads of a process: where Redis is, the key names, and Redis's health.
 #[derive(Clone)]
 pub struct Backend {
-    client: redis::Client,
+    target: Arc<Target>,
     keys: Arc<Keys>,
     health: Arc<Health>,
     /// JOB_TTL_SECS: how long the record of an ended job is kept.
     job_ttl_secs: u64,
+    /// None when REDIS_WAIT_REPLICAS is 0.
+    wait: Option<WaitReplicas>,
 }
 
 impl Backend {
     /// Where Redis is (REDIS_URL), with the TLS files of a `rediss://` URL, and the key prefix.
     pub fn from_config(c: &Config) -> Result<Backend, StoreError> {
-        let info = redis::IntoConnectionInfo::into_connection_info(c.redis_url.as_str())
-            .map_err(|e| StoreError::rejected(format!("REDIS_URL: {e}"), e))?;
-        // No CLIENT SETINFO on connect: two more round trips, each of which would wait out the
-        // read timeout when Redis hangs, and nothing jobq needs.
-        let settings = info.redis_settings().clone().set_skip_set_lib_name();
-        let info = info.set_redis_settings(settings);
-        let tls_files = c.redis_ca_cert.is_some() || c.redis_client_cert.is_some();
-        let client = if tls_files {
-            tls_client(c, info)?
-        } else {
-            redis::Client::open(info)
-                .map_err(|e| StoreError::rejected(format!("REDIS_URL: {e}"), e))?
-        };
         Ok(Backend {
-            client,
+            target: Arc::new(target(c)?),
             keys: Arc::new(Keys::new(&c.key_prefix)),
             health: Health::new(&c.redis_url),
             job_ttl_secs: c.job_ttl_secs,
+            wait: (c.redis_wait_replicas > 0).then(|| WaitReplicas {
+                replicas: c.redis_wait_replicas,
+                timeout: Duration::from_millis(c.redis_wait_timeout_ms),
+            }),
         })
     }
 
@@ -48,10 +53,13 @@ impl Backend {
     #[cfg(test)]
     pub(crate) fn for_tests(url: &str, prefix: &str) -> Backend {
         Backend {
-            client: redis::Client::open(url).expect("a valid URL"),
+            target: Arc::new(Target::Direct(
+                redis::Client::open(url).expect("a valid URL"),
+            )),
             keys: Arc::new(Keys::new(prefix)),
             health: Health::new(url),
             job_ttl_secs: 7 * 24 * 3600,
+            wait: None,
         }
     }
 
@@ -74,9 +82,10 @@ impl Backend {
 
     fn open_with_read_timeout(&self, read_timeout: Duration) -> Store {
         Store {
-            conn: Conn::new(self.client.clone(), self.health.clone(), read_timeout),
+            conn: Conn::new(self.target.clone(), self.health.clone(), read_timeout),
             keys: self.keys.clone(),
             job_ttl_secs: self.job_ttl_secs,
+            wait: self.wait,
         }
     }
 
@@ -85,8 +94,40 @@ impl Backend {
     }
 }
 
+/// The connector REDIS_URL asks for.
+fn target(c: &Config) -> Result<Target, StoreError> {
+    #[cfg(feature = "cluster")]
+    if let Some(parsed) = crate::config::redis_url::parse_multi_host(&c.redis_url) {
+        let url = parsed.map_err(|e| StoreError::Rejected {
+            message: format!("REDIS_URL: {e}"),
+            source: None,
+        })?;
+        let tls = if url.tls { tls_files(c)? } else { none_tls() };
+        return Ok(Target::Found(super::topology::Finder::new(
+            url,
+            &c.key_prefix,
+            tls,
+        )));
+    }
+    let info = redis::IntoConnectionInfo::into_connection_info(c.redis_url.as_str())
+        .map_err(|e| StoreError::rejected(format!("REDIS_URL: {e}"), e))?;
+    // No CLIENT SETINFO on connect: two more round trips, each of which would wait out the
+    // read timeout when Redis hangs, and nothing jobq needs.
+    let settings = info.redis_settings().clone().set_skip_set_lib_name();
+    let info = info.set_redis_settings(settings);
+    let tls_files = c.redis_ca_cert.is_some() || c.redis_client_cert.is_some();
+    let client = if tls_files {
+        tls_client(c, info)?
+    } else {
+        redis::Client::open(info).map_err(|e| StoreError::rejected(format!("REDIS_URL: {e}"), e))?
+    };
+    Ok(Target::Direct(client))
+}
+
+/// REDIS_CA_CERT and the client certificate, read; None when neither is set (the system's CAs
+/// are then trusted, without a client certificate).
 #[cfg(feature = "redis-tls")]
-fn tls_client(c: &Config, info: redis::ConnectionInfo) -> Result<redis::Client, StoreError> {
+fn tls_files(c: &Config) -> Result<Option<redis::TlsCertificates>, StoreError> {
     let read = |what: &str, path: &str| {
         std::fs::read(path).map_err(|e| StoreError::rejected(format!("{what} {path}: {e}"), e))
     };
@@ -101,14 +142,39 @@ fn tls_client(c: &Config, info: redis::ConnectionInfo) -> Result<redis::Client, 
         }),
         _ => None,
     };
-    redis::Client::build_with_tls(
-        info,
-        redis::TlsCertificates {
+    Ok(
+        (root_cert.is_some() || client_tls.is_some()).then_some(redis::TlsCertificates {
             client_tls,
             root_cert,
-        },
+        }),
     )
-    .map_err(|e| StoreError::rejected(format!("Redis TLS settings: {e}"), e))
+}
+
+#[cfg(all(feature = "cluster", feature = "redis-tls"))]
+fn none_tls() -> super::topology::Tls {
+    None
+}
+
+/// Without the "redis-tls" feature a `rediss+…` URL cannot be served.
+#[cfg(all(feature = "cluster", not(feature = "redis-tls")))]
+fn tls_files(_: &Config) -> Result<super::topology::Tls, StoreError> {
+    Err(StoreError::Rejected {
+        message: "a rediss+cluster:// or rediss+sentinel:// REDIS_URL needs the redis-tls feature; rebuild with it".into(),
+        source: None,
+    })
+}
+
+#[cfg(all(feature = "cluster", not(feature = "redis-tls")))]
+fn none_tls() -> super::topology::Tls {}
+
+#[cfg(feature = "redis-tls")]
+fn tls_client(c: &Config, info: redis::ConnectionInfo) -> Result<redis::Client, StoreError> {
+    let certs = tls_files(c)?.unwrap_or(redis::TlsCertificates {
+        client_tls: None,
+        root_cert: None,
+    });
+    redis::Client::build_with_tls(info, certs)
+        .map_err(|e| StoreError::rejected(format!("Redis TLS settings: {e}"), e))
 }
 
 #[cfg(not(feature = "redis-tls"))]

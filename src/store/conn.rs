@@ -51,35 +51,77 @@ impl Health {
     }
 }
 
+/// Where a [`Conn`] gets its connections.
+pub enum Target {
+    /// One Redis: a `redis://`, `rediss://` or `unix://` REDIS_URL.
+    Direct(redis::Client),
+    /// Whichever node is the master now, behind a Redis Cluster's seed nodes or Sentinels
+    /// (`redis+cluster://`, `redis+sentinel://`): asked anew on each connect.
+    #[cfg(feature = "cluster")]
+    Found(super::topology::Finder),
+}
+
+impl Target {
+    fn connect(&self) -> redis::RedisResult<redis::Connection> {
+        match self {
+            Target::Direct(client) => client.get_connection_with_timeout(CONNECT_TIMEOUT),
+            #[cfg(feature = "cluster")]
+            Target::Found(finder) => finder.connect(),
+        }
+    }
+
+    /// Whether the master can move under a connection (a failover, a slot moved): then
+    /// `MOVED` and `READONLY` mean "ask again where the master is", not a passing state.
+    fn follows_failover(&self) -> bool {
+        match self {
+            Target::Direct(_) => false,
+            #[cfg(feature = "cluster")]
+            Target::Found(_) => true,
+        }
+    }
+}
+
 /// A connection owned by one thread.
 pub struct Conn {
-    client: redis::Client,
+    target: Arc<Target>,
     conn: Option<redis::Connection>,
     health: Arc<Health>,
     read_timeout: Duration,
     /// Whether the last failure was the socket being closed (as opposed to a timeout).
     last_was_closed: bool,
+    /// Whether the last failure was a master that is no longer one (`MOVED`, `READONLY` on a
+    /// Cluster or Sentinel target): Redis ran nothing, so the command may be sent again.
+    last_was_moved: bool,
 }
 
 impl Conn {
     /// `read_timeout` must exceed the block time of any blocking command sent on this connection.
-    pub fn new(client: redis::Client, health: Arc<Health>, read_timeout: Duration) -> Conn {
+    pub fn new(target: Arc<Target>, health: Arc<Health>, read_timeout: Duration) -> Conn {
         Conn {
-            client,
+            target,
             conn: None,
             health,
             read_timeout,
             last_was_closed: false,
+            last_was_moved: false,
         }
     }
 
     /// Runs `f` on the connection, connecting first if needed. Transport errors drop the socket
     /// and mark Redis down; server errors (a script bug, a wrong type) leave both alone.
+    ///
+    /// On a Cluster or Sentinel target, a master that has stopped being one since the
+    /// connection was made answers `MOVED` or `READONLY` without running anything: the
+    /// connection is replaced (the new one asks where the master is now) and `f` is sent once
+    /// more, so a failover costs the callers nothing once the new master is up.
     pub fn run<T>(
         &mut self,
         mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
-        self.run_once(&mut f)
+        match self.run_once(&mut f) {
+            Err(_) if self.last_was_moved => self.run_once(&mut f),
+            other => other,
+        }
     }
 
     /// Like [`Conn::run`], for commands that may safely run twice (reads, and writes that set
@@ -94,8 +136,50 @@ impl Conn {
     ) -> Result<T, StoreError> {
         let reused = self.conn.is_some();
         match self.run_once(&mut f) {
+            Err(_) if self.last_was_moved => self.run_once(&mut f),
             Err(e) if e.is_unavailable() && reused && self.last_was_closed => self.run_once(&mut f),
             other => other,
+        }
+    }
+
+    /// Sends `WAIT replicas timeout` on the connection that made this thread's last writes and
+    /// returns how many replicas confirmed them; None when that connection has been dropped
+    /// since (a transport error, a failover): a `WAIT` on a new connection would confirm
+    /// nothing of what the old one wrote, so nothing is sent.
+    pub fn wait_replicas(
+        &mut self,
+        replicas: u32,
+        timeout: Duration,
+    ) -> Result<Option<u64>, StoreError> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(None);
+        };
+        // WAIT blocks for up to `timeout`: the read timeout must outlast it, and is restored
+        // after so the next command has its usual limit.
+        let block = timeout + COMMAND_TIMEOUT;
+        let longer = block > self.read_timeout;
+        let raised = match longer {
+            true => conn.set_read_timeout(Some(block)),
+            false => Ok(()),
+        };
+        let n = raised.and_then(|()| {
+            redis::cmd("WAIT")
+                .arg(replicas)
+                .arg(timeout.as_millis() as u64)
+                .query::<u64>(conn)
+        });
+        // Restored whatever WAIT answered: a server error keeps the connection.
+        let restored = match longer {
+            true => conn.set_read_timeout(Some(self.read_timeout)),
+            false => Ok(()),
+        };
+        let r = n.and_then(|n| restored.map(|()| n));
+        match r {
+            Ok(n) => {
+                self.health.mark_up();
+                Ok(Some(n))
+            }
+            Err(e) => Err(self.failed(e, false)),
         }
     }
 
@@ -104,6 +188,7 @@ impl Conn {
         f: &mut impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
         self.last_was_closed = false;
+        self.last_was_moved = false;
         let fresh = self.conn.is_none();
         if fresh {
             match self.connect() {
@@ -124,22 +209,33 @@ impl Conn {
             }
         }
         let conn = self.conn.as_mut().expect("connected above");
-        let e = match f(conn) {
+        match f(conn) {
             Ok(v) => {
                 self.health.mark_up();
-                return Ok(v);
+                Ok(v)
             }
-            Err(e) => e,
-        };
+            Err(e) => Err(self.failed(e, fresh)),
+        }
+    }
+
+    /// Sorts a failed command's error, dropping the connection when it cannot be trusted any
+    /// more and noting Redis's health. `fresh`: the connection was made for this command.
+    fn failed(&mut self, e: redis::RedisError, fresh: bool) -> StoreError {
         let (rejected, transport) = (is_rejection(&e), is_transport(&e));
         let passing = e.code().and_then(transient_state).is_some();
+        let moved =
+            self.target.follows_failover() && matches!(e.code(), Some("MOVED" | "READONLY"));
         // A reply that did not parse may leave the socket mid-stream: replace it too.
-        if rejected || transport || e.kind() == redis::ErrorKind::Parse {
+        if rejected || transport || moved || e.kind() == redis::ErrorKind::Parse {
             self.conn = None;
         }
         self.last_was_closed = !rejected && transport && !e.is_timeout();
+        // Sent again at once on a new connection (see `run`): no news for the log yet. A fresh
+        // connection that meets it too is reported like any passing state.
+        self.last_was_moved = moved && !fresh;
         let err = classify(e);
         match &err {
+            _ if self.last_was_moved => {}
             // Only a transport failure on a fresh connection says Redis itself is gone: this
             // keeps the log to one line when Redis goes away and one when it is back.
             StoreError::Unavailable { message, .. } if transport && fresh => {
@@ -150,11 +246,20 @@ impl Conn {
             StoreError::Redis { .. } => self.health.mark_up(),
             _ => {}
         }
-        Err(err)
+        err
+    }
+
+    /// Forgets the connection after a reply of a pipeline sent with `ignore_errors` answered
+    /// `code`, when that says the master has moved (as [`Conn::run`] does for a command's own
+    /// error), so the next call asks where the master is now.
+    pub fn note_reply_error(&mut self, code: &str) {
+        if self.target.follows_failover() && matches!(code, "MOVED" | "READONLY") {
+            self.conn = None;
+        }
     }
 
     fn connect(&self) -> redis::RedisResult<redis::Connection> {
-        let c = self.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+        let c = self.target.connect()?;
         c.set_read_timeout(Some(self.read_timeout))?;
         c.set_write_timeout(Some(COMMAND_TIMEOUT))?;
         Ok(c)
@@ -203,6 +308,10 @@ pub fn transient_state(code: &str) -> Option<&'static str> {
         "MASTERDOWN" => "this Redis replica has lost its master",
         "READONLY" => "this Redis is a read-only replica (a failover may be under way); point REDIS_URL at the master",
         "CLUSTERDOWN" => "Redis Cluster is down",
+        // Met twice in a row (a retry follows the first, see `Conn::run`): the cluster has not
+        // settled on the slot's new owner yet.
+        "MOVED" => "Redis Cluster moved jobq's slot to another node (a failover or resharding)",
+        "ASK" => "Redis Cluster is migrating jobq's slot to another node",
         // Redis-rs reloads a script that is missing; missing again, a SCRIPT FLUSH or another
         // restart came in between, and the script did not run.
         "NOSCRIPT" => "Redis lost jobq's scripts (a SCRIPT FLUSH, restart or failover) during this request",
@@ -226,7 +335,7 @@ fn is_transport(e: &redis::RedisError) -> bool {
 
 /// Whether connecting failed because Redis (or its TLS layer) refused us, which no amount of
 /// waiting fixes: a wrong password or user, or a certificate that does not verify.
-fn is_rejection(e: &redis::RedisError) -> bool {
+pub(super) fn is_rejection(e: &redis::RedisError) -> bool {
     if e.kind() == redis::ErrorKind::AuthenticationFailed
         || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
     {

@@ -49,7 +49,19 @@ impl Store {
     ) -> Result<CreateOutcome, StoreError> {
         let inv = self.create_invocation(jobs, max_queue, idempotency_ttl_secs, None);
         let reply: Vec<RV> = self.conn.run(|c| inv.invoke(c))?;
-        create_outcome(reply)
+        let outcome = create_outcome(reply)?;
+        // Checked first: without REDIS_WAIT_REPLICAS a create costs nothing more.
+        if let (Some(_), CreateOutcome::Created(created)) = (self.wait, &outcome) {
+            let new: Vec<&str> = created
+                .iter()
+                .filter(|c| c.new)
+                .map(|c| c.id.as_str())
+                .collect();
+            if !new.is_empty() {
+                self.confirm_replicas(|| jobs_named(&new))?;
+            }
+        }
+        Ok(outcome)
     }
 
     /// Creates a workflow's nodes (`jobs`, parents first, each with its `node_ref` and its
@@ -64,7 +76,44 @@ impl Store {
     ) -> Result<CreateOutcome, StoreError> {
         let inv = self.create_invocation(jobs, max_queue, 0, Some((id, nodes)));
         let reply: Vec<RV> = self.conn.run(|c| inv.invoke(c))?;
-        create_outcome(reply)
+        let outcome = create_outcome(reply)?;
+        if self.wait.is_some() && matches!(outcome, CreateOutcome::Created(_)) {
+            self.confirm_replicas(|| format!("workflow {id} with its {} job(s) was", jobs.len()))?;
+        }
+        Ok(outcome)
+    }
+
+    /// With REDIS_WAIT_REPLICAS set, waits (`WAIT`, on the connection that just wrote) until
+    /// that many replicas hold every write this connection has made, the create just done
+    /// included, or REDIS_WAIT_TIMEOUT_MS passes. [`StoreError::Unconfirmed`] when they did not
+    /// all confirm it: `what` names what was stored nonetheless.
+    ///
+    /// What this buys: a 201 then means the job was on the master and on that many replicas,
+    /// so a failover to one of them keeps it. What it does not: replicas confirm receipt, not
+    /// a write to disk (that is their `appendfsync`); and Sentinel or Cluster may still promote
+    /// a replica that had not received it, if the confirmed ones are down at that moment.
+    pub(super) fn confirm_replicas(
+        &mut self,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), StoreError> {
+        let Some(w) = self.wait else { return Ok(()) };
+        let detail = match self.conn.wait_replicas(w.replicas, w.timeout) {
+            Ok(Some(n)) if n >= u64::from(w.replicas) => return Ok(()),
+            Ok(Some(n)) => format!(
+                "WAIT saw {n} of {} replica(s) confirm it within {} ms",
+                w.replicas,
+                w.timeout.as_millis()
+            ),
+            Ok(None) => "the connection that stored it broke before WAIT".into(),
+            Err(e) => format!("WAIT failed: {e}"),
+        };
+        Err(StoreError::Unconfirmed {
+            message: format!(
+                "{} stored on the Redis master but not confirmed on {} replica(s) ({detail}); a failover now could lose it. Retrying with the same idempotency key is safe: it cannot create a second job",
+                what(),
+                w.replicas
+            ),
+        })
     }
 
     /// Creates each job on its own (as separate `create` calls would, each with its own
@@ -128,7 +177,10 @@ impl Store {
                         continue;
                     }
                     RV::Array(items) => create_outcome(items),
-                    RV::ServerError(e) => Err(pipeline_error(&e)),
+                    RV::ServerError(e) => {
+                        self.conn.note_reply_error(e.code());
+                        Err(pipeline_error(&e))
+                    }
                     other => Err(StoreError::redis(format!(
                         "create script answered {other:?}"
                     ))),
@@ -139,7 +191,8 @@ impl Store {
                 break;
             }
         }
-        out.into_iter()
+        let mut out: Vec<Result<CreateOutcome, StoreError>> = out
+            .into_iter()
             .map(|o| {
                 o.unwrap_or_else(|| {
                     Err(StoreError::unavailable(
@@ -147,7 +200,24 @@ impl Store {
                     ))
                 })
             })
-            .collect()
+            .collect();
+        // One WAIT covers every job of the round trip: each gets its answer from it.
+        let new_job = |o: &Result<CreateOutcome, StoreError>| match o {
+            Ok(CreateOutcome::Created(c)) => c.first().filter(|c| c.new).map(|c| c.id.clone()),
+            _ => None,
+        };
+        if self.wait.is_some() && out.iter().any(|o| new_job(o).is_some()) {
+            if let Err(StoreError::Unconfirmed { message }) = self.confirm_replicas(String::new) {
+                for o in &mut out {
+                    if let Some(id) = new_job(o) {
+                        *o = Err(StoreError::Unconfirmed {
+                            message: format!("job {id} was{message}"),
+                        });
+                    }
+                }
+            }
+        }
+        out
     }
 
     fn create_invocation(
@@ -186,6 +256,14 @@ impl Store {
                 .arg(extras(j));
         }
         inv
+    }
+}
+
+/// "job X" or "jobs X, Y" for [`Store::confirm_replicas`].
+fn jobs_named(ids: &[&str]) -> String {
+    match ids {
+        [one] => format!("job {one} was"),
+        many => format!("jobs {} were", many.join(", ")),
     }
 }
 

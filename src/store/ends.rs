@@ -166,7 +166,8 @@ impl Store {
     pub fn workflow(&mut self, id: &str) -> Result<Option<Workflow>, StoreError> {
         let k = &self.keys;
         let mut inv = scripts().workflow.prepare_invoke();
-        inv.arg(k.prefix()).arg(id);
+        // Declared for a Redis Cluster's routing only: the script reads the prefix's keys.
+        inv.key(&k.counters).arg(k.prefix()).arg(id);
         let flat: Vec<String> = self.conn.run(|c| inv.invoke(c))?;
         if flat.len() < 3 {
             return Ok(None);

@@ -37,6 +37,13 @@ pub enum StoreError {
         /// Which record, and what is wrong with it.
         message: String,
     },
+    /// A create was stored on the master, but `WAIT` did not see it reach REDIS_WAIT_REPLICAS
+    /// replicas within REDIS_WAIT_TIMEOUT_MS, so a failover now could lose it. The client may
+    /// retry with the same idempotency key, which cannot create a second job (HTTP 503).
+    Unconfirmed {
+        /// Which jobs, and what `WAIT` answered.
+        message: String,
+    },
     /// Redis refused us: a wrong password, a failed TLS handshake or certificate check, or
     /// settings that cannot work. Waiting will not help; the configuration must change.
     Rejected {
@@ -96,7 +103,9 @@ impl StoreError {
     /// passing state, or credentials an operator may correct. A caller retries these (the HTTP
     /// API answers 503, a worker keeps its outcome and tries again); the rest are faults.
     pub fn can_heal(&self) -> bool {
-        self.is_unavailable() || self.is_rejected()
+        self.is_unavailable()
+            || self.is_rejected()
+            || matches!(self, StoreError::Unconfirmed { .. })
     }
 
     /// The text after the variant's prefix.
@@ -105,6 +114,7 @@ impl StoreError {
             StoreError::Unavailable { message, .. }
             | StoreError::Redis { message, .. }
             | StoreError::Corrupt { message }
+            | StoreError::Unconfirmed { message }
             | StoreError::Rejected { message, .. } => message,
         }
     }
@@ -118,6 +128,7 @@ impl fmt::Display for StoreError {
             StoreError::Redis { .. } => write!(f, "Redis refused a command: {m}"),
             StoreError::Corrupt { .. } => write!(f, "corrupt job record: {m}"),
             StoreError::Rejected { .. } => write!(f, "Redis refused the connection: {m}"),
+            StoreError::Unconfirmed { .. } => write!(f, "not confirmed on Redis replicas: {m}"),
         }
     }
 }
@@ -129,7 +140,7 @@ impl Error for StoreError {
                 source.as_ref().map(|e| e as _)
             }
             StoreError::Rejected { source, .. } => source.as_deref().map(|e| e as _),
-            StoreError::Corrupt { .. } => None,
+            StoreError::Corrupt { .. } | StoreError::Unconfirmed { .. } => None,
         }
     }
 }

@@ -111,7 +111,10 @@ impl Store {
     ) -> Result<Walked, StoreError> {
         let mut inv = scripts().explore.prepare_invoke();
         let (a, b) = from.cloned().unwrap_or_default();
-        inv.arg(self.keys.prefix())
+        // Declared only so a Redis Cluster routes the call to the prefix's slot (as for every
+        // script here): the script builds its key names from the prefix.
+        inv.key(&self.keys.counters)
+            .arg(self.keys.prefix())
             .arg(match index {
                 Index::Journal => "journal",
                 Index::Dlq => "dlq",
@@ -174,7 +177,10 @@ impl Store {
     /// The newest `limit` workflows still kept, newest first.
     pub fn workflows(&mut self, limit: usize) -> Result<Vec<WorkflowSummary>, StoreError> {
         let mut inv = scripts().workflows.prepare_invoke();
-        inv.arg(self.keys.prefix()).arg(limit);
+        // Declared for a Redis Cluster's routing only (see `walk`).
+        inv.key(&self.keys.counters)
+            .arg(self.keys.prefix())
+            .arg(limit);
         let s: Vec<String> = self.conn.run(|c| inv.invoke(c))?;
         Ok(s.chunks_exact(4)
             .map(|c| WorkflowSummary {

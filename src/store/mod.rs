@@ -6,7 +6,7 @@
 //! `jobs.rs` (claims, acknowledgements, promotion, hand-backs), `progress.rs` (progress reports
 //! of running jobs), `liveness.rs` (heartbeats and the reaper), `dlq.rs`, `admin.rs` (stats,
 //! ping, start-up checks), `dlq_groups.rs` (the DLQ grouped by cause), `schedules.rs` (cron schedules and their ticks), `explore.rs` (the job explorer's walks, bulk
-//! deletion, the workflow list). `decode.rs` reads the
+//! deletion, the workflow list). `topology.rs` finds the master behind a Redis Cluster or Sentinel REDIS_URL. `decode.rs` reads the
 //! scripts' replies and `record.rs` a job's hash; `error.rs` says what can go wrong.
 
 mod admin;
@@ -34,13 +34,15 @@ mod scripts;
 pub(crate) mod test_redis;
 #[cfg(test)]
 mod tests;
+#[cfg(feature = "cluster")]
+mod topology;
 
 use std::sync::Arc;
 
 pub use admin::RedisState;
 #[cfg(test)]
 pub use admin::Stats;
-pub use backend::Backend;
+pub use backend::{Backend, WaitReplicas};
 pub use conn::Health;
 pub use create::{CreateOutcome, Created};
 pub use dlq::DlqSelect;
@@ -66,4 +68,6 @@ pub struct Store {
     keys: Arc<keys::Keys>,
     /// JOB_TTL_SECS, for the records that a cancellation or a start deadline ends.
     job_ttl_secs: u64,
+    /// REDIS_WAIT_REPLICAS: the replicas that must confirm a create (see `create.rs`).
+    wait: Option<WaitReplicas>,
 }

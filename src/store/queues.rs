@@ -64,7 +64,11 @@ impl Store {
     /// Every queue (`None`) or one; an unknown queue gives an empty list.
     pub fn queues(&mut self, name: Option<&str>) -> Result<Vec<QueueInfo>, StoreError> {
         let mut inv = scripts().queues.prepare_invoke();
-        inv.arg(self.keys.prefix()).arg(name.unwrap_or(""));
+        // The counters key is declared for a Redis Cluster's routing only: the script builds
+        // its key names from the prefix, in the same slot (so for `control` and `why`).
+        inv.key(&self.keys.counters)
+            .arg(self.keys.prefix())
+            .arg(name.unwrap_or(""));
         let flat: Vec<String> = self.conn.run_idempotent(|c| inv.invoke(c))?;
         let now: i64 = flat.first().and_then(|v| v.parse().ok()).unwrap_or(0);
         let num = |v: &String| v.parse::<i64>().unwrap_or(0).max(0) as u64;
@@ -156,7 +160,8 @@ impl Store {
     pub fn set_paused(&mut self, target: Target, paused: bool) -> Result<(), StoreError> {
         let (scope, name) = target.args();
         let mut inv = scripts().control.prepare_invoke();
-        inv.arg(self.keys.prefix())
+        inv.key(&self.keys.counters)
+            .arg(self.keys.prefix())
             .arg(scope)
             .arg(name)
             .arg(if paused { "pause" } else { "resume" });
@@ -173,7 +178,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         let (scope, name) = target.args();
         let mut inv = scripts().control.prepare_invoke();
-        inv.arg(self.keys.prefix())
+        inv.key(&self.keys.counters)
+            .arg(self.keys.prefix())
             .arg(scope)
             .arg(name)
             .arg("limits");
@@ -200,7 +206,7 @@ impl Store {
     /// Why the pending job `id` is not running, None when it is not pending.
     pub fn why_waiting(&mut self, id: &str) -> Result<Option<Waiting>, StoreError> {
         let mut inv = scripts().why.prepare_invoke();
-        inv.arg(self.keys.prefix()).arg(id);
+        inv.key(&self.keys.counters).arg(self.keys.prefix()).arg(id);
         let r: Vec<String> = self.conn.run_idempotent(|c| inv.invoke(c))?;
         Ok(match r.as_slice() {
             [reason, detail, until] => Some(Waiting {

@@ -149,6 +149,16 @@ pub enum Fired {
     Full,
 }
 
+impl Fired {
+    /// The job this made, if any.
+    pub fn job(&self) -> Option<&str> {
+        match self {
+            Fired::Job(id) | Fired::CaughtUp { job: id, .. } => Some(id),
+            _ => None,
+        }
+    }
+}
+
 impl Store {
     /// Creates or changes a schedule. `first_us` is its first fire time, used when its rhythm
     /// starts or its pattern or time zone changed.
@@ -270,7 +280,16 @@ impl Store {
         job_args(&mut inv, job);
         inv.arg(self.job_ttl_secs);
         let r: Vec<String> = self.conn.run(|c| inv.invoke(c))?;
-        Ok(fired(&r))
+        let fired = fired(&r);
+        if let Some(id) = fired.job() {
+            // Nobody waits for a tick's answer: an unconfirmed one is told to the log, and the
+            // tick stays made (firing it again would make a second job).
+            let name = &tick.due.name;
+            if let Err(e) = self.confirm_replicas(|| format!("job {id} of schedule {name} was")) {
+                log::warn!("{e}");
+            }
+        }
+        Ok(fired)
     }
 
     /// Makes one job of schedule `name` now, outside its rhythm.
@@ -292,7 +311,11 @@ impl Store {
         job_args(&mut inv, job);
         inv.arg(self.job_ttl_secs);
         let r: Vec<String> = self.conn.run(|c| inv.invoke(c))?;
-        Ok(fired(&r))
+        let fired = fired(&r);
+        if let Some(id) = fired.job() {
+            self.confirm_replicas(|| format!("job {id} of schedule {name} was"))?;
+        }
+        Ok(fired)
     }
 
     fn fire_invocation(

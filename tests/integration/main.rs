@@ -29,6 +29,7 @@ mod dlq_groups;
 mod explorer;
 mod flow;
 mod handlers;
+mod high_availability;
 mod http_server;
 mod lifecycle;
 mod metrics;

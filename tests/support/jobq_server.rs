@@ -29,8 +29,27 @@ impl TestServer {
         register: impl FnOnce(&mut jobq::Registry),
         tweak: impl FnOnce(&mut jobq::Config),
     ) -> TestServer {
+        TestServer::at(redis.url(), redis.dir(), register, tweak)
+    }
+
+    /// Starts jobq with the built-in handlers against REDIS_URL `url` (a Redis Cluster's or a
+    /// Sentinel group's, say), mail into `dir`.
+    pub fn with_url(
+        url: String,
+        dir: &std::path::Path,
+        tweak: impl FnOnce(&mut jobq::Config),
+    ) -> TestServer {
+        TestServer::at(url, dir, |_| {}, tweak)
+    }
+
+    fn at(
+        url: String,
+        dir: &std::path::Path,
+        register: impl FnOnce(&mut jobq::Registry),
+        tweak: impl FnOnce(&mut jobq::Config),
+    ) -> TestServer {
         let mut config = jobq::Config {
-            redis_url: redis.url(),
+            redis_url: url,
             host: "127.0.0.1".into(),
             port: 0,
             num_workers: 2,
@@ -40,7 +59,7 @@ impl TestServer {
             backoff_max_ms: 200,
             shutdown_timeout_secs: 3,
             log_level: log::LevelFilter::Warn,
-            mail_dir: redis.dir().join("mail").to_string_lossy().into_owned(),
+            mail_dir: dir.join("mail").to_string_lossy().into_owned(),
             ..jobq::Config::default()
         };
         tweak(&mut config);

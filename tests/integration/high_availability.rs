@@ -1,0 +1,216 @@
+//! jobq against a Redis Cluster (`redis+cluster://`) and a Sentinel group (`redis+sentinel://`),
+//! through a failover of the master that holds its keys, and `REDIS_WAIT_REPLICAS`: a create is
+//! acknowledged once replicas confirm it, and otherwise answered 503 naming the job stored.
+
+use crate::harness::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// The job id in a 503's "job <id> was stored on the Redis master…" message.
+fn stored_id(body: &Value) -> String {
+    let text = body["error"].as_str().unwrap_or_default();
+    let after = text
+        .split_once("job ")
+        .unwrap_or_else(|| panic!("no job named in {text:?}"))
+        .1;
+    after.split(' ').next().unwrap().to_string()
+}
+
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+/// Polls `POST /jobs` until a job is stored: a 201, or a 503 saying the job was stored on the
+/// master but not confirmed by a replica (after a failover the new master may have none left,
+/// and that answer comes after REDIS_WAIT_TIMEOUT_MS). Returns its id and when the request that
+/// stored it was sent. Any other 503 is "not yet".
+fn stored_when_back(server: &TestServer, timeout: Duration) -> (String, Instant) {
+    wait_for("POST /jobs to store a job", timeout, || {
+        let sent = Instant::now();
+        let r = server
+            .try_request(
+                "POST",
+                "/jobs",
+                json!({"type": "noop"}).to_string().as_bytes(),
+            )
+            .map_err(|e| e.to_string())?;
+        match r.status {
+            201 => Ok((r.json()["job_id"].as_str().unwrap().to_string(), sent)),
+            503 if r.body.contains("stored on the Redis master") => {
+                Ok((stored_id(&r.json()), sent))
+            }
+            503 => Err(format!("503 {}", r.body)),
+            s => panic!("POST /jobs answered {s}: {}", r.body),
+        }
+    })
+}
+
+#[test]
+fn a_create_that_replicas_do_not_confirm_answers_503_naming_the_stored_job() {
+    // A Redis without replicas: WAIT 1 can never be satisfied.
+    let redis = RedisServer::start();
+    let server = TestServer::with_url(redis.url(), redis.dir(), |c| {
+        c.num_workers = 0;
+        c.redis_wait_replicas = 1;
+        c.redis_wait_timeout_ms = 50;
+    });
+    let job = json!({"type": "noop", "idempotency_key": "k1"});
+    let r = server.post_json("/jobs", &job);
+    r.expect_status(503, "an unconfirmed create");
+    assert_eq!(r.header("Retry-After"), Some("1"));
+    let body = r.json();
+    let text = body["error"].as_str().unwrap();
+    assert!(
+        text.contains("stored on the Redis master but not confirmed on 1 replica(s)")
+            && text.contains("WAIT saw 0 of 1")
+            && text.contains("same idempotency key is safe"),
+        "{text}"
+    );
+    // It was stored, and a retry with the key names it rather than making another.
+    let id = stored_id(&body);
+    assert_eq!(server.job(&id)["status"], json!("pending"));
+    let again = server.post_json("/jobs", &job);
+    again.expect_status(200, "the retry");
+    assert_eq!(again.json()["job_id"], json!(id));
+    // A batch: the same, every job named.
+    let r = server.post_json(
+        "/jobs/batch",
+        &json!({"jobs": [{"type": "noop"}, {"type": "noop"}]}),
+    );
+    r.expect_status(503, "an unconfirmed batch");
+    assert!(
+        r.body.contains("jobs ") && r.body.contains(" were stored"),
+        "{}",
+        r.body
+    );
+    assert_eq!(server.stat("total_jobs"), 3);
+}
+
+#[cfg(feature = "cluster")]
+#[test]
+fn jobq_runs_on_a_redis_cluster_and_follows_a_failover() {
+    let mut cluster = RedisCluster::start();
+    let server = TestServer::with_url(cluster.url(), cluster.dir(), |c| {
+        c.redis_wait_replicas = 1;
+        c.redis_wait_timeout_ms = 2000;
+    });
+    // The lifecycle, every create confirmed by the slot's replica.
+    let plain = server.submit(&json!({"type": "noop"}));
+    server.wait_for_status(&plain, "completed", Duration::from_secs(10));
+    let keyed = json!({"type": "noop", "idempotency_key": "once"});
+    let id = server.submit(&keyed);
+    let again = server.post_json("/jobs", &keyed);
+    again.expect_status(200, "idempotent repeat");
+    assert_eq!(again.json()["job_id"], json!(id));
+    let batch = server.post_json(
+        "/jobs/batch",
+        &json!({"jobs": [{"type": "noop"}, {"type": "noop", "delay_ms": 300}]}),
+    );
+    batch.expect_status(201, "batch");
+    for id in batch.json()["job_ids"].as_array().unwrap() {
+        server.wait_for_status(id.as_str().unwrap(), "completed", Duration::from_secs(10));
+    }
+    let failing = server.submit(&json!({"type": "fail", "max_attempts": 2}));
+    let dead = server.wait_for_status(&failing, "failed", Duration::from_secs(10));
+    assert_eq!(dead["attempt"], json!(2), "{dead}");
+    // The scripts that name no key of their own (queues, pause, explorer, workflows) route by
+    // the key they declare for the purpose.
+    server
+        .post_json("/queues/default/pause", &json!({}))
+        .expect_status(200, "pause");
+    server
+        .post_json("/queues/default/resume", &json!({}))
+        .expect_status(200, "resume");
+    server.get("/queues").expect_status(200, "GET /queues");
+    server
+        .get("/workflows")
+        .expect_status(200, "GET /workflows");
+    let listed = server.get("/jobs?status=completed");
+    listed.expect_status(200, "explorer");
+    let stats = server.stats();
+    assert_eq!(stats["total_jobs"], json!(5), "{stats}");
+    assert_eq!(stats["dlq_size"], json!(1), "{stats}");
+    // Every key lies in the prefix's slot, on its master.
+    let slot = cluster.key_slot("{jobq}");
+    assert!(cluster.count_keys_in_slot(slot) > 5);
+    let master = cluster.master_of_slot(slot);
+    let keys: u64 = cluster.node_cmd(master, &["DBSIZE"]);
+    assert_eq!(keys, cluster.count_keys_in_slot(slot));
+
+    // Created before the crash, confirmed by the replica: still there after it.
+    let before: Vec<String> = (0..10)
+        .map(|_| server.submit(&json!({"type": "noop", "delay_ms": 600_000})))
+        .collect();
+    cluster.kill_master(master);
+    let killed = Instant::now();
+    let new_master = cluster.wait_for_failover(master, Duration::from_secs(30));
+    let promoted = Instant::now();
+    let (_, sent) = stored_when_back(&server, Duration::from_secs(10));
+    let resumed = sent.saturating_duration_since(promoted);
+    eprintln!(
+        "cluster: master {master} killed, {new_master} promoted after {:?}, jobq created again {resumed:?} after the promotion",
+        promoted - killed
+    );
+    assert!(resumed < Duration::from_secs(10), "{resumed:?}");
+    for id in &before {
+        assert_eq!(server.job(id)["status"], json!("pending"), "{id}");
+    }
+    // The old master comes back as the new one's replica: creates are confirmed again, and
+    // jobs run.
+    cluster.restart_node(master);
+    cluster.wait_until_ok(Duration::from_secs(30));
+    let after = wait_for("a confirmed create", Duration::from_secs(10), || {
+        let r = server.post_json("/jobs", &json!({"type": "noop"}));
+        match r.status {
+            201 => Ok(r.json()["job_id"].as_str().unwrap().to_string()),
+            _ => Err(format!("{} {}", r.status, r.body)),
+        }
+    });
+    server.wait_for_status(&after, "completed", Duration::from_secs(10));
+}
+
+#[cfg(feature = "cluster")]
+#[test]
+fn jobq_follows_a_sentinel_failover_and_keeps_the_jobs_replicas_confirmed() {
+    let mut group = RedisSentinel::start();
+    let server = TestServer::with_url(group.url(), group.dir(), |c| {
+        c.redis_wait_replicas = 1;
+        c.redis_wait_timeout_ms = 2000;
+    });
+    let done = server.submit(&json!({"type": "noop"}));
+    server.wait_for_status(&done, "completed", Duration::from_secs(10));
+    let before: Vec<String> = (0..20)
+        .map(|_| server.submit(&json!({"type": "noop", "delay_ms": 600_000})))
+        .collect();
+    let batch = server.post_json(
+        "/jobs/batch",
+        &json!({"jobs": [{"type": "noop", "delay_ms": 600_000}, {"type": "noop", "delay_ms": 600_000}]}),
+    );
+    batch.expect_status(201, "batch");
+
+    group.kill_master();
+    let killed = Instant::now();
+    let new_master = group.wait_for_promotion(Duration::from_secs(30));
+    let promoted = Instant::now();
+    let (_, sent) = stored_when_back(&server, Duration::from_secs(10));
+    let resumed = sent.saturating_duration_since(promoted);
+    eprintln!(
+        "sentinel: master {} killed, {new_master} promoted after {:?}, jobq created again {resumed:?} after the promotion",
+        group.master_port(),
+        promoted - killed
+    );
+    assert!(resumed < Duration::from_secs(10), "{resumed:?}");
+    let mut ids = before;
+    ids.extend(
+        batch.json()["job_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string()),
+    );
+    for id in &ids {
+        assert_eq!(server.job(id)["status"], json!("pending"), "{id}");
+    }
+    assert_eq!(server.stat("total_jobs"), 1 + 22 + 1);
+    assert_eq!(server.stat("scheduled_jobs"), 22);
+    // Workers claim and finish on the new master (which has no replica left to confirm).
+    let (after, _) = stored_when_back(&server, Duration::from_secs(3));
+    server.wait_for_status(&after, "completed", Duration::from_secs(10));
+}
