@@ -181,12 +181,16 @@ pub fn check_config() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Written without println!, which panics when a reader stops early (`| head` closes the
+    // pipe): what it read is all it wanted, and the exit status still says whether all is valid.
+    let mut out = std::io::stdout().lock();
     for (name, value) in config.settings() {
-        println!("{name}={value}");
+        let _ = writeln!(out, "{name}={value}");
     }
     match jobq::builtin_registry(&config) {
         Ok(registry) => {
-            println!(
+            let _ = writeln!(
+                out,
                 "configuration is valid; job types: {}",
                 registry.types().join(", ")
             );
