@@ -226,7 +226,11 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
         .metrics
         .init_series(&queues, &shared.registry.types());
     let shutdown = Shutdown::new();
-    match shared.backend.open().durability_warnings() {
+    match shared
+        .backend
+        .open()
+        .durability_warnings(shared.config.redis_wait_replicas)
+    {
         Ok(warnings) => warnings.iter().for_each(|w| log::warn!("{w}")),
         // A wrong password or a certificate that does not verify will not fix itself.
         Err(e) if e.is_rejected() => return Err(Error::Store(e)),

@@ -97,10 +97,11 @@ impl Store {
     }
 
     /// Checks this Redis at start-up: refuses one older than 6.2 (jobq's scripts use LMOVE,
-    /// BLMOVE and ZRANGE … REV), and says what a restart or memory pressure could lose, as
-    /// advice for the log.
-    pub fn durability_warnings(&mut self) -> Result<Vec<String>, StoreError> {
-        let (server, persistence, memory): (String, String, String) =
+    /// BLMOVE and ZRANGE … REV), and says what a restart or memory pressure could lose, and
+    /// whether it has the `wait_replicas` replicas REDIS_WAIT_REPLICAS asks for, as advice for
+    /// the log.
+    pub fn durability_warnings(&mut self, wait_replicas: u32) -> Result<Vec<String>, StoreError> {
+        let (server, persistence, memory, replication): (String, String, String, String) =
             self.conn.run_idempotent(|c| {
                 redis::pipe()
                     .cmd("INFO")
@@ -109,6 +110,8 @@ impl Store {
                     .arg("persistence")
                     .cmd("INFO")
                     .arg("memory")
+                    .cmd("INFO")
+                    .arg("replication")
                     .query(c)
             })?;
         if let Some(version) = info_field(&server, "redis_version") {
@@ -122,6 +125,14 @@ impl Store {
             }
         }
         let mut out = Vec::new();
+        let replicas: u32 = info_field(&replication, "connected_slaves")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        if wait_replicas > replicas {
+            out.push(format!(
+                "REDIS_WAIT_REPLICAS is {wait_replicas} but the Redis master has {replicas} replica(s) connected: until {wait_replicas} are, every create is answered 503 (the job is stored) after REDIS_WAIT_TIMEOUT_MS; attach replicas or lower REDIS_WAIT_REPLICAS"
+            ));
+        }
         match info_field(&memory, "maxmemory_policy") {
             Some("noeviction") | None => {}
             Some(policy) => out.push(format!(

@@ -565,12 +565,23 @@ fn start_up_advises_on_redis_settings_that_can_lose_jobs() {
     );
     drop(server);
 
+    // REDIS_WAIT_REPLICAS asks for a replica this Redis does not have.
+    let server = BinaryServer::spawn(&volatile.url(), &[("REDIS_WAIT_REPLICAS", "1")]);
+    let log = server.log();
+    assert!(
+        log.contains("REDIS_WAIT_REPLICAS is 1 but the Redis master has 0 replica(s) connected"),
+        "a missing replica should draw a warning:\n{log}"
+    );
+    drop(server);
+
     // And a Redis set up as advised draws neither.
     let durable = persistent_redis();
     let server = BinaryServer::spawn(&durable.url(), &[]);
     let log = server.log();
     assert!(
-        !log.contains("appendonly yes") && !log.contains("noeviction"),
+        !log.contains("appendonly yes")
+            && !log.contains("noeviction")
+            && !log.contains("REDIS_WAIT_REPLICAS is"),
         "a Redis with appendonly yes and noeviction needs no advice:\n{log}"
     );
 }
