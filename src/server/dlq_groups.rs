@@ -3,12 +3,12 @@
 //! entered the DLQ); the action with that `as_of` takes only the group's jobs buried up to it,
 //! so jobs that failed after the dry run are left alone.
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 
 use super::input::{as_of, Query};
 use super::router::Call;
 use super::{ApiError, Reply};
+use crate::job::api_time;
 use crate::store::{DlqGroup, DlqSelect};
 
 /// `GET /dlq/groups?limit=`: the largest groups first (then the most recently seen).
@@ -90,7 +90,7 @@ fn dry_run_reply(call: &mut Call, fp: &str, upto: Option<i64>) -> Result<Reply, 
             "fingerprint": fp,
             "dry_run": true,
             "count": group.map_or(0, |g| g.count),
-            "as_of": group.map(|g| rfc3339(&g.last_seen)),
+            "as_of": group.map(|g| api_time(&g.last_seen)),
         }),
     ))
 }
@@ -128,18 +128,13 @@ fn shown(g: &DlqGroup) -> Value {
         "count": g.count,
         "pattern": g.pattern,
         "sample_error": g.sample,
-        "first_seen": rfc3339(&g.first_seen),
-        "last_seen": rfc3339(&g.last_seen),
+        "first_seen": api_time(&g.first_seen),
+        "last_seen": api_time(&g.last_seen),
     })
-}
-
-/// As every time in the API: RFC 3339 UTC with microseconds, so an `as_of` read back is exact.
-fn rfc3339(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 fn as_of_note(upto: Option<i64>) -> String {
     upto.and_then(crate::job::from_micros)
-        .map(|t| format!(" as of {}", rfc3339(&t)))
+        .map(|t| format!(" as of {}", api_time(&t)))
         .unwrap_or_default()
 }

@@ -2,7 +2,6 @@
 //! per call with a cursor to go on), `POST /jobs/retry`, `/jobs/delete` and `/jobs/cancel` (by
 //! filter, with a dry run whose `as_of` pins the selection), and `DELETE /jobs/{id}`.
 
-use chrono::SecondsFormat;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -11,7 +10,7 @@ use super::router::Call;
 use super::{ApiError, Reply};
 use crate::context::note_job_events;
 use crate::handler::is_valid_type_name;
-use crate::job::{check_group, check_queue_name, from_micros};
+use crate::job::{api_time, check_group, check_queue_name, from_micros};
 use crate::store::{DlqSelect, Index, JobFilter, Place, Search, Store, StoreError};
 
 /// Every status a filter may name (`scheduled`: pending with a due time, `pending`: ready).
@@ -502,8 +501,7 @@ fn describe(f: &JobFilter) -> String {
     parts.join(", ")
 }
 
+/// µs since the epoch in the API's time format.
 fn rfc3339(us: i64) -> String {
-    from_micros(us)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Micros, true)
+    api_time(&from_micros(us).unwrap_or_default())
 }

@@ -8,7 +8,7 @@ use super::router::Call;
 use super::{ApiError, Reply};
 use crate::config::{Limits, LimitsPatch, Scope};
 use crate::handler::{is_valid_type_name, MAX_TYPE_LEN};
-use crate::job::{check_queue_name, from_micros};
+use crate::job::{api_time, check_queue_name, from_micros};
 use crate::store::{QueueInfo, Target, TypeInfo};
 
 /// `GET /queues`: every queue that has had a job or a setting, or that a process serves.
@@ -243,7 +243,7 @@ fn type_json(call: &Call, t: &TypeInfo) -> Value {
             "until": t
                 .breaker_until_us
                 .and_then(from_micros)
-                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+                .map(|d| api_time(&d)),
         },
     })
 }

@@ -10,7 +10,7 @@ use super::router::Call;
 use super::{ApiError, Reply};
 use crate::config::schedules::check_schedule_name;
 use crate::config::ScheduleSpec;
-use crate::job::from_micros;
+use crate::job::{api_time, from_micros};
 use crate::store::{Control, ControlOutcome, Fired, PutOutcome, ScheduleRecord, Source};
 
 /// How many fire times `GET /schedules/{name}` shows.
@@ -196,9 +196,7 @@ fn schedule_name(raw: &str) -> Result<String, ApiError> {
 }
 
 fn time(us: i64) -> Value {
-    from_micros(us).map_or(Value::Null, |t| {
-        Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-    })
+    from_micros(us).map_or(Value::Null, |t| Value::String(api_time(&t)))
 }
 
 fn schedule_json(s: &ScheduleRecord) -> Value {

@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 
 use super::router::Call;
 use super::{ApiError, Reply};
-use crate::job::{from_micros, Progress};
+use crate::job::{api_time, from_micros, Progress};
 use crate::store::LiveProcess;
 
 /// `GET /workers`: live worker processes, by id. A process whose heartbeat has expired is not
@@ -84,9 +84,7 @@ fn job_json(listed: &Value, read: Option<&(Option<i64>, Option<String>)>) -> Opt
     let started_us = read
         .and_then(|(us, _)| *us)
         .or_else(|| Some(listed.get("started_ms")?.as_i64()? * 1000))?;
-    let started_at = from_micros(started_us)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let started_at = api_time(&from_micros(started_us).unwrap_or_default());
     let mut job = json!({
         "id": id,
         "type": listed.get("type").and_then(Value::as_str).unwrap_or(""),

@@ -13,7 +13,7 @@ use super::router::Call;
 use super::{ApiError, Reply};
 use crate::config::queues::is_valid_queue_name;
 use crate::context::note_job_events;
-use crate::job::{from_micros, JobId, NewJob, NewJobRequest, MAX_PARENTS};
+use crate::job::{api_time, from_micros, JobId, NewJob, NewJobRequest, MAX_PARENTS};
 use crate::store::{CancelOutcome, CreateOutcome};
 
 /// Most nodes one workflow may have.
@@ -206,7 +206,7 @@ pub fn list(call: &mut Call) -> Result<Reply, ApiError> {
         .map(|w| {
             json!({
                 "id": w.id,
-                "created_at": w.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "created_at": api_time(&w.created_at),
                 "nodes": w.nodes,
                 "left": w.left,
             })
@@ -262,7 +262,7 @@ pub fn get(call: &mut Call) -> Result<Reply, ApiError> {
         &json!({
             "workflow_id": id.as_str(),
             "created_at": from_micros(wf.created_at_us)
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+                .map(|t| api_time(&t)),
             "status": status,
             "unfinished": wf.left.max(0),
             "counts": counts,

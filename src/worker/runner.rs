@@ -327,7 +327,7 @@ impl Worker {
                             job.id,
                             job.kind,
                             crate::job::from_micros(due_us)
-                                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+                                .map(|t| crate::job::api_time(&t))
                                 .unwrap_or_default(),
                             err.message
                         );
