@@ -61,11 +61,8 @@ const fn api(method: &'static str, path: &'static str, action: Action) -> Endpoi
 /// A route of the API that needs no token (it says what the caller's token allows).
 const fn api_public(method: &'static str, path: &'static str, action: Action) -> Endpoint {
     Endpoint {
-        method,
-        path,
         access: Access::Public,
-        any_role: false,
-        action,
+        ..api(method, path, action)
     }
 }
 
@@ -76,11 +73,9 @@ const fn any_role(
     action: Action,
 ) -> Endpoint {
     Endpoint {
-        method,
-        path,
         access,
         any_role: true,
-        action,
+        ..api(method, path, action)
     }
 }
 
