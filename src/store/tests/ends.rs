@@ -5,7 +5,7 @@
 //! halves of one.
 
 use super::*;
-use crate::store::{CancelOutcome, CreateOutcome, EventKind, FailMode, FailOutcome, JobFilter};
+use crate::store::{CancelOutcome, CreateOutcome, EventKind, FailOutcome, JobFilter};
 
 fn child_of(parents: &[&NewJob]) -> NewJob {
     NewJob {
@@ -132,19 +132,8 @@ fn a_running_job_is_marked_and_its_outcome_decides() {
     assert!(events.is_empty());
     assert_eq!(store.cancel_requested(&ids).unwrap(), ids);
     // A failed attempt ends cancelled, not retried.
-    let failed = store
-        .fail(
-            "p1",
-            &got[0],
-            "stopped",
-            10,
-            FailMode::Retry,
-            (100, 5),
-            false,
-            &ALL,
-        )
-        .unwrap();
-    assert_eq!(failed.outcome, FailOutcome::Cancelled);
+    let failed = fail_retry(&mut store, &got[0], "stopped");
+    assert_eq!(failed, FailOutcome::Cancelled);
     assert_at(&redis, &got[0].id, At::Ended("cancelled"));
     assert_eq!(
         field(&redis, &got[0].id, "error").as_deref(),
@@ -244,18 +233,7 @@ fn a_unique_key_is_held_until_the_job_ends() {
     // Released when it enters the DLQ, or is cancelled.
     register(&redis, "p1");
     let got = store.claim_all("p1", 1).unwrap().unwrap();
-    store
-        .fail(
-            "p1",
-            &got[0],
-            "no",
-            10,
-            FailMode::Retry,
-            (100, 5),
-            false,
-            &ALL,
-        )
-        .unwrap();
+    fail_retry(&mut store, &got[0], "no");
     assert_at(&redis, &first.id, At::Dlq);
     let second = unique("u");
     store

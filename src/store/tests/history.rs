@@ -2,7 +2,6 @@
 //! counts of a minute read back as the growth of the running totals since its snapshot.
 
 use super::*;
-use crate::store::FailMode;
 
 #[test]
 fn one_snapshot_a_minute_and_the_minute_counts_what_happened_since() {
@@ -28,18 +27,7 @@ fn one_snapshot_a_minute_and_the_minute_counts_what_happened_since() {
         let done = got.iter().find(|j| j.queue == "default").unwrap();
         store.complete("p1", done, None, 60, false, &ALL).unwrap();
         let failed = got.iter().find(|j| j.queue == "mail").unwrap();
-        store
-            .fail(
-                "p1",
-                failed,
-                "no",
-                10,
-                FailMode::Retry,
-                (100, 5),
-                false,
-                &ALL,
-            )
-            .unwrap();
+        fail_retry(&mut store, failed, "no");
         let all = store.history(3, None).unwrap();
         let mail = store.history(3, Some("mail")).unwrap();
         if all.last().map(|m| m.minute) != Some(minute) {

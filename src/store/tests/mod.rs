@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::test_redis::{TestRedis, PREFIX};
-use super::{Claimed, FailMode, Selection, Store, StoreError};
+use super::{Claimed, FailMode, FailOutcome, Selection, Store, StoreError};
 use crate::job::{NewJob, Priority};
 
 /// Every queue, as a process without QUEUES serves them.
@@ -120,6 +120,24 @@ fn assert_at(redis: &TestRedis, id: &str, want: At) {
         "where {id} is"
     );
     assert_eq!(status.as_deref(), Some(status_want), "status of {id}");
+}
+
+/// Fails process p1's attempt `claim` with `message`, to be retried 10 ms later (DLQ cap 100,
+/// 5 snoozes): what the store does with it (retried, dead, cancelled) is the outcome.
+pub(super) fn fail_retry(store: &mut Store, claim: &Claimed, message: &str) -> FailOutcome {
+    store
+        .fail(
+            "p1",
+            claim,
+            message,
+            10,
+            FailMode::Retry,
+            (100, 5),
+            false,
+            &ALL,
+        )
+        .unwrap()
+        .outcome
 }
 
 /// Creates a job of `kind`, claims the oldest pending job (that one, unless jobs retried from
