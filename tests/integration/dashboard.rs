@@ -178,6 +178,43 @@ fn wait_api(what: &str, probe: impl FnMut() -> Result<(), String>) {
     wait_for(what, SHOWN, probe);
 }
 
+/// A jobq whose `charge` type fails for good while `failing` is set, with `n` charges
+/// submitted and failed (in the DLQ); returns it and their ids.
+fn failed_charges(
+    redis: &RedisServer,
+    failing: &Arc<AtomicBool>,
+    n: u64,
+    tweak: impl FnOnce(&mut jobq::Config),
+) -> (TestServer, Vec<String>) {
+    let server = TestServer::with_registry(
+        redis,
+        |r| {
+            r.register("charge", flaky(failing));
+        },
+        tweak,
+    );
+    let ids: Vec<String> = (0..n)
+        .map(|order| server.submit(&json!({"type": "charge", "payload": {"order": order}})))
+        .collect();
+    for id in &ids {
+        server.wait_for_status(id, "failed", SHOWN);
+    }
+    (server, ids)
+}
+
+/// Waits until every job of `ids` has completed, asking the API.
+fn wait_completed(server: &TestServer, ids: &[String]) {
+    wait_api("the jobs to complete", || {
+        let done = ids
+            .iter()
+            .filter(|id| server.job(id)["status"] == "completed")
+            .count();
+        (done == ids.len())
+            .then_some(())
+            .ok_or(format!("{done} of {} completed", ids.len()))
+    });
+}
+
 /// A type that fails while `failing` is set and succeeds once it is cleared.
 fn flaky(failing: &Arc<AtomicBool>) -> impl Fn(&JobContext) -> JobResult + Send + Sync + 'static {
     let failing = failing.clone();
@@ -395,19 +432,7 @@ fn the_explorer_finds_one_failure_among_ten_thousand_jobs_by_a_word_of_its_error
 fn retrying_a_failure_group_drains_it() {
     let redis = RedisServer::start();
     let failing = Arc::new(AtomicBool::new(true));
-    let server = TestServer::with_registry(
-        &redis,
-        |r| {
-            r.register("charge", flaky(&failing));
-        },
-        |_| {},
-    );
-    let ids: Vec<String> = (0..4)
-        .map(|order| server.submit(&json!({"type": "charge", "payload": {"order": order}})))
-        .collect();
-    for id in &ids {
-        server.wait_for_status(id, "failed", SHOWN);
-    }
+    let (server, ids) = failed_charges(&redis, &failing, 4, |_| {});
     let groups = server.get("/dlq/groups").json();
     let fp = groups["groups"][0]["fingerprint"]
         .as_str()
@@ -427,15 +452,7 @@ fn retrying_a_failure_group_drains_it() {
         asked.starts_with("4 failed job(s)"),
         "the dry run's count is shown: {asked}"
     );
-    wait_api("the group's jobs completed", || {
-        let done = ids
-            .iter()
-            .filter(|id| server.job(id)["status"] == "completed")
-            .count();
-        (done == 4)
-            .then_some(())
-            .ok_or(format!("{done} of 4 completed"))
-    });
+    wait_completed(&server, &ids);
     browser.wait_until(
         &format!("!document.querySelector('{row}')"),
         SHOWN,
@@ -670,20 +687,9 @@ fn fmt_thousands(n: u64) -> String {
 fn the_explorer_retries_and_deletes_what_its_filter_selects() {
     let redis = RedisServer::start();
     let failing = Arc::new(AtomicBool::new(true));
-    let server = TestServer::with_registry(
-        &redis,
-        |r| {
-            r.register("charge", flaky(&failing));
-        },
-        |c| c.max_attempts = 1,
-    );
-    let charges: Vec<String> = (0..3)
-        .map(|order| server.submit(&json!({"type": "charge", "payload": {"order": order}})))
-        .collect();
+    let (server, charges) = failed_charges(&redis, &failing, 3, |c| c.max_attempts = 1);
     let other = server.submit(&json!({"type": "fail", "payload": {"message": "other cause"}}));
-    for id in charges.iter().chain([&other]) {
-        server.wait_for_status(id, "failed", SHOWN);
-    }
+    server.wait_for_status(&other, "failed", SHOWN);
     failing.store(false, Ordering::SeqCst);
 
     let browser = Browser::start();
@@ -695,15 +701,7 @@ fn the_explorer_retries_and_deletes_what_its_filter_selects() {
         asked.starts_with("3 job(s) match"),
         "the dry run's count: {asked}"
     );
-    wait_api("the three charges completed", || {
-        let done = charges
-            .iter()
-            .filter(|id| server.job(id)["status"] == "completed")
-            .count();
-        (done == 3)
-            .then_some(())
-            .ok_or(format!("{done} of 3 completed"))
-    });
+    wait_completed(&server, &charges);
     assert_eq!(server.job(&other)["status"], "failed", "outside the filter");
 
     // The completed charges, deleted by filter from the same page.
