@@ -5,7 +5,7 @@
 //! races that cannot be forced (a stalled process's claim in transit, the reaper's grace after a
 //! long load) are tested through their mechanism in the unit tests of `worker/maintenance.rs`.
 
-use serde_json::{json, Value};
+use serde_json::json;
 use std::io::{BufReader, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -162,27 +162,7 @@ fn hget(redis: &RedisServer, key: &str, field: &str) -> Option<String> {
 fn the_lifecycle_runs_on_redis_cluster() {
     let redis = start_cluster_node();
     let server = TestServer::start(&redis, |_| {});
-    let plain = server.submit(&json!({"type": "noop"}));
-    server.wait_for_status(&plain, "completed", Duration::from_secs(10));
-
-    let keyed = json!({"type": "noop", "idempotency_key": "once"});
-    let id = server.submit(&keyed);
-    let again = server.post_json("/jobs", &keyed);
-    again.expect_status(200, "idempotent repeat");
-    assert_eq!(again.json()["job_id"], Value::from(id.clone()));
-
-    let batch = server.post_json(
-        "/jobs/batch",
-        &json!({"jobs": [{"type": "noop"}, {"type": "noop", "delay_ms": 50}]}),
-    );
-    batch.expect_status(201, "batch");
-    for id in batch.json()["job_ids"].as_array().unwrap() {
-        server.wait_for_status(id.as_str().unwrap(), "completed", Duration::from_secs(10));
-    }
-
-    let failing = server.submit(&json!({"type": "fail", "max_attempts": 2}));
-    let dead = server.wait_for_status(&failing, "failed", Duration::from_secs(10));
-    assert_eq!(dead["attempt"], json!(2), "{dead}");
+    let failing = server.run_lifecycle();
     server
         .post_json(&format!("/dlq/{failing}/retry"), &json!({}))
         .expect_status(200, "DLQ retry");

@@ -93,24 +93,7 @@ fn jobq_runs_on_a_redis_cluster_and_follows_a_failover() {
         c.redis_wait_timeout_ms = 2000;
     });
     // The lifecycle, every create confirmed by the slot's replica.
-    let plain = server.submit(&json!({"type": "noop"}));
-    server.wait_for_status(&plain, "completed", Duration::from_secs(10));
-    let keyed = json!({"type": "noop", "idempotency_key": "once"});
-    let id = server.submit(&keyed);
-    let again = server.post_json("/jobs", &keyed);
-    again.expect_status(200, "idempotent repeat");
-    assert_eq!(again.json()["job_id"], json!(id));
-    let batch = server.post_json(
-        "/jobs/batch",
-        &json!({"jobs": [{"type": "noop"}, {"type": "noop", "delay_ms": 300}]}),
-    );
-    batch.expect_status(201, "batch");
-    for id in batch.json()["job_ids"].as_array().unwrap() {
-        server.wait_for_status(id.as_str().unwrap(), "completed", Duration::from_secs(10));
-    }
-    let failing = server.submit(&json!({"type": "fail", "max_attempts": 2}));
-    let dead = server.wait_for_status(&failing, "failed", Duration::from_secs(10));
-    assert_eq!(dead["attempt"], json!(2), "{dead}");
+    server.run_lifecycle();
     // The scripts that name no key of their own (queues, pause, explorer, workflows) route by
     // the key they declare for the purpose.
     server

@@ -2,7 +2,7 @@
 //! client would not send: malformed requests ([`send_raw`]), pipelining and slow clients.
 
 use super::wait_for;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::OnceLock;
@@ -232,6 +232,31 @@ impl Client {
             }
             Err(job.to_string())
         })
+    }
+
+    /// The lifecycle every Redis topology must carry (one Redis, a Cluster): a job run, an
+    /// idempotent repeat answered with the first id, a batch with a delayed job, and a job
+    /// that fails both its attempts into the DLQ. Five jobs in all; returns the dead one's id.
+    pub fn run_lifecycle(&self) -> String {
+        let plain = self.submit(&json!({"type": "noop"}));
+        self.wait_for_status(&plain, "completed", Duration::from_secs(10));
+        let keyed = json!({"type": "noop", "idempotency_key": "once"});
+        let id = self.submit(&keyed);
+        let again = self.post_json("/jobs", &keyed);
+        again.expect_status(200, "idempotent repeat");
+        assert_eq!(again.json()["job_id"], json!(id));
+        let batch = self.post_json(
+            "/jobs/batch",
+            &json!({"jobs": [{"type": "noop"}, {"type": "noop", "delay_ms": 50}]}),
+        );
+        batch.expect_status(201, "batch");
+        for id in batch.json()["job_ids"].as_array().unwrap() {
+            self.wait_for_status(id.as_str().unwrap(), "completed", Duration::from_secs(10));
+        }
+        let failing = self.submit(&json!({"type": "fail", "max_attempts": 2}));
+        let dead = self.wait_for_status(&failing, "failed", Duration::from_secs(10));
+        assert_eq!(dead["attempt"], json!(2), "{dead}");
+        failing
     }
 
     /// Polls `/stats` until `field` equals `want`; returns the stats.
