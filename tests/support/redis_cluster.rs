@@ -12,11 +12,10 @@
 //! start.
 
 use super::redis_node::{
-    free_cluster_port, info_field, run_redis_cli, stop_all, wait_slowly, Kind, RedisNode,
+    free_cluster_port, info_field, run_redis_cli, tear_down, wait_slowly, Kind, RedisNode,
 };
 use super::{temp_dir, try_redis_cmd};
 use redis::{ErrorKind, FromRedisValue, ServerErrorKind};
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -502,17 +501,6 @@ fn replicas_in(nodes: &[ClusterNode], master_port: u16) -> Vec<u16> {
 
 impl Drop for RedisCluster {
     fn drop(&mut self) {
-        stop_all(&mut self.nodes);
-        if std::thread::panicking() {
-            for node in &self.nodes {
-                eprintln!("{}", node.log_tail(1500));
-            }
-            eprintln!(
-                "--- the cluster's files are kept in {} ---",
-                self.dir.display()
-            );
-        } else {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
+        tear_down(self.nodes.iter_mut().collect(), &self.dir, "the cluster's");
     }
 }

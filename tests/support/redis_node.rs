@@ -220,6 +220,20 @@ pub fn stop_all<'a>(nodes: impl IntoIterator<Item = &'a mut RedisNode>) {
     }
 }
 
+/// A topology's end: stops `nodes` ([`stop_all`]); after a failed test prints the end of each
+/// one's log and keeps `dir` (`what` names whose files they are), else removes `dir`.
+pub fn tear_down(mut nodes: Vec<&mut RedisNode>, dir: &Path, what: &str) {
+    stop_all(nodes.iter_mut().map(|n| &mut **n));
+    if std::thread::panicking() {
+        for node in &nodes {
+            eprintln!("{}", node.log_tail(1500));
+        }
+        eprintln!("--- {what} files are kept in {} ---", dir.display());
+    } else {
+        let _ = fs::remove_dir_all(dir);
+    }
+}
+
 /// Calls `probe` every [`TOPOLOGY_POLL`] until it returns `Ok`, for at most `timeout`; panics with
 /// what it waited for and the last `Err` if it never does.
 pub fn wait_slowly<T>(

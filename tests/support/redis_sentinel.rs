@@ -13,7 +13,7 @@
 //! old master stays a master (an empty one, without persistence) for about 10 s, until a
 //! sentinel's periodic INFO sees it and turns it into a replica.
 
-use super::redis_node::{info_field, stop_all, wait_slowly, Kind, RedisNode};
+use super::redis_node::{info_field, tear_down, wait_slowly, Kind, RedisNode};
 use super::{free_port, temp_dir, try_redis_cmd};
 use std::collections::HashMap;
 use std::fs;
@@ -252,19 +252,8 @@ impl Drop for RedisSentinel {
         let nodes = self
             .sentinels
             .iter_mut()
-            .chain([&mut self.master, &mut self.replica]);
-        stop_all(nodes);
-        if std::thread::panicking() {
-            let all = self.sentinels.iter().chain([&self.master, &self.replica]);
-            for node in all {
-                eprintln!("{}", node.log_tail(1500));
-            }
-            eprintln!(
-                "--- the sentinel group's files are kept in {} ---",
-                self.dir.display()
-            );
-        } else {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
+            .chain([&mut self.master, &mut self.replica])
+            .collect();
+        tear_down(nodes, &self.dir, "the sentinel group's");
     }
 }
