@@ -24,12 +24,14 @@ pub mod history;
 mod jobs;
 pub mod keys;
 mod liveness;
+pub(crate) mod partitions;
 mod pool;
 mod progress;
 mod queues;
 mod record;
 mod schedules;
 mod scripts;
+mod stores;
 #[cfg(test)]
 pub(crate) mod test_redis;
 #[cfg(test)]
@@ -40,7 +42,6 @@ mod topology;
 use std::sync::Arc;
 
 pub use admin::RedisState;
-#[cfg(test)]
 pub use admin::Stats;
 pub use backend::{Backend, WaitReplicas};
 pub use conn::Health;
@@ -57,6 +58,7 @@ pub use queues::{QueueInfo, Target, TypeInfo};
 pub use schedules::{
     Control, ControlOutcome, DueTick, Fired, PutOutcome, ScheduleRecord, Source, Tick,
 };
+pub use stores::Stores;
 
 /// How many recently completed ids the completed list keeps (it is trimmed back to this size
 /// once it has grown 100 past it).
