@@ -6,7 +6,7 @@
 //! `jobs.rs` (claims, acknowledgements, promotion, hand-backs), `progress.rs` (progress reports
 //! of running jobs), `liveness.rs` (heartbeats and the reaper), `dlq.rs`, `admin.rs` (stats,
 //! ping, start-up checks), `dlq_groups.rs` (the DLQ grouped by cause), `schedules.rs` (cron schedules and their ticks), `explore.rs` (the job explorer's walks, bulk
-//! deletion, the workflow list). `topology.rs` finds the master behind a Redis Cluster or Sentinel REDIS_URL. `decode.rs` reads the
+//! deletion, the workflow list). `topology.rs` finds the master behind a Redis Cluster or Sentinel REDIS_URL. `partitions.rs` keeps where the partitions (QUEUE_PARTITIONS) are, and [`Stores`] (`stores.rs`, `worker_calls.rs`, `fan_out.rs`) is what the rest of jobq holds: one [`Store`] per partition, each call sent to its partition or fanned out. `decode.rs` reads the
 //! scripts' replies and `record.rs` a job's hash; `error.rs` says what can go wrong.
 
 mod admin;
@@ -20,6 +20,7 @@ mod dlq_groups;
 mod ends;
 mod error;
 mod explore;
+mod fan_out;
 pub mod history;
 mod jobs;
 pub mod keys;
@@ -38,6 +39,7 @@ pub(crate) mod test_redis;
 mod tests;
 #[cfg(feature = "cluster")]
 mod topology;
+mod worker_calls;
 
 use std::sync::Arc;
 
