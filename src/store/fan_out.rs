@@ -269,13 +269,4 @@ impl Stores {
         }
         Ok(total)
     }
-
-    pub fn snapshot_history(&mut self) -> Result<(i64, bool), StoreError> {
-        let mut first = None;
-        for s in self.all()? {
-            let r = s.snapshot_history()?;
-            first.get_or_insert(r);
-        }
-        Ok(first.unwrap_or_default())
-    }
 }

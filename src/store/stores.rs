@@ -93,6 +93,44 @@ impl Stores {
         Ok(self.layout()?.len())
     }
 
+    /// Runs `f` on every partition, going on past one that fails (a master failing over must
+    /// not hold up the others); the answers of those that answered, or the first error when
+    /// none did.
+    pub(super) fn each<T>(
+        &mut self,
+        mut f: impl FnMut(&mut Store) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        let mut failed = None;
+        for s in self.all()? {
+            match f(s) {
+                Ok(v) => out.push(v),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        match failed {
+            Some(e) if out.is_empty() => Err(e),
+            _ => Ok(out),
+        }
+    }
+
+    /// Runs `f` on every partition, going on past one that fails; the first error once all
+    /// were tried. For changes every partition must have (a beat, a pause): the caller retries.
+    pub(super) fn every(
+        &mut self,
+        mut f: impl FnMut(&mut Store) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut failed = None;
+        for s in self.all()? {
+            if let Err(e) = f(s) {
+                failed.get_or_insert(e);
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
     /// Partition `p`'s store.
     pub fn part(&mut self, p: usize) -> &mut Store {
         &mut self.parts[p]
@@ -398,17 +436,13 @@ impl Stores {
     }
 
     pub fn declare_queues(&mut self, queues: &[String]) -> Result<(), StoreError> {
-        for s in self.all()? {
-            s.declare_queues(queues)?;
-        }
-        Ok(())
+        self.every(|s| s.declare_queues(queues))
     }
 
+    /// In every partition; one that fails is reported once the others have it, and the same
+    /// call again sets it there too.
     pub fn set_paused(&mut self, target: LimitTarget, paused: bool) -> Result<(), StoreError> {
-        for s in self.all()? {
-            s.set_paused(target, paused)?;
-        }
-        Ok(())
+        self.every(|s| s.set_paused(target, paused))
     }
 
     pub fn set_limits(
@@ -417,9 +451,6 @@ impl Stores {
         all: &[&str],
         set: &[(&str, String)],
     ) -> Result<(), StoreError> {
-        for s in self.all()? {
-            s.set_limits(target, all, set)?;
-        }
-        Ok(())
+        self.every(|s| s.set_limits(target, all, set))
     }
 }

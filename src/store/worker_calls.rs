@@ -1,7 +1,8 @@
 //! The calls of a worker process on [`Stores`]: claims from the partitions in turn, each
-//! outcome to the partition its job was claimed from, and the heartbeat, promotion, hand-backs
-//! and reaping in every partition (a process beats in each, so each one's claims and reaper
-//! judge it alone).
+//! outcome to the partition its job was claimed from, and the heartbeat, the maintenance tick
+//! (promotion, history), hand-backs and reaping in every partition. A process beats in each
+//! partition, so each one's claims and reaper judge it alone; a partition that fails is passed
+//! over, never holding up the others.
 
 use std::time::Duration;
 
@@ -11,7 +12,9 @@ use super::{Selection, StoreError, Stores};
 
 impl Stores {
     /// Claims up to `max` jobs from the partitions in turn, starting after the one that last
-    /// gave a full batch; each claimed job knows its partition.
+    /// gave a full batch; each claimed job knows its partition. A partition that fails (its
+    /// master failing over) or does not know the process yet is passed over: the others' jobs
+    /// still run. None or the error only when no partition gave a batch.
     pub fn claim(
         &mut self,
         worker: &str,
@@ -22,26 +25,40 @@ impl Stores {
         if n == 1 {
             return self.parts[0].claim(worker, max, sel);
         }
-        let mut all = ClaimBatch::default();
+        let mut all: Option<ClaimBatch> = None;
+        let mut failed = None;
         for k in 0..n {
             let p = (self.turn + k) % n;
-            let Some(mut b) = self.parts[p].claim(worker, max - all.jobs.len(), sel)? else {
-                return Ok(None);
+            let got = all.as_ref().map_or(0, |a| a.jobs.len());
+            let mut b = match self.parts[p].claim(worker, max - got, sel) {
+                Ok(Some(b)) => b,
+                Ok(None) => continue,
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    continue;
+                }
             };
             b.jobs.iter_mut().for_each(|j| j.part = p);
-            all.now_us = all.now_us.max(b.now_us);
-            all.next_start_us = match (all.next_start_us, b.next_start_us) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
+            let a = all.get_or_insert_with(ClaimBatch::default);
+            a.now_us = a.now_us.max(b.now_us);
+            a.next_start_us = match (a.next_start_us, b.next_start_us) {
+                (Some(x), Some(y)) => Some(x.min(y)),
+                (x, y) => x.or(y),
             };
-            all.events.extend(b.events);
-            all.jobs.extend(b.jobs);
-            if all.jobs.len() >= max {
+            a.events.extend(b.events);
+            a.jobs.extend(b.jobs);
+            if a.jobs.len() >= max {
                 self.turn = (p + 1) % n;
                 break;
             }
         }
-        Ok(Some(all))
+        match (all, failed) {
+            // Nothing claimed while a partition failed: the caller waits and tries again
+            // rather than sleeping on wake lists that partition cannot fill.
+            (Some(a), Some(e)) if a.jobs.is_empty() => Err(e),
+            (None, Some(e)) => Err(e),
+            (all, _) => Ok(all),
+        }
     }
 
     pub fn complete(
@@ -81,29 +98,30 @@ impl Stores {
         Ok(a)
     }
 
+    /// Due jobs into their queues, in every partition that answers.
     pub fn promote(&mut self, limit: usize) -> Result<Promoted, StoreError> {
-        let mut total: Option<Promoted> = None;
-        for s in self.all()? {
-            let p = s.promote(limit)?;
-            total = Some(match total {
-                None => p,
-                Some(t) => Promoted {
-                    moved: t.moved + p.moved,
-                    next_due_us: match (t.next_due_us, p.next_due_us) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    },
-                    now_us: t.now_us,
-                },
-            });
-        }
-        total.ok_or_else(|| StoreError::redis("no partition"))
+        let mut each = self.each(|s| s.promote(limit))?.into_iter();
+        let first = each
+            .next()
+            .ok_or_else(|| StoreError::redis("no partition"))?;
+        Ok(each.fold(first, |t, p| Promoted {
+            moved: t.moved + p.moved,
+            next_due_us: match (t.next_due_us, p.next_due_us) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            now_us: t.now_us,
+        }))
+    }
+
+    /// A snapshot in every partition that answers; partition 0's answer (or the first).
+    pub fn snapshot_history(&mut self) -> Result<(i64, bool), StoreError> {
+        Ok(self.each(|s| s.snapshot_history())?.remove(0))
     }
 
     pub fn requeue_all(&mut self, worker: &str) -> Result<Requeued, StoreError> {
         let mut all = Requeued::default();
-        for s in self.all()? {
-            let r = s.requeue_all(worker)?;
+        for r in self.each(|s| s.requeue_all(worker))? {
             all.ids.extend(r.ids);
             all.events.extend(r.events);
         }
@@ -120,14 +138,12 @@ impl Stores {
     }
 
     pub fn held(&mut self, worker: &str) -> Result<Vec<String>, StoreError> {
-        let mut all = Vec::new();
-        for s in self.all()? {
-            all.extend(s.held(worker)?);
-        }
-        Ok(all)
+        Ok(self.each(|s| s.held(worker))?.concat())
     }
 
     /// The beat goes to every partition: each one's claims check it, and each one's reaper.
+    /// One failing partition does not keep the beat from the others (whose reapers would
+    /// otherwise take this process's jobs back), but is reported, so the beat is retried soon.
     pub fn heartbeat(
         &mut self,
         worker: &str,
@@ -135,31 +151,24 @@ impl Stores {
         info: &str,
         serves: Option<&[String]>,
     ) -> Result<(), StoreError> {
-        for s in self.all()? {
-            s.heartbeat(worker, ttl, info, serves)?;
-        }
-        Ok(())
+        self.every(|s| s.heartbeat(worker, ttl, info, serves))
     }
 
     pub fn deregister(&mut self, worker: &str) -> Result<(), StoreError> {
-        for s in self.all()? {
-            s.deregister(worker)?;
-        }
-        Ok(())
+        self.every(|s| s.deregister(worker))
     }
 
     /// The processes any partition knows: one whose reaping failed on one partition is
     /// still listed there, and reaped again.
     pub fn workers(&mut self) -> Result<Vec<String>, StoreError> {
-        let mut all = Vec::new();
-        for s in self.all()? {
-            all.extend(s.workers()?);
-        }
+        let mut all = self.each(|s| s.workers())?.concat();
         all.sort();
         all.dedup();
         Ok(all)
     }
 
+    /// A dead process's jobs back, in every partition that answers (one that does not still
+    /// lists the process, so a later tick reaps it there).
     pub fn reap(
         &mut self,
         worker: &str,
@@ -167,15 +176,17 @@ impl Stores {
         dlq_cap: u64,
     ) -> Result<Option<Reaped>, StoreError> {
         let mut all: Option<Reaped> = None;
-        for s in self.all()? {
-            if let Some(r) = s.reap(worker, error, dlq_cap)? {
-                let t = all.get_or_insert_with(Reaped::default);
-                t.requeued.extend(r.requeued);
-                t.dead.extend(r.dead);
-                t.evicted.extend(r.evicted);
-                t.placement.extend(r.placement);
-                t.events.extend(r.events);
-            }
+        for r in self
+            .each(|s| s.reap(worker, error, dlq_cap))?
+            .into_iter()
+            .flatten()
+        {
+            let t = all.get_or_insert_with(Reaped::default);
+            t.requeued.extend(r.requeued);
+            t.dead.extend(r.dead);
+            t.evicted.extend(r.evicted);
+            t.placement.extend(r.placement);
+            t.events.extend(r.events);
         }
         Ok(all)
     }
