@@ -151,7 +151,7 @@ pub fn refusal(shared: &Shared, outcome: CreateOutcome, batch: Option<usize>) ->
             job_id: Some(parent),
         },
         CreateOutcome::ParentElsewhere { parent, .. } => ApiError::BadRequest(format!(
-            "\"depends_on\": job {parent} is in another partition (QUEUE_PARTITIONS), and a job can depend only on jobs of one partition: give the dependent jobs one unique or idempotency key, or submit them together as a workflow"
+            "\"depends_on\": job {parent} is in another partition (QUEUE_PARTITIONS), and a job can depend only on jobs of its own partition: submit them together as a workflow (POST /workflows), or keep their queue in one partition (QUEUE_PARTITIONS=…,<queue>=1)"
         )),
         CreateOutcome::Created(_) => ApiError::Internal("a created job reported as refused".into()),
     }
