@@ -17,7 +17,10 @@ use super::{Backend, CreateOutcome, DlqSelect, Store, StoreError};
 use crate::job::{Job, JobId, NewJob};
 
 /// One thread's handle on every partition. Dereferences to partition 0's [`Store`], which
-/// keeps what is not partitioned (schedules, history snapshots' list of processes, analytics).
+/// keeps what is kept once (schedules, analytics, the heartbeats `GET /workers` shows, Redis's
+/// state and health). So a [`Store`] method that touches jobs, queues or types must have a
+/// `Stores` method of the same name (here, `worker_calls.rs` or `fan_out.rs`): without one,
+/// a call through `Stores` would reach partition 0 alone.
 pub struct Stores {
     pub(super) parts: Vec<Store>,
     backend: Backend,

@@ -15,11 +15,16 @@ impl Stores {
     /// gave a full batch; each claimed job knows its partition. A partition that fails (its
     /// master failing over) or does not know the process yet is passed over: the others' jobs
     /// still run. None or the error only when no partition gave a batch.
-    pub fn claim(
+    ///
+    /// `only` names the partitions to ask (None: all). A fetcher woken by some partitions asks
+    /// only those: the others have had nothing made ready since its last claim there found
+    /// nothing (which registered it there as waiting).
+    pub fn claim_in(
         &mut self,
         worker: &str,
         max: usize,
         sel: &Selection,
+        only: Option<&[usize]>,
     ) -> Result<Option<ClaimBatch>, StoreError> {
         let n = self.partitions()?;
         if n == 1 {
@@ -29,6 +34,9 @@ impl Stores {
         let mut failed = None;
         for k in 0..n {
             let p = (self.turn + k) % n;
+            if only.is_some_and(|o| !o.contains(&p)) {
+                continue;
+            }
             let got = all.as_ref().map_or(0, |a| a.jobs.len());
             let mut b = match self.parts[p].claim(worker, max - got, sel) {
                 Ok(Some(b)) => b,

@@ -27,7 +27,8 @@ pub(super) struct Fetcher {
 
 /// The waker threads of a fetcher serving several partitions, and the channel they tell it on.
 struct Wakers {
-    woken: Receiver<()>,
+    /// The partition each wake came from.
+    woken: Receiver<usize>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -38,6 +39,9 @@ impl Fetcher {
         let mut unregistered = false;
         let me = self.in_flight.fetcher();
         let mut wakers: Option<Wakers> = None;
+        // The partitions that woke the fetcher, when the last claim found nothing: the next
+        // claim asks only them.
+        let mut woken: Option<Vec<usize>> = None;
         while !self.shutdown.is_triggered() {
             if idle == 0 {
                 match ready.recv_timeout(Duration::from_millis(250)) {
@@ -55,9 +59,10 @@ impl Fetcher {
             }
             let (store, wid, n) = (&mut self.store, &self.worker_id, idle.min(CLAIM_BATCH));
             let sel = &self.selection;
+            let only = woken.take();
             let claimed = self.in_flight.claiming(
                 me,
-                || store.claim(wid, n, sel),
+                || store.claim_in(wid, n, sel, only.as_deref()),
                 |r| match r {
                     Ok(Some(batch)) => batch.jobs.iter().map(|j| j.id.clone()).collect(),
                     _ => Vec::new(),
@@ -93,11 +98,10 @@ impl Fetcher {
                             Some(d) => {
                                 self.shutdown.sleep(d);
                             }
-                            None => {
-                                if let Err(e) = self.wait_for_work(&mut wakers) {
-                                    self.pause(&mut retry, &e);
-                                }
-                            }
+                            None => match self.wait_for_work(&mut wakers) {
+                                Ok(w) => woken = w,
+                                Err(e) => self.pause(&mut retry, &e),
+                            },
                         }
                     }
                     for job in batch.jobs {
@@ -121,33 +125,39 @@ impl Fetcher {
 
     /// Waits until a script may have made work ready here, at most FETCH_BLOCK: on the wake
     /// list itself with one partition, else through the waker threads (started on first use).
-    fn wait_for_work(&mut self, wakers: &mut Option<Wakers>) -> Result<(), StoreError> {
+    /// Returns the partitions that woke it (None: look at all of them).
+    fn wait_for_work(
+        &mut self,
+        wakers: &mut Option<Wakers>,
+    ) -> Result<Option<Vec<usize>>, StoreError> {
         let n = self.store.partitions()?;
         if n == 1 {
             return self
                 .store
                 .wait_for_work(&self.worker_id, FETCH_BLOCK)
-                .map(drop);
+                .map(|_| None);
         }
         let w = match wakers {
             Some(w) => w,
             None => wakers.insert(self.start_wakers(n)?),
         };
         match w.woken.recv_timeout(FETCH_BLOCK) {
-            Ok(()) => {
-                // Other partitions' tokens too: the next claim visits them all.
-                w.woken.try_iter().count();
+            Ok(p) => {
+                let mut woken: Vec<usize> = std::iter::once(p).chain(w.woken.try_iter()).collect();
+                woken.sort_unstable();
+                woken.dedup();
+                Ok(Some(woken))
             }
-            Err(RecvTimeoutError::Timeout) => {}
+            // Nothing for a while: the next claim looks everywhere, as a safety net.
+            Err(RecvTimeoutError::Timeout) => Ok(None),
             Err(RecvTimeoutError::Disconnected) => {
-                return Err(StoreError::unavailable("the waker threads have stopped"))
+                Err(StoreError::unavailable("the waker threads have stopped"))
             }
         }
-        Ok(())
     }
 
     fn start_wakers(&self, n: usize) -> Result<Wakers, StoreError> {
-        let (tx, woken) = crossbeam_channel::unbounded::<()>();
+        let (tx, woken) = crossbeam_channel::unbounded::<usize>();
         let mut threads = Vec::with_capacity(n);
         for p in 0..n {
             let mut store = self.shared.backend.open_blocking(FETCH_BLOCK);
@@ -164,7 +174,7 @@ impl Fetcher {
                         match woken {
                             Ok(true) => {
                                 retry.reset();
-                                if tx.send(()).is_err() {
+                                if tx.send(p).is_err() {
                                     return;
                                 }
                             }

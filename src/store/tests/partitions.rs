@@ -91,7 +91,7 @@ fn creates_spread_over_the_partitions_and_every_read_finds_them() {
         .unwrap();
     let mut done = 0;
     while done < 30 {
-        let batch = s.claim("w1", 8, &ALL).unwrap().expect("registered");
+        let batch = s.claim_in("w1", 8, &ALL, None).unwrap().expect("registered");
         assert!(!batch.jobs.is_empty(), "jobs left to claim");
         for job in batch.jobs {
             assert_eq!(job.part, s.layout().unwrap().part_of_id(&job.id));
