@@ -698,7 +698,9 @@ impl Stores {
     }
 
     /// Claims up to `max` jobs from the partitions in turn, starting after the one that last
-    /// gave a full batch; each claimed job knows its partition.
+    /// gave a full batch (or failed); each claimed job knows its partition. A partition that
+    /// fails after others gave jobs ends the batch with those: they are in this process's
+    /// running lists already.
     pub fn claim(
         &mut self,
         worker: &str,
@@ -712,8 +714,15 @@ impl Stores {
         let mut all = ClaimBatch::default();
         for k in 0..n {
             let p = (self.turn + k) % n;
-            let Some(mut b) = self.parts[p].claim(worker, max - all.jobs.len(), sel)? else {
-                return Ok(None);
+            let mut b = match self.parts[p].claim(worker, max - all.jobs.len(), sel) {
+                Ok(Some(b)) => b,
+                failed => {
+                    self.turn = (p + 1) % n;
+                    if all.jobs.is_empty() {
+                        return failed;
+                    }
+                    break;
+                }
             };
             b.jobs.iter_mut().for_each(|j| j.part = p);
             all.now_us = all.now_us.max(b.now_us);
