@@ -1,7 +1,9 @@
 //! jobq against a Redis Cluster (`redis+cluster://`) and a Sentinel group (`redis+sentinel://`),
 //! through a failover of the master that holds its keys, and `REDIS_WAIT_REPLICAS`: a create is
 //! acknowledged once replicas confirm it, and otherwise answered 503 naming the job stored; a
-//! master killed during a run of 2,000 jobs, every accepted job accounted for.
+//! master killed during a run of 2,000 jobs, every accepted job accounted for. With
+//! QUEUE_PARTITIONS=3 the queue is spread over the cluster's three masters: the lifecycle runs
+//! across them, each holding its partition's keys, and the run loses a master of one partition.
 
 use crate::harness::*;
 use serde_json::{json, Value};
@@ -199,21 +201,171 @@ fn jobq_follows_a_sentinel_failover_and_keeps_the_jobs_replicas_confirmed() {
     server.wait_for_status(&after, "completed", Duration::from_secs(10));
 }
 
-/// What became of the jobs of a run during which the master holding jobq's keys was killed.
+/// jobq's partitions under `{jobq}` once its process has made them (its fetcher reads the
+/// layout on its first claim): `n` of them, on `n` different masters.
+#[cfg(feature = "cluster")]
+fn partitions_on_their_masters(cluster: &RedisCluster, n: usize) -> Vec<Partition> {
+    let parts = wait_for(
+        &format!("{n} partitions listed"),
+        Duration::from_secs(10),
+        || {
+            let parts = cluster.partitions("{jobq}");
+            match parts.len() == n {
+                true => Ok(parts),
+                false => Err(format!("{parts:?}")),
+            }
+        },
+    );
+    let mut masters: Vec<u16> = parts.iter().map(|p| p.master).collect();
+    masters.sort_unstable();
+    masters.dedup();
+    assert_eq!(masters.len(), n, "partitions on shared masters: {parts:?}");
+    parts
+}
+
+/// The ids in a batch's answer.
+#[cfg(feature = "cluster")]
+fn job_ids(v: &Value) -> Vec<String> {
+    let ids = v["job_ids"].as_array();
+    let ids = ids.unwrap_or_else(|| panic!("no job_ids: {v}"));
+    ids.iter()
+        .map(|id| id.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[cfg(feature = "cluster")]
+#[test]
+fn a_queue_in_three_partitions_spreads_over_the_three_masters_of_a_cluster() {
+    let cluster = RedisCluster::start();
+    let server = TestServer::with_url(cluster.url(), cluster.dir(), |c| {
+        c.queue_partitions.default = 3;
+    });
+    // One partition on each master: the default `--cluster create` layout places them so.
+    let parts = partitions_on_their_masters(&cluster, 3);
+    let mut masters: Vec<u16> = parts.iter().map(|p| p.master).collect();
+    masters.sort_unstable();
+    let mut all = cluster.masters();
+    all.sort_unstable();
+    assert_eq!(masters, all, "{parts:?}");
+
+    // The lifecycle across the partitions: create, claim, retry, DLQ, delayed, idempotency,
+    // batch.
+    let mut known = vec![server.run_lifecycle()];
+    // Jobs without a key go to the partitions in turn: 30 reach every one.
+    let plain: Vec<String> = (0..30)
+        .map(|_| server.submit(&json!({"type": "noop"})))
+        .collect();
+    let mut spread = vec![0; parts.len()];
+    for id in &plain {
+        server.wait_for_status(id, "completed", Duration::from_secs(10));
+        spread[partition_of(&parts, id)] += 1;
+    }
+    assert!(
+        spread.iter().all(|&n| n > 0),
+        "plain jobs by partition: {spread:?}"
+    );
+    known.extend(plain);
+    // A batch lands whole in one partition.
+    let batch = server.post_json(
+        "/jobs/batch",
+        &json!({"jobs": [{"type": "noop"}, {"type": "noop"}, {"type": "noop", "delay_ms": 50}]}),
+    );
+    batch.expect_status(201, "batch");
+    let batch = job_ids(&batch.json());
+    let home = partition_of(&parts, &batch[0]);
+    for id in &batch {
+        assert_eq!(partition_of(&parts, id), home, "batch {batch:?}");
+        server.wait_for_status(id, "completed", Duration::from_secs(10));
+    }
+    known.extend(batch);
+    // An idempotent repeat meets its first, and the key lies beside its job.
+    for k in 0..6 {
+        let keyed = json!({"type": "noop", "idempotency_key": format!("key-{k}")});
+        let id = server.submit(&keyed);
+        let again = server.post_json("/jobs", &keyed);
+        again.expect_status(200, "idempotent repeat");
+        assert_eq!(again.json()["job_id"], json!(id));
+        let part = &parts[partition_of(&parts, &id)];
+        let key = format!("{}:idem:key-{k}", part.prefix);
+        let there: u64 = cluster.node_cmd(part.master, &["EXISTS", &key]);
+        assert_eq!(there, 1, "{key} on {}", part.master);
+        server.wait_for_status(&id, "completed", Duration::from_secs(10));
+        known.push(id);
+    }
+
+    // Each master holds its partition's keys, and each job's record lies in the partition its
+    // id names.
+    let mut records = 0;
+    for (p, part) in parts.iter().enumerate() {
+        let keys = cluster.count_keys_in_slot(part.slot);
+        let ids = cluster.job_ids_in(part);
+        eprintln!(
+            "partition {p} {}: slot {} on master {}, {keys} keys, {} job records",
+            part.prefix,
+            part.slot,
+            part.master,
+            ids.len()
+        );
+        assert!(keys > 0 && !ids.is_empty(), "partition {p}: {part:?}");
+        for id in &ids {
+            assert_eq!(partition_of(&parts, id), p, "{id} in {part:?}");
+        }
+        for id in known.iter().filter(|id| partition_of(&parts, id) == p) {
+            assert!(ids.contains(id), "{id} not in {part:?}");
+        }
+        records += ids.len();
+    }
+    // /stats adds the partitions up: the lifecycle's 5 jobs, 30 plain, 3 batched, 6 keyed.
+    let stats = server.stats();
+    let total = 5 + 30 + 3 + 6;
+    assert_eq!(records, total, "{stats}");
+    assert_eq!(stats["total_jobs"], json!(total), "{stats}");
+    assert_eq!(stats["completed_jobs"], json!(total - 1), "{stats}");
+    assert_eq!(stats["failed_jobs"], json!(1), "{stats}");
+    assert_eq!(stats["dlq_size"], json!(1), "{stats}");
+    assert_eq!(stats["pending_jobs"], json!(0), "{stats}");
+    assert_eq!(stats["running_jobs"], json!(0), "{stats}");
+}
+
+/// What became of the jobs of a run during which the master holding a partition of jobq's keys
+/// was killed.
 #[cfg(feature = "cluster")]
 struct Accounted {
     accepted: usize,
     completed: usize,
     /// Accepted (201), then gone after the failover: the write never reached the replica.
     lost: usize,
+    /// Accepted, and lost, by partition.
+    accepted_in: Vec<usize>,
+    lost_in: Vec<usize>,
+    /// The partition whose master was killed.
+    killed: usize,
+}
+
+#[cfg(feature = "cluster")]
+impl Accounted {
+    fn report(&self, setting: &str) {
+        eprintln!(
+            "{setting}, {} partition(s), partition {}'s master killed: {} accepted ({:?} by partition), {} completed, {} lost ({:?} by partition)",
+            self.accepted_in.len(),
+            self.killed,
+            self.accepted,
+            self.accepted_in,
+            self.completed,
+            self.lost,
+            self.lost_in
+        );
+    }
 }
 
 /// 2,000 jobs submitted one by one (each with an idempotency key, sent again after a 503 until
-/// it is stored) while 4 workers run them; the slot's master is SIGKILLed once 500 are in, its
-/// replica takes over (and the old master rejoins as its replica), and every accepted job is
-/// then followed to its end: completed, or lost (404).
+/// it is stored) while 4 workers run them, the queue spread over `partitions` partitions (one
+/// per master); the master of the last partition (partition 0's when there is one) is
+/// SIGKILLed once 500 are in, its replica takes over (and the old master rejoins as its
+/// replica), and every accepted job is then followed to its end: completed, or lost (404),
+/// which only a job of the killed master's partition may be.
 #[cfg(feature = "cluster")]
-fn kill_the_master_during_a_run(wait_replicas: u32) -> Accounted {
+fn kill_the_master_during_a_run(wait_replicas: u32, partitions: u32) -> Accounted {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
@@ -223,7 +375,9 @@ fn kill_the_master_during_a_run(wait_replicas: u32) -> Accounted {
         c.num_workers = 4;
         c.redis_wait_replicas = wait_replicas;
         c.redis_wait_timeout_ms = 1000;
+        c.queue_partitions.default = partitions;
     });
+    let parts = partitions_on_their_masters(&cluster, partitions as usize);
     let client = server.client();
     let accepted = Arc::new(Mutex::new(Vec::with_capacity(JOBS)));
     let count = Arc::new(AtomicUsize::new(0));
@@ -258,9 +412,15 @@ fn kill_the_master_during_a_run(wait_replicas: u32) -> Accounted {
         let n = count.load(Ordering::SeqCst);
         (n >= 500).then_some(()).ok_or(format!("{n} accepted"))
     });
-    let master = cluster.master_of_slot(cluster.key_slot("{jobq}"));
+    let killed = parts.len() - 1;
+    let master = parts[killed].master;
     cluster.kill_master(master);
-    cluster.wait_for_failover(master, Duration::from_secs(30));
+    let at = Instant::now();
+    let new_master = cluster.wait_for_failover(master, Duration::from_secs(30));
+    eprintln!(
+        "master {master} of partition {killed} killed, {new_master} promoted after {:?}",
+        at.elapsed()
+    );
     // The old master comes back as the new one's replica, so WAIT can be satisfied again.
     cluster.restart_node(master);
     cluster.wait_until_ok(Duration::from_secs(30));
@@ -268,14 +428,15 @@ fn kill_the_master_during_a_run(wait_replicas: u32) -> Accounted {
     let ids = accepted.lock().unwrap().clone();
     assert_eq!(ids.len(), JOBS);
     // Every accepted job ends: completed, or gone with the master.
-    let (mut completed, mut lost) = (0, 0);
+    let (mut completed, mut lost) = (0, Vec::new());
+    let at = Instant::now();
     wait_for("every accepted job to end", Duration::from_secs(90), || {
-        (completed, lost) = (0, 0);
+        (completed, lost) = (0, Vec::new());
         let mut open = Vec::new();
         for id in &ids {
             let r = server.get(&format!("/jobs/{id}"));
             match r.status {
-                404 => lost += 1,
+                404 => lost.push(id.clone()),
                 200 if r.json()["status"] == "completed" => completed += 1,
                 200 => open.push(r.json()["status"].to_string()),
                 s => return Err(format!("GET /jobs/{id}: {s}")),
@@ -287,34 +448,74 @@ fn kill_the_master_during_a_run(wait_replicas: u32) -> Accounted {
             open.first()
         ))
     });
-    Accounted {
+    eprintln!(
+        "every job ended {:?} after the producer's last",
+        at.elapsed()
+    );
+    let by_partition = |ids: &[String]| {
+        let mut n = vec![0; parts.len()];
+        ids.iter().for_each(|id| n[partition_of(&parts, id)] += 1);
+        n
+    };
+    let a = Accounted {
         accepted: ids.len(),
         completed,
-        lost,
-    }
+        lost: lost.len(),
+        accepted_in: by_partition(&ids),
+        lost_in: by_partition(&lost),
+        killed,
+    };
+    assert!(a.accepted_in.iter().all(|&n| n > 0), "{:?}", a.accepted_in);
+    let elsewhere: usize = (a.lost_in.iter().enumerate())
+        .filter(|&(p, _)| p != killed)
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(
+        elsewhere, 0,
+        "jobs lost outside partition {killed}: {:?}",
+        a.lost_in
+    );
+    a
+}
+
+/// With REDIS_WAIT_REPLICAS=1 a create is acknowledged once a replica has it: none is lost.
+#[cfg(feature = "cluster")]
+fn no_confirmed_job_is_lost(partitions: u32) {
+    let a = kill_the_master_during_a_run(1, partitions);
+    a.report("REDIS_WAIT_REPLICAS=1");
+    assert_eq!(a.lost, 0);
+    assert_eq!(a.completed, a.accepted);
+}
+
+/// Without WAIT, the last writes before the kill may not have reached the replica: those jobs
+/// were acknowledged and are gone. The count is reported, not bounded.
+#[cfg(feature = "cluster")]
+fn every_job_is_accounted_for(partitions: u32) {
+    let a = kill_the_master_during_a_run(0, partitions);
+    a.report("REDIS_WAIT_REPLICAS=0");
+    assert_eq!(a.completed + a.lost, a.accepted);
 }
 
 #[cfg(feature = "cluster")]
 #[test]
 fn a_master_killed_during_a_run_loses_no_job_confirmed_by_a_replica() {
-    let a = kill_the_master_during_a_run(1);
-    eprintln!(
-        "REDIS_WAIT_REPLICAS=1: {} accepted, {} completed, {} lost",
-        a.accepted, a.completed, a.lost
-    );
-    assert_eq!(a.lost, 0);
-    assert_eq!(a.completed, a.accepted);
+    no_confirmed_job_is_lost(1);
 }
 
 #[cfg(feature = "cluster")]
 #[test]
 fn a_master_killed_during_a_run_without_wait_accounts_for_every_job() {
-    let a = kill_the_master_during_a_run(0);
-    // Without WAIT, the last writes before the kill may not have reached the replica: those
-    // jobs were acknowledged and are gone. The count is reported, not bounded.
-    eprintln!(
-        "REDIS_WAIT_REPLICAS=0: {} accepted, {} completed, {} lost",
-        a.accepted, a.completed, a.lost
-    );
-    assert_eq!(a.completed + a.lost, a.accepted);
+    every_job_is_accounted_for(1);
+}
+
+#[cfg(feature = "cluster")]
+#[test]
+fn a_partitions_master_killed_during_a_run_loses_no_job_confirmed_by_a_replica() {
+    no_confirmed_job_is_lost(3);
+}
+
+#[cfg(feature = "cluster")]
+#[test]
+fn a_partitions_master_killed_during_a_run_without_wait_accounts_for_every_job() {
+    every_job_is_accounted_for(3);
 }

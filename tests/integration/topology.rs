@@ -132,6 +132,49 @@ fn cluster_promotes_the_replica_of_a_killed_master() {
 }
 
 #[test]
+fn cluster_finds_jobqs_partitions_from_their_list_and_the_job_records_in_each() {
+    let cluster = RedisCluster::start();
+    // As jobq keeps them: the tags of partitions 1 and on, listed in partition 0.
+    for tag in ["0001", "0a1f"] {
+        cluster.cmd::<()>(&["RPUSH", "{jobq}:partitions", tag]);
+    }
+    let records = [
+        ("{jobq}:job:9d6c-a", "9d6c-a"),
+        ("{jobq~0001}:job:0001-b", "0001-b"),
+        ("{jobq~0a1f}:job:0a1f-c", "0a1f-c"),
+        ("{jobq~0a1f}:job:0a1f-d", "0a1f-d"),
+    ];
+    for (key, _) in records {
+        cluster.cmd::<()>(&["SET", key, "{}"]);
+    }
+    // Keys of the partitions that are not job records.
+    cluster.cmd::<()>(&["SET", "{jobq~0a1f}:job:0a1f-c:x", "v"]);
+    cluster.cmd::<()>(&["SET", "{jobq~0a1f}:idem:k", "0a1f-c"]);
+
+    let parts = cluster.partitions("{jobq}");
+    let prefixes: Vec<&str> = parts.iter().map(|p| p.prefix.as_str()).collect();
+    assert_eq!(prefixes, ["{jobq}", "{jobq~0001}", "{jobq~0a1f}"]);
+    let tags: Vec<Option<&str>> = parts.iter().map(|p| p.tag.as_deref()).collect();
+    assert_eq!(tags, [None, Some("0001"), Some("0a1f")]);
+    for part in &parts {
+        assert_eq!(part.slot, cluster.key_slot(&part.prefix), "{part:?}");
+        assert_eq!(part.master, cluster.master_of_slot(part.slot), "{part:?}");
+    }
+    for (p, part) in parts.iter().enumerate() {
+        let mut ids = cluster.job_ids_in(part);
+        ids.sort();
+        let want: Vec<&str> = (records.iter())
+            .filter(|(_, id)| partition_of(&parts, id) == p)
+            .map(|(_, id)| *id)
+            .collect();
+        assert_eq!(ids, want, "{part:?}");
+    }
+    assert_eq!(partition_of(&parts, "0a1f-c"), 2);
+    // Ids whose first four digits are no partition's tag are partition 0's.
+    assert_eq!(partition_of(&parts, "0002-e"), 0);
+}
+
+#[test]
 fn sentinel_group_comes_up_watching_the_master_and_its_replica() {
     let started = Instant::now();
     let group = RedisSentinel::start();

@@ -94,6 +94,37 @@ impl ClusterNode {
     }
 }
 
+/// One of jobq's partitions (`QUEUE_PARTITIONS`) as the cluster holds it: a whole keyspace
+/// under a hash tag of its own, so in one slot, on one master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partition {
+    /// Its key prefix: jobq's `REDIS_PREFIX` for partition 0, `{jobq~tttt}` for the others.
+    pub prefix: String,
+    /// The four hex digits its jobs' ids begin with; None for partition 0.
+    pub tag: Option<String>,
+    /// The slot of its hash tag, which every key of the partition is in.
+    pub slot: u16,
+    /// The port of the master serving that slot when it was read.
+    pub master: u16,
+}
+
+/// The index in `parts` of the partition holding job `id`: the one whose tag its first four
+/// hex digits are, else partition 0.
+pub fn partition_of(parts: &[Partition], id: &str) -> usize {
+    let head = id.get(..4);
+    let found = parts.iter().position(|p| p.tag.as_deref() == head);
+    found.unwrap_or(0)
+}
+
+/// The prefix of the partition with `tag`: the four hex digits added to the hash tag of
+/// `prefix`, before its closing brace (`{jobq}` → `{jobq~0a1f}`).
+fn partition_prefix(prefix: &str, tag: &str) -> String {
+    let open = prefix.find('{');
+    let close = open.and_then(|o| prefix[o..].find('}').map(|c| o + c));
+    let close = close.unwrap_or_else(|| panic!("prefix {prefix:?} has no hash tag"));
+    format!("{}~{tag}{}", &prefix[..close], &prefix[close..])
+}
+
 /// A master killed by [`RedisCluster::kill_master`], as the cluster knew it then.
 struct Killed {
     port: u16,
@@ -255,6 +286,44 @@ impl RedisCluster {
     pub fn count_keys_in_slot(&self, slot: u16) -> u64 {
         let port = self.master_of_slot(slot);
         self.node_cmd(port, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()])
+    }
+
+    /// jobq's partitions under `prefix` (its REDIS_PREFIX, `{jobq}` by default), in order:
+    /// partition 0, the prefix itself, then one per tag of the list `<prefix>:partitions`, read
+    /// from the master serving the prefix's slot; each with its slot and that slot's master.
+    pub fn partitions(&self, prefix: &str) -> Vec<Partition> {
+        let home = self.master_for_key(prefix);
+        let list = format!("{prefix}:partitions");
+        let tags: Vec<String> = self.node_cmd(home, &["LRANGE", &list, "0", "-1"]);
+        let tags = std::iter::once(None).chain(tags.into_iter().map(Some));
+        tags.map(|tag| {
+            let prefix = match &tag {
+                None => prefix.to_string(),
+                Some(t) => partition_prefix(prefix, t),
+            };
+            let slot = self.key_slot(&format!("{prefix}:x"));
+            Partition {
+                master: self.master_of_slot(slot),
+                prefix,
+                tag,
+                slot,
+            }
+        })
+        .collect()
+    }
+
+    /// The ids of the job records (`<prefix>:job:<id>`) of `part` on the master now serving
+    /// its slot (`CLUSTER GETKEYSINSLOT`).
+    pub fn job_ids_in(&self, part: &Partition) -> Vec<String> {
+        let port = self.master_of_slot(part.slot);
+        let count = self.count_keys_in_slot(part.slot).to_string();
+        let slot = part.slot.to_string();
+        let keys: Vec<String> = self.node_cmd(port, &["CLUSTER", "GETKEYSINSLOT", &slot, &count]);
+        let records = format!("{}:job:", part.prefix);
+        let ids = keys.iter().filter_map(|k| k.strip_prefix(&records));
+        ids.filter(|id| !id.contains(':'))
+            .map(str::to_string)
+            .collect()
     }
 
     /// One command to the node on `port`; panics on an error reply (a `MOVED` too: this is

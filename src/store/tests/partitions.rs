@@ -176,3 +176,34 @@ fn a_second_process_reads_the_partitions_the_first_made() {
     let tags: Vec<String> = redis.raw().lrange(key("partitions"), 0, -1).unwrap();
     assert_eq!(tags.len(), 3);
 }
+
+#[test]
+fn jobs_claimed_before_a_partition_fails_are_handed_over() {
+    let redis = TestRedis::start();
+    let mut s = stores(&redis, 3);
+    assert_eq!(s.partitions().unwrap(), 3);
+    let p = prefixes(&redis);
+    for _ in 0..3 {
+        let mut job = [new_job()];
+        s.place(&mut job).unwrap();
+        assert!(matches!(
+            s.create(&job, 1000, 60).unwrap(),
+            CreateOutcome::Created(_)
+        ));
+    }
+    s.heartbeat("w1", Duration::from_secs(30), "{}", None)
+        .unwrap();
+    // The last partition does not know the process (its heartbeat lost in a failover, say):
+    // the first two's jobs, claimed into their running lists, still come back.
+    let _: () = redis.raw().del(format!("{}:worker:w1", p[2])).unwrap();
+    let batch = s.claim_in("w1", 8, &ALL, None).unwrap().expect("the jobs claimed");
+    let parts: Vec<usize> = batch.jobs.iter().map(|j| j.part).collect();
+    assert_eq!(parts, [0, 1]);
+    assert_eq!(s.held("w1").unwrap().len(), 2);
+    // Once it is known there again, its job is claimed too.
+    s.heartbeat("w1", Duration::from_secs(30), "{}", None)
+        .unwrap();
+    let batch = s.claim_in("w1", 8, &ALL, None).unwrap().expect("registered");
+    let parts: Vec<usize> = batch.jobs.iter().map(|j| j.part).collect();
+    assert_eq!(parts, [2]);
+}
