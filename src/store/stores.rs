@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::ends::{CancelOutcome, JobEvent, Workflow};
 use super::partitions::Layout;
@@ -28,6 +28,8 @@ pub struct Stores {
     layout: Option<Arc<Layout>>,
     /// The partition the next claim starts with.
     pub(super) turn: usize,
+    /// Per partition: until when claims pass it over, after it failed (see `claim_in`).
+    pub(super) resting: Vec<Option<Instant>>,
 }
 
 impl Deref for Stores {
@@ -66,6 +68,7 @@ impl Stores {
             read_timeout,
             layout: None,
             turn: 0,
+            resting: vec![None],
         };
         if let Some(l) = s.backend.known_layout() {
             s.adopt(l);
@@ -77,6 +80,7 @@ impl Stores {
         for p in self.parts.len()..l.len() {
             self.parts
                 .push(self.backend.open_part(p, self.read_timeout));
+            self.resting.push(None);
         }
         self.layout = Some(l);
     }

@@ -4,17 +4,22 @@
 //! partition, so each one's claims and reaper judge it alone; a partition that fails is passed
 //! over, never holding up the others.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::jobs::{Acked, ClaimBatch, Claimed, FailMode, FailOutcome, Promoted, Requeued};
 use super::liveness::Reaped;
 use super::{Selection, StoreError, Stores};
 
+/// How long claims pass over a partition that failed.
+const REST: Duration = Duration::from_secs(1);
+
 impl Stores {
     /// Claims up to `max` jobs from the partitions in turn, starting after the one that last
     /// gave a full batch; each claimed job knows its partition. A partition that fails (its
     /// master failing over) or does not know the process yet is passed over: the others' jobs
-    /// still run. None or the error only when no partition gave a batch.
+    /// still run. None or the error only when no partition gave a batch. A partition that
+    /// failed is left alone for [`REST`], so that a master that is gone (each connect to it
+    /// waiting out its timeout) does not slow every claim of the others.
     ///
     /// `only` names the partitions to ask (None: all). A fetcher woken by some partitions asks
     /// only those: the others have had nothing made ready since its last claim there found
@@ -32,16 +37,22 @@ impl Stores {
         }
         let mut all: Option<ClaimBatch> = None;
         let mut failed = None;
+        let now = Instant::now();
+        let mut asked = 0;
         for k in 0..n {
             let p = (self.turn + k) % n;
-            if only.is_some_and(|o| !o.contains(&p)) {
+            if only.is_some_and(|o| !o.contains(&p)) || self.resting[p].is_some_and(|t| t > now) {
                 continue;
             }
+            asked += 1;
             let got = all.as_ref().map_or(0, |a| a.jobs.len());
             let mut b = match self.parts[p].claim(worker, max - got, sel) {
                 Ok(Some(b)) => b,
                 Ok(None) => continue,
                 Err(e) => {
+                    if e.is_unavailable() {
+                        self.resting[p] = Some(now + REST);
+                    }
                     failed.get_or_insert(e);
                     continue;
                 }
@@ -59,6 +70,15 @@ impl Stores {
                 self.turn = (p + 1) % n;
                 break;
             }
+        }
+        if asked == 0 {
+            return match only {
+                // The partitions that woke it are resting: wait for the next wake.
+                Some(_) => Ok(Some(ClaimBatch::default())),
+                None => Err(StoreError::unavailable(
+                    "every partition's Redis master failed in the last second",
+                )),
+            };
         }
         match (all, failed) {
             // Nothing claimed while a partition failed: the caller waits and tries again

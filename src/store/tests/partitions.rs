@@ -91,7 +91,10 @@ fn creates_spread_over_the_partitions_and_every_read_finds_them() {
         .unwrap();
     let mut done = 0;
     while done < 30 {
-        let batch = s.claim_in("w1", 8, &ALL, None).unwrap().expect("registered");
+        let batch = s
+            .claim_in("w1", 8, &ALL, None)
+            .unwrap()
+            .expect("registered");
         assert!(!batch.jobs.is_empty(), "jobs left to claim");
         for job in batch.jobs {
             assert_eq!(job.part, s.layout().unwrap().part_of_id(&job.id));
@@ -196,14 +199,20 @@ fn jobs_claimed_before_a_partition_fails_are_handed_over() {
     // The last partition does not know the process (its heartbeat lost in a failover, say):
     // the first two's jobs, claimed into their running lists, still come back.
     let _: () = redis.raw().del(format!("{}:worker:w1", p[2])).unwrap();
-    let batch = s.claim_in("w1", 8, &ALL, None).unwrap().expect("the jobs claimed");
+    let batch = s
+        .claim_in("w1", 8, &ALL, None)
+        .unwrap()
+        .expect("the jobs claimed");
     let parts: Vec<usize> = batch.jobs.iter().map(|j| j.part).collect();
     assert_eq!(parts, [0, 1]);
     assert_eq!(s.held("w1").unwrap().len(), 2);
     // Once it is known there again, its job is claimed too.
     s.heartbeat("w1", Duration::from_secs(30), "{}", None)
         .unwrap();
-    let batch = s.claim_in("w1", 8, &ALL, None).unwrap().expect("registered");
+    let batch = s
+        .claim_in("w1", 8, &ALL, None)
+        .unwrap()
+        .expect("registered");
     let parts: Vec<usize> = batch.jobs.iter().map(|j| j.part).collect();
     assert_eq!(parts, [2]);
 }
