@@ -35,6 +35,7 @@ mod store;
 mod worker;
 
 pub use app::{start, Error, Running, ShutdownReport};
+pub use config::QueuePartitions;
 pub use config::{Breaker, GroupLimits, Limits, LimitsFile, LimitsPatch, QueueOrder, Rate, Scope};
 pub use config::{CommandSpec, Config, ConfigError, HandlersFile, Role, SmtpUrl};
 pub use config::{FileSchedule, Missed, Overlap, ScheduleSpec, SchedulesFile, Timing};

@@ -341,3 +341,63 @@ fn workflows_are_listed_newest_first_and_access_tells_the_token_apart() {
     );
     assert_eq!(r.status, 403);
 }
+
+#[test]
+fn with_three_partitions_the_explorer_the_dlq_and_bulk_actions_cover_every_partition() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis, |c| c.queue_partitions.default = 3);
+    let c = server.client();
+    // One at a time, so the creates go to the three partitions in turn.
+    let done: Vec<String> = (0..12)
+        .map(|i| c.submit(&json!({"type": "noop", "payload": {"n": i}})))
+        .collect();
+    for i in 0..6 {
+        c.submit(&json!({"type": "fail", "max_attempts": 1,
+            "payload": {"message": format!("card declined #{i}")}}));
+    }
+    server.wait_for_stat("completed_jobs", 12, Duration::from_secs(20));
+    server.wait_for_stat("dlq_size", 6, Duration::from_secs(20));
+    let prefixes: HashSet<&str> = done.iter().map(|id| &id[..4]).collect();
+    assert!(prefixes.len() >= 3, "three partitions' ids: {done:?}");
+
+    // Every page of every partition, each job once; a cursor names its partition.
+    let all = list_all(&c, "limit=5");
+    assert_eq!(all.len(), 18);
+    assert_eq!(all.iter().collect::<HashSet<_>>().len(), 18, "no job twice");
+    assert_eq!(list_all(&c, "status=failed&limit=4").len(), 6);
+    let page = list(&c, "limit=5");
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    assert!(cursor.starts_with("j."), "{cursor}");
+    c.get("/jobs?cursor=j.x@1.1")
+        .expect_json_error(400, "a cursor naming no partition");
+    // The DLQ's pages add up over the partitions.
+    let mut dlq = Vec::new();
+    for offset in [0, 4] {
+        let r = c.get(&format!("/dlq?offset={offset}&limit=4"));
+        r.expect_status(200, "GET /dlq");
+        let body = r.json();
+        assert_eq!(body["total"], 6, "{body}");
+        dlq.extend(ids(&body));
+    }
+    assert_eq!(dlq.iter().collect::<HashSet<_>>().len(), 6, "{dlq:?}");
+
+    // Bulk actions: the dry run counts in every partition, the action takes what it counted.
+    let dry = bulk(&c, "retry", json!({"q": "declined", "dry_run": true}));
+    assert_eq!(dry["matched"], 6, "{dry}");
+    let retried = bulk(
+        &c,
+        "retry",
+        json!({"q": "declined", "as_of": dry["as_of"].clone()}),
+    );
+    assert_eq!(retried["matched"], 6, "{retried}");
+    let deleted = bulk(&c, "delete", json!({"status": ["completed"]}));
+    assert_eq!(deleted["matched"], 12, "{deleted}");
+    assert!(list_all(&c, "status=completed").is_empty());
+    server.wait_for_stat("dlq_size", 6, Duration::from_secs(20));
+    let stats = server.stats();
+    assert_eq!(stats["total_jobs"], 18, "{stats}");
+    assert_eq!(
+        stats["failed_jobs"], 12,
+        "six, then the same six again: {stats}"
+    );
+}
