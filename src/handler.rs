@@ -277,7 +277,7 @@ impl JobContext {
     /// Runs `f` on one of the process's Redis connections.
     pub(crate) fn with_store<T>(
         &self,
-        f: impl FnOnce(&mut crate::store::Store) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut crate::store::Stores) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         match &self.store {
             Some(pool) => pool.with(f),

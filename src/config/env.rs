@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use super::handlers_file::HandlersFile;
 use super::limits::LimitsFile;
-use super::queues::{parse_queues, QueueOrder};
+use super::queues::{parse_queue_partitions, parse_queues, QueueOrder};
 use super::redis_url::parse_multi_host;
 use super::schedules::SchedulesFile;
 use super::smtp::{is_address, SmtpUrl};
@@ -110,6 +110,16 @@ impl Config {
                     "QUEUES={}: weights mean nothing with QUEUE_ORDER=strict",
                     queues_raw.as_deref().unwrap_or_default()
                 ));
+            }
+        }
+        if let Some(v) = r.string("QUEUE_PARTITIONS") {
+            match parse_queue_partitions(&v) {
+                Ok(p) => c.queue_partitions = p,
+                Err(problems) => r.problems.extend(
+                    problems
+                        .into_iter()
+                        .map(|p| format!("QUEUE_PARTITIONS entry {p}")),
+                ),
             }
         }
         r.parse(

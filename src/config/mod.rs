@@ -16,7 +16,7 @@ pub mod smtp;
 
 pub use handlers_file::{CommandSpec, HandlersFile};
 pub use limits::{Breaker, GroupLimits, Limits, LimitsFile, LimitsPatch, Rate, Scope};
-pub use queues::QueueOrder;
+pub use queues::{QueueOrder, QueuePartitions};
 pub use schedules::{FileSchedule, Missed, Overlap, ScheduleSpec, SchedulesFile, Timing};
 pub use smtp::SmtpUrl;
 
@@ -97,6 +97,9 @@ pub struct Config {
     /// `QUEUE_ORDER`: weighted (each queue in proportion to its weight) or strict (the first of
     /// QUEUES with a job ready).
     pub queue_order: QueueOrder,
+    /// `QUEUE_PARTITIONS`: how many partitions (each a keyspace under its own hash tag, so on
+    /// a Redis Cluster its own slot) each queue's jobs are spread over; 1 by default.
+    pub queue_partitions: QueuePartitions,
     /// `HTTP_THREADS`: threads answering HTTP requests.
     pub http_threads: usize,
     /// `MAX_QUEUE_SIZE`: pending plus scheduled jobs accepted before `POST /jobs` answers 503.
@@ -190,6 +193,7 @@ impl Default for Config {
             num_workers: 5,
             queues: Vec::new(),
             queue_order: QueueOrder::Weighted,
+            queue_partitions: QueuePartitions::default(),
             http_threads: default_http_threads(),
             max_queue_size: 1000,
             max_attempts: 3,
@@ -286,6 +290,10 @@ impl Config {
                 },
             ),
             ("QUEUE_ORDER", self.queue_order.as_str().into()),
+            (
+                "QUEUE_PARTITIONS",
+                queues::format_queue_partitions(&self.queue_partitions),
+            ),
             ("HTTP_THREADS", self.http_threads.to_string()),
             ("MAX_CONNECTIONS", self.max_connections.to_string()),
             ("MAX_QUEUE_SIZE", self.max_queue_size.to_string()),

@@ -117,3 +117,118 @@ pub fn format_queues(queues: &[(String, u32)]) -> String {
         .collect::<Vec<_>>()
         .join(",")
 }
+
+/// Most partitions a queue may have (`QUEUE_PARTITIONS`).
+pub const MAX_QUEUE_PARTITIONS: u32 = 64;
+
+/// A parsed `QUEUE_PARTITIONS`: how many partitions each queue's jobs are spread over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuePartitions {
+    /// For every queue not named below.
+    pub default: u32,
+    /// `(queue, partitions)` in the order given.
+    pub per_queue: Vec<(String, u32)>,
+}
+
+impl Default for QueuePartitions {
+    fn default() -> Self {
+        QueuePartitions {
+            default: 1,
+            per_queue: Vec::new(),
+        }
+    }
+}
+
+impl QueuePartitions {
+    /// The partitions `queue` is spread over.
+    pub fn of(&self, queue: &str) -> u32 {
+        self.per_queue
+            .iter()
+            .find(|(q, _)| q == queue)
+            .map_or(self.default, |(_, n)| *n)
+    }
+
+    /// The most partitions any queue asks for: how many the deployment needs.
+    pub fn most(&self) -> u32 {
+        self.per_queue
+            .iter()
+            .map(|(_, n)| *n)
+            .fold(self.default, u32::max)
+    }
+}
+
+/// Parses `QUEUE_PARTITIONS`: a number for every queue, then optional `queue=number` entries
+/// that override it, comma-separated (`3`, `3,critical=1`, `bulk=4`: the others 1). On error,
+/// one message per bad entry, without the variable's name.
+pub fn parse_queue_partitions(raw: &str) -> Result<QueuePartitions, Vec<String>> {
+    let mut out = QueuePartitions::default();
+    let mut problems = Vec::new();
+    let count = |s: &str| {
+        s.parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_QUEUE_PARTITIONS).contains(n))
+    };
+    let range = format!("an integer from 1 to {MAX_QUEUE_PARTITIONS}");
+    for (i, entry) in raw.split(',').map(str::trim).enumerate() {
+        if entry.is_empty() {
+            continue;
+        }
+        match entry.rsplit_once('=') {
+            None if i == 0 => match count(entry) {
+                Some(n) => out.default = n,
+                None => problems.push(format!("{entry:?}: expected {range}")),
+            },
+            None => problems.push(format!(
+                "{entry:?}: only the first entry may be a bare number; name the queue as queue=number"
+            )),
+            Some((name, n)) => {
+                if !is_valid_queue_name(name) {
+                    problems.push(format!(
+                        "{name:?}: a queue name must be 1-{MAX_QUEUE_NAME_LEN} characters of A-Z a-z 0-9 _ - . :"
+                    ));
+                } else if out.per_queue.iter().any(|(q, _)| q == name) {
+                    problems.push(format!("{name:?} is listed twice"));
+                } else {
+                    match count(n) {
+                        Some(n) => out.per_queue.push((name.to_string(), n)),
+                        None => problems.push(format!("{entry:?}: expected {range} after '='")),
+                    }
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// `QUEUE_PARTITIONS` written back so that [`parse_queue_partitions`] reads the same value.
+pub fn format_queue_partitions(p: &QueuePartitions) -> String {
+    std::iter::once(p.default.to_string())
+        .chain(p.per_queue.iter().map(|(q, n)| format!("{q}={n}")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod partition_tests {
+    use super::*;
+
+    #[test]
+    fn queue_partitions_parse_a_default_and_overrides() {
+        let p = parse_queue_partitions("3, critical=1,mail:eu=2").unwrap();
+        assert_eq!((p.of("x"), p.of("critical"), p.of("mail:eu")), (3, 1, 2));
+        assert_eq!(p.most(), 3);
+        assert_eq!(format_queue_partitions(&p), "3,critical=1,mail:eu=2");
+        let only = parse_queue_partitions("bulk=4").unwrap();
+        assert_eq!(
+            (only.of("default"), only.of("bulk"), only.most()),
+            (1, 4, 4)
+        );
+        let errs = parse_queue_partitions("0,a=2,a=3,b=x,7,bad name=2").unwrap_err();
+        assert_eq!(errs.len(), 5, "{errs:?}");
+        assert!(errs[0].contains("1 to 64"), "{errs:?}");
+    }
+}

@@ -11,7 +11,7 @@ use super::{ApiError, Reply};
 use crate::context::note_job_events;
 use crate::handler::is_valid_type_name;
 use crate::job::{api_time, check_group, check_queue_name, from_micros};
-use crate::store::{DlqSelect, Index, JobFilter, Place, Search, Store, StoreError};
+use crate::store::{DlqSelect, Index, JobFilter, Place, Search, StoreError, Stores};
 
 /// Every status a filter may name (`scheduled`: pending with a due time, `pending`: ready).
 const STATUSES: [&str; 8] = [
@@ -248,7 +248,7 @@ struct Done {
 /// statuses along the journal) up to [`BULK_BUDGET`] entries, acting on each step's jobs unless
 /// `dry_run`.
 fn walk_and_act(
-    store: &mut Store,
+    store: &mut Stores,
     action: Bulk,
     filter: &JobFilter,
     from: Option<(Index, Place)>,
@@ -318,7 +318,7 @@ fn walk_and_act(
 
 /// Retries or deletes one step's jobs, each in its own atomic step: a job that has changed
 /// state since the walk saw it is left alone.
-fn act(store: &mut Store, action: Bulk, ids: &[String]) -> Result<(), StoreError> {
+fn act(store: &mut Stores, action: Bulk, ids: &[String]) -> Result<(), StoreError> {
     match action {
         Bulk::Retry => store.dlq_retry(DlqSelect::Ids(ids)).map(drop),
         _ => store.delete_ended(ids).map(drop),
@@ -469,11 +469,18 @@ fn bulk_cursor(text: &str) -> Result<(Index, Place), ApiError> {
         _ => return Err(bad()),
     };
     let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|c| c.is_ascii_digit());
-    // Both parts empty: the start of that index (a bulk action that stopped between its legs).
-    let start = a.is_empty() && b.is_empty();
+    // With partitions, a place past partition 0 begins `<partition>@`.
+    let first = match a.split_once('@') {
+        Some((p, rest)) if digits(p) => rest,
+        Some(_) => return Err(bad()),
+        None => a,
+    };
+    // Both parts empty: the start of that index (a bulk action that stopped between its legs),
+    // or of a partition.
+    let start = first.is_empty() && b.is_empty();
     match tag {
-        "j" if start || (digits(a) && digits(b)) => Ok((Index::Journal, (a.into(), b.into()))),
-        "d" if start || (digits(a) && (b.is_empty() || job_id(b).is_ok())) => {
+        "j" if start || (digits(first) && digits(b)) => Ok((Index::Journal, (a.into(), b.into()))),
+        "d" if start || (digits(first) && (b.is_empty() || job_id(b).is_ok())) => {
             Ok((Index::Dlq, (a.into(), b.into())))
         }
         _ => Err(bad()),

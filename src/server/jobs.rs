@@ -11,7 +11,7 @@ use super::{ApiError, Reply};
 use crate::context::note_job_events;
 use crate::context::Shared;
 use crate::job::{check_idempotency_key, NewJob, NewJobRequest};
-use crate::store::{CancelOutcome, CreateOutcome, Store};
+use crate::store::{CancelOutcome, CreateOutcome, Stores};
 
 /// Longest batch accepted by `POST /jobs/batch`.
 pub const MAX_BATCH: usize = 1000;
@@ -46,8 +46,15 @@ pub fn prepare(call: &mut Call) -> Result<NewJob, ApiError> {
 
 /// Creates the validated submissions gathered from several requests, each with its own
 /// outcome, in one round trip; returns each one's answer, in order.
-pub fn create_gathered(jobs: &[NewJob], shared: &Shared, store: &mut Store) -> Vec<Reply> {
+pub fn create_gathered(jobs: &mut [NewJob], shared: &Shared, store: &mut Stores) -> Vec<Reply> {
     let cfg = &shared.config;
+    for job in jobs.iter_mut() {
+        if let Err(e) = store.place(std::slice::from_mut(job)) {
+            let reply = ApiError::from(e).into_reply();
+            return jobs.iter().map(|_| reply.clone()).collect();
+        }
+    }
+    let jobs = &*jobs;
     let outcomes = match jobs {
         [] => Vec::new(),
         [one] => vec![store.create(
@@ -100,6 +107,7 @@ pub fn create_batch(call: &mut Call) -> Result<Reply, ApiError> {
         jobs.push(job);
     }
     let cfg = &shared.config;
+    call.store.place(&mut jobs)?;
     match call
         .store
         .create(&jobs, cfg.max_queue_size, cfg.idempotency_ttl_secs)?
@@ -142,6 +150,9 @@ pub fn refusal(shared: &Shared, outcome: CreateOutcome, batch: Option<usize>) ->
             ),
             job_id: Some(parent),
         },
+        CreateOutcome::ParentElsewhere { parent, .. } => ApiError::BadRequest(format!(
+            "\"depends_on\": job {parent} is in another partition (QUEUE_PARTITIONS), and a job can depend only on jobs of one partition: give the dependent jobs one unique or idempotency key, or submit them together as a workflow"
+        )),
         CreateOutcome::Created(_) => ApiError::Internal("a created job reported as refused".into()),
     }
 }

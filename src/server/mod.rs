@@ -34,7 +34,7 @@ use std::time::Duration;
 use crate::context::Shared;
 use crate::job::NewJob;
 use crate::shutdown::Shutdown;
-use crate::store::Store;
+use crate::store::Stores;
 pub use error::ApiError;
 pub use reply::Reply;
 use router::Step;
@@ -168,7 +168,7 @@ fn create_gathered(
     requests: &mut Vec<tiny_http::Request>,
     jobs: &mut Vec<NewJob>,
     shared: &Shared,
-    store: &mut Store,
+    store: &mut Stores,
 ) {
     if jobs.is_empty() {
         return;

@@ -15,14 +15,14 @@ use super::{
 };
 use crate::context::Shared;
 use crate::job::NewJob;
-use crate::store::Store;
+use crate::store::Stores;
 
 /// What a handler gets: the request, what the process shares, this thread's Redis handle, the
 /// `{id}` or `{name}` of the path (empty if none) and the query string.
 pub struct Call<'a> {
     pub req: &'a mut Request,
     pub shared: &'a Shared,
-    pub store: &'a mut Store,
+    pub store: &'a mut Stores,
     pub id: &'a str,
     pub query: &'a str,
 }
@@ -225,7 +225,7 @@ pub enum Step {
 /// Answers a request at once, or validates a job submission for the caller to create. Every
 /// answer given here is counted in `http_requests_total` (created jobs by
 /// [`jobs::create_gathered`]).
-pub fn plan(req: &mut Request, shared: &Arc<Shared>, store: &mut Store) -> Step {
+pub fn plan(req: &mut Request, shared: &Arc<Shared>, store: &mut Stores) -> Step {
     let url = req.url().to_string();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     let method = match req.method() {
@@ -260,7 +260,7 @@ pub fn plan(req: &mut Request, shared: &Arc<Shared>, store: &mut Store) -> Step 
 fn dispatch(
     req: &mut Request,
     shared: &Shared,
-    store: &mut Store,
+    store: &mut Stores,
     endpoint: &Endpoint,
     id: &str,
     path: &str,

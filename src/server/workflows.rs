@@ -168,12 +168,16 @@ pub fn create(call: &mut Call) -> Result<Reply, ApiError> {
         job.parents.extend(outside[i].iter().cloned());
         ordered.push(job);
     }
-    let nodes: Map<String, Value> = refs
+    // With QUEUE_PARTITIONS, the nodes take ids of the one partition they are created in.
+    call.store.place(&mut ordered)?;
+    let nodes: Map<String, Value> = ordered
         .iter()
-        .zip(&ids)
-        .map(|(r, id)| (r.clone(), Value::String(id.clone())))
+        .map(|j| {
+            let node = j.node_ref.clone().unwrap_or_default();
+            (node, Value::String(j.id.to_string()))
+        })
         .collect();
-    let workflow_id = JobId::new_random().to_string();
+    let workflow_id = call.store.sibling_id(&ordered[0].id)?;
     let outcome = call.store.create_workflow(
         &workflow_id,
         &Value::Object(nodes.clone()).to_string(),

@@ -6,13 +6,15 @@
 //! with the "cluster" feature, the seed nodes of a Redis Cluster or the Sentinels of a master
 //! (`redis+cluster://`, `redis+sentinel://`: a [`Target::Found`], see `topology.rs`).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::conn::{Conn, Target, COMMAND_TIMEOUT};
 use super::keys::Keys;
+use super::partitions::{self, Layout};
+use super::Stores;
 use super::{Health, Store, StoreError};
-use crate::config::Config;
+use crate::config::{Config, QueuePartitions};
 
 /// REDIS_WAIT_REPLICAS and REDIS_WAIT_TIMEOUT_MS: after a create, how many replicas must
 /// confirm it (`WAIT`) before it is acknowledged, and how long to wait for them.
@@ -32,6 +34,10 @@ pub struct Backend {
     job_ttl_secs: u64,
     /// None when REDIS_WAIT_REPLICAS is 0.
     wait: Option<WaitReplicas>,
+    /// QUEUE_PARTITIONS.
+    partitions: QueuePartitions,
+    /// The partitions, once read from Redis (see `partitions.rs`).
+    layout: Arc<OnceLock<Arc<Layout>>>,
 }
 
 impl Backend {
@@ -46,6 +52,8 @@ impl Backend {
                 replicas: c.redis_wait_replicas,
                 timeout: Duration::from_millis(c.redis_wait_timeout_ms),
             }),
+            partitions: c.queue_partitions.clone(),
+            layout: Arc::default(),
         })
     }
 
@@ -60,7 +68,16 @@ impl Backend {
             health: Health::new(url),
             job_ttl_secs: 7 * 24 * 3600,
             wait: None,
+            partitions: QueuePartitions::default(),
+            layout: Arc::default(),
         }
+    }
+
+    /// The same, spreading every queue over `n` partitions.
+    #[cfg(test)]
+    pub(crate) fn with_partitions(mut self, n: u32) -> Backend {
+        self.partitions.default = n;
+        self
     }
 
     /// Checks the Redis settings as [`Backend::from_config`] does (the URL, the TLS files),
@@ -70,23 +87,55 @@ impl Backend {
         Backend::from_config(c).map(drop)
     }
 
-    /// A connection for ordinary commands.
-    pub fn open(&self) -> Store {
-        self.open_with_read_timeout(COMMAND_TIMEOUT)
+    /// Connections for ordinary commands, one per partition (each opened on first use).
+    pub fn open(&self) -> Stores {
+        Stores::new(self.clone(), COMMAND_TIMEOUT)
     }
 
-    /// A connection that may block in `BLMOVE` for up to `block`.
-    pub fn open_blocking(&self, block: Duration) -> Store {
-        self.open_with_read_timeout(block + COMMAND_TIMEOUT)
+    /// Connections that may block in `BLMOVE` for up to `block`.
+    pub fn open_blocking(&self, block: Duration) -> Stores {
+        Stores::new(self.clone(), block + COMMAND_TIMEOUT)
     }
 
-    fn open_with_read_timeout(&self, read_timeout: Duration) -> Store {
+    /// A connection to partition `p`, which the layout must have.
+    pub(crate) fn open_part(&self, p: usize, read_timeout: Duration) -> Store {
+        let (target, keys) = match (p, self.layout.get()) {
+            (0, _) | (_, None) => (self.target.clone(), self.keys.clone()),
+            (p, Some(l)) => l.spec(p),
+        };
         Store {
-            conn: Conn::new(self.target.clone(), self.health.clone(), read_timeout),
-            keys: self.keys.clone(),
+            conn: Conn::new(target, self.health.clone(), read_timeout),
+            keys,
             job_ttl_secs: self.job_ttl_secs,
             wait: self.wait,
         }
+    }
+
+    /// Partition 0's connector and keys.
+    pub(super) fn base(&self) -> (&Arc<Target>, &Arc<Keys>) {
+        (&self.target, &self.keys)
+    }
+
+    /// The layout, if some thread has read it already.
+    pub(super) fn known_layout(&self) -> Option<Arc<Layout>> {
+        self.layout.get().cloned()
+    }
+
+    /// The layout: read from Redis (through `p0`, partition 0's store) the first time, adding
+    /// the partitions QUEUE_PARTITIONS asks for beyond those that exist.
+    pub(super) fn layout(&self, p0: &mut Store) -> Result<Arc<Layout>, StoreError> {
+        if let Some(l) = self.layout.get() {
+            return Ok(l.clone());
+        }
+        let wanted = self.partitions.most() as usize - 1;
+        let tags = p0.partition_tags(wanted, |have, more, slots| {
+            partitions::choose_tags(self.keys.prefix(), have, more, slots)
+        })?;
+        let l = Arc::new(partitions::layout(self, &tags, &self.partitions));
+        if l.len() > 1 {
+            log::info!("{} partitions: {}", l.len(), l.describe());
+        }
+        Ok(self.layout.get_or_init(|| l).clone())
     }
 
     pub fn health(&self) -> &Arc<Health> {

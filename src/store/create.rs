@@ -27,6 +27,9 @@ pub enum CreateOutcome {
         parent: String,
         status: String,
     },
+    /// Job `id` names a parent in another partition (QUEUE_PARTITIONS): a job and its parents
+    /// must share one.
+    ParentElsewhere { id: String, parent: String },
 }
 
 /// One job of a [`CreateOutcome::Created`].

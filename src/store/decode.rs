@@ -130,6 +130,7 @@ pub fn claimed_jobs(flat: &[String]) -> Vec<Claimed> {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect(),
+            part: 0,
         })
         .collect()
 }
@@ -269,6 +270,7 @@ mod tests {
                 priority: crate::job::Priority::High,
                 ready_since_us: 12,
                 parents: strings(&["p1", "p2"]),
+                part: 0,
             }]
         );
     }

@@ -34,6 +34,8 @@ pub struct Claimed {
     pub ready_since_us: i64,
     /// The jobs it depends on, whose results its handler sees.
     pub parents: Vec<String>,
+    /// The partition it was claimed from (see `partitions.rs`), where its outcome goes.
+    pub part: usize,
 }
 
 /// What one claim call handed over.

@@ -66,6 +66,8 @@ pub struct Keys {
     pub schedules: String,
     /// Sorted set of the schedules that are not paused, by next fire time (µs).
     pub schedules_due: String,
+    /// List of the partitions' tags (partition 0's keys only; see `partitions.rs`).
+    pub partitions: String,
 }
 
 impl Keys {
@@ -83,6 +85,7 @@ impl Keys {
             cancelling: k("cancelling"),
             schedules: k("schedules"),
             schedules_due: k("schedules:due"),
+            partitions: k("partitions"),
         }
     }
 

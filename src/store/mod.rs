@@ -6,7 +6,7 @@
 //! `jobs.rs` (claims, acknowledgements, promotion, hand-backs), `progress.rs` (progress reports
 //! of running jobs), `liveness.rs` (heartbeats and the reaper), `dlq.rs`, `admin.rs` (stats,
 //! ping, start-up checks), `dlq_groups.rs` (the DLQ grouped by cause), `schedules.rs` (cron schedules and their ticks), `explore.rs` (the job explorer's walks, bulk
-//! deletion, the workflow list). `topology.rs` finds the master behind a Redis Cluster or Sentinel REDIS_URL. `decode.rs` reads the
+//! deletion, the workflow list). `topology.rs` finds the master behind a Redis Cluster or Sentinel REDIS_URL. `partitions.rs` keeps where the partitions (QUEUE_PARTITIONS) are, and [`Stores`] (`stores.rs`, `worker_calls.rs`, `fan_out.rs`) is what the rest of jobq holds: one [`Store`] per partition, each call sent to its partition or fanned out. `decode.rs` reads the
 //! scripts' replies and `record.rs` a job's hash; `error.rs` says what can go wrong.
 
 mod admin;
@@ -20,27 +20,30 @@ mod dlq_groups;
 mod ends;
 mod error;
 mod explore;
+mod fan_out;
 pub mod history;
 mod jobs;
 pub mod keys;
 mod liveness;
+pub(crate) mod partitions;
 mod pool;
 mod progress;
 mod queues;
 mod record;
 mod schedules;
 mod scripts;
+mod stores;
 #[cfg(test)]
 pub(crate) mod test_redis;
 #[cfg(test)]
 mod tests;
 #[cfg(feature = "cluster")]
 mod topology;
+mod worker_calls;
 
 use std::sync::Arc;
 
 pub use admin::RedisState;
-#[cfg(test)]
 pub use admin::Stats;
 pub use backend::{Backend, WaitReplicas};
 pub use conn::Health;
@@ -57,6 +60,7 @@ pub use queues::{QueueInfo, Target, TypeInfo};
 pub use schedules::{
     Control, ControlOutcome, DueTick, Fired, PutOutcome, ScheduleRecord, Source, Tick,
 };
+pub use stores::Stores;
 
 /// How many recently completed ids the completed list keeps (it is trimmed back to this size
 /// once it has grown 100 past it).

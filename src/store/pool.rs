@@ -1,11 +1,11 @@
 //! [`StorePool`]: Redis connections for job handlers (analytics, report). A worker thread takes
-//! an idle [`Store`], uses it and puts it back, so handlers never share a connection with each
+//! an idle [`Stores`], uses it and puts it back, so handlers never share a connection with each
 //! other or with the worker's own store, and do not connect per job.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use super::{Backend, Store, StoreError};
+use super::{Backend, StoreError, Stores};
 
 /// Idle connections a [`StorePool`] keeps.
 const MAX_IDLE: usize = 64;
@@ -13,7 +13,7 @@ const MAX_IDLE: usize = 64;
 /// Connections opened from the process's one [`Backend`], kept for reuse.
 pub struct StorePool {
     backend: Backend,
-    idle: Mutex<Vec<Store>>,
+    idle: Mutex<Vec<Stores>>,
 }
 
 impl fmt::Debug for StorePool {
@@ -34,7 +34,7 @@ impl StorePool {
     /// whose socket broke reconnects by itself on its next use.
     pub fn with<T>(
         &self,
-        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Stores) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut store = taken.unwrap_or_else(|| self.backend.open());

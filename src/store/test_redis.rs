@@ -77,8 +77,10 @@ impl TestRedis {
         Backend::for_tests(&self.url(), PREFIX)
     }
 
+    /// Partition 0's store alone: the transitions as one partition sees them.
     pub fn store(&self) -> Store {
-        self.backend().open()
+        self.backend()
+            .open_part(0, crate::store::conn::COMMAND_TIMEOUT)
     }
 }
 

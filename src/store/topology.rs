@@ -55,6 +55,17 @@ impl Finder {
         }
     }
 
+    /// The same hosts and TLS material, for the keys under `prefix` (a partition's, whose
+    /// hash tag may sit on another master).
+    pub fn for_prefix(&self, prefix: &str) -> Finder {
+        Finder {
+            url: self.url.clone(),
+            slot: key_slot(prefix.as_bytes()),
+            tls: self.tls.clone(),
+            first: AtomicUsize::new(self.first.load(Ordering::Relaxed)),
+        }
+    }
+
     /// A connection to the current master, with COMMAND_TIMEOUT read and write timeouts (the
     /// caller sets its own after). Asks each host in turn, starting with the last that answered.
     /// A refusal (a wrong password, a certificate) is returned at once: no other host will
@@ -182,6 +193,12 @@ fn check_master(c: &mut redis::Connection, host: &str, port: u16) -> RedisResult
             "{host}:{port} is not a master (yet): a failover may be under way"
         ))),
     }
+}
+
+/// The master (`host:port`) that serves `slot` in a `CLUSTER SLOTS` answer, for placing
+/// partitions; None outside a Cluster's answer.
+pub fn slot_master(slots: &Value, slot: u16) -> Option<String> {
+    slot_owner(slots, slot).map(|(h, p)| format!("{h}:{p}"))
 }
 
 /// The master's `(host, port)` of the range holding `slot` in a `CLUSTER SLOTS` answer:

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::config::ScheduleSpec;
 use crate::context::Shared;
 use crate::job::NewJob;
-use crate::store::{DueTick, Fired, Store, StoreError, Tick};
+use crate::store::{DueTick, Fired, StoreError, Stores, Tick};
 
 /// A tick found later than this was missed: every process was away (or stalled) at its time.
 /// The ticks from it up to now are then handled together, by the schedule's `missed` rule.
@@ -39,7 +39,7 @@ impl Ticker {
     pub fn run(
         &mut self,
         shared: &Shared,
-        store: &mut Store,
+        store: &mut Stores,
     ) -> Result<Option<Duration>, StoreError> {
         let mut due = store.due_ticks(DUE_BATCH)?;
         // Processes that read the same due ticks take them in different orders, so that with
@@ -61,7 +61,7 @@ impl Ticker {
     fn fire(
         &mut self,
         shared: &Shared,
-        store: &mut Store,
+        store: &mut Stores,
         t: &DueTick,
         now_us: i64,
     ) -> Result<bool, StoreError> {

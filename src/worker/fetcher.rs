@@ -1,23 +1,34 @@
 //! The fetcher thread: claims as many jobs as there are idle workers (each idle worker sends a
 //! "ready" token) from the queues this process serves and hands them over the channel; when
 //! no job can start it waits in `BLMOVE` on its wake list, at most until a rate limit frees.
+//!
+//! With several partitions (QUEUE_PARTITIONS) each has its own wake list, possibly on its own
+//! Redis master: one waker thread per partition blocks on it and tells the fetcher, which
+//! waits for any of them.
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::{InFlight, CLAIM_BATCH, FETCH_BLOCK};
 use crate::context::{note_job_events, Shared};
 use crate::shutdown::{RetryDelay, Shutdown};
-use crate::store::{Claimed, Selection, Store, StoreError};
+use crate::store::{Claimed, Selection, StoreError, Stores};
 
 pub(super) struct Fetcher {
     pub(super) shared: Arc<Shared>,
-    pub(super) store: Store,
+    pub(super) store: Stores,
     pub(super) worker_id: String,
     pub(super) shutdown: Shutdown,
     pub(super) in_flight: Arc<InFlight>,
     pub(super) selection: Selection,
+}
+
+/// The waker threads of a fetcher serving several partitions, and the channel they tell it on.
+struct Wakers {
+    woken: Receiver<()>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Fetcher {
@@ -26,6 +37,7 @@ impl Fetcher {
         let mut retry = RetryDelay::default();
         let mut unregistered = false;
         let me = self.in_flight.fetcher();
+        let mut wakers: Option<Wakers> = None;
         while !self.shutdown.is_triggered() {
             if idle == 0 {
                 match ready.recv_timeout(Duration::from_millis(250)) {
@@ -82,9 +94,7 @@ impl Fetcher {
                                 self.shutdown.sleep(d);
                             }
                             None => {
-                                if let Err(e) =
-                                    self.store.wait_for_work(&self.worker_id, FETCH_BLOCK)
-                                {
+                                if let Err(e) = self.wait_for_work(&mut wakers) {
                                     self.pause(&mut retry, &e);
                                 }
                             }
@@ -104,6 +114,74 @@ impl Fetcher {
                 Err(e) => self.pause(&mut retry, &e),
             }
         }
+        for t in wakers.into_iter().flat_map(|w| w.threads) {
+            let _ = t.join();
+        }
+    }
+
+    /// Waits until a script may have made work ready here, at most FETCH_BLOCK: on the wake
+    /// list itself with one partition, else through the waker threads (started on first use).
+    fn wait_for_work(&mut self, wakers: &mut Option<Wakers>) -> Result<(), StoreError> {
+        let n = self.store.partitions()?;
+        if n == 1 {
+            return self
+                .store
+                .wait_for_work(&self.worker_id, FETCH_BLOCK)
+                .map(drop);
+        }
+        let w = match wakers {
+            Some(w) => w,
+            None => wakers.insert(self.start_wakers(n)?),
+        };
+        match w.woken.recv_timeout(FETCH_BLOCK) {
+            Ok(()) => {
+                // Other partitions' tokens too: the next claim visits them all.
+                w.woken.try_iter().count();
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(StoreError::unavailable("the waker threads have stopped"))
+            }
+        }
+        Ok(())
+    }
+
+    fn start_wakers(&self, n: usize) -> Result<Wakers, StoreError> {
+        let (tx, woken) = crossbeam_channel::unbounded::<()>();
+        let mut threads = Vec::with_capacity(n);
+        for p in 0..n {
+            let mut store = self.shared.backend.open_blocking(FETCH_BLOCK);
+            let (tx, worker, shutdown) =
+                (tx.clone(), self.worker_id.clone(), self.shutdown.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("jobq-waker-{p}"))
+                .spawn(move || {
+                    let mut retry = RetryDelay::default();
+                    while !shutdown.is_triggered() {
+                        let woken = store
+                            .partitions()
+                            .and_then(|_| store.part(p).take_wake(&worker, FETCH_BLOCK));
+                        match woken {
+                            Ok(true) => {
+                                retry.reset();
+                                if tx.send(()).is_err() {
+                                    return;
+                                }
+                            }
+                            Ok(false) => retry.reset(),
+                            // Outages are logged once by `Health`.
+                            Err(_) => {
+                                shutdown.sleep(retry.next_delay());
+                            }
+                        }
+                    }
+                })
+                .map_err(|e| {
+                    StoreError::unavailable(format!("cannot start a waker thread: {e}"))
+                })?;
+            threads.push(spawned);
+        }
+        Ok(Wakers { woken, threads })
     }
 
     /// Waits before the next Redis call after an error. Outages are logged once by `Health`;

@@ -16,7 +16,7 @@ use crate::handler::{Cancellation, ErrorKind, JobContext, JobError, JobResult, P
 use crate::job::JobId;
 use crate::metrics::JobSeries;
 use crate::shutdown::{RetryDelay, Shutdown};
-use crate::store::{Acked, BreakerChange, Claimed, FailMode, FailOutcome, Store, StoreError};
+use crate::store::{Acked, BreakerChange, Claimed, FailMode, FailOutcome, StoreError, Stores};
 
 /// Cuts `s` to at most `max` bytes, on a character boundary, saying that it was cut.
 fn truncate(mut s: String, max: usize) -> String {
@@ -34,7 +34,7 @@ fn truncate(mut s: String, max: usize) -> String {
 pub(super) struct Worker {
     pub(super) shared: Arc<Shared>,
     pub(super) worker_id: String,
-    pub(super) store: Store,
+    pub(super) store: Stores,
     pub(super) slot: usize,
     pub(super) in_flight: Arc<InFlight>,
     pub(super) abandoned: Arc<AtomicBool>,
@@ -383,7 +383,7 @@ impl Worker {
     /// which case Redis may have stored it already.
     fn persist<T>(
         &mut self,
-        mut op: impl FnMut(&mut Store) -> Result<T, StoreError>,
+        mut op: impl FnMut(&mut Stores) -> Result<T, StoreError>,
     ) -> Result<(T, bool), Unstored> {
         let mut retry = RetryDelay::default();
         let mut retried = false;

@@ -12,6 +12,7 @@ mod flow;
 mod groups;
 mod history;
 mod outcomes;
+mod partitions;
 mod progress;
 mod recovery;
 mod schedules;
