@@ -2,7 +2,7 @@
 //! ([`Pki`]): a CA, a second CA that signed nothing of this one's, a server certificate for
 //! 127.0.0.1 and a client certificate.
 
-use super::temp_dir;
+use super::{temp_dir, Access};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -165,5 +165,42 @@ impl Pki {
         ]
         .map(String::from)
         .to_vec()
+    }
+
+    /// redis-cli's arguments for TLS with the CA and the client certificate.
+    pub fn cli_args(&self) -> Vec<String> {
+        [
+            "--tls",
+            "--cacert",
+            &path_text(&self.ca),
+            "--cert",
+            &path_text(&self.client.0),
+            "--key",
+            &path_text(&self.client.1),
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    /// How the harness reaches a node that requires TLS with a client certificate: with the CA
+    /// and the client certificate.
+    pub fn access(&self) -> Access {
+        #[cfg(feature = "redis-tls")]
+        {
+            let read =
+                |p: &Path| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            Access {
+                tls: Some(redis::TlsCertificates {
+                    client_tls: Some(redis::ClientTlsConfig {
+                        client_cert: read(&self.client.0),
+                        client_key: read(&self.client.1),
+                    }),
+                    root_cert: Some(read(&self.ca)),
+                }),
+                ..Access::default()
+            }
+        }
+        #[cfg(not(feature = "redis-tls"))]
+        panic!("the harness speaks TLS to Redis with the redis-tls feature only")
     }
 }
