@@ -519,3 +519,67 @@ fn a_partitions_master_killed_during_a_run_loses_no_job_confirmed_by_a_replica()
 fn a_partitions_master_killed_during_a_run_without_wait_accounts_for_every_job() {
     every_job_is_accounted_for(3);
 }
+
+/// A Sentinel group whose master and replica require a password (the sentinels know it and
+/// require none, so they would refuse an AUTH: jobq must ask them without credentials): jobq
+/// with the master's password in its URL runs the lifecycle; with a wrong one, `jobq::start`
+/// refuses at once, saying so and without the passwords.
+#[cfg(feature = "cluster")]
+#[test]
+fn jobq_reaches_a_sentinel_master_with_its_password_and_a_wrong_one_stops_start_up() {
+    let password = "it-sentinel-pw-3f9a6c1e";
+    let wrong = "it-WRONG-pw-5b0d27e4";
+    let group = RedisSentinel::start_with(SentinelOptions {
+        password: Some(password),
+    });
+    // The data nodes refuse a command without it.
+    for port in [group.master_port(), group.replica_port()] {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+        let mut conn = client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .unwrap();
+        let e = redis::cmd("GET")
+            .arg("k")
+            .query::<Option<String>>(&mut conn);
+        let e = e.expect_err("GET without the password");
+        assert_eq!(e.code(), Some("NOAUTH"), "{e}");
+    }
+    let url = group.url();
+    assert!(
+        url.starts_with(&format!("redis+sentinel://:{password}@")),
+        "{url}"
+    );
+
+    let server = TestServer::with_url(url.clone(), group.dir(), |_| {});
+    server.run_lifecycle();
+    assert_eq!(server.stat("total_jobs"), 5);
+    drop(server);
+
+    // Bounded: a start-up that hung would fail here, not stall the test run.
+    let bad = url.replace(password, wrong);
+    let dir = group.dir().to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let outcome = TestServer::try_with_url(bad, &dir, |_| {})
+            .map(drop)
+            .map_err(|e| {
+                let rejected = matches!(&e, jobq::Error::Store(s) if s.is_rejected());
+                (e.to_string(), rejected)
+            });
+        let _ = tx.send(outcome);
+    });
+    let outcome = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("jobq::start with a wrong password to return within 30 s");
+    let (text, rejected) = outcome.expect_err("jobq::start with a wrong password");
+    eprintln!("jobq::start with a wrong password: {text}");
+    assert!(rejected, "{text}");
+    assert!(
+        text.contains("Redis refused the connection") && text.contains("wrong password"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(password) && !text.contains(wrong),
+        "the error shows a password: {text}"
+    );
+}

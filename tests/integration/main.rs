@@ -35,6 +35,7 @@ mod lifecycle;
 mod metrics;
 mod openapi;
 mod recovery;
+mod redis_tls_topology;
 mod retry;
 mod schedules;
 mod scheduling;

@@ -8,8 +8,7 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -788,153 +787,9 @@ fn redis_password_works_and_a_wrong_one_stops_start_up_without_leaking_it() {
     );
 }
 
-/// A temp dir removed when dropped.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run openssl (install the openssl package): {e}"));
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A self-signed CA `<name>.crt` / `<name>.key` in `dir` (P-256 keys: quick to make).
-fn make_ca(dir: &Path, name: &str) -> PathBuf {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.crt"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN=jobq test {name}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
-    dir.join(format!("{name}.crt"))
-}
-
-/// A certificate `<name>.crt` / `<name>.key` signed by CA `ca`, with extensions `ext`.
-fn make_cert(dir: &Path, ca: &str, name: &str, ext: &str) -> (PathBuf, PathBuf) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-    );
-    std::fs::write(dir.join(format!("{name}.ext")), ext).expect("write extension file");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{ca}.crt"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-out",
-            &format!("{name}.crt"),
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-        ],
-    );
-    (
-        dir.join(format!("{name}.crt")),
-        dir.join(format!("{name}.key")),
-    )
-}
-
-struct Pki {
-    _dir: Scratch,
-    ca: PathBuf,
-    other_ca: PathBuf,
-    server: (PathBuf, PathBuf),
-    client: (PathBuf, PathBuf),
-}
-
-fn make_pki() -> Pki {
-    let dir = temp_dir("tls");
-    let ca = make_ca(&dir, "ca");
-    let other_ca = make_ca(&dir, "other-ca");
-    let server = make_cert(
-        &dir,
-        "ca",
-        "server",
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
-         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-    );
-    let client = make_cert(
-        &dir,
-        "ca",
-        "client",
-        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
-         extendedKeyUsage=clientAuth\n",
-    );
-    Pki {
-        _dir: Scratch(dir),
-        ca,
-        other_ca,
-        server,
-        client,
-    }
-}
-
 fn tls_redis(pki: &Pki, auth_clients: bool) -> RedisServer {
-    let p = |p: &PathBuf| p.to_str().expect("a UTF-8 path").to_owned();
-    let (cert, key, ca) = (p(&pki.server.0), p(&pki.server.1), p(&pki.ca));
-    RedisServer::start_with(&[
-        "--tls-cert-file",
-        &cert,
-        "--tls-key-file",
-        &key,
-        "--tls-ca-cert-file",
-        &ca,
-        "--tls-auth-clients",
-        if auth_clients { "yes" } else { "no" },
-    ])
+    let args = pki.server_args(auth_clients);
+    RedisServer::start_with(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// Launches jobq against `url` and expects it to exit non-zero within 10 s; returns its log.

@@ -42,12 +42,32 @@ impl TestServer {
         TestServer::at(url, dir, |_| {}, tweak)
     }
 
+    /// [`TestServer::with_url`], giving back what `jobq::start` refused with, if it did.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub fn try_with_url(
+        url: String,
+        dir: &std::path::Path,
+        tweak: impl FnOnce(&mut jobq::Config),
+    ) -> Result<TestServer, jobq::Error> {
+        TestServer::try_at(url, dir, |_| {}, tweak)
+    }
+
     fn at(
         url: String,
         dir: &std::path::Path,
         register: impl FnOnce(&mut jobq::Registry),
         tweak: impl FnOnce(&mut jobq::Config),
     ) -> TestServer {
+        TestServer::try_at(url, dir, register, tweak)
+            .unwrap_or_else(|e| panic!("jobq::start failed: {e:?}"))
+    }
+
+    fn try_at(
+        url: String,
+        dir: &std::path::Path,
+        register: impl FnOnce(&mut jobq::Registry),
+        tweak: impl FnOnce(&mut jobq::Config),
+    ) -> Result<TestServer, jobq::Error> {
         let mut config = jobq::Config {
             redis_url: url,
             host: "127.0.0.1".into(),
@@ -66,16 +86,15 @@ impl TestServer {
         let mut registry = jobq::builtin_registry(&config)
             .unwrap_or_else(|e| panic!("builtin_registry failed: {e}"));
         register(&mut registry);
-        let running =
-            jobq::start(config, registry).unwrap_or_else(|e| panic!("jobq::start failed: {e:?}"));
+        let running = jobq::start(config, registry)?;
         let mut addr = running.addr();
         if addr.ip().is_unspecified() {
             addr.set_ip(Ipv4Addr::LOCALHOST.into());
         }
-        TestServer {
+        Ok(TestServer {
             running: Some(running),
             client: Client { addr },
-        }
+        })
     }
 
     pub fn client(&self) -> Client {

@@ -12,6 +12,7 @@ mod redis_cluster;
 mod redis_node;
 mod redis_sentinel;
 mod redis_server;
+mod tls;
 mod values;
 
 pub use self::http::*;
@@ -20,6 +21,7 @@ pub use self::metrics::*;
 pub use self::redis_cluster::*;
 pub use self::redis_sentinel::*;
 pub use self::redis_server::*;
+pub use self::tls::*;
 pub use self::values::*;
 
 use nix::sys::signal::{kill, Signal};

@@ -14,7 +14,7 @@
 use super::redis_node::{
     free_cluster_port, info_field, run_redis_cli, tear_down, wait_slowly, Kind, RedisNode,
 };
-use super::{temp_dir, try_redis_cmd};
+use super::{grant_access, path_text, temp_dir, try_redis_cmd, Pki};
 use redis::{ErrorKind, FromRedisValue, ServerErrorKind};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -27,9 +27,28 @@ pub const NODE_TIMEOUT_MS: u64 = 2000;
 /// The number of hash slots of every Redis Cluster.
 pub const SLOTS: u32 = 16384;
 
-/// The masters and the replicas `start` makes (one replica per master).
+/// The masters of every cluster this harness makes.
 const MASTERS: usize = 3;
-const NODES: usize = 2 * MASTERS;
+
+/// What [`RedisCluster::start_with`] makes; the default is [`RedisCluster::start`]'s cluster.
+pub struct ClusterOptions<'a> {
+    /// Replicas of each master.
+    pub replicas: usize,
+    /// TLS only, with this PKI: every node serves TLS on its port and no plaintext port
+    /// (`--port 0`), speaks TLS on the cluster bus and for replication, and requires a client
+    /// certificate signed by the CA (Redis's default); nodes present the client certificate to
+    /// each other. The harness's own commands use the CA and the client certificate too.
+    pub tls: Option<&'a Pki>,
+}
+
+impl Default for ClusterOptions<'_> {
+    fn default() -> Self {
+        ClusterOptions {
+            replicas: 1,
+            tls: None,
+        }
+    }
+}
 
 /// One line of `CLUSTER NODES`: a node as one member of the cluster sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,41 +160,56 @@ pub struct RedisCluster {
     /// The masters when the cluster came up, by slot: what [`RedisCluster::url`] names.
     seeds: Vec<u16>,
     killed: Vec<Killed>,
+    /// Serves TLS only ([`ClusterOptions::tls`]).
+    tls: bool,
 }
 
 impl RedisCluster {
     /// Starts six nodes, makes them a cluster of three masters with a replica each, and waits
     /// until every node says the cluster is ok and every replica has synced with its master.
     pub fn start() -> RedisCluster {
+        RedisCluster::start_with(ClusterOptions::default())
+    }
+
+    /// Starts three masters with `options.replicas` replicas each, over TLS if `options.tls`,
+    /// and waits as [`RedisCluster::start`] does.
+    pub fn start_with(options: ClusterOptions) -> RedisCluster {
         let dir = temp_dir("cluster");
+        let nodes = MASTERS * (1 + options.replicas);
         let mut cluster = RedisCluster {
-            nodes: Vec::with_capacity(NODES),
+            nodes: Vec::with_capacity(nodes),
             dir,
             seeds: Vec::new(),
             killed: Vec::new(),
+            tls: options.tls.is_some(),
         };
-        for i in 1..=NODES {
+        for i in 1..=nodes {
             let name = format!("node{i}");
             let node = RedisNode::start(
                 &cluster.dir,
                 &name,
                 Kind::Data,
                 free_cluster_port,
-                node_args,
+                |port, dir| tls_node_args(node_args(port, dir), options.tls),
             );
+            if let Some(pki) = options.tls {
+                grant_access(node.port(), pki.access());
+            }
             cluster.nodes.push(node);
         }
         // redis-cli picks three masters, splits the slots among them, gives each a replica of
         // the other three and waits until all six have met (a second or two); the roles then
         // spread by gossip, which wait_until_ok waits for.
-        let mut args = vec!["--cluster".to_string(), "create".to_string()];
+        let mut args = options.tls.map(Pki::cli_args).unwrap_or_default();
+        args.extend(["--cluster", "create"].map(String::from));
         args.extend(
             cluster
                 .nodes
                 .iter()
                 .map(|n| format!("127.0.0.1:{}", n.port())),
         );
-        args.extend(["--cluster-replicas", "1", "--cluster-yes"].map(String::from));
+        let replicas = options.replicas.to_string();
+        args.extend(["--cluster-replicas", &replicas, "--cluster-yes"].map(String::from));
         let log = cluster.dir.join("cluster-create.log");
         if let Err(e) = run_redis_cli(&args, &log, Duration::from_secs(30)) {
             panic!("could not create the cluster: {e}");
@@ -191,23 +225,32 @@ impl RedisCluster {
         cluster
     }
 
-    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`: the three masters the cluster
-    /// started with (ordered by slot), whether they still run or not.
+    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3` (`rediss+cluster://` for TLS):
+    /// the three masters the cluster started with (ordered by slot), whether they still run or
+    /// not.
     pub fn url(&self) -> String {
         let nodes: Vec<String> = self
             .seeds
             .iter()
             .map(|p| format!("127.0.0.1:{p}"))
             .collect();
-        format!("redis+cluster://{}", nodes.join(","))
+        format!("{}+cluster://{}", self.scheme(), nodes.join(","))
     }
 
-    /// `redis://127.0.0.1:P` for each node of [`RedisCluster::url`].
+    /// `redis://127.0.0.1:P` (`rediss://` for TLS) for each node of [`RedisCluster::url`].
     pub fn seed_urls(&self) -> Vec<String> {
         self.seeds
             .iter()
-            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .map(|p| format!("{}://127.0.0.1:{p}", self.scheme()))
             .collect()
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls {
+            "rediss"
+        } else {
+            "redis"
+        }
     }
 
     /// The temp dir: a folder per node (`node1`...) with its `redis.log` and `nodes.conf`, and
@@ -537,6 +580,24 @@ fn node_args(port: u16, dir: &Path) -> Vec<String> {
         "--repl-diskless-sync-delay", "0",
     ];
     args.map(String::from).to_vec()
+}
+
+/// `args` (a node's, from [`node_args`]) for a TLS-only node if `tls`: its port becomes its TLS
+/// port, with no plaintext one.
+fn tls_node_args(mut args: Vec<String>, tls: Option<&Pki>) -> Vec<String> {
+    let Some(pki) = tls else { return args };
+    let at = args.iter().position(|a| a == "--port").expect("--port");
+    args[at] = "--tls-port".to_string();
+    #[rustfmt::skip]
+    args.extend([
+        "--port", "0", "--tls-cluster", "yes", "--tls-replication", "yes",
+        // What a node shows the others on the bus and its master: its server certificate is
+        // for serverAuth only.
+        "--tls-client-cert-file", &path_text(&pki.client.0),
+        "--tls-client-key-file", &path_text(&pki.client.1),
+    ].map(String::from));
+    args.extend(pki.server_args(true));
+    args
 }
 
 /// `CLUSTER NODES` of node `port`, parsed.

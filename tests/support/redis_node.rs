@@ -4,7 +4,7 @@
 //! small tools those topologies share: a bounded run of `redis-cli`, a slower poll than
 //! [`super::wait_for`]'s, and reading `INFO` fields.
 
-use super::{find_tool, free_port, send_signal, try_redis_cmd};
+use super::{find_tool, free_port, revoke_access, send_signal, try_redis_cmd};
 use redis::FromRedisValue;
 use std::fs::{self, OpenOptions};
 use std::net::TcpListener;
@@ -220,9 +220,11 @@ pub fn stop_all<'a>(nodes: impl IntoIterator<Item = &'a mut RedisNode>) {
     }
 }
 
-/// A topology's end: stops `nodes` ([`stop_all`]); after a failed test prints the end of each
-/// one's log and keeps `dir` (`what` names whose files they are), else removes `dir`.
+/// A topology's end: stops `nodes` ([`stop_all`]), their ports' [`super::Access`] revoked first;
+/// after a failed test prints the end of each one's log and keeps `dir` (`what` names whose
+/// files they are), else removes `dir`.
 pub fn tear_down(mut nodes: Vec<&mut RedisNode>, dir: &Path, what: &str) {
+    nodes.iter().for_each(|n| revoke_access(n.port()));
     stop_all(nodes.iter_mut().map(|n| &mut **n));
     if std::thread::panicking() {
         for node in &nodes {

@@ -14,7 +14,7 @@
 //! sentinel's periodic INFO sees it and turns it into a replica.
 
 use super::redis_node::{info_field, tear_down, wait_slowly, Kind, RedisNode};
-use super::{free_port, temp_dir, try_redis_cmd};
+use super::{free_port, grant_access, temp_dir, try_redis_cmd, Access};
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -31,6 +31,15 @@ pub const DOWN_AFTER_MS: u64 = 1000;
 /// after twice this.
 pub const FAILOVER_TIMEOUT_MS: u64 = 5000;
 
+/// What [`RedisSentinel::start_with`] makes; the default is [`RedisSentinel::start`]'s group.
+#[derive(Default)]
+pub struct SentinelOptions<'a> {
+    /// The master and the replica require this password (`requirepass`, and `masterauth` to
+    /// reach whichever is master); the sentinels know it (`sentinel auth-pass`) but require
+    /// none themselves. The harness's own commands send it.
+    pub password: Option<&'a str>,
+}
+
 /// A master, one replica, three sentinels (quorum 2) on loopback. Dropping it stops every
 /// process (SIGTERM, SIGKILL after 3 s) and removes the temp dir, which a failed test keeps
 /// (its path and the end of every process's log are printed).
@@ -39,6 +48,8 @@ pub struct RedisSentinel {
     master: RedisNode,
     replica: RedisNode,
     sentinels: Vec<RedisNode>,
+    /// [`SentinelOptions::password`].
+    password: Option<String>,
 }
 
 impl RedisSentinel {
@@ -46,14 +57,30 @@ impl RedisSentinel {
     /// until each sentinel sees the master up, the replica with its link up, and both other
     /// sentinels.
     pub fn start() -> RedisSentinel {
+        RedisSentinel::start_with(SentinelOptions::default())
+    }
+
+    /// Starts the group as [`RedisSentinel::start`] does, with `options`.
+    pub fn start_with(options: SentinelOptions) -> RedisSentinel {
         let dir = temp_dir("sentinel");
+        let auth: Vec<&str> = match options.password {
+            Some(pw) => vec!["--requirepass", pw, "--masterauth", pw],
+            None => vec![],
+        };
+        let access = Access {
+            password: options.password.map(str::to_string),
+            ..Access::default()
+        };
         let master = RedisNode::start(&dir, "master", Kind::Data, free_port, |p, d| {
-            data_args(p, d, &[])
+            data_args(p, d, &auth)
         });
+        grant_access(master.port(), access.clone());
         let master_port = master.port().to_string();
         let replica = RedisNode::start(&dir, "replica", Kind::Data, free_port, |p, d| {
-            data_args(p, d, &["--replicaof", "127.0.0.1", &master_port])
+            let replica_of = ["--replicaof", "127.0.0.1", &master_port];
+            data_args(p, d, &[&auth[..], &replica_of[..]].concat())
         });
+        grant_access(replica.port(), access);
         // A sentinel learns of replicas from the master's INFO, which it asks for once it
         // connects and then only every 10 s: the replica is there first so that it is seen at
         // once.
@@ -74,7 +101,7 @@ impl RedisSentinel {
             .map(|i| {
                 let name = format!("sentinel{i}");
                 RedisNode::start(&dir, &name, Kind::Sentinel, free_port, |p, d| {
-                    sentinel_args(p, d, master.port())
+                    sentinel_args(p, d, master.port(), options.password)
                 })
             })
             .collect();
@@ -83,16 +110,22 @@ impl RedisSentinel {
             master,
             replica,
             sentinels,
+            password: options.password.map(str::to_string),
         };
         group.wait_until_watched(Duration::from_secs(20));
         group
     }
 
-    /// `redis+sentinel://127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/mymaster`
+    /// `redis+sentinel://127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/mymaster`, with `:PASSWORD@`
+    /// before the hosts if the group has one.
     pub fn url(&self) -> String {
         let ports = self.sentinel_ports();
         let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        format!("redis+sentinel://{}/{MASTER_NAME}", nodes.join(","))
+        let auth = self
+            .password
+            .as_ref()
+            .map_or(String::new(), |pw| format!(":{pw}@"));
+        format!("redis+sentinel://{auth}{}/{MASTER_NAME}", nodes.join(","))
     }
 
     /// The port of the node started as the master (after a failover it is not the master any
@@ -206,10 +239,11 @@ fn data_args(port: u16, dir: &Path, extra: &[&str]) -> Vec<String> {
 }
 
 /// Writes sentinel `port`'s config into `dir` (a sentinel must have a config file it can
-/// rewrite: it records there what it learns) and gives its arguments.
-fn sentinel_args(port: u16, dir: &Path, master_port: u16) -> Vec<String> {
+/// rewrite: it records there what it learns) and gives its arguments; with `password`, the
+/// sentinel sends it to the master and the replica.
+fn sentinel_args(port: u16, dir: &Path, master_port: u16, password: Option<&str>) -> Vec<String> {
     let conf = dir.join("sentinel.conf");
-    let text = format!(
+    let mut text = format!(
         "port {port}\n\
          bind 127.0.0.1\n\
          dir {dir}\n\
@@ -220,6 +254,9 @@ fn sentinel_args(port: u16, dir: &Path, master_port: u16) -> Vec<String> {
          sentinel parallel-syncs {MASTER_NAME} 1\n",
         dir = dir.display(),
     );
+    if let Some(pw) = password {
+        text += &format!("sentinel auth-pass {MASTER_NAME} {pw}\n");
+    }
     fs::write(&conf, text).unwrap_or_else(|e| panic!("write {}: {e}", conf.display()));
     let conf = conf.to_str().expect("a UTF-8 temp dir").to_string();
     vec![conf, "--sentinel".to_string()]

@@ -3,9 +3,11 @@
 
 use super::{find_tool, free_port, poll, send_signal, temp_dir};
 use redis::FromRedisValue;
+use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Key of a job's record hash under the default prefix.
@@ -163,14 +165,60 @@ impl RedisServer {
     }
 }
 
+/// How the harness reaches a node that takes no bare connection: with its password, over TLS
+/// with a client certificate. A topology grants it for its nodes' ports while they run
+/// ([`grant_access`]), so every harness command to them ([`try_redis_cmd`] and all that is
+/// built on it) authenticates and speaks TLS, whichever helper sends it.
+#[derive(Clone, Default)]
+pub struct Access {
+    pub password: Option<String>,
+    #[cfg(feature = "redis-tls")]
+    pub tls: Option<redis::TlsCertificates>,
+}
+
+/// The [`Access`] of each port that needs one. A port is in it only while a node of this
+/// process holds it: granted once the node listens, revoked before it is stopped.
+static ACCESS: Mutex<BTreeMap<u16, Access>> = Mutex::new(BTreeMap::new());
+
+/// From now on [`try_redis_cmd`] reaches `port` with `access`.
+pub fn grant_access(port: u16, access: Access) {
+    ACCESS.lock().unwrap().insert(port, access);
+}
+
+/// [`try_redis_cmd`] reaches `port` with a bare connection again.
+pub fn revoke_access(port: u16) {
+    ACCESS.lock().unwrap().remove(&port);
+}
+
 /// Sends one command to the Redis on loopback `port` on a fresh connection and decodes the reply
-/// as a `T` (`redis::Value` for any reply, `()` to ignore it).
+/// as a `T` (`redis::Value` for any reply, `()` to ignore it). A port granted an [`Access`] is
+/// reached with it.
 pub fn try_redis_cmd<T: FromRedisValue>(port: u16, args: &[&str]) -> redis::RedisResult<T> {
     let (name, rest) = args.split_first().expect("a command");
-    let info = redis::IntoConnectionInfo::into_connection_info(("127.0.0.1", port))?;
+    let access = ACCESS
+        .lock()
+        .unwrap()
+        .get(&port)
+        .cloned()
+        .unwrap_or_default();
+    #[cfg(feature = "redis-tls")]
+    let tls = access.tls;
+    #[cfg(not(feature = "redis-tls"))]
+    let tls: Option<()> = None;
+    let scheme = if tls.is_some() { "rediss" } else { "redis" };
+    let info =
+        redis::IntoConnectionInfo::into_connection_info(format!("{scheme}://127.0.0.1:{port}"))?;
     // Nothing but the command itself, as a bare RESP client would send: no CLIENT SETINFO.
-    let settings = info.redis_settings().clone().set_skip_set_lib_name();
-    let client = redis::Client::open(info.set_redis_settings(settings))?;
+    let mut settings = info.redis_settings().clone().set_skip_set_lib_name();
+    if let Some(password) = &access.password {
+        settings = settings.set_password(password);
+    }
+    let info = info.set_redis_settings(settings);
+    let client = match tls {
+        #[cfg(feature = "redis-tls")]
+        Some(certs) => redis::Client::build_with_tls(info, certs)?,
+        _ => redis::Client::open(info)?,
+    };
     let mut conn = client.get_connection_with_timeout(Duration::from_secs(5))?;
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
     conn.set_write_timeout(Some(Duration::from_secs(10)))?;
