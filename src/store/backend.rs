@@ -144,6 +144,7 @@ impl Backend {
 }
 
 /// The connector REDIS_URL asks for.
+#[cfg_attr(not(feature = "redis-tls"), allow(clippy::let_unit_value))]
 fn target(c: &Config) -> Result<Target, StoreError> {
     #[cfg(feature = "cluster")]
     if let Some(parsed) = crate::config::redis_url::parse_multi_host(&c.redis_url) {

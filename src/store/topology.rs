@@ -57,6 +57,10 @@ impl Finder {
 
     /// The same hosts and TLS material, for the keys under `prefix` (a partition's, whose
     /// hash tag may sit on another master).
+    #[cfg_attr(
+        not(feature = "redis-tls"),
+        allow(clippy::clone_on_copy, clippy::unit_arg)
+    )]
     pub fn for_prefix(&self, prefix: &str) -> Finder {
         Finder {
             url: self.url.clone(),

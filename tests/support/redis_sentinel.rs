@@ -67,6 +67,8 @@ impl RedisSentinel {
             Some(pw) => vec!["--requirepass", pw, "--masterauth", pw],
             None => vec![],
         };
+        // Without the redis-tls feature `password` is Access's only field.
+        #[allow(clippy::needless_update)]
         let access = Access {
             password: options.password.map(str::to_string),
             ..Access::default()
