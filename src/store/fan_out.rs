@@ -2,6 +2,7 @@
 //! answers (sums, a queue's largest latency, a type's worst breaker state). Listings go
 //! partition by partition: the DLQ and the explorer show partition 0's entries first, then
 //! partition 1's, each newest first, and a place past partition 0 names it (`<p>@…`).
+//! With one partition each answer is partition 0's as it is, its order included.
 
 use super::dlq_groups::DlqGroup;
 use super::ends::JobEvent;
@@ -30,6 +31,9 @@ impl Stores {
         fingerprint: Option<&str>,
         upto: Option<i64>,
     ) -> Result<(u64, Vec<DlqGroup>), StoreError> {
+        if self.partitions()? == 1 {
+            return self.parts[0].dlq_groups(fingerprint, upto);
+        }
         let mut size = 0;
         let mut merged: Vec<DlqGroup> = Vec::new();
         for s in self.all()? {
@@ -142,6 +146,9 @@ impl Stores {
     }
 
     pub fn workflows(&mut self, limit: usize) -> Result<Vec<WorkflowSummary>, StoreError> {
+        if self.partitions()? == 1 {
+            return self.parts[0].workflows(limit);
+        }
         let mut all = Vec::new();
         for s in self.all()? {
             all.extend(s.workflows(limit)?);
@@ -152,6 +159,9 @@ impl Stores {
     }
 
     pub fn stats(&mut self) -> Result<Stats, StoreError> {
+        if self.partitions()? == 1 {
+            return self.parts[0].stats();
+        }
         let mut total = Stats::default();
         for s in self.all()? {
             let st = s.stats()?;
@@ -179,6 +189,9 @@ impl Stores {
     }
 
     pub fn queues(&mut self, name: Option<&str>) -> Result<Vec<QueueInfo>, StoreError> {
+        if self.partitions()? == 1 {
+            return self.parts[0].queues(name);
+        }
         let mut merged: Vec<QueueInfo> = Vec::new();
         for s in self.all()? {
             for q in s.queues(name)? {
@@ -204,6 +217,9 @@ impl Stores {
     }
 
     pub fn types(&mut self, names: &[String]) -> Result<Vec<TypeInfo>, StoreError> {
+        if self.partitions()? == 1 {
+            return self.parts[0].types(names);
+        }
         let rank = |s: &str| match s {
             "open" => 2,
             "half_open" | "half" => 1,
@@ -230,6 +246,9 @@ impl Stores {
     }
 
     pub fn known_types(&mut self) -> Result<Vec<String>, StoreError> {
+        if self.partitions()? == 1 {
+            return self.parts[0].known_types();
+        }
         let mut all = Vec::new();
         for s in self.all()? {
             all.extend(s.known_types()?);

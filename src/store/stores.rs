@@ -401,44 +401,34 @@ impl Stores {
     }
 
     pub fn dlq_retry(&mut self, which: DlqSelect) -> Result<Vec<String>, StoreError> {
-        match which {
-            DlqSelect::One(id) => {
-                let p = self.part_of(id)?;
-                self.parts[p].dlq_retry(which)
-            }
-            DlqSelect::Ids(ids) => Ok(self
-                .by_part(ids, |s, g| s.dlq_retry(DlqSelect::Ids(g)))?
-                .into_iter()
-                .flat_map(|(_, v)| v)
-                .collect()),
-            _ => {
-                let mut out = Vec::new();
-                for s in self.all()? {
-                    out.extend(s.dlq_retry(which)?);
-                }
-                Ok(out)
-            }
-        }
+        Ok(self.on_dlq(which, |s, w| s.dlq_retry(w))?.concat())
     }
 
     pub fn dlq_delete(&mut self, which: DlqSelect) -> Result<u64, StoreError> {
+        Ok(self
+            .on_dlq(which, |s, w| s.dlq_delete(w))?
+            .into_iter()
+            .sum())
+    }
+
+    /// Runs a DLQ action where its selection lives: one job's partition, each partition with
+    /// the ids it holds, or every partition (a type, a group, all); one answer per call.
+    fn on_dlq<T>(
+        &mut self,
+        which: DlqSelect,
+        mut f: impl FnMut(&mut Store, DlqSelect) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
         match which {
             DlqSelect::One(id) => {
                 let p = self.part_of(id)?;
-                self.parts[p].dlq_delete(which)
+                Ok(vec![f(&mut self.parts[p], which)?])
             }
             DlqSelect::Ids(ids) => Ok(self
-                .by_part(ids, |s, g| s.dlq_delete(DlqSelect::Ids(g)))?
+                .by_part(ids, |s, g| f(s, DlqSelect::Ids(g)))?
                 .into_iter()
-                .map(|(_, n)| n)
-                .sum()),
-            _ => {
-                let mut n = 0;
-                for s in self.all()? {
-                    n += s.dlq_delete(which)?;
-                }
-                Ok(n)
-            }
+                .map(|(_, v)| v)
+                .collect()),
+            _ => self.all()?.iter_mut().map(|s| f(s, which)).collect(),
         }
     }
 
