@@ -136,6 +136,16 @@ local function bury(dlq, counters, P, id, now, cap)
   redis.call('HSET', key, 'status', 'failed', 'completed_at', now)
   redis.call('HDEL', key, 'run_at')
   redis.call('PERSIST', key)
+  -- index_legacy's cursor moves on with this entry when nothing before it waits to be indexed:
+  -- the DLQ was empty, or the cursor had reached its newest entry. Otherwise a DLQ filled only
+  -- by this version would be walked again, 1000 entries a call, until the cursor caught up.
+  local ck = P .. ':dlq:groups:cursor'
+  local newest = redis.call('ZRANGE', dlq, '+inf', '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1,
+    'WITHSCORES')
+  local cursor = redis.call('GET', ck)
+  if #newest == 0 or (cursor and tonumber((cursor:gsub('^%(', ''))) >= tonumber(newest[2])) then
+    redis.call('SET', ck, now)
+  end
   redis.call('ZADD', dlq, now, id)
   local rec = redis.call('HMGET', key, 'type', 'error')
   group_add(P, key, id, rec[1], rec[2] or '', now)

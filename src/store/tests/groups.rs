@@ -331,7 +331,11 @@ fn jobs_buried_before_groups_existed_are_indexed_in_steps() {
         let _: () = r.hdel(key(&format!("job:{id}")), "fp").unwrap();
     }
     let _: () = r
-        .del(&[key("dlq:groups"), key(&format!("dlq:g:{fp}"))])
+        .del(&[
+            key("dlq:groups"),
+            key(&format!("dlq:g:{fp}")),
+            key("dlq:groups:cursor"),
+        ])
         .unwrap();
     let (size, groups) = store.dlq_groups(None, None).unwrap();
     assert_eq!(size, 4);
@@ -347,4 +351,30 @@ fn jobs_buried_before_groups_existed_are_indexed_in_steps() {
     };
     assert_eq!(store.dlq_retry(all).unwrap().len(), 5, "indexed first");
     assert!(assert_index_exact(&redis).is_empty());
+}
+
+#[test]
+fn a_dlq_filled_by_this_version_keeps_the_legacy_cursor_at_its_newest_entry() {
+    let redis = TestRedis::start();
+    let mut r = redis.raw();
+    let newest = |r: &mut redis::Connection| -> String {
+        let top: Vec<(String, String)> = r.zrevrange_withscores(key("dlq"), 0, 0).unwrap();
+        top[0].1.clone()
+    };
+    for i in 0..3 {
+        bury(&redis, "email", &format!("disk {i} full"), 100);
+        let cursor: String = r.get(key("dlq:groups:cursor")).unwrap();
+        assert_eq!(cursor, newest(&mut r), "after bury {i}");
+    }
+    // Entries an older version left unindexed (the cursor not reaching them): a bury does not
+    // move the cursor past them; the next listing indexes them.
+    let _: () = r.del(key("dlq:groups:cursor")).unwrap();
+    let late = bury(&redis, "email", "disk 9 full", 100);
+    let cursor: Option<String> = r.get(key("dlq:groups:cursor")).unwrap();
+    assert_eq!(cursor, None);
+    let (size, _) = redis.store().dlq_groups(None, None).unwrap();
+    assert_eq!(size, 4);
+    let cursor: String = r.get(key("dlq:groups:cursor")).unwrap();
+    let late_score: f64 = r.zscore(key("dlq"), &late).unwrap();
+    assert_eq!(cursor.parse::<f64>().unwrap(), late_score);
 }
