@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::context::{note_job_events, Shared};
 use crate::shutdown::{spawn_periodic, RetryDelay, Shutdown};
-use crate::store::{RedisState, StoreError};
+use crate::store::{RedisState, StoreError, Stores};
 use crate::worker::{BeatInfo, InFlight, Snapshot};
 use std::collections::HashSet;
 
@@ -54,6 +54,8 @@ pub fn spawn_scheduler(
     let shared = shared.clone();
     // The minute (Redis's clock) whose history snapshot this process has seen taken.
     let mut snapshot_minute = 0i64;
+    // The partitions Redis listed when this process last said it serves fewer.
+    let mut told_partitions = 0;
     spawn_periodic("jobq-scheduler", shutdown, move || {
         let promoted = match store.promote(PROMOTE_BATCH) {
             Ok(p) => {
@@ -65,6 +67,7 @@ pub fn spawn_scheduler(
                         Ok((minute, _)) => snapshot_minute = minute,
                         Err(e) => log_unexpected("scheduler", &e),
                     }
+                    told_partitions = tell_new_partitions(&mut store, told_partitions);
                 }
                 if p.moved as usize == PROMOTE_BATCH {
                     Duration::ZERO
@@ -94,6 +97,24 @@ pub fn spawn_scheduler(
             }
         }
     })
+}
+
+/// Once a minute: warns, once per count, when another process has added partitions
+/// (QUEUE_PARTITIONS) that this one does not serve until it restarts. Returns the count told.
+fn tell_new_partitions(store: &mut Stores, told: usize) -> usize {
+    match (store.partitions_listed(), store.partitions()) {
+        (Ok(listed), Ok(served)) if listed > served && listed != told => {
+            log::warn!(
+                "Redis lists {listed} partitions (QUEUE_PARTITIONS) and this process serves the {served} it found at start-up: restart it to claim from and report on the new ones"
+            );
+            listed
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            log_unexpected("scheduler", &e);
+            told
+        }
+        _ => told,
+    }
 }
 
 /// Keeps this process's heartbeat alive, and returns to pending any job in this process's

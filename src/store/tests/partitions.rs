@@ -216,3 +216,15 @@ fn jobs_claimed_before_a_partition_fails_are_handed_over() {
     let parts: Vec<usize> = batch.jobs.iter().map(|j| j.part).collect();
     assert_eq!(parts, [2]);
 }
+
+#[test]
+fn a_process_sees_when_another_has_added_partitions() {
+    let redis = TestRedis::start();
+    let mut first = stores(&redis, 1);
+    assert_eq!(first.partitions().unwrap(), 1);
+    assert_eq!(first.partitions_listed().unwrap(), 1);
+    // A process started later with QUEUE_PARTITIONS=3 adds two.
+    assert_eq!(stores(&redis, 3).partitions().unwrap(), 3);
+    assert_eq!(first.partitions_listed().unwrap(), 3);
+    assert_eq!(first.partitions().unwrap(), 1, "served until a restart");
+}
