@@ -675,9 +675,13 @@ fn a_rate_limit_of_50_per_second_starts_500_in_10_seconds() {
         "{most} starts in the 1 s from +{} ms",
         at / 1000
     );
+    // Never more than the limit allows. Fewer when the machine is loaded: each start waits for
+    // the fetcher's thread to wake, and a late start moves the next one on (GCRA keeps no
+    // credit), so only a floor far above what pacing by Redis's 100 ms timer would give
+    // (10 a second, 100 in 10 s) is asserted; the figure itself is printed above.
     assert!(
-        (475..=525).contains(&in_10s),
-        "{in_10s} starts in 10 s at 50/s; expected 500 ±5%"
+        (400..=525).contains(&in_10s),
+        "{in_10s} starts in 10 s at 50/s; expected 500 (at most 525; at least 400 on a loaded machine)"
     );
 }
 
