@@ -226,20 +226,22 @@ fn sentinel_promotes_the_replica_when_the_master_is_killed() {
     try_redis_cmd::<()>(new, &["SET", "k", "after"]).unwrap();
 
     // The old master comes back as a master with no data, until a sentinel turns it into the new
-    // master's replica.
+    // master's replica: once it has looked sane for 8 s, on the 10-second INFO cycle. On a
+    // loaded machine a sentinel may also see the new master miss DOWN_AFTER_MS and fail over
+    // once more, to the restarted node (seen in CI): either way the group settles with one
+    // master and the other node its replica, which is what is waited for.
     let restarted = Instant::now();
     group.restart_master();
-    // Sentinel notices it on its 10-second INFO cycle, then reconfigures it: two cycles and
-    // more on a loaded machine.
-    wait_for(
-        "the old master to be a replica",
-        Duration::from_secs(40),
-        || {
-            let r = role(old);
-            (r == "slave").then_some(()).ok_or(r)
+    let settled = wait_for(
+        "one master and the other node its replica",
+        Duration::from_secs(90),
+        || match (role(old).as_str(), role(replica).as_str()) {
+            ("slave", "master") => Ok("the old master is the replica"),
+            ("master", "slave") => Ok("a second failover made the old master the master again"),
+            (a, b) => Err(format!("old {a}, promoted {b}")),
         },
     );
-    eprintln!("old master back as a replica in {:?}", restarted.elapsed());
+    eprintln!("settled in {:?}: {settled}", restarted.elapsed());
 }
 
 /// The first element of `ROLE`: "master", "slave" or "sentinel".
