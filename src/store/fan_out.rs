@@ -40,17 +40,19 @@ impl Stores {
             let (n, groups) = s.dlq_groups(fingerprint, upto)?;
             size += n;
             for g in groups {
-                match merged.iter_mut().find(|m| m.fingerprint == g.fingerprint) {
-                    Some(m) => {
+                merge_into(
+                    &mut merged,
+                    g,
+                    |g| &g.fingerprint,
+                    |m, g| {
                         m.count += g.count;
                         m.first_seen = m.first_seen.min(g.first_seen);
                         if g.last_seen > m.last_seen {
                             m.last_seen = g.last_seen;
                             m.sample = g.sample;
                         }
-                    }
-                    None => merged.push(g),
-                }
+                    },
+                );
             }
         }
         merged.sort_by(|a, b| b.count.cmp(&a.count).then(b.last_seen.cmp(&a.last_seen)));
@@ -195,8 +197,11 @@ impl Stores {
         let mut merged: Vec<QueueInfo> = Vec::new();
         for s in self.all()? {
             for q in s.queues(name)? {
-                match merged.iter_mut().find(|m| m.name == q.name) {
-                    Some(m) => {
+                merge_into(
+                    &mut merged,
+                    q,
+                    |q| &q.name,
+                    |m, q| {
                         m.pending += q.pending;
                         m.scheduled += q.scheduled;
                         m.running += q.running;
@@ -207,9 +212,8 @@ impl Stores {
                         if m.limit_fields.is_empty() {
                             m.limit_fields = q.limit_fields;
                         }
-                    }
-                    None => merged.push(q),
-                }
+                    },
+                );
             }
         }
         merged.sort_by(|a, b| a.name.cmp(&b.name));
@@ -222,14 +226,17 @@ impl Stores {
         }
         let rank = |s: &str| match s {
             "open" => 2,
-            "half_open" | "half" => 1,
+            "half_open" => 1,
             _ => 0,
         };
         let mut merged: Vec<TypeInfo> = Vec::new();
         for s in self.all()? {
             for t in s.types(names)? {
-                match merged.iter_mut().find(|m| m.name == t.name) {
-                    Some(m) => {
+                merge_into(
+                    &mut merged,
+                    t,
+                    |t| &t.name,
+                    |m, t| {
                         m.running += t.running;
                         m.parked += t.parked;
                         m.paused |= t.paused;
@@ -237,9 +244,8 @@ impl Stores {
                             m.breaker_state = t.breaker_state;
                             m.breaker_until_us = t.breaker_until_us;
                         }
-                    }
-                    None => merged.push(t),
-                }
+                    },
+                );
             }
         }
         Ok(merged)
@@ -287,5 +293,19 @@ impl Stores {
             }
         }
         Ok(total)
+    }
+}
+
+/// Adds `item` to `merged`: folded by `add` into the entry with the same `key` (a queue, a type
+/// or a failure group that another partition also answered), or appended.
+fn merge_into<T, K: PartialEq + ?Sized>(
+    merged: &mut Vec<T>,
+    item: T,
+    key: impl Fn(&T) -> &K,
+    add: impl FnOnce(&mut T, T),
+) {
+    match merged.iter_mut().position(|m| key(m) == key(&item)) {
+        Some(i) => add(&mut merged[i], item),
+        None => merged.push(item),
     }
 }
