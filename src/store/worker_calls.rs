@@ -98,12 +98,8 @@ impl Stores {
         claim_next: bool,
         sel: &Selection,
     ) -> Result<Acked<bool>, StoreError> {
-        let mut a =
-            self.parts[job.part].complete(worker, job, result, ttl_secs, claim_next, sel)?;
-        if let Some(next) = &mut a.next {
-            next.part = job.part;
-        }
-        Ok(a)
+        let a = self.parts[job.part].complete(worker, job, result, ttl_secs, claim_next, sel)?;
+        Ok(next_from(a, job.part))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -118,12 +114,9 @@ impl Stores {
         claim_next: bool,
         sel: &Selection,
     ) -> Result<Acked<FailOutcome>, StoreError> {
-        let mut a = self.parts[job.part]
+        let a = self.parts[job.part]
             .fail(worker, job, error, delay_ms, mode, limits, claim_next, sel)?;
-        if let Some(next) = &mut a.next {
-            next.part = job.part;
-        }
-        Ok(a)
+        Ok(next_from(a, job.part))
     }
 
     /// Due jobs into their queues, in every partition that answers.
@@ -148,21 +141,12 @@ impl Stores {
     }
 
     pub fn requeue_all(&mut self, worker: &str) -> Result<Requeued, StoreError> {
-        let mut all = Requeued::default();
-        for r in self.each(|s| s.requeue_all(worker))? {
-            all.ids.extend(r.ids);
-            all.events.extend(r.events);
-        }
-        Ok(all)
+        Ok(joined(self.each(|s| s.requeue_all(worker))?))
     }
 
     pub fn requeue(&mut self, worker: &str, ids: &[String]) -> Result<Requeued, StoreError> {
-        let mut all = Requeued::default();
-        for (_, r) in self.by_part(ids, |s, g| s.requeue(worker, g))? {
-            all.ids.extend(r.ids);
-            all.events.extend(r.events);
-        }
-        Ok(all)
+        let answers = self.by_part(ids, |s, g| s.requeue(worker, g))?;
+        Ok(joined(answers.into_iter().map(|(_, r)| r)))
     }
 
     pub fn held(&mut self, worker: &str) -> Result<Vec<String>, StoreError> {
@@ -218,4 +202,22 @@ impl Stores {
         }
         Ok(all)
     }
+}
+
+/// An acknowledgement whose next job, claimed in the same call, came from partition `part`.
+fn next_from<T>(mut acked: Acked<T>, part: usize) -> Acked<T> {
+    if let Some(next) = &mut acked.next {
+        next.part = part;
+    }
+    acked
+}
+
+/// The hand-backs of several partitions as one.
+fn joined(parts: impl IntoIterator<Item = Requeued>) -> Requeued {
+    let mut all = Requeued::default();
+    for r in parts {
+        all.ids.extend(r.ids);
+        all.events.extend(r.events);
+    }
+    all
 }
