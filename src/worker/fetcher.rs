@@ -161,6 +161,8 @@ impl Fetcher {
         let mut threads = Vec::with_capacity(n);
         for p in 0..n {
             let mut store = self.shared.backend.open_blocking(FETCH_BLOCK);
+            // The layout the fetcher has read: every partition's store is there from now on.
+            store.partitions()?;
             let (tx, worker, shutdown) =
                 (tx.clone(), self.worker_id.clone(), self.shutdown.clone());
             let spawned = std::thread::Builder::new()
@@ -168,10 +170,7 @@ impl Fetcher {
                 .spawn(move || {
                     let mut retry = RetryDelay::default();
                     while !shutdown.is_triggered() {
-                        let woken = store
-                            .partitions()
-                            .and_then(|_| store.part(p).take_wake(&worker, FETCH_BLOCK));
-                        match woken {
+                        match store.part(p).take_wake(&worker, FETCH_BLOCK) {
                             Ok(true) => {
                                 retry.reset();
                                 if tx.send(p).is_err() {
