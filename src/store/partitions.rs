@@ -291,6 +291,17 @@ impl Store {
         Ok(have)
     }
 
+    /// How many partitions Redis lists now (partition 0's list, so through partition 0's
+    /// store): more than `Stores::partitions` once another process has added some since this
+    /// one read the layout (it serves them after a restart).
+    pub fn partitions_listed(&mut self) -> Result<usize, StoreError> {
+        let key = &self.keys.partitions;
+        let more: usize = self
+            .conn
+            .run_idempotent(|c| redis::cmd("LLEN").arg(key).query(c))?;
+        Ok(1 + more)
+    }
+
     /// Blocks until a token is in this process's wake list, or `timeout` passes, and takes it
     /// (`BLPOP`): a fetcher's waker thread, which tells the fetcher that this partition may
     /// have work.

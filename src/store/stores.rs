@@ -95,16 +95,6 @@ impl Stores {
         Ok(l)
     }
 
-    /// How many partitions Redis lists now: more than [`Stores::partitions`] once another
-    /// process has added some since this one read the layout (it serves them after a restart).
-    pub fn partitions_listed(&mut self) -> Result<usize, StoreError> {
-        let key = self.parts[0].keys.partitions.clone();
-        let more: usize = self.parts[0]
-            .conn
-            .run_idempotent(|c| redis::cmd("LLEN").arg(&key).query(c))?;
-        Ok(1 + more)
-    }
-
     /// How many partitions there are (reading the layout if need be).
     pub fn partitions(&mut self) -> Result<usize, StoreError> {
         Ok(self.layout()?.len())
