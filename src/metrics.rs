@@ -36,6 +36,8 @@ pub struct Metrics {
     pub processing_duration: HistogramVec,
     /// Ready → started, by queue.
     pub job_wait: HistogramVec,
+    /// Outcomes recorded per script call of the committer (group commit, ACK_BATCH).
+    pub ack_batch_size: Histogram,
     /// By type and transition (`opened`, `closed`).
     pub breaker_transitions: IntCounterVec,
     queue_size: IntGaugeVec,
@@ -167,6 +169,16 @@ impl Metrics {
                 "Time from a job being ready to run to its start.",
                 &["queue"],
             ),
+            ack_batch_size: {
+                let opts = HistogramOpts::new(
+                    "ack_batch_size",
+                    "Job outcomes recorded per script call (group commit, ACK_BATCH).",
+                )
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]);
+                let h = Histogram::with_opts(opts).expect("valid histogram");
+                reg(Box::new(h.clone()));
+                h
+            },
             breaker_transitions: counters(
                 "breaker_transitions_total",
                 "Circuit breaker changes this process saw, by job type and transition.",

@@ -76,6 +76,12 @@ impl Config {
             &mut c.num_workers,
             |n| *n <= 1024,
         );
+        r.parse(
+            "ACK_BATCH",
+            "an integer 1-256 (1: no group commit)",
+            &mut c.ack_batch,
+            |n| (1..=256).contains(n),
+        );
         // QUEUES and QUEUE_ORDER are checked together: strict needs a list, and no weights.
         let queues_raw = r.string("QUEUES");
         let (mut weights_given, mut queues_bad) = (false, false);

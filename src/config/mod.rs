@@ -90,6 +90,9 @@ pub struct Config {
     pub role: Role,
     /// `NUM_WORKERS`: worker threads; 0 runs no jobs.
     pub num_workers: usize,
+    /// `ACK_BATCH`: most outcomes recorded in one script call (group commit); 1 records each
+    /// job's outcome in a call of its own, from its worker thread.
+    pub ack_batch: usize,
     /// `QUEUES`: the queues this process's workers take jobs from, as `(name, weight)`
     /// (`name[:weight]`, comma-separated, weight 1-1000, default 1); empty serves every queue
     /// that exists.
@@ -191,6 +194,7 @@ impl Default for Config {
             port: 8081,
             role: Role::All,
             num_workers: 5,
+            ack_batch: 16,
             queues: Vec::new(),
             queue_order: QueueOrder::Weighted,
             queue_partitions: QueuePartitions::default(),
@@ -281,6 +285,7 @@ impl Config {
             ("PORT", self.port.to_string()),
             ("ROLE", self.role.as_str().into()),
             ("NUM_WORKERS", self.num_workers.to_string()),
+            ("ACK_BATCH", self.ack_batch.to_string()),
             (
                 "QUEUES",
                 if self.queues.is_empty() {

@@ -5,11 +5,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::decode::{claimed_jobs, complete_reply, fail_reply};
+#[cfg(test)]
+use super::acks::{Ack, Outcome};
+use super::decode::claimed_jobs;
 use super::ends::{counted_events, with_events, JobEvent};
 use super::record::job_from_record;
 use super::scripts::scripts;
-use super::{Store, StoreError, COMPLETED_LIST_MAX};
+use super::{Store, StoreError};
 use crate::config::QueueOrder;
 use crate::job::{Job, JobStatus, Priority, Waiting};
 
@@ -76,7 +78,7 @@ impl Selection {
     }
 
     /// The script arguments: mode, a fresh random seed, then queue, weight, ...
-    fn args(&self) -> Vec<String> {
+    pub(super) fn args(&self) -> Vec<String> {
         let seed = rand::random::<u32>() % 2_147_483_646 + 1;
         let mut out = Vec::new();
         match self {
@@ -288,8 +290,11 @@ impl Store {
 
     /// Marks a job this process ran as completed, storing `result` (JSON) if any, and when
     /// `claim_next` is set claims the worker's next job from `sel` in the same round trip.
+    /// Workers record outcomes through `Stores::ack`; this and [`Store::fail`] are the
+    /// one-job forms the store's tests use.
     /// `Acked::outcome` is false when this claim of the job was no longer this process's to
     /// finish. `job` is the claim being acknowledged.
+    #[cfg(test)]
     pub fn complete(
         &mut self,
         worker: &str,
@@ -299,32 +304,16 @@ impl Store {
         claim_next: bool,
         sel: &Selection,
     ) -> Result<Acked<bool>, StoreError> {
-        let k = &self.keys;
-        let mut inv = scripts().complete.prepare_invoke();
-        inv.key(k.running(worker))
-            .key(&k.completed)
-            .key(&k.counters)
-            .key(k.job(&job.id))
-            .key(k.heartbeat(worker))
-            .arg(k.prefix())
-            .arg(&job.id)
-            .arg(result.unwrap_or(""))
-            .arg(ttl_secs)
-            .arg(COMPLETED_LIST_MAX)
-            .arg(u8::from(claim_next))
-            .arg(&job.claim)
-            .arg(&job.queue)
-            .arg(&job.kind)
-            .arg(&job.group)
-            .arg(sel.args());
-        let reply: Vec<String> = self.conn.run(|c| inv.invoke(c))?;
-        Ok(complete_reply(&reply))
+        let result = result.map(str::to_owned);
+        let ack = Ack::new(job, Outcome::Completed { result, ttl_secs }, claim_next);
+        self.only(worker, ack, sel)?.completed()
     }
 
     /// Records a failed attempt (`mode`): a retry after `delay_ms`, the dead-letter queue
     /// (capped at `dlq_cap` entries) when the attempts are spent or the failure is permanent,
     /// or a snooze for `delay_ms` that gives the attempt back (at most `max_snoozes` times).
     /// When `claim_next` is set, claims the worker's next job from `sel` in the same round trip.
+    #[cfg(test)]
     #[allow(clippy::too_many_arguments)]
     pub fn fail(
         &mut self,
@@ -337,33 +326,15 @@ impl Store {
         claim_next: bool,
         sel: &Selection,
     ) -> Result<Acked<FailOutcome>, StoreError> {
-        let (dlq_cap, max_snoozes) = limits;
-        let k = &self.keys;
-        let mut inv = scripts().fail.prepare_invoke();
-        inv.key(k.running(worker))
-            .key(&k.dlq)
-            .key(&k.counters)
-            .key(k.job(&job.id))
-            .key(k.heartbeat(worker))
-            .arg(k.prefix())
-            .arg(&job.id)
-            .arg(error)
-            .arg(delay_ms)
-            .arg(match mode {
-                FailMode::Retry => "retry",
-                FailMode::Permanent => "permanent",
-                FailMode::Snooze => "snooze",
-            })
-            .arg(dlq_cap)
-            .arg(u8::from(claim_next))
-            .arg(&job.claim)
-            .arg(&job.queue)
-            .arg(&job.kind)
-            .arg(&job.group)
-            .arg(max_snoozes)
-            .arg(sel.args());
-        let reply: Vec<String> = self.conn.run(|c| inv.invoke(c))?;
-        Ok(fail_reply(&reply))
+        let error = error.to_owned();
+        let outcome = Outcome::Failed {
+            error,
+            delay_ms,
+            mode,
+            limits,
+        };
+        self.only(worker, Ack::new(job, outcome, claim_next), sel)?
+            .failed()
     }
 
     /// The maintenance tick: moves up to `limit` due scheduled jobs into their queues, sends

@@ -3,12 +3,14 @@
 //! [`Backend`], so no mutex sits between threads and Redis.
 //!
 //! The methods of [`Store`] are spread over one file per concept: `create.rs` (submissions),
-//! `jobs.rs` (claims, acknowledgements, promotion, hand-backs), `progress.rs` (progress reports
+//! `jobs.rs` (claims, acknowledgements, promotion, hand-backs), `acks.rs` (acknowledgements, one or
+//! several in one call: group commit), `progress.rs` (progress reports
 //! of running jobs), `liveness.rs` (heartbeats and the reaper), `dlq.rs`, `admin.rs` (stats,
 //! ping, start-up checks), `dlq_groups.rs` (the DLQ grouped by cause), `schedules.rs` (cron schedules and their ticks), `explore.rs` (the job explorer's walks, bulk
 //! deletion, the workflow list). `topology.rs` finds the master behind a Redis Cluster or Sentinel REDIS_URL. `partitions.rs` keeps where the partitions (QUEUE_PARTITIONS) are, and [`Stores`] (`stores.rs`, `worker_calls.rs`, `fan_out.rs`) is what the rest of jobq holds: one [`Store`] per partition, each call sent to its partition or fanned out. `decode.rs` reads the
 //! scripts' replies and `record.rs` a job's hash; `error.rs` says what can go wrong.
 
+mod acks;
 mod admin;
 pub mod analytics;
 mod backend;
@@ -43,6 +45,7 @@ mod worker_calls;
 
 use std::sync::Arc;
 
+pub use acks::{Ack, AckReply, Outcome};
 pub use admin::RedisState;
 pub use admin::Stats;
 pub use backend::{Backend, WaitReplicas};

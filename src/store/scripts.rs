@@ -4,7 +4,9 @@
 //! a job half-moved. `lua/common.lua` (the clock, keys, counts, the queue selection) is prepended
 //! to each script, and to those that need them `lua/insert.lua` (writing new jobs),
 //! `lua/finish.lua` (the ends of a job and what they settle: unique keys, workflows, children),
-//! `lua/fast.lua` (the short claim of the acknowledgements), `lua/dead.lua` (error history, the
+//! `lua/fast.lua` (the short claim of the acknowledgements), `lua/complete_job.lua` and
+//! `lua/fail_job.lua` (the acknowledgements as functions, one job at a time or grouped by
+//! `lua/ack.lua`), `lua/dead.lua` (error history, the
 //! DLQ move, its groups by cause, DLQ selection), `lua/flow.lua` (the general claim step,
 //! parking) and `lua/select.lua` (the explorer's filter), so each step
 //! is written once.
@@ -18,6 +20,7 @@ pub struct Scripts {
     pub claim: Script,
     pub complete: Script,
     pub fail: Script,
+    pub ack: Script,
     pub promote: Script,
     pub requeue: Script,
     pub reap: Script,
@@ -63,8 +66,9 @@ pub fn scripts() -> &'static Scripts {
     SCRIPTS.get_or_init(|| Scripts {
         create: script!("insert"; "create.lua"),
         claim: script!("finish", "flow"; "claim.lua"),
-        complete: script!("finish", "fast"; "complete.lua"),
-        fail: script!("finish", "dead", "fast"; "fail.lua"),
+        complete: script!("finish", "fast", "complete_job"; "complete.lua"),
+        fail: script!("finish", "dead", "fast", "fail_job"; "fail.lua"),
+        ack: script!("finish", "dead", "fast", "complete_job", "fail_job"; "ack.lua"),
         promote: script!("finish", "flow"; "promote.lua"),
         requeue: script!("finish"; "requeue.lua"),
         reap: script!("finish", "dead"; "reap.lua"),

@@ -1,12 +1,12 @@
-//! The calls of a worker process on [`Stores`]: claims from the partitions in turn, each
-//! outcome to the partition its job was claimed from, and the heartbeat, the maintenance tick
-//! (promotion, history), hand-backs and reaping in every partition. A process beats in each
-//! partition, so each one's claims and reaper judge it alone; a partition that fails is passed
-//! over, never holding up the others.
+//! The calls of a worker process on [`Stores`]: claims from the partitions in turn, and the
+//! heartbeat, the maintenance tick (promotion, history), hand-backs and reaping in every
+//! partition (outcomes, each to the partition its job was claimed from, are in `acks.rs`). A
+//! process beats in each partition, so each one's claims and reaper judge it alone; a
+//! partition that fails is passed over, never holding up the others.
 
 use std::time::{Duration, Instant};
 
-use super::jobs::{Acked, ClaimBatch, Claimed, FailMode, FailOutcome, Promoted, Requeued};
+use super::jobs::{Acked, ClaimBatch, Promoted, Requeued};
 use super::liveness::Reaped;
 use super::{Selection, StoreError, Stores};
 
@@ -87,36 +87,6 @@ impl Stores {
             (None, Some(e)) => Err(e),
             (all, _) => Ok(all),
         }
-    }
-
-    pub fn complete(
-        &mut self,
-        worker: &str,
-        job: &Claimed,
-        result: Option<&str>,
-        ttl_secs: u64,
-        claim_next: bool,
-        sel: &Selection,
-    ) -> Result<Acked<bool>, StoreError> {
-        let a = self.parts[job.part].complete(worker, job, result, ttl_secs, claim_next, sel)?;
-        Ok(next_from(a, job.part))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub fn fail(
-        &mut self,
-        worker: &str,
-        job: &Claimed,
-        error: &str,
-        delay_ms: u64,
-        mode: FailMode,
-        limits: (u64, u32),
-        claim_next: bool,
-        sel: &Selection,
-    ) -> Result<Acked<FailOutcome>, StoreError> {
-        let a = self.parts[job.part]
-            .fail(worker, job, error, delay_ms, mode, limits, claim_next, sel)?;
-        Ok(next_from(a, job.part))
     }
 
     /// Due jobs into their queues, in every partition that answers.
@@ -205,7 +175,7 @@ impl Stores {
 }
 
 /// An acknowledgement whose next job, claimed in the same call, came from partition `part`.
-fn next_from<T>(mut acked: Acked<T>, part: usize) -> Acked<T> {
+pub(super) fn next_from<T>(mut acked: Acked<T>, part: usize) -> Acked<T> {
     if let Some(next) = &mut acked.next {
         next.part = part;
     }

@@ -6,11 +6,12 @@
 //! Redis master: one waker thread per partition blocks on it and tells the fetcher, which
 //! waits for any of them.
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::handoff::Tx;
 use super::{InFlight, CLAIM_BATCH, FETCH_BLOCK};
 use crate::context::{note_job_events, Shared};
 use crate::shutdown::{RetryDelay, Shutdown};
@@ -33,7 +34,7 @@ struct Wakers {
 }
 
 impl Fetcher {
-    pub(super) fn run(mut self, ready: Receiver<()>, jobs: Sender<Claimed>) {
+    pub(super) fn run(mut self, ready: Receiver<()>, jobs: Tx<Claimed>) {
         let mut idle = 0usize;
         let mut retry = RetryDelay::default();
         let mut unregistered = false;
@@ -106,13 +107,9 @@ impl Fetcher {
                     }
                     for job in batch.jobs {
                         idle -= 1;
-                        // A worker is waiting for this job (it sent a ready token), so the send
-                        // only fails if every worker is gone, which happens only at shutdown;
-                        // the drain then returns the job to pending.
-                        if let Err(lost) = jobs.send(job) {
-                            self.in_flight.unclaim(&lost.0.id);
-                            return;
-                        }
+                        // A worker is waiting for this job (it sent a ready token). Were every
+                        // worker gone (only at shutdown), the drain returns it to pending.
+                        jobs.send(job);
                     }
                 }
                 Err(e) => self.pause(&mut retry, &e),

@@ -13,8 +13,10 @@ use crate::handler::Cancellation;
 /// reply stranded in the running list from one this process really has.
 ///
 /// A claimed job is held from the moment its claim's reply is read: first "in transit" (from
-/// the fetcher through the channel to a worker, or from an acknowledgement that claimed it to
-/// the same worker's next run), then in its worker's slot until its outcome is stored. The gap
+/// the fetcher or the committer through the channel to a worker, or from an acknowledgement
+/// that claimed it to the same worker's next run), then in its worker's slot until its outcome
+/// is stored, or, with group commit, "being acknowledged" from its worker's slot until the
+/// committer has stored its outcome. The gap
 /// before the reply is read is covered by a claim counter per claiming thread, odd while a
 /// claiming call is under way: see [`Snapshot::progressed_since`].
 pub struct InFlight {
@@ -23,7 +25,9 @@ pub struct InFlight {
     /// Jobs in transit that were cancelled through the API before a worker started them: their
     /// worker cancels them as it starts them (see [`InFlight::cancel_job`]).
     doomed: Mutex<HashSet<String>>,
-    /// One per worker (by slot), then the fetcher's.
+    /// Finished jobs handed to the committer whose outcome is not stored yet.
+    acking: Mutex<HashSet<String>>,
+    /// One per worker (by slot), then the fetcher's, then each committer's.
     claims: Vec<AtomicU64>,
 }
 
@@ -76,18 +80,38 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl InFlight {
-    pub(super) fn new(workers: usize) -> Arc<InFlight> {
+    pub(super) fn new(workers: usize, committers: usize) -> Arc<InFlight> {
         Arc::new(InFlight {
             slots: (0..workers).map(|_| Mutex::new(None)).collect(),
             transit: Mutex::new(HashSet::new()),
             doomed: Mutex::new(HashSet::new()),
-            claims: (0..=workers).map(|_| AtomicU64::new(0)).collect(),
+            acking: Mutex::new(HashSet::new()),
+            claims: (0..workers + 1 + committers)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
         })
     }
 
     /// The claim counter index of the fetcher (workers use their slot).
     pub(super) fn fetcher(&self) -> usize {
         self.slots.len()
+    }
+
+    /// The claim counter index of committer `k`.
+    pub(super) fn committer(&self, k: usize) -> usize {
+        self.slots.len() + 1 + k
+    }
+
+    /// Worker `slot` hands its finished job `id` to the committer: held as being acknowledged
+    /// (first, so a snapshot never misses it), its slot free.
+    pub(super) fn acking(&self, slot: usize, id: &str) {
+        lock(&self.acking).insert(id.to_string());
+        *lock(&self.slots[slot]) = None;
+    }
+
+    /// The committer is done with job `id`: its outcome is stored, or given up on.
+    pub(super) fn acked(&self, id: &str) {
+        lock(&self.acking).remove(id);
     }
 
     /// Runs a call that may claim jobs, for claiming thread `who`; the ids `claimed` finds in
@@ -188,11 +212,13 @@ impl InFlight {
         n
     }
 
-    /// The ids held now (running, or in transit to a worker), then the claim counters. Read
+    /// The ids held now (running, in transit to a worker, or being acknowledged), then the
+    /// claim counters. Read
     /// after the running list, so a job claimed before that read is either held here or its
     /// claiming call shows as under way.
     pub fn snapshot(&self) -> Snapshot {
         let mut held = lock(&self.transit).clone();
+        held.extend(lock(&self.acking).iter().cloned());
         self.each(|(job, _)| {
             held.insert(job.id.clone());
         });
@@ -217,7 +243,7 @@ mod tests {
 
     #[test]
     fn cancel_job_reaches_the_running_job_only() {
-        let held = InFlight::new(2);
+        let held = InFlight::new(2, 0);
         let (a, b) = (Cancellation::new(None), Cancellation::new(None));
         held.set(0, Some((Started::now("a", "t", "q"), a.clone())));
         held.set(1, Some((Started::now("b", "t", "q"), b.clone())));
@@ -239,7 +265,7 @@ mod tests {
 
     #[test]
     fn a_job_cancelled_in_transit_starts_cancelled() {
-        let held = InFlight::new(1);
+        let held = InFlight::new(1, 0);
         held.claiming(0, || (), |_| vec!["t".to_string(), "u".to_string()]);
         assert!(held.running_ids().is_empty());
         assert!(held.cancel_job("t"));

@@ -7,10 +7,13 @@
 
 pub mod backoff;
 mod beat;
+mod committer;
 pub mod cron;
 mod fetcher;
+mod handoff;
 mod in_flight;
 pub mod maintenance;
+mod outcome;
 mod runner;
 
 use crossbeam_channel::Receiver;
@@ -23,6 +26,7 @@ use crate::context::Shared;
 use crate::shutdown::Shutdown;
 use crate::store::{Claimed, Health};
 pub use beat::BeatInfo;
+use committer::Committer;
 use fetcher::Fetcher;
 pub use in_flight::{InFlight, Snapshot};
 use runner::Worker;
@@ -34,6 +38,9 @@ const MAX_ERROR_BYTES: usize = 4096;
 
 /// How long a drain waits for running jobs once Redis is found to be down.
 const OUTAGE_DRAIN: Duration = Duration::from_secs(3);
+/// Committer threads with group commit: while one waits for Redis, the other gathers the
+/// next group, so Redis never idles between groups.
+const COMMITTERS: usize = 2;
 /// Most jobs claimed in one script call.
 const CLAIM_BATCH: usize = 64;
 
@@ -41,6 +48,9 @@ const CLAIM_BATCH: usize = 64;
 pub struct Pool {
     fetcher: JoinHandle<()>,
     workers: Vec<JoinHandle<()>>,
+    /// Group commit's threads (ACK_BATCH > 1); they end once every worker has and every
+    /// outcome handed to them is stored.
+    committers: Vec<JoinHandle<()>>,
     done_rx: Receiver<()>,
     in_flight: Arc<InFlight>,
     /// Set when the drain gave up: workers stop retrying to record outcomes.
@@ -56,16 +66,44 @@ impl Pool {
     ) -> std::io::Result<Pool> {
         let n = shared.config.num_workers;
         let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<()>();
-        let (job_tx, job_rx) = crossbeam_channel::unbounded::<Claimed>();
+        let (job_tx, job_rx) = handoff::queue::<Claimed>();
         let (done_tx, done_rx) = crossbeam_channel::unbounded::<()>();
-        let in_flight = InFlight::new(n);
+        let in_flight = InFlight::new(n, COMMITTERS);
         let abandoned = Arc::new(AtomicBool::new(false));
+        // Group commit needs someone to group with.
+        let mut committers = Vec::new();
+        let committer_tx = if shared.config.ack_batch > 1 && n > 1 {
+            let (tx, done) = handoff::queue();
+            for k in 0..COMMITTERS {
+                let c = Committer {
+                    shared: shared.clone(),
+                    store: shared.backend.open(),
+                    worker_id: worker_id.to_string(),
+                    in_flight: in_flight.clone(),
+                    claim_counter: in_flight.committer(k),
+                    abandoned: abandoned.clone(),
+                    shutdown: shutdown.clone(),
+                    done: done.clone(),
+                    jobs: job_tx.clone(),
+                    ready: ready_tx.clone(),
+                };
+                committers.push(
+                    std::thread::Builder::new()
+                        .name(format!("jobq-committer-{k}"))
+                        .spawn(move || c.run())?,
+                );
+            }
+            Some(tx)
+        } else {
+            None
+        };
         let mut workers = Vec::with_capacity(n);
         for i in 0..n {
             let w = Worker {
                 shared: shared.clone(),
                 worker_id: worker_id.to_string(),
                 store: shared.backend.open(),
+                committer: committer_tx.clone(),
                 slot: i,
                 in_flight: in_flight.clone(),
                 abandoned: abandoned.clone(),
@@ -96,6 +134,7 @@ impl Pool {
         Ok(Pool {
             fetcher,
             workers,
+            committers,
             done_rx,
             in_flight,
             abandoned,
@@ -139,6 +178,21 @@ impl Pool {
         if busy == 0 {
             for w in self.workers {
                 let _ = w.join();
+            }
+            // The workers are gone; the outcomes they handed over are stored within the
+            // drain's time, or given up on (their jobs are put back to pending after it).
+            for c in &self.committers {
+                while !c.is_finished() {
+                    let now = Instant::now();
+                    if !health.is_up() {
+                        deadline = deadline.min(now + OUTAGE_DRAIN);
+                    }
+                    if now >= deadline {
+                        self.abandoned.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
             }
         } else {
             // The handlers are not cancelled here: their jobs must be back in pending first, or

@@ -1,7 +1,7 @@
 //! One worker thread: runs the jobs it is given, turning a panic into a failed attempt, and
 //! records each outcome, which also claims its next job while the queue is deep.
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -9,14 +9,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::handoff::{Empty, Rx, Tx};
 use super::in_flight::Started;
-use super::{backoff, note_evicted, InFlight, MAX_ERROR_BYTES};
+use super::outcome::{report, Done, Unstored};
+use super::{backoff, InFlight, MAX_ERROR_BYTES};
 use crate::context::{note_job_events, Shared};
 use crate::handler::{Cancellation, ErrorKind, JobContext, JobError, JobResult, ProgressSink};
 use crate::job::JobId;
 use crate::metrics::JobSeries;
 use crate::shutdown::{RetryDelay, Shutdown};
-use crate::store::{Acked, BreakerChange, Claimed, FailMode, FailOutcome, StoreError, Stores};
+use crate::store::{Ack, AckReply, Claimed, FailMode, Outcome, StoreError, Stores};
 
 /// Cuts `s` to at most `max` bytes, on a character boundary, saying that it was cut.
 fn truncate(mut s: String, max: usize) -> String {
@@ -35,6 +37,8 @@ pub(super) struct Worker {
     pub(super) shared: Arc<Shared>,
     pub(super) worker_id: String,
     pub(super) store: Stores,
+    /// Where finished jobs go to be recorded together (group commit); None with ACK_BATCH=1.
+    pub(super) committer: Option<Tx<(Ack, Done)>>,
     pub(super) slot: usize,
     pub(super) in_flight: Arc<InFlight>,
     pub(super) abandoned: Arc<AtomicBool>,
@@ -47,18 +51,25 @@ impl Worker {
     /// Runs jobs until the fetcher is gone. A worker that finishes a job claims its next one in
     /// the same script call as the acknowledgement, so while the queue is deep it neither waits
     /// for the fetcher nor costs an extra round trip; it asks the fetcher only when idle.
-    pub(super) fn run(mut self, ready: Sender<()>, jobs: Receiver<Claimed>) {
+    ///
+    /// With group commit the worker hands the outcome to the committer and waits for a job on
+    /// the channel: the committer sends the one the acknowledgement claimed, or, when it
+    /// claimed none, asks the fetcher for one in this worker's name. Either way one job per
+    /// acknowledgement, so the process holds no more jobs than it has workers, plus those in
+    /// the channel on their way to one.
+    pub(super) fn run(mut self, ready: Sender<()>, jobs: Rx<Claimed>) {
         let mut next = None;
+        let mut ask = true;
         loop {
             let job = match next.take() {
                 Some(job) => job,
                 None => {
-                    if ready.send(()).is_err() {
+                    if std::mem::take(&mut ask) && ready.send(()).is_err() {
                         return;
                     }
-                    match jobs.recv() {
-                        Ok(job) => job,
-                        Err(_) => return,
+                    match self.next_job(&jobs) {
+                        Some(job) => job,
+                        None => return,
                     }
                 }
             };
@@ -68,6 +79,25 @@ impl Worker {
                 continue;
             }
             next = self.run_job(job);
+            // With a committer, it asks the fetcher on this worker's behalf.
+            ask = self.committer.is_none();
+        }
+    }
+
+    /// The next job from the queue; None once the fetcher (and the committer, which sends
+    /// jobs too) is gone. With a committer, also None once the stop has begun: a job it sends
+    /// after that is in the running list, which the end of the drain puts back to pending.
+    fn next_job(&self, jobs: &Rx<Claimed>) -> Option<Claimed> {
+        loop {
+            match jobs.recv_timeout(Duration::from_millis(250)) {
+                Ok(job) => return Some(job),
+                Err(Empty::Closed) => return None,
+                Err(Empty::Timeout) => {
+                    if self.committer.is_some() && self.shutdown.is_triggered() {
+                        return None;
+                    }
+                }
+            }
         }
     }
 
@@ -94,8 +124,8 @@ impl Worker {
         self.in_flight.unclaim(&job.id);
     }
 
-    /// Runs one job and records its outcome; returns the next job, if the acknowledgement
-    /// claimed one.
+    /// Runs one job and records its outcome: itself, returning the next job if the
+    /// acknowledgement claimed one, or through the committer (None).
     fn run_job(&mut self, job: Claimed) -> Option<Claimed> {
         let cfg = &self.shared.config;
         let timeout_secs = job.timeout_secs.unwrap_or(cfg.job_timeout_secs);
@@ -143,7 +173,16 @@ impl Worker {
             }
             other => other,
         };
-        let next = self.record(&job, outcome, elapsed, &series);
+        let (ack, done) = self.settle(job, outcome, elapsed, series);
+        if let Some(committer) = &self.committer {
+            // Held as being acknowledged until the committer has stored it.
+            self.in_flight.acking(self.slot, &done.job.id);
+            // The committer outlives the workers, so it will take it.
+            committer.send((ack, done));
+            return None;
+        }
+        let answer = self.acknowledge(ack);
+        let next = report(&self.shared, &done, answer);
         // Held until the outcome is stored, so a job waiting out a Redis outage to record its
         // result is never taken for a stranded one.
         self.in_flight.set(self.slot, None);
@@ -227,240 +266,96 @@ impl Worker {
         }
     }
 
-    /// Writes the outcome to Redis, retrying while Redis is unreachable: a finished job keeps its
-    /// outcome and is not run again. Gives up only when the drain was abandoned.
-    fn record(
-        &mut self,
-        job: &Claimed,
+    /// The acknowledgement of `job`'s outcome, and what its report needs.
+    fn settle(
+        &self,
+        job: Claimed,
         outcome: JobResult,
         elapsed: Duration,
-        series: &JobSeries,
-    ) -> Option<Claimed> {
-        let shared = self.shared.clone();
-        let cfg = &shared.config;
-        let ms = elapsed.as_millis();
-        let wid = self.worker_id.clone();
-        let shutdown = self.shutdown.clone();
-        // No new work once a stop has begun; the check runs on every retry of the write.
-        let claim_next = move || !shutdown.is_triggered();
-        let (in_flight, slot) = (self.in_flight.clone(), self.slot);
-        let sel = shared.selection.clone();
-        match outcome {
+        series: Arc<JobSeries>,
+    ) -> (Ack, Done) {
+        let cfg = &self.shared.config;
+        let (outcome, error, delay) = match outcome {
             Ok(result) => {
                 let result = (!result.is_null()).then(|| result.to_string());
-                let ttl = cfg.job_ttl_secs;
-                let acked = self.persist(|s| {
-                    in_flight.claiming(
-                        slot,
-                        || s.complete(&wid, job, result.as_deref(), ttl, claim_next(), &sel),
-                        next_claimed,
-                    )
-                });
-                let next = acked.as_ref().ok().and_then(|(a, _)| a.next.clone());
-                if let Ok((a, _)) = &acked {
-                    note_breaker(&shared, &job.kind, a.breaker);
-                    note_job_events(&shared, &a.events);
-                }
-                match acked.map(|(a, retried)| (a.outcome, retried)) {
-                    Ok((true, _)) => {
-                        series.processed.inc();
-                        log::info!("job {} ({}) completed in {ms} ms", job.id, job.kind);
-                    }
-                    Ok((false, retried)) => log::warn!(
-                        "job {} ({}) completed in {ms} ms, but it was no longer this process's to record: {}",
-                        job.id,
-                        job.kind,
-                        not_owned_reason(retried)
-                    ),
-                    Err(why) => log::error!(
-                        "job {} ({}) completed in {ms} ms but the outcome could not be stored ({why}); it will run again",
-                        job.id, job.kind
-                    ),
-                }
-                next
+                let ttl_secs = cfg.job_ttl_secs;
+                (Outcome::Completed { result, ttl_secs }, None, 0)
             }
             Err(err) => {
-                let snooze = err.snooze_delay();
-                let (mode, delay) = match snooze {
+                let (mode, delay) = match err.snooze_delay() {
                     Some(d) => (FailMode::Snooze, d.as_millis() as u64),
                     None => {
-                        series.failed.inc();
                         let delay =
                             backoff::delay_ms(job.attempt, cfg.backoff_base_ms, cfg.backoff_max_ms);
-                        let mode = if err.is_permanent() {
-                            FailMode::Permanent
+                        if err.is_permanent() {
+                            (FailMode::Permanent, delay)
                         } else {
-                            FailMode::Retry
-                        };
-                        (mode, delay)
+                            (FailMode::Retry, delay)
+                        }
                     }
                 };
-                let permanent = mode == FailMode::Permanent;
-                let msg = err.message.clone();
-                let limits = (cfg.dlq_max_size, cfg.max_snoozes);
-                let acked = self.persist(|s| {
-                    in_flight.claiming(
-                        slot,
-                        || s.fail(&wid, job, &msg, delay, mode, limits, claim_next(), &sel),
-                        next_claimed,
-                    )
-                });
-                let next = acked.as_ref().ok().and_then(|(a, _)| a.next.clone());
-                if let Ok((a, _)) = &acked {
-                    note_breaker(&shared, &job.kind, a.breaker);
-                    note_job_events(&shared, &a.events);
-                }
-                if snooze.is_some()
-                    && matches!(
-                        acked.as_ref().map(|(a, _)| &a.outcome),
-                        Ok(FailOutcome::Retry { .. } | FailOutcome::Dead { .. })
-                    )
-                {
-                    // Snoozed more than MAX_SNOOZES times: the store counted it as a failure.
-                    series.failed.inc();
-                }
-                match acked.map(|(a, retried)| (a.outcome, retried)) {
-                    Ok((FailOutcome::Snoozed { due_us }, _)) => {
-                        series.snoozed.inc();
-                        log::info!(
-                            "job {} ({}) snoozed after {ms} ms until {}: {}",
-                            job.id,
-                            job.kind,
-                            crate::job::from_micros(due_us)
-                                .map(|t| crate::job::api_time(&t))
-                                .unwrap_or_default(),
-                            err.message
-                        );
-                    }
-                    Ok((FailOutcome::Retry { .. }, _)) => {
-                        series.retried.inc();
-                        log::warn!(
-                            "job {} ({}) attempt {}/{} failed after {ms} ms: {}; retry in {delay} ms",
-                            job.id, job.kind, job.attempt, job.max_attempts, err.message
-                        );
-                    }
-                    Ok((FailOutcome::Dead { evicted }, _)) => {
-                        series.dlq.inc();
-                        note_evicted(&shared, &evicted);
-                        log::error!(
-                            "job {} ({}) attempt {}/{} failed after {ms} ms: {}; moved to the DLQ{}",
-                            job.id,
-                            job.kind,
-                            job.attempt,
-                            job.max_attempts,
-                            err.message,
-                            if permanent && job.attempt < job.max_attempts {
-                                " (permanent error, no retry)"
-                            } else {
-                                ""
-                            }
-                        );
-                    }
-                    // Logged and counted with its event (see note_job_events).
-                    Ok((FailOutcome::Cancelled, _)) => {}
-                    Ok((FailOutcome::NotOwned, retried)) => log::warn!(
-                        "job {} ({}) attempt {} failed ({}), but it was no longer this process's to record: {}",
-                        job.id,
-                        job.kind,
-                        job.attempt,
-                        err.message,
-                        not_owned_reason(retried)
-                    ),
-                    Err(why) => log::error!(
-                        "job {} ({}) attempt {} failed ({}) but the outcome could not be stored ({why}); it will run again",
-                        job.id, job.kind, job.attempt, err.message
-                    ),
-                }
-                next
+                let outcome = Outcome::Failed {
+                    error: err.message.clone(),
+                    delay_ms: delay,
+                    mode,
+                    limits: (cfg.dlq_max_size, cfg.max_snoozes),
+                };
+                (outcome, Some(err), delay)
             }
-        }
+        };
+        let ack = Ack::new(&job, outcome, true);
+        let done = Done {
+            job,
+            ms: elapsed.as_millis(),
+            series,
+            error,
+            delay,
+        };
+        (ack, done)
     }
 
-    /// Retries `op` with capped backoff while the failure can heal (Redis unreachable, in a
-    /// passing state, or refusing credentials that may be fixed), so a finished job keeps its
-    /// outcome. Any other error (a script error, a wrong type: a bug or a foreign key) is not
-    /// retried: it would pin this worker until shutdown. Says whether an earlier try failed, in
-    /// which case Redis may have stored it already.
-    fn persist<T>(
-        &mut self,
-        mut op: impl FnMut(&mut Stores) -> Result<T, StoreError>,
-    ) -> Result<(T, bool), Unstored> {
-        let mut retry = RetryDelay::default();
-        let mut retried = false;
-        loop {
-            match op(&mut self.store) {
-                Ok(v) => return Ok((v, retried)),
-                Err(e) if !e.can_heal() => return Err(Unstored::Refused(e)),
-                Err(_) => {
-                    if self.abandoned.load(Ordering::SeqCst) {
-                        return Err(Unstored::Abandoned);
-                    }
-                    retried = true;
-                    std::thread::sleep(retry.next_delay());
+    /// Records `ack` in a call of its own (no group commit), asking on each try for the
+    /// worker's next job unless the stop has begun; see [`persist`].
+    fn acknowledge(&mut self, mut ack: Ack) -> Result<(AckReply, bool), Unstored> {
+        let (store, wid, slot) = (&mut self.store, &self.worker_id, self.slot);
+        let (sel, in_flight, shutdown) = (&self.shared.selection, &self.in_flight, &self.shutdown);
+        persist(&self.abandoned, || {
+            ack.claim_next = !shutdown.is_triggered();
+            in_flight.claiming(slot, || store.ack_one(wid, &ack, sel), next_claimed)
+        })
+    }
+}
+
+/// Retries `op` with capped backoff while the failure can heal (Redis unreachable, in a
+/// passing state, or refusing credentials that may be fixed), so a finished job keeps its
+/// outcome. Any other error (a script error, a wrong type: a bug or a foreign key) is not
+/// retried: it would pin the thread until shutdown. Gives up when the drain is `abandoned`.
+/// Says whether an earlier try failed, in which case Redis may have stored it already.
+pub(super) fn persist<T>(
+    abandoned: &AtomicBool,
+    mut op: impl FnMut() -> Result<T, StoreError>,
+) -> Result<(T, bool), Unstored> {
+    let mut retry = RetryDelay::default();
+    let mut retried = false;
+    loop {
+        match op() {
+            Ok(v) => return Ok((v, retried)),
+            Err(e) if !e.can_heal() => return Err(Unstored::Refused(e)),
+            Err(_) => {
+                if abandoned.load(Ordering::SeqCst) {
+                    return Err(Unstored::Abandoned);
                 }
+                retried = true;
+                std::thread::sleep(retry.next_delay());
             }
         }
     }
 }
 
-/// Why an outcome was not stored. The job stays in this process's running list: the drain's
-/// requeue (or, in a live process, the stranded-claim check once the worker lets go of it)
-/// returns it to pending, so it runs again.
-#[derive(Debug)]
-enum Unstored {
-    /// The drain ran out of time while Redis could not be reached.
-    Abandoned,
-    /// Redis answered with an error that retrying cannot fix.
-    Refused(StoreError),
-}
-
-impl std::fmt::Display for Unstored {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Unstored::Abandoned => f.write_str("Redis was unreachable until the drain ended"),
-            Unstored::Refused(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-/// Logs a job type's circuit breaker opening or closing, once, and counts it.
-fn note_breaker(shared: &Shared, kind: &str, change: Option<BreakerChange>) {
-    match change {
-        Some(BreakerChange::Opened) => {
-            shared
-                .metrics
-                .breaker_transitions
-                .with_label_values(&[kind, "opened"])
-                .inc();
-            log::warn!(
-                "circuit breaker of type {kind} opened: its jobs wait until the cool-down ends and a probe job succeeds"
-            );
-        }
-        Some(BreakerChange::Closed) => {
-            shared
-                .metrics
-                .breaker_transitions
-                .with_label_values(&[kind, "closed"])
-                .inc();
-            log::info!("circuit breaker of type {kind} closed: a probe job succeeded");
-        }
-        None => {}
-    }
-}
-
-/// The next job an acknowledgement claimed, which is in transit until its worker starts it.
-fn next_claimed<T>(r: &Result<Acked<T>, StoreError>) -> Vec<String> {
+/// The next job an acknowledgement claimed, which is in transit until a worker starts it.
+pub(super) fn next_claimed(r: &Result<AckReply, StoreError>) -> Vec<String> {
     match r {
-        Ok(Acked { next: Some(n), .. }) => vec![n.id.clone()],
-        _ => Vec::new(),
-    }
-}
-
-/// Why an acknowledgement found the job no longer this process's.
-fn not_owned_reason(retried: bool) -> &'static str {
-    if retried {
-        "an earlier try whose answer was lost had stored it, or another process took the job back during the outage"
-    } else {
-        "another process had already taken it back; its outcome is dropped"
+        Ok(a) => a.next().map(|n| vec![n.id.clone()]).unwrap_or_default(),
+        Err(_) => Vec::new(),
     }
 }

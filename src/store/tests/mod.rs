@@ -9,6 +9,7 @@ mod dlq;
 mod ends;
 mod explore;
 mod flow;
+mod group_commit;
 mod groups;
 mod history;
 mod outcomes;

@@ -4,7 +4,9 @@
 use redis::Commands;
 
 use super::*;
-use crate::store::{partitions::partition_prefix, CreateOutcome, Index, JobFilter, Place, Stores};
+use crate::store::{
+    partitions::partition_prefix, Ack, CreateOutcome, Index, JobFilter, Outcome, Place, Stores,
+};
 
 fn stores(redis: &TestRedis, n: u32) -> Stores {
     redis.backend().with_partitions(n).open()
@@ -86,7 +88,8 @@ fn creates_spread_over_the_partitions_and_every_read_finds_them() {
     want.sort();
     assert_eq!(seen, want);
 
-    // A worker claims from all three and each outcome goes home.
+    // A worker claims from all three and each outcome goes home: a group commit of a claim's
+    // jobs sends each partition its share.
     s.heartbeat("w1", Duration::from_secs(30), "{}", None)
         .unwrap();
     let mut done = 0;
@@ -96,10 +99,20 @@ fn creates_spread_over_the_partitions_and_every_read_finds_them() {
             .unwrap()
             .expect("registered");
         assert!(!batch.jobs.is_empty(), "jobs left to claim");
-        for job in batch.jobs {
-            assert_eq!(job.part, s.layout().unwrap().part_of_id(&job.id));
-            let acked = s.complete("w1", &job, None, 60, false, &ALL).unwrap();
-            assert!(acked.outcome);
+        let ok = Outcome::Completed {
+            result: None,
+            ttl_secs: 60,
+        };
+        let acks: Vec<Ack> = batch
+            .jobs
+            .iter()
+            .map(|job| {
+                assert_eq!(job.part, s.layout().unwrap().part_of_id(&job.id));
+                Ack::new(job, ok.clone(), false)
+            })
+            .collect();
+        for acked in s.ack("w1", &acks, &ALL) {
+            assert!(acked.and_then(|a| a.completed()).unwrap().outcome);
             done += 1;
         }
     }

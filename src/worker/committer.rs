@@ -1,0 +1,120 @@
+//! The committer thread: group commit of the workers' outcomes (ACK_BATCH > 1). A worker that
+//! finished a job hands over its acknowledgement and waits on the job channel; the committer
+//! takes every acknowledgement waiting at that moment (at most ACK_BATCH) and records them in
+//! one script call per partition (`store/acks.rs`), which also claims a next job for each.
+//! Then it reports each outcome (counters, log line) and sends each next job down the job
+//! channel, or, for an acknowledgement that claimed none, asks the fetcher for one.
+//!
+//! Nothing waits for a batch to fill: an acknowledgement that finds the committer idle goes
+//! alone, at once, so light load sees no delay; those that arrive while a call is in flight go
+//! together in the next. A worker does not wait for its outcome to be stored, so on a deep
+//! queue it goes straight on to a job already in the channel: no thread sleeps and wakes per
+//! job, which on a small machine costs as much CPU as Redis's own work. A finished job stays
+//! held (`InFlight::acking`) and in the running list until its outcome is stored, so a crash
+//! before that returns it to pending like any running job, and the counters follow Redis.
+
+use crossbeam_channel::Sender;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::handoff::{Empty, Rx, Tx};
+use super::outcome::{report, Done, Unstored};
+use super::runner::next_claimed;
+use super::InFlight;
+use crate::context::Shared;
+use crate::shutdown::{RetryDelay, Shutdown};
+use crate::store::{Ack, AckReply, Claimed, Stores};
+
+pub(super) struct Committer {
+    pub(super) shared: Arc<Shared>,
+    pub(super) store: Stores,
+    pub(super) worker_id: String,
+    pub(super) in_flight: Arc<InFlight>,
+    /// Its claim counter in `in_flight`.
+    pub(super) claim_counter: usize,
+    pub(super) abandoned: Arc<AtomicBool>,
+    pub(super) shutdown: Shutdown,
+    /// The finished jobs, from the workers.
+    pub(super) done: Rx<(Ack, Done)>,
+    /// Next jobs, to the workers.
+    pub(super) jobs: Tx<Claimed>,
+    /// "A worker waits for a job": to the fetcher.
+    pub(super) ready: Sender<()>,
+}
+
+impl Committer {
+    /// Records outcomes until every worker is gone and none is left.
+    pub(super) fn run(mut self) {
+        let max = self.shared.config.ack_batch;
+        let mut batch = Vec::with_capacity(max);
+        loop {
+            match self.done.recv_timeout(Duration::from_secs(1)) {
+                Ok(first) => batch.push(first),
+                Err(Empty::Timeout) => continue,
+                Err(Empty::Closed) => return,
+            }
+            self.done.take(max - 1, &mut batch);
+            self.commit(std::mem::take(&mut batch));
+        }
+    }
+
+    /// Stores `batch`'s outcomes, retrying those whose failure can heal (see
+    /// `runner::persist`) until they are stored or the drain is abandoned, and reports each.
+    fn commit(&mut self, batch: Vec<(Ack, Done)>) {
+        self.shared
+            .metrics
+            .ack_batch_size
+            .observe(batch.len() as f64);
+        let (mut acks, mut dones): (Vec<Ack>, Vec<Done>) = batch.into_iter().unzip();
+        let mut retry = RetryDelay::default();
+        let mut retried = false;
+        let me = self.claim_counter;
+        while !acks.is_empty() {
+            // No new work once a stop has begun; asked again on every try.
+            let claim_next = !self.shutdown.is_triggered();
+            acks.iter_mut().for_each(|a| a.claim_next = claim_next);
+            let (store, wid) = (&mut self.store, &self.worker_id);
+            let answers = self.in_flight.claiming(
+                me,
+                || store.ack(wid, &acks, &self.shared.selection),
+                |rs| rs.iter().flat_map(next_claimed).collect(),
+            );
+            let mut again = (Vec::new(), Vec::new());
+            for ((ack, done), answer) in acks.into_iter().zip(dones).zip(answers) {
+                match answer {
+                    Ok(r) => self.finish(done, Ok((r, retried))),
+                    Err(e) if !e.can_heal() => self.finish(done, Err(Unstored::Refused(e))),
+                    Err(_) if self.abandoned.load(Ordering::SeqCst) => {
+                        self.finish(done, Err(Unstored::Abandoned))
+                    }
+                    Err(_) => {
+                        again.0.push(ack);
+                        again.1.push(done);
+                    }
+                }
+            }
+            (acks, dones) = again;
+            if !acks.is_empty() {
+                retried = true;
+                std::thread::sleep(retry.next_delay());
+            }
+        }
+    }
+
+    /// Reports one outcome and lets its job go; passes its next job to the workers, or asks
+    /// the fetcher for one when it claimed none.
+    fn finish(&self, done: Done, answer: Result<(AckReply, bool), Unstored>) {
+        let next = report(&self.shared, &done, answer);
+        self.in_flight.acked(&done.job.id);
+        match next {
+            // If every worker is gone (the end of the drain), the job stays in the running
+            // list, which the drain puts back to pending.
+            Some(job) => self.jobs.send(job),
+            // The fetcher is gone once the stop has begun: nothing more to start then.
+            None => {
+                let _ = self.ready.send(());
+            }
+        }
+    }
+}
