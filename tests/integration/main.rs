@@ -28,6 +28,7 @@ mod dashboard;
 mod dlq_groups;
 mod explorer;
 mod flow;
+mod group_commit;
 mod handlers;
 mod high_availability;
 mod http_server;
