@@ -514,8 +514,9 @@ fn sigterm_mid_drain_acknowledges_or_returns_every_job() {
         |r| {
             match r.status.as_deref() {
                 Some("completed") => r.attempt == Some(1),
-                // A job claimed but handed back carries no attempt and no start.
-                _ => r.attempt == Some(0) && r.started_at.is_none(),
+                // Never claimed (no attempt field: 0), or claimed and handed back (attempt 0
+                // again); either way no start.
+                _ => matches!(r.attempt, None | Some(0)) && r.started_at.is_none(),
             }
         },
     );

@@ -333,7 +333,7 @@ end
 -- The fields of a job record the claim step reads.
 local function claim_read(key)
   return redis.call('HMGET', key, 'type', 'payload', 'max_attempts', 'timeout_secs', 'attempt',
-    'run_at', 'claim', 'updated_at', 'parked', 'expires', 'parents')
+    'run_at', 'claim', 'updated_at', 'parked', 'expires', 'parents', 'created_at')
 end
 
 -- Whether a record's fields f = {claim, unique, children, wf, cancel} (see release) leave
@@ -361,5 +361,5 @@ local function start_claimed(key, id, rec, q, g, lv, now)
     redis.call('HDEL', key, 'run_at', 'parked')
   end
   return {id, rec[1], rec[2] or 'null', attempt, rec[3] or '1', rec[4] or '', token, q, g, lv,
-    rec[8] or now, rec[11] or ''}
+    rec[8] or rec[12] or now, rec[11] or ''}
 end

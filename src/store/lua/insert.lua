@@ -35,8 +35,10 @@ local EXTRA_FIELDS = {'unique', 'expires', 'ttl', 'parents', 'wf', 'ref', 'opf',
 -- with deps (#link). Plain arguments, not a table: a table per job shows in a batch of 1000.
 local function insert_job(P, st, now, id, key, kind, payload, attempts, due, timeout, q, lv, g,
                           x)
+  -- No attempt (0 until the first claim) and no updated_at (created_at until the first
+  -- change): readers take the absence for those values, 40 bytes less a pending job.
   redis.call('HSET', key, 'type', kind, 'payload', payload, 'status', 'pending',
-    'attempt', 0, 'max_attempts', attempts, 'created_at', now, 'updated_at', now)
+    'max_attempts', attempts, 'created_at', now)
   -- Like priority normal, queue default is the absence of the field: 30 bytes less a job.
   if q ~= 'default' then
     redis.call('HSET', key, 'queue', q)

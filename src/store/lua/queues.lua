@@ -26,7 +26,9 @@ for _, q in ipairs(names) do
     for _, lv in ipairs(LEVELS) do
       local id = redis.call('LINDEX', ready_key(P, q, g, lv), 0)
       if id then
-        local since = tonumber(redis.call('HGET', P .. ':job:' .. id, 'updated_at') or '-1')
+        -- Ready since its last change, or its creation when it has none (a new job).
+        local t = redis.call('HMGET', P .. ':job:' .. id, 'updated_at', 'created_at')
+        local since = tonumber(t[1] or t[2] or '-1')
         if since >= 0 and (oldest < 0 or since < oldest) then
           oldest = since
         end

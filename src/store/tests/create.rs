@@ -36,9 +36,12 @@ fn a_job_goes_to_pending_and_a_delayed_one_to_scheduled() {
     assert_at(&redis, &later.id, At::Scheduled);
     assert_at(&redis, &at.id, At::Scheduled);
     assert!(field(&redis, &later.id, "run_at").is_some());
-    assert_eq!(field(&redis, &now.id, "attempt").as_deref(), Some("0"));
+    // A new record leaves out attempt (0) and updated_at (its created_at): the readers fill them.
+    assert_eq!(field(&redis, &now.id, "attempt"), None);
+    assert_eq!(field(&redis, &now.id, "updated_at"), None);
     let job = store.job(&now.id).unwrap().expect("the record");
     assert_eq!((job.kind.as_str(), job.max_attempts), ("noop", 3));
+    assert_eq!((job.attempt, job.updated_at), (0, job.created_at));
     assert_eq!(store.job(&uuid::Uuid::new_v4().to_string()).unwrap(), None);
 }
 
