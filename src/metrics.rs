@@ -36,7 +36,7 @@ pub struct Metrics {
     pub processing_duration: HistogramVec,
     /// Ready → started, by queue.
     pub job_wait: HistogramVec,
-    /// Outcomes recorded per script call of the committer (group commit, ACK_BATCH).
+    /// Outcomes recorded per script call: a worker's own (1) or a committer's group (ACK_BATCH).
     pub ack_batch_size: Histogram,
     /// By type and transition (`opened`, `closed`).
     pub breaker_transitions: IntCounterVec,
@@ -172,7 +172,7 @@ impl Metrics {
             ack_batch_size: {
                 let opts = HistogramOpts::new(
                     "ack_batch_size",
-                    "Job outcomes recorded per script call (group commit, ACK_BATCH).",
+                    "Job outcomes recorded per script call, a worker's own (1) or a committer's group (ACK_BATCH).",
                 )
                 .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]);
                 let h = Histogram::with_opts(opts).expect("valid histogram");

@@ -5,16 +5,17 @@
 //! Then it reports each outcome (counters, log line) and sends each next job down the job
 //! channel, or, for an acknowledgement that claimed none, asks the fetcher for one.
 //!
-//! Nothing waits for a batch to fill: an acknowledgement that finds the committer idle goes
-//! alone, at once, so light load sees no delay; those that arrive while a call is in flight go
-//! together in the next. A worker does not wait for its outcome to be stored, so on a deep
+//! Nothing waits for a group to fill. A worker that finds the committers idle (nothing queued,
+//! no call in flight) and no other worker doing the same records its own outcome, as with
+//! ACK_BATCH=1, so light load costs no hand-over; outcomes that arrive meanwhile go to the
+//! committers, and while a call is in flight the next group gathers. A worker does not wait for its outcome to be stored, so on a deep
 //! queue it goes straight on to a job already in the channel: no thread sleeps and wakes per
 //! job, which on a small machine costs as much CPU as Redis's own work. A finished job stays
 //! held (`InFlight::acking`) and in the running list until its outcome is stored, so a crash
 //! before that returns it to pending like any running job, and the counters follow Redis.
 
 use crossbeam_channel::Sender;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,47 @@ use super::InFlight;
 use crate::context::Shared;
 use crate::shutdown::{RetryDelay, Shutdown};
 use crate::store::{Ack, AckReply, Claimed, Stores};
+
+/// A worker's side of group commit.
+#[derive(Clone)]
+pub(super) struct Group {
+    done: Tx<(Ack, Done)>,
+    /// Committer calls in flight.
+    calls: Arc<AtomicUsize>,
+    /// A worker is recording its own outcome.
+    direct: Arc<AtomicBool>,
+}
+
+impl Group {
+    /// A group to which the committers of `done` report their calls in `calls`.
+    pub(super) fn new(done: Tx<(Ack, Done)>, calls: Arc<AtomicUsize>) -> Group {
+        Group {
+            done,
+            calls,
+            direct: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Whether the asking worker should record its own outcome: the committers are idle and
+    /// no other worker is doing so. If so, [`Group::direct_done`] must follow.
+    pub(super) fn take_direct(&self) -> bool {
+        self.calls.load(Ordering::SeqCst) == 0
+            && self.done.is_empty()
+            && self
+                .direct
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+    }
+
+    pub(super) fn direct_done(&self) {
+        self.direct.store(false, Ordering::SeqCst);
+    }
+
+    /// Hands a finished job to the committers, which outlive the workers.
+    pub(super) fn hand(&self, ack: Ack, done: Done) {
+        self.done.send((ack, done));
+    }
+}
 
 pub(super) struct Committer {
     pub(super) shared: Arc<Shared>,
@@ -37,6 +79,8 @@ pub(super) struct Committer {
     pub(super) shutdown: Shutdown,
     /// The finished jobs, from the workers.
     pub(super) done: Rx<(Ack, Done)>,
+    /// Calls in flight, this committer's and the others' (see [`Group::take_direct`]).
+    pub(super) calls: Arc<AtomicUsize>,
     /// Next jobs, to the workers.
     pub(super) jobs: Tx<Claimed>,
     /// "A worker waits for a job": to the fetcher.
@@ -54,8 +98,10 @@ impl Committer {
                 Err(Empty::Timeout) => continue,
                 Err(Empty::Closed) => return,
             }
+            self.calls.fetch_add(1, Ordering::SeqCst);
             self.done.take(max - 1, &mut batch);
             self.commit(std::mem::take(&mut batch));
+            self.calls.fetch_sub(1, Ordering::SeqCst);
         }
     }
 

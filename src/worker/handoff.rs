@@ -55,6 +55,11 @@ impl<T> Tx<T> {
         self.0.lock().items.push_back(item);
         self.0.ready.notify_one();
     }
+
+    /// Nothing is waiting to be received.
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.lock().items.is_empty()
+    }
 }
 
 impl<T> Clone for Tx<T> {
@@ -122,8 +127,10 @@ mod tests {
     fn items_come_in_order_and_the_queue_closes_with_its_last_sender() {
         let (tx, rx) = queue();
         let tx2 = tx.clone();
+        assert!(tx.is_empty());
         tx.send(1);
         tx2.send(2);
+        assert!(!tx2.is_empty());
         tx.send(3);
         assert_eq!(rx.recv_timeout(Duration::from_millis(1)), Ok(1));
         let mut got = Vec::new();

@@ -26,7 +26,7 @@ use crate::context::Shared;
 use crate::shutdown::Shutdown;
 use crate::store::{Claimed, Health};
 pub use beat::BeatInfo;
-use committer::Committer;
+use committer::{Committer, Group};
 use fetcher::Fetcher;
 pub use in_flight::{InFlight, Snapshot};
 use runner::Worker;
@@ -72,8 +72,9 @@ impl Pool {
         let abandoned = Arc::new(AtomicBool::new(false));
         // Group commit needs someone to group with.
         let mut committers = Vec::new();
-        let committer_tx = if shared.config.ack_batch > 1 && n > 1 {
+        let group = if shared.config.ack_batch > 1 && n > 1 {
             let (tx, done) = handoff::queue();
+            let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             for k in 0..COMMITTERS {
                 let c = Committer {
                     shared: shared.clone(),
@@ -84,6 +85,7 @@ impl Pool {
                     abandoned: abandoned.clone(),
                     shutdown: shutdown.clone(),
                     done: done.clone(),
+                    calls: calls.clone(),
                     jobs: job_tx.clone(),
                     ready: ready_tx.clone(),
                 };
@@ -93,7 +95,7 @@ impl Pool {
                         .spawn(move || c.run())?,
                 );
             }
-            Some(tx)
+            Some(Group::new(tx, calls))
         } else {
             None
         };
@@ -103,7 +105,7 @@ impl Pool {
                 shared: shared.clone(),
                 worker_id: worker_id.to_string(),
                 store: shared.backend.open(),
-                committer: committer_tx.clone(),
+                group: group.clone(),
                 slot: i,
                 in_flight: in_flight.clone(),
                 abandoned: abandoned.clone(),

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::handoff::{Empty, Rx, Tx};
+use super::committer::Group;
+use super::handoff::{Empty, Rx};
 use super::in_flight::Started;
 use super::outcome::{report, Done, Unstored};
 use super::{backoff, InFlight, MAX_ERROR_BYTES};
@@ -38,7 +39,7 @@ pub(super) struct Worker {
     pub(super) worker_id: String,
     pub(super) store: Stores,
     /// Where finished jobs go to be recorded together (group commit); None with ACK_BATCH=1.
-    pub(super) committer: Option<Tx<(Ack, Done)>>,
+    pub(super) group: Option<Group>,
     pub(super) slot: usize,
     pub(super) in_flight: Arc<InFlight>,
     pub(super) abandoned: Arc<AtomicBool>,
@@ -52,11 +53,11 @@ impl Worker {
     /// the same script call as the acknowledgement, so while the queue is deep it neither waits
     /// for the fetcher nor costs an extra round trip; it asks the fetcher only when idle.
     ///
-    /// With group commit the worker hands the outcome to the committer and waits for a job on
-    /// the channel: the committer sends the one the acknowledgement claimed, or, when it
-    /// claimed none, asks the fetcher for one in this worker's name. Either way one job per
+    /// With group commit a worker that hands its outcome to the committers waits for a job on
+    /// the queue: the committer sends the one the acknowledgement claimed, or, when it claimed
+    /// none, asks the fetcher for one in this worker's name. Either way one job per
     /// acknowledgement, so the process holds no more jobs than it has workers, plus those in
-    /// the channel on their way to one.
+    /// the queue on their way to one.
     pub(super) fn run(mut self, ready: Sender<()>, jobs: Rx<Claimed>) {
         let mut next = None;
         let mut ask = true;
@@ -78,9 +79,10 @@ impl Worker {
                 self.hand_back(&job);
                 continue;
             }
-            next = self.run_job(job);
-            // With a committer, it asks the fetcher on this worker's behalf.
-            ask = self.committer.is_none();
+            let handed;
+            (next, handed) = self.run_job(job);
+            // A committer asks the fetcher on this worker's behalf.
+            ask = !handed;
         }
     }
 
@@ -93,7 +95,7 @@ impl Worker {
                 Ok(job) => return Some(job),
                 Err(Empty::Closed) => return None,
                 Err(Empty::Timeout) => {
-                    if self.committer.is_some() && self.shutdown.is_triggered() {
+                    if self.group.is_some() && self.shutdown.is_triggered() {
                         return None;
                     }
                 }
@@ -125,8 +127,8 @@ impl Worker {
     }
 
     /// Runs one job and records its outcome: itself, returning the next job if the
-    /// acknowledgement claimed one, or through the committer (None).
-    fn run_job(&mut self, job: Claimed) -> Option<Claimed> {
+    /// acknowledgement claimed one, or through the committers (true: handed over).
+    fn run_job(&mut self, job: Claimed) -> (Option<Claimed>, bool) {
         let cfg = &self.shared.config;
         let timeout_secs = job.timeout_secs.unwrap_or(cfg.job_timeout_secs);
         let started = Instant::now();
@@ -174,19 +176,25 @@ impl Worker {
             other => other,
         };
         let (ack, done) = self.settle(job, outcome, elapsed, series);
-        if let Some(committer) = &self.committer {
-            // Held as being acknowledged until the committer has stored it.
+        let direct = self.group.as_ref().is_none_or(Group::take_direct);
+        if !direct {
+            // Held as being acknowledged until a committer has stored it.
             self.in_flight.acking(self.slot, &done.job.id);
-            // The committer outlives the workers, so it will take it.
-            committer.send((ack, done));
-            return None;
+            if let Some(group) = &self.group {
+                group.hand(ack, done);
+            }
+            return (None, true);
         }
+        self.shared.metrics.ack_batch_size.observe(1.0);
         let answer = self.acknowledge(ack);
+        if let Some(group) = &self.group {
+            group.direct_done();
+        }
         let next = report(&self.shared, &done, answer);
         // Held until the outcome is stored, so a job waiting out a Redis outage to record its
         // result is never taken for a stranded one.
         self.in_flight.set(self.slot, None);
-        next
+        (next, false)
     }
 
     /// The metric series of `job`'s queue and type, resolved on this worker's first job of them.
