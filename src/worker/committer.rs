@@ -1,18 +1,20 @@
-//! The committer thread: group commit of the workers' outcomes (ACK_BATCH > 1). A worker that
-//! finished a job hands over its acknowledgement and waits on the job channel; the committer
-//! takes every acknowledgement waiting at that moment (at most ACK_BATCH) and records them in
-//! one script call per partition (`store/acks.rs`), which also claims a next job for each.
-//! Then it reports each outcome (counters, log line) and sends each next job down the job
-//! channel, or, for an acknowledgement that claimed none, asks the fetcher for one.
+//! Group commit of the workers' outcomes (ACK_BATCH > 1): the committer threads, and
+//! [`Group`], the workers' side of it.
 //!
-//! Nothing waits for a group to fill. A worker that finds the committers idle (nothing queued,
-//! no call in flight) and no other worker doing the same records its own outcome, as with
-//! ACK_BATCH=1, so light load costs no hand-over; outcomes that arrive meanwhile go to the
-//! committers, and while a call is in flight the next group gathers. A worker does not wait for its outcome to be stored, so on a deep
-//! queue it goes straight on to a job already in the channel: no thread sleeps and wakes per
-//! job, which on a small machine costs as much CPU as Redis's own work. A finished job stays
-//! held (`InFlight::acking`) and in the running list until its outcome is stored, so a crash
-//! before that returns it to pending like any running job, and the counters follow Redis.
+//! A worker that finds the committers idle (nothing queued, no call in flight) and no other
+//! worker doing the same records its own outcome, as with ACK_BATCH=1, so light load costs no
+//! hand-over. Otherwise it hands the finished job over and takes its next job from the job
+//! queue without waiting. A committer takes every outcome waiting at that moment (at most
+//! ACK_BATCH) and records them in one script call per partition (`store/acks.rs`), which also
+//! claims a next job for each; then it reports each outcome (counters, log line) and puts each
+//! next job in the job queue, or, for an outcome that claimed none, asks the fetcher for one.
+//! Nothing waits for a group to fill: outcomes that arrive while a call is in flight form the
+//! next group. On a deep queue no thread sleeps and wakes per job, which on a small machine
+//! costs as much CPU as Redis's own work.
+//!
+//! A finished job stays held (`InFlight::acking`) and in the running list until its outcome
+//! is stored, so a crash before that returns it to pending like any running job, and the
+//! counters follow Redis.
 
 use crossbeam_channel::Sender;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

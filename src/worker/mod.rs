@@ -1,9 +1,11 @@
-//! Running jobs: a fetcher thread claims jobs from Redis and hands them over a channel to a fixed
-//! pool of worker threads, which run the handler and record the outcome.
+//! Running jobs: a fetcher thread claims jobs from Redis and hands them over a queue to a fixed
+//! pool of worker threads, which run the handler and record the outcome, themselves or, under
+//! load, through the committer threads (group commit, `committer.rs`).
 //!
 //! The fetcher claims only as many jobs as there are idle workers (each idle worker sends a
 //! "ready" token), so a process never holds jobs it cannot start: another process with idle
-//! workers gets them instead, and a crash strands at most one job per busy worker.
+//! workers gets them instead, and a crash strands at most one job per busy worker, plus those
+//! on their way to a worker or to the committers.
 
 pub mod backoff;
 mod beat;

@@ -1,5 +1,6 @@
 //! One worker thread: runs the jobs it is given, turning a panic into a failed attempt, and
-//! records each outcome, which also claims its next job while the queue is deep.
+//! records each outcome, which also claims its next job while the queue is deep, or hands it to
+//! the committers while a call is in flight (group commit).
 
 use crossbeam_channel::Sender;
 use serde_json::Value;
