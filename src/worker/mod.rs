@@ -151,8 +151,9 @@ impl Pool {
     }
 
     /// After shutdown was triggered: waits for the fetcher, then up to `timeout` for running jobs
-    /// to finish. Returns how many workers were still busy when the time ran out; their jobs'
-    /// handlers are asked to stop, and the caller puts the jobs back to pending.
+    /// to finish and the committers to store the outcomes handed to them. Returns how many
+    /// workers were still busy when the time ran out; their jobs' handlers are asked to stop,
+    /// and the caller puts the jobs back to pending (and any a committer gave up on).
     pub fn drain(self, timeout: Duration, health: &Health) -> usize {
         let start = Instant::now();
         let mut deadline = start + timeout;
