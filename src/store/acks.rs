@@ -196,10 +196,10 @@ impl Store {
     pub(super) fn only(
         &mut self,
         worker: &str,
-        ack: Ack,
+        ack: &Ack,
         sel: &Selection,
     ) -> Result<AckReply, StoreError> {
-        self.ack(worker, std::slice::from_ref(&ack), sel)?
+        self.ack(worker, std::slice::from_ref(ack), sel)?
             .pop()
             .ok_or_else(|| StoreError::redis("an acknowledgement got no answer"))
     }
@@ -277,9 +277,7 @@ impl Stores {
         sel: &Selection,
     ) -> Result<AckReply, StoreError> {
         let p = ack.part;
-        self.part(p)
-            .only(worker, ack.clone(), sel)
-            .map(|r| from_part(r, p))
+        self.part(p).only(worker, ack, sel).map(|r| from_part(r, p))
     }
 }
 

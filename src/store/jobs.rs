@@ -306,7 +306,7 @@ impl Store {
     ) -> Result<Acked<bool>, StoreError> {
         let result = result.map(str::to_owned);
         let ack = Ack::new(job, Outcome::Completed { result, ttl_secs }, claim_next);
-        self.only(worker, ack, sel)?.completed()
+        self.only(worker, &ack, sel)?.completed()
     }
 
     /// Records a failed attempt (`mode`): a retry after `delay_ms`, the dead-letter queue
@@ -333,7 +333,7 @@ impl Store {
             mode,
             limits,
         };
-        self.only(worker, Ack::new(job, outcome, claim_next), sel)?
+        self.only(worker, &Ack::new(job, outcome, claim_next), sel)?
             .failed()
     }
 
