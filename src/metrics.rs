@@ -46,6 +46,8 @@ pub struct Metrics {
     queue_limit: IntGaugeVec,
     type_running: IntGaugeVec,
     breaker_open: IntGaugeVec,
+    /// 1 when the last scrape read Redis, 0 when Redis did not answer it.
+    redis_up: prometheus::IntGauge,
     http_requests: IntCounterVec,
     /// By schedule: ticks that made a job (triggers not included), ticks that made none because
     /// no process was there in time or the queue was full, and ticks skipped for overlap.
@@ -210,6 +212,15 @@ impl Metrics {
                 "1 while a job type's circuit breaker is open or half open.",
                 &["type"],
             ),
+            redis_up: {
+                let g = prometheus::IntGauge::new(
+                    "redis_up",
+                    "1 when this scrape read Redis, 0 when Redis did not answer it.",
+                )
+                .expect("valid gauge");
+                reg(Box::new(g.clone()));
+                g
+            },
             http_requests: counters(
                 "http_requests_total",
                 "HTTP requests this process answered, by route pattern and status; refused submissions show as 400, 401, 413 or 503 on route \"/jobs\" or \"/jobs/batch\".",
@@ -285,6 +296,7 @@ impl Metrics {
 
     /// The text exposition; `queues` and `types` refresh the gauges when Redis answered.
     pub fn render(&self, state: Option<(&[QueueInfo], &[TypeInfo])>) -> String {
+        self.redis_up.set(i64::from(state.is_some()));
         if let Some((queues, types)) = state {
             self.queue_size.reset();
             self.queue_latency.reset();

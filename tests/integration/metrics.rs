@@ -1,4 +1,5 @@
-//! `GET /metrics`: the Prometheus text format, its counters and gauges, and promtool's verdict.
+//! `GET /metrics`: the Prometheus text format, its counters and gauges, promtool's verdict, and the
+//! shipped alerting rules (deploy/prometheus/) against both.
 //!
 //! Counters are per process, so tests that assert on their values use the real binary.
 
@@ -132,12 +133,7 @@ fn queue_size_gauge_shows_pending_jobs() {
 
 #[test]
 fn metrics_pass_promtool_check() {
-    let promtool = find_tool(
-        "JOBQ_TEST_PROMTOOL",
-        "promtool",
-        "Run scripts/test, which installs it (Debian package prometheus), or set \
-         JOBQ_TEST_PROMTOOL to its path.",
-    );
+    let promtool = promtool();
     let redis = RedisServer::start();
     let server = TestServer::start(&redis, |_| {});
     // Give every family samples: a success, a retried failure that ends in the DLQ.
@@ -304,4 +300,88 @@ fn stats_history_counts_the_minute_s_jobs() {
     assert!(q[0].get("cancelled").is_none(), "{q:?}");
     let bad = server.get("/stats/history?minutes=4321");
     bad.expect_json_error(400, "more than 72 hours");
+}
+
+/// The promtool the tests use.
+fn promtool() -> std::path::PathBuf {
+    find_tool(
+        "JOBQ_TEST_PROMTOOL",
+        "promtool",
+        "Run scripts/test, which installs it (Debian package prometheus), or set \
+         JOBQ_TEST_PROMTOOL to its path.",
+    )
+}
+
+/// deploy/prometheus/alerts.yml is valid, and its unit tests (alerts_test.yml: each alert
+/// firing on the series that should fire it, and not on those that should not) pass.
+#[test]
+fn shipped_alert_rules_pass_promtool_check_and_their_unit_tests() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");
+    for args in [
+        ["check", "rules", "alerts.yml"],
+        ["test", "rules", "alerts_test.yml"],
+    ] {
+        let out = Command::new(promtool())
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap_or_else(|e| panic!("run promtool {}: {e}", args.join(" ")));
+        assert!(
+            out.status.success(),
+            "promtool {}:\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Every metric the shipped alerts use is one jobq exports, so no alert watches a series
+/// that never exists; and `redis_up`, which JobqRedisDown watches, follows Redis.
+#[test]
+fn the_alerts_use_only_metrics_jobq_exports_and_redis_up_follows_redis() {
+    let rules = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/alerts.yml"),
+    )
+    .expect("read alerts.yml");
+    // Metric names are the expressions' words with an underscore (label names and functions
+    // have none here).
+    let mut used: Vec<String> = rules
+        .lines()
+        .skip_while(|l| !l.contains("groups:"))
+        .filter(|l| !l.trim_start().starts_with('#') && !l.contains("description:"))
+        .filter(|l| !l.contains("summary:") && !l.contains("alert:"))
+        .flat_map(|l| {
+            l.split(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+                .filter(|w| w.contains('_') && !w.starts_with('_'))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    used.sort();
+    used.dedup();
+    assert!(
+        used.len() >= 6,
+        "metric names found in alerts.yml: {used:?}"
+    );
+
+    let mut redis = RedisServer::start();
+    let server = TestServer::start(&redis, |_| {});
+    let ok = server.submit(&json!({"type": "noop"}));
+    server.wait_for_status(&ok, "completed", Duration::from_secs(10));
+    let text = server.metrics();
+    for name in &used {
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "alerts.yml uses {name}, which /metrics does not export"
+        );
+    }
+    assert_eq!(metric_value(&text, "redis_up", &[]), Some(1.0));
+    redis.stop();
+    let down = server.metrics();
+    assert_eq!(
+        metric_value(&down, "redis_up", &[]),
+        Some(0.0),
+        "redis_up once Redis is gone"
+    );
 }
