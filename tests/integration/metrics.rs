@@ -385,3 +385,91 @@ fn the_alerts_use_only_metrics_jobq_exports_and_redis_up_follows_redis() {
         "redis_up once Redis is gone"
     );
 }
+
+/// deploy/grafana/jobq.json, linted offline: every panel has a title, a place and targets on
+/// the provisioned Prometheus data source; every query is valid PromQL (promtool checks them
+/// as recording rules) and uses only metrics jobq exports.
+#[test]
+fn the_shipped_grafana_dashboard_queries_valid_promql_over_jobqs_metrics() {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana");
+    let dash: Value = serde_json::from_str(
+        &std::fs::read_to_string(deploy.join("jobq.json")).expect("read jobq.json"),
+    )
+    .expect("jobq.json is JSON");
+    let source = std::fs::read_to_string(deploy.join("provisioning/datasources/prometheus.yml"))
+        .expect("read the data source provisioning");
+    assert!(source.contains("uid: prometheus"), "{source}");
+    let provider = std::fs::read_to_string(deploy.join("provisioning/dashboards/jobq.yml"))
+        .expect("read the dashboard provisioning");
+    assert!(
+        provider.contains("path: /var/lib/grafana/dashboards"),
+        "{provider}"
+    );
+    assert_eq!(dash["uid"], "jobq");
+    let panels = dash["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 8, "{} panels", panels.len());
+    let mut exprs = Vec::new();
+    for p in panels {
+        let title = p["title"].as_str().unwrap_or_default();
+        assert!(!title.is_empty(), "a panel without a title: {p}");
+        assert!(
+            p["gridPos"]["w"].as_u64().is_some_and(|w| w > 0),
+            "{title}: gridPos"
+        );
+        assert_eq!(p["datasource"]["uid"], "prometheus", "{title}: data source");
+        let targets = p["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "{title}: no query");
+        for t in targets {
+            exprs.push(t["expr"].as_str().expect("expr").to_string());
+        }
+    }
+
+    // PromQL syntax and types: promtool checks each query as a recording rule.
+    let dir = temp_dir("grafana-lint");
+    let rules: String = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| format!("      - record: dashboard:query{i}\n        expr: {e:?}\n"))
+        .collect();
+    let file = dir.join("dashboard_rules.yml");
+    std::fs::write(
+        &file,
+        format!("groups:\n  - name: dashboard\n    rules:\n{rules}"),
+    )
+    .expect("write the rules");
+    let out = Command::new(promtool())
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect("run promtool check rules");
+    assert!(
+        out.status.success(),
+        "a dashboard query is not valid PromQL:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Metric names are the queries' words with an underscore (label names here have none); a
+    // histogram's series are its name with _bucket, _sum or _count.
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis, |_| {});
+    let ok = server.submit(&json!({"type": "noop"}));
+    server.wait_for_status(&ok, "completed", Duration::from_secs(10));
+    let text = server.metrics();
+    for e in &exprs {
+        for word in e
+            .split(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+            .filter(|w| w.contains('_') && !w.starts_with('_') && *w != "histogram_quantile")
+        {
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| word.strip_suffix(s))
+                .filter(|base| text.contains(&format!("# TYPE {base} histogram")))
+                .unwrap_or(word);
+            assert!(
+                text.contains(&format!("# TYPE {family} ")),
+                "the dashboard queries {word}, which /metrics does not export: {e}"
+            );
+        }
+    }
+}
