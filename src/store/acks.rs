@@ -9,7 +9,6 @@ use redis::ScriptInvocation;
 use super::decode::{complete_reply, fail_reply};
 use super::jobs::{Acked, Claimed, FailMode, FailOutcome};
 use super::scripts::scripts;
-use super::worker_calls::next_from;
 use super::{Selection, Store, StoreError, Stores, COMPLETED_LIST_MAX};
 
 /// What a worker makes of an attempt, for the acknowledgement.
@@ -91,6 +90,19 @@ impl AckReply {
             AckReply::Completed(a) => a.next.as_ref(),
             AckReply::Failed(a) => a.next.as_ref(),
         }
+    }
+
+    /// The answer of partition `part`, whose next job, claimed in the same call, is that
+    /// partition's.
+    fn in_part(mut self, part: usize) -> AckReply {
+        let next = match &mut self {
+            AckReply::Completed(a) => a.next.as_mut(),
+            AckReply::Failed(a) => a.next.as_mut(),
+        };
+        if let Some(n) = next {
+            n.part = part;
+        }
+        self
     }
 }
 
@@ -241,10 +253,7 @@ impl Stores {
         parts.sort_unstable();
         parts.dedup();
         if let [p] = parts[..] {
-            return match self.part(p).ack(worker, acks, sel) {
-                Ok(replies) => replies.into_iter().map(|r| Ok(from_part(r, p))).collect(),
-                Err(e) => acks.iter().map(|_| Err(e.clone())).collect(),
-            };
+            return self.ack_in(p, worker, acks, sel);
         }
         let mut out: Vec<Option<Result<AckReply, StoreError>>> = vec![None; acks.len()];
         for p in parts {
@@ -254,11 +263,7 @@ impl Stores {
                 .filter(|(_, a)| a.part == p)
                 .map(|(i, a)| (i, a.clone()))
                 .unzip();
-            let answers = match self.part(p).ack(worker, &group, sel) {
-                Ok(replies) => replies.into_iter().map(|r| Ok(from_part(r, p))).collect(),
-                Err(e) => vec![Err(e); idx.len()],
-            };
-            for (i, r) in idx.into_iter().zip(answers) {
+            for (i, r) in idx.into_iter().zip(self.ack_in(p, worker, &group, sel)) {
                 out[i] = Some(r);
             }
         }
@@ -266,9 +271,7 @@ impl Stores {
             .map(|r| r.unwrap_or_else(|| Err(StoreError::redis("an acknowledgement was not sent"))))
             .collect()
     }
-}
 
-impl Stores {
     /// One acknowledgement, in a call of its own.
     pub fn ack_one(
         &mut self,
@@ -277,14 +280,21 @@ impl Stores {
         sel: &Selection,
     ) -> Result<AckReply, StoreError> {
         let p = ack.part;
-        self.part(p).only(worker, ack, sel).map(|r| from_part(r, p))
+        self.part(p).only(worker, ack, sel).map(|r| r.in_part(p))
     }
-}
 
-/// A reply whose next job, claimed in the same call, came from partition `part`.
-fn from_part(r: AckReply, part: usize) -> AckReply {
-    match r {
-        AckReply::Completed(a) => AckReply::Completed(next_from(a, part)),
-        AckReply::Failed(a) => AckReply::Failed(next_from(a, part)),
+    /// `acks`, all of partition `p`, in one call there: an answer for each, or the call's
+    /// error for each.
+    fn ack_in(
+        &mut self,
+        p: usize,
+        worker: &str,
+        acks: &[Ack],
+        sel: &Selection,
+    ) -> Vec<Result<AckReply, StoreError>> {
+        match self.part(p).ack(worker, acks, sel) {
+            Ok(replies) => replies.into_iter().map(|r| Ok(r.in_part(p))).collect(),
+            Err(e) => vec![Err(e); acks.len()],
+        }
     }
 }

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::jobs::{Acked, ClaimBatch, Promoted, Requeued};
+use super::jobs::{ClaimBatch, Promoted, Requeued};
 use super::liveness::Reaped;
 use super::{Selection, StoreError, Stores};
 
@@ -172,14 +172,6 @@ impl Stores {
         }
         Ok(all)
     }
-}
-
-/// An acknowledgement whose next job, claimed in the same call, came from partition `part`.
-pub(super) fn next_from<T>(mut acked: Acked<T>, part: usize) -> Acked<T> {
-    if let Some(next) = &mut acked.next {
-        next.part = part;
-    }
-    acked
 }
 
 /// The hand-backs of several partitions as one.
