@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use super::handoff::{Empty, Rx, Tx};
 use super::outcome::{report, Done, Unstored};
-use super::runner::next_claimed;
+use super::runner::{next_claimed, settled};
 use super::InFlight;
 use crate::context::Shared;
 use crate::shutdown::{RetryDelay, Shutdown};
@@ -108,7 +108,7 @@ impl Committer {
     }
 
     /// Stores `batch`'s outcomes, retrying those whose failure can heal (see
-    /// `runner::persist`) until they are stored or the drain is abandoned, and reports each.
+    /// `runner::settled`) until they are stored or the drain is abandoned, and reports each.
     fn commit(&mut self, batch: Vec<(Ack, Done)>) {
         self.shared
             .metrics
@@ -130,13 +130,9 @@ impl Committer {
             );
             let mut again = (Vec::new(), Vec::new());
             for ((ack, done), answer) in acks.into_iter().zip(dones).zip(answers) {
-                match answer {
-                    Ok(r) => self.finish(done, Ok((r, retried))),
-                    Err(e) if !e.can_heal() => self.finish(done, Err(Unstored::Refused(e))),
-                    Err(_) if self.abandoned.load(Ordering::SeqCst) => {
-                        self.finish(done, Err(Unstored::Abandoned))
-                    }
-                    Err(_) => {
+                match settled(answer, retried, &self.abandoned) {
+                    Some(settled) => self.finish(done, settled),
+                    None => {
                         again.0.push(ack);
                         again.1.push(done);
                     }

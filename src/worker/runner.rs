@@ -177,13 +177,10 @@ impl Worker {
             other => other,
         };
         let (ack, done) = self.settle(job, outcome, elapsed, series);
-        let direct = self.group.as_ref().is_none_or(Group::take_direct);
-        if !direct {
+        if let Some(group) = self.group.as_ref().filter(|g| !g.take_direct()) {
             // Held as being acknowledged until a committer has stored it.
             self.in_flight.acking(self.slot, &done.job.id);
-            if let Some(group) = &self.group {
-                group.hand(ack, done);
-            }
+            group.hand(ack, done);
             return (None, true);
         }
         self.shared.metrics.ack_batch_size.observe(1.0);
@@ -335,29 +332,39 @@ impl Worker {
     }
 }
 
-/// Retries `op` with capped backoff while the failure can heal (Redis unreachable, in a
-/// passing state, or refusing credentials that may be fixed), so a finished job keeps its
-/// outcome. Any other error (a script error, a wrong type: a bug or a foreign key) is not
-/// retried: it would pin the thread until shutdown. Gives up when the drain is `abandoned`.
-/// Says whether an earlier try failed, in which case Redis may have stored it already.
-pub(super) fn persist<T>(
+/// Retries `op` with capped backoff while its failure can heal (see [`settled`]), so a
+/// finished job keeps its outcome. Says whether an earlier try failed, in which case Redis may
+/// have stored it already.
+fn persist<T>(
     abandoned: &AtomicBool,
     mut op: impl FnMut() -> Result<T, StoreError>,
 ) -> Result<(T, bool), Unstored> {
     let mut retry = RetryDelay::default();
     let mut retried = false;
     loop {
-        match op() {
-            Ok(v) => return Ok((v, retried)),
-            Err(e) if !e.can_heal() => return Err(Unstored::Refused(e)),
-            Err(_) => {
-                if abandoned.load(Ordering::SeqCst) {
-                    return Err(Unstored::Abandoned);
-                }
-                retried = true;
-                std::thread::sleep(retry.next_delay());
-            }
+        if let Some(settled) = settled(op(), retried, abandoned) {
+            return settled;
         }
+        retried = true;
+        std::thread::sleep(retry.next_delay());
+    }
+}
+
+/// What a try at storing an outcome settled (`retried`: an earlier try failed), or None when
+/// it must be tried again: a failure that can heal (Redis unreachable, in a passing state, or
+/// refusing credentials that may be fixed) while the drain is not `abandoned`. Any other error
+/// (a script error, a wrong type: a bug or a foreign key) is final: retrying it would pin the
+/// thread until shutdown.
+pub(super) fn settled<T>(
+    answer: Result<T, StoreError>,
+    retried: bool,
+    abandoned: &AtomicBool,
+) -> Option<Result<(T, bool), Unstored>> {
+    match answer {
+        Ok(v) => Some(Ok((v, retried))),
+        Err(e) if !e.can_heal() => Some(Err(Unstored::Refused(e))),
+        Err(_) if abandoned.load(Ordering::SeqCst) => Some(Err(Unstored::Abandoned)),
+        Err(_) => None,
     }
 }
 
