@@ -9,7 +9,7 @@ use super::note_evicted;
 use crate::context::{note_job_events, Shared};
 use crate::handler::JobError;
 use crate::metrics::JobSeries;
-use crate::store::{AckReply, BreakerChange, Claimed, FailOutcome, StoreError};
+use crate::store::{AckReply, Acked, BreakerChange, Claimed, FailOutcome, StoreError};
 
 /// A job that finished, as its report needs it.
 pub(super) struct Done {
@@ -53,16 +53,12 @@ pub(super) fn report(
 ) -> Option<Claimed> {
     let (job, ms, series) = (&done.job, done.ms, &done.series);
     let Some(err) = &done.error else {
-        let acked = answer.and_then(|(r, retried)| {
+        let mut acked = answer.and_then(|(r, retried)| {
             r.completed()
                 .map(|a| (a, retried))
                 .map_err(Unstored::Refused)
         });
-        let next = acked.as_ref().ok().and_then(|(a, _)| a.next.clone());
-        if let Ok((a, _)) = &acked {
-            note_breaker(shared, &job.kind, a.breaker);
-            note_job_events(shared, &a.events);
-        }
+        let next = note_acked(shared, &job.kind, &mut acked);
         match acked.map(|(a, retried)| (a.outcome, retried)) {
             Ok((true, _)) => {
                 series.processed.inc();
@@ -85,13 +81,9 @@ pub(super) fn report(
     if !snoozed {
         series.failed.inc();
     }
-    let acked =
+    let mut acked =
         answer.and_then(|(r, retried)| r.failed().map(|a| (a, retried)).map_err(Unstored::Refused));
-    let next = acked.as_ref().ok().and_then(|(a, _)| a.next.clone());
-    if let Ok((a, _)) = &acked {
-        note_breaker(shared, &job.kind, a.breaker);
-        note_job_events(shared, &a.events);
-    }
+    let next = note_acked(shared, &job.kind, &mut acked);
     if snoozed
         && matches!(
             acked.as_ref().map(|(a, _)| &a.outcome),
@@ -161,28 +153,40 @@ pub(super) fn report(
     next
 }
 
+/// What a stored acknowledgement changed besides its job (its type's breaker, the events it
+/// settled), logged and counted; takes out the next job it claimed.
+fn note_acked<T>(
+    shared: &Shared,
+    kind: &str,
+    acked: &mut Result<(Acked<T>, bool), Unstored>,
+) -> Option<Claimed> {
+    let (a, _) = acked.as_mut().ok()?;
+    note_breaker(shared, kind, a.breaker);
+    note_job_events(shared, &a.events);
+    a.next.take()
+}
+
 /// Logs a job type's circuit breaker opening or closing, once, and counts it.
 fn note_breaker(shared: &Shared, kind: &str, change: Option<BreakerChange>) {
+    let Some(change) = change else {
+        return;
+    };
+    let transition = match change {
+        BreakerChange::Opened => "opened",
+        BreakerChange::Closed => "closed",
+    };
+    shared
+        .metrics
+        .breaker_transitions
+        .with_label_values(&[kind, transition])
+        .inc();
     match change {
-        Some(BreakerChange::Opened) => {
-            shared
-                .metrics
-                .breaker_transitions
-                .with_label_values(&[kind, "opened"])
-                .inc();
-            log::warn!(
-                "circuit breaker of type {kind} opened: its jobs wait until the cool-down ends and a probe job succeeds"
-            );
+        BreakerChange::Opened => log::warn!(
+            "circuit breaker of type {kind} opened: its jobs wait until the cool-down ends and a probe job succeeds"
+        ),
+        BreakerChange::Closed => {
+            log::info!("circuit breaker of type {kind} closed: a probe job succeeded")
         }
-        Some(BreakerChange::Closed) => {
-            shared
-                .metrics
-                .breaker_transitions
-                .with_label_values(&[kind, "closed"])
-                .inc();
-            log::info!("circuit breaker of type {kind} closed: a probe job succeeded");
-        }
-        None => {}
     }
 }
 
