@@ -155,25 +155,28 @@ impl Pool {
     /// workers were still busy when the time ran out; their jobs' handlers are asked to stop,
     /// and the caller puts the jobs back to pending (and any a committer gave up on).
     pub fn drain(self, timeout: Duration, health: &Health) -> usize {
-        let start = Instant::now();
-        let mut deadline = start + timeout;
+        let mut deadline = Instant::now() + timeout;
+        // The time left, if any. While Redis is down no outcome can be stored, so waiting the
+        // full timeout would only delay the exit: finishing jobs get a few seconds, then the
+        // drain stops. Their jobs stay in this process's running list and are recovered once
+        // its heartbeat expires.
+        let left = |deadline: &mut Instant| {
+            let now = Instant::now();
+            if !health.is_up() {
+                *deadline = (*deadline).min(now + OUTAGE_DRAIN);
+            }
+            Some(deadline.saturating_duration_since(now)).filter(|d| !d.is_zero())
+        };
         let _ = self.fetcher.join();
         let total = self.workers.len();
         let mut finished = 0;
         while finished < total {
-            let now = Instant::now();
-            if now >= deadline {
+            let Some(wait) = left(&mut deadline) else {
                 break;
-            }
-            // While Redis is down no outcome can be stored, so waiting the full timeout would
-            // only delay the exit: give finishing jobs a few seconds, then stop. Their jobs stay
-            // in this process's running list and are recovered once its heartbeat expires.
-            if !health.is_up() {
-                deadline = deadline.min(now + OUTAGE_DRAIN);
-            }
+            };
             match self
                 .done_rx
-                .recv_timeout((deadline - now).min(Duration::from_millis(250)))
+                .recv_timeout(wait.min(Duration::from_millis(250)))
             {
                 Ok(()) => finished += 1,
                 Err(_) => continue,
@@ -188,11 +191,7 @@ impl Pool {
             // drain's time, or given up on (their jobs are put back to pending after it).
             for c in &self.committers {
                 while !c.is_finished() {
-                    let now = Instant::now();
-                    if !health.is_up() {
-                        deadline = deadline.min(now + OUTAGE_DRAIN);
-                    }
-                    if now >= deadline {
+                    if left(&mut deadline).is_none() {
                         self.abandoned.store(true, Ordering::SeqCst);
                         break;
                     }
