@@ -223,6 +223,10 @@ pub struct JobContext {
     /// The results of a workflow job's parents, by parent name (its `ref`, else its id), set
     /// by the worker; empty for a job without parents.
     pub(crate) parents: Map<String, Value>,
+    /// The W3C trace context of this attempt (`00-<trace id>-<span id>-<flags>`): the trace
+    /// the job was submitted in, with a span id of this attempt's own. None when the job was
+    /// submitted without one.
+    pub(crate) traceparent: Option<String>,
 }
 
 impl JobContext {
@@ -246,7 +250,21 @@ impl JobContext {
             store: None,
             progress: None,
             parents: Map::new(),
+            traceparent: None,
         }
+    }
+
+    /// The same context, in the trace `traceparent` (a W3C `traceparent` value, used as given).
+    pub fn with_traceparent(mut self, traceparent: impl Into<String>) -> JobContext {
+        self.traceparent = Some(traceparent.into());
+        self
+    }
+
+    /// This attempt's W3C `traceparent` (`00-<trace id>-<span id>-<flags>`), when the job was
+    /// submitted with one: the submitter's trace id, with a span id of this attempt's own, so
+    /// a handler that calls out can pass it on and a tracing system can join the dots.
+    pub fn traceparent(&self) -> Option<&str> {
+        self.traceparent.as_deref()
     }
 
     /// Reports how far the job has got: `percent` (0-100; more is taken as 100) and what it is

@@ -253,6 +253,7 @@ impl Worker {
                 job.claim.clone(),
             )),
             parents,
+            traceparent: None,
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| handler.run(&ctx)));
         // A report held back by the rate limit goes out while the job is still running.
