@@ -208,6 +208,10 @@ pub struct Job {
     pub cancel_requested: bool,
     /// The cron schedule that created it, if one did.
     pub schedule: Option<String>,
+    /// For a webhook job that delivers an event: the subscription it delivers for (such a job
+    /// makes no event of its own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
     /// What its handler last reported of its progress, if it reported any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,

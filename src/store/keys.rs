@@ -40,6 +40,8 @@ pub mod field {
     /// `1` once its cancellation was asked for while it ran.
     pub const CANCEL: &str = "cancel";
     pub const SCHEDULE: &str = "schedule";
+    /// The event subscription a webhook delivery job delivers for.
+    pub const SUBSCRIPTION: &str = "sub";
     /// JSON `{"percent", "message", "at"}` (`at` in ms) of a running job's last progress report.
     pub const PROGRESS: &str = "progress";
 }
@@ -68,6 +70,14 @@ pub struct Keys {
     pub schedules_due: String,
     /// List of the partitions' tags (partition 0's keys only; see `partitions.rs`).
     pub partitions: String,
+    /// Hash of the event subscriptions: name → JSON (every partition holds them all).
+    pub subscriptions: String,
+    /// What the subscriptions want, for the event steps (see `lua/subscriptions.lua`).
+    pub subscriptions_index: String,
+    /// The outbox: a list of event records waiting to become webhook jobs.
+    pub events: String,
+    /// Events dropped because the outbox was full, not yet reported.
+    pub events_dropped: String,
 }
 
 impl Keys {
@@ -86,6 +96,10 @@ impl Keys {
             schedules: k("schedules"),
             schedules_due: k("schedules:due"),
             partitions: k("partitions"),
+            subscriptions: k("subscriptions"),
+            subscriptions_index: k("subscriptions:index"),
+            events: k("events"),
+            events_dropped: k("events:dropped"),
         }
     }
 

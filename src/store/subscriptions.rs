@@ -1,0 +1,286 @@
+//! Event subscriptions in Redis: the subscriptions themselves (`subscriptions.lua`, in every
+//! partition, so each event step reads its own), each partition's outbox of events as the
+//! dispatcher reads it (`outbox.lua`), and one event turned into its webhook delivery jobs
+//! (`publish.lua`). Which subscriptions an event goes to, and what its webhook carries, is the
+//! dispatcher's business (`worker/dispatch.rs`); here are the steps and their replies.
+
+use redis::Value as RV;
+use serde::{Deserialize, Serialize};
+
+use super::decode::odd;
+use super::scripts::scripts;
+use super::{Store, StoreError, Stores};
+
+/// The events a subscription may ask for, in the order the API lists them.
+pub const EVENT_KINDS: [&str; 7] = [
+    "job.completed",
+    "job.failed",
+    "job.dead",
+    "job.cancelled",
+    "job.expired",
+    "schedule.missed",
+    "breaker.opened",
+];
+
+/// The job type that delivers events: a subscription's deliveries are jobs of this type.
+pub const DELIVERY_TYPE: &str = "webhook";
+
+/// Which jobs' events a subscription wants; `None` matches any.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionFilter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// What a subscription is, as the API took it (checked by the caller).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionSpec {
+    /// Where its webhooks go.
+    pub url: String,
+    /// The kinds of [`EVENT_KINDS`] it wants.
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub filter: SubscriptionFilter,
+    /// The queue its delivery jobs go to.
+    pub queue: String,
+    /// Attempts of each delivery; `None`: MAX_ATTEMPTS of the process that delivers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+}
+
+/// A subscription as stored: its spec and when it was created and last put (ms, Redis's clock).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Subscription {
+    #[serde(skip)]
+    pub name: String,
+    #[serde(flatten)]
+    pub spec: SubscriptionSpec,
+    #[serde(default)]
+    pub created_at: i64,
+    #[serde(default)]
+    pub updated_at: i64,
+}
+
+impl Subscription {
+    /// Reads a stored value; `None` when it is not one (it is then passed over, and logged).
+    pub fn parse(name: &str, stored: &str) -> Option<Subscription> {
+        let mut s: Subscription = serde_json::from_str(stored).ok()?;
+        s.name = name.to_string();
+        Some(s)
+    }
+}
+
+/// One partition's outbox as the dispatcher sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outbox {
+    /// Events dropped since the last look because the outbox was full (taken: one look sees
+    /// each drop).
+    pub dropped: u64,
+    /// The subscriptions' index ('' when there is none): equal in two partitions when they
+    /// hold the same subscriptions.
+    pub index: String,
+    /// The oldest events, as stored (`publish` names an event by this text).
+    pub events: Vec<String>,
+    /// The subscriptions (name, stored JSON) by name, when there are any.
+    pub subscriptions: Vec<(String, String)>,
+}
+
+/// One webhook job that delivers an event to one subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// An id of the event's partition.
+    pub id: String,
+    /// The `webhook` payload, JSON.
+    pub payload: String,
+    pub max_attempts: u32,
+    pub queue: String,
+    pub subscription: String,
+}
+
+/// What [`Store::publish`] did with an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    /// Its jobs were created and it left the outbox.
+    Done,
+    /// It was no longer in the outbox: another process published it.
+    Gone,
+    /// This queue has no room for its deliveries (MAX_QUEUE_SIZE): nothing changed.
+    Full(String),
+}
+
+impl Store {
+    fn subscriptions_call(&mut self, args: &[&str]) -> Result<Vec<String>, StoreError> {
+        let k = &self.keys;
+        let mut inv = scripts().subscriptions.prepare_invoke();
+        inv.key(&k.subscriptions).key(&k.subscriptions_index);
+        inv.arg(k.prefix());
+        for a in args {
+            inv.arg(*a);
+        }
+        self.conn.run(|c| inv.invoke(c))
+    }
+
+    /// Creates or replaces subscription `name` (`spec`, JSON); returns whether it was new and
+    /// the stored JSON, which carries its times.
+    pub fn put_subscription(
+        &mut self,
+        name: &str,
+        spec: &str,
+    ) -> Result<(bool, String), StoreError> {
+        let r = self.subscriptions_call(&["put", name, spec])?;
+        match r.as_slice() {
+            [how, stored] => Ok((how == "created", stored.clone())),
+            _ => Err(StoreError::redis(format!(
+                "subscriptions answered {r:?} to a put"
+            ))),
+        }
+    }
+
+    /// Writes subscription `name` as stored elsewhere (partition 0's value, times and all).
+    pub fn set_subscription(&mut self, name: &str, stored: &str) -> Result<(), StoreError> {
+        self.subscriptions_call(&["set", name, stored]).map(drop)
+    }
+
+    /// Deletes subscription `name`; false when there was none.
+    pub fn delete_subscription(&mut self, name: &str) -> Result<bool, StoreError> {
+        let r = self.subscriptions_call(&["delete", name])?;
+        Ok(r.first().map(String::as_str) == Some("deleted"))
+    }
+
+    /// Makes this partition's subscriptions exactly `all` (name, stored JSON).
+    pub fn replace_subscriptions(&mut self, all: &[(String, String)]) -> Result<(), StoreError> {
+        let mut args: Vec<&str> = vec!["replace"];
+        for (n, v) in all {
+            args.push(n);
+            args.push(v);
+        }
+        self.subscriptions_call(&args).map(drop)
+    }
+
+    /// Every subscription (name, stored JSON), by name.
+    pub fn subscriptions(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        let key = &self.keys.subscriptions;
+        let mut all: Vec<(String, String)> = self
+            .conn
+            .run_idempotent(|c| redis::cmd("HGETALL").arg(key).query(c))?;
+        all.sort();
+        Ok(all)
+    }
+
+    /// One subscription's stored JSON.
+    pub fn subscription(&mut self, name: &str) -> Result<Option<String>, StoreError> {
+        let key = &self.keys.subscriptions;
+        self.conn
+            .run_idempotent(|c| redis::cmd("HGET").arg(key).arg(name).query(c))
+    }
+
+    /// The outbox's oldest `n` events and what goes with them (see [`Outbox`]).
+    pub fn outbox(&mut self, n: usize) -> Result<Outbox, StoreError> {
+        let k = &self.keys;
+        let mut inv = scripts().outbox.prepare_invoke();
+        inv.key(&k.events)
+            .key(&k.subscriptions)
+            .key(&k.subscriptions_index)
+            .key(&k.events_dropped);
+        inv.arg(n);
+        // Not sent twice: the dropped count is taken by the call.
+        let reply: Vec<RV> = self.conn.run(|c| inv.invoke(c))?;
+        let flat: Vec<String> =
+            redis::from_redis_value(RV::Array(reply)).map_err(|e| odd("outbox", e))?;
+        let (Some(dropped), Some(index), Some(count)) = (flat.first(), flat.get(1), flat.get(2))
+        else {
+            return Err(StoreError::redis("outbox answered too little"));
+        };
+        let count: usize = count.parse().unwrap_or(0);
+        let events = flat.get(3..3 + count).unwrap_or_default().to_vec();
+        let mut subscriptions: Vec<(String, String)> = flat
+            .get(3 + count..)
+            .unwrap_or_default()
+            .chunks_exact(2)
+            .map(|p| (p[0].clone(), p[1].clone()))
+            .collect();
+        subscriptions.sort();
+        Ok(Outbox {
+            dropped: dropped.parse().unwrap_or(0),
+            index: index.clone(),
+            events,
+            subscriptions,
+        })
+    }
+
+    /// Turns `event` (as read from the outbox) into `jobs` and removes it, in one step.
+    pub fn publish(
+        &mut self,
+        event: &str,
+        jobs: &[Delivery],
+        max_queue: u64,
+    ) -> Result<Published, StoreError> {
+        let k = &self.keys;
+        let mut inv = scripts().publish.prepare_invoke();
+        inv.key(&k.counters).key(&k.events);
+        inv.arg(k.prefix())
+            .arg(max_queue)
+            .arg(self.job_ttl_secs)
+            .arg(event)
+            .arg(DELIVERY_TYPE);
+        for j in jobs {
+            inv.key(k.job(&j.id));
+            inv.arg(&j.id)
+                .arg(&j.payload)
+                .arg(j.max_attempts)
+                .arg(&j.queue)
+                .arg(&j.subscription);
+        }
+        let r: Vec<String> = self.conn.run(|c| inv.invoke(c))?;
+        let published = match r.first().map(String::as_str) {
+            Some("done") => Published::Done,
+            Some("full") => Published::Full(r.get(1).cloned().unwrap_or_default()),
+            _ => Published::Gone,
+        };
+        if published == Published::Done && !jobs.is_empty() {
+            // Nobody waits for the answer: an unconfirmed one is told to the log, and the jobs
+            // stay (publishing again would make them twice).
+            let n = jobs.len();
+            if let Err(e) = self.confirm_replicas(|| format!("{n} webhook delivery job(s) were")) {
+                log::warn!("{e}");
+            }
+        }
+        Ok(published)
+    }
+}
+
+impl Stores {
+    /// Creates or replaces subscription `name` in every partition: partition 0 first (its
+    /// answer is returned: whether it was new, the stored JSON), then its stored value in the
+    /// others. One that fails is reported once the others have it; the dispatcher copies
+    /// partition 0's subscriptions to a partition that differs, and the same call again
+    /// writes it there too.
+    pub fn put_subscription(
+        &mut self,
+        name: &str,
+        spec: &str,
+    ) -> Result<(bool, String), StoreError> {
+        let (created, stored) = self.parts[0].put_subscription(name, spec)?;
+        let mut failed = None;
+        for s in self.all()?.iter_mut().skip(1) {
+            if let Err(e) = s.set_subscription(name, &stored) {
+                failed.get_or_insert(e);
+            }
+        }
+        failed.map_or(Ok((created, stored)), Err)
+    }
+
+    /// Deletes subscription `name` in every partition; whether partition 0 had it.
+    pub fn delete_subscription(&mut self, name: &str) -> Result<bool, StoreError> {
+        let had = self.parts[0].delete_subscription(name)?;
+        let mut failed = None;
+        for s in self.all()?.iter_mut().skip(1) {
+            if let Err(e) = s.delete_subscription(name) {
+                failed.get_or_insert(e);
+            }
+        }
+        failed.map_or(Ok(had), Err)
+    }
+}
