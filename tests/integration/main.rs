@@ -43,5 +43,7 @@ mod scheduling;
 mod security;
 mod shutdown;
 mod topology;
+#[cfg(feature = "webhook")]
+mod webhooks;
 mod workers;
 mod workflows;
