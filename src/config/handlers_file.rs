@@ -32,6 +32,7 @@ pub const BUILTIN_TYPES: &[&str] = &[
     "image_resize",
     "analytics",
     "report",
+    "webhook",
     "noop",
     "sleep",
     "fail",

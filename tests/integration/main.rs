@@ -44,5 +44,7 @@ mod security;
 mod shutdown;
 mod subscriptions;
 mod topology;
+#[cfg(feature = "webhook")]
+mod webhooks;
 mod workers;
 mod workflows;
