@@ -62,12 +62,11 @@ pub fn put(call: &mut Call) -> Result<Reply, ApiError> {
             "this jobq has no {DELIVERY_TYPE:?} job type registered, and subscriptions deliver each event as a {DELIVERY_TYPE:?} job: build jobq with it (or register a handler of that name) to use subscriptions"
         ))
     })?;
-    // The URL by the webhook type's own rules (WEBHOOK_ALLOW), on a payload of the shape every
-    // delivery has.
+    // The URL by the webhook type's own rules (WEBHOOK_ALLOW), on a payload as a client
+    // would submit one (a delivery's also carries `event`, which only jobq may write).
     let sample = json!({
         "url": spec.url,
         "body": {"id": "", "type": spec.events[0], "at": ""},
-        "headers": {"X-Jobq-Event": spec.events[0], "X-Jobq-Event-Id": "", "X-Jobq-Subscription": name},
     });
     handler
         .validate(&sample)

@@ -156,16 +156,15 @@ impl Event {
 }
 
 /// The webhook payload that delivers `body` (an event of `kind` with id `event_id`) for
-/// subscription `s`.
+/// subscription `s`: a POST of the event to its URL, its `event` sent by the `webhook` type as
+/// the headers `X-Jobq-Event`, `X-Jobq-Event-Id` and `X-Jobq-Subscription` (X-Jobq-* headers
+/// are jobq's own: a payload's `headers` may not set them, and a submitted payload may not
+/// carry `event`).
 pub fn delivery_payload(s: &Subscription, kind: &str, event_id: &str, body: Value) -> String {
     json!({
         "url": s.spec.url,
         "body": body,
-        "headers": {
-            "X-Jobq-Event": kind,
-            "X-Jobq-Event-Id": event_id,
-            "X-Jobq-Subscription": s.name,
-        },
+        "event": {"type": kind, "id": event_id, "subscription": s.name},
     })
     .to_string()
 }

@@ -380,8 +380,9 @@ fn publishing_makes_one_delivery_per_subscription_once_and_deliveries_make_no_ev
     for ((id, payload, sub), (want_sub, want_id)) in made.iter().zip(&ev.deliveries) {
         assert_eq!((sub, id), (want_sub, want_id));
         assert_eq!(payload["url"], "http://127.0.0.1:9/hook");
-        assert_eq!(payload["headers"]["X-Jobq-Event"], "job.completed");
-        assert_eq!(payload["headers"]["X-Jobq-Event-Id"], ev.event_id.as_str());
+        assert_eq!(payload["event"]["type"], "job.completed");
+        assert_eq!(payload["event"]["id"], ev.event_id.as_str());
+        assert_eq!(payload["event"]["subscription"], sub.as_str());
         assert_eq!(payload["body"]["id"], ev.event_id.as_str());
         assert_eq!(payload["body"]["job"]["id"], job.id.as_str());
         assert_eq!(payload["body"]["job"]["result"], json!({"x": 1}));
