@@ -68,9 +68,14 @@ pub fn put(call: &mut Call) -> Result<Reply, ApiError> {
         "url": spec.url,
         "body": {"id": "", "type": spec.events[0], "at": ""},
     });
-    handler
-        .validate(&sample)
-        .map_err(|e| ApiError::BadRequest(format!("\"url\": {e}")))?;
+    handler.validate(&sample).map_err(|e| {
+        // The webhook type names the field itself; another handler of that name may not.
+        ApiError::BadRequest(if e.starts_with("\"url\"") {
+            e
+        } else {
+            format!("\"url\": {e}")
+        })
+    })?;
     let spec_json = serde_json::to_string(&spec).expect("a subscription serializes");
     let (created, stored) = call.store.put_subscription(&name, &spec_json)?;
     let s = Subscription::parse(&name, &stored)

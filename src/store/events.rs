@@ -13,7 +13,7 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::subscriptions::{Delivery, Published, Subscription};
+use super::subscriptions::{Delivery, Published, Subscription, SubscriptionSet};
 use super::{StoreError, Stores};
 use crate::job::{api_time, from_micros, JobId};
 
@@ -197,7 +197,7 @@ pub struct PartitionRound {
     pub bad_subscriptions: Vec<String>,
     /// The round read a whole batch: more may wait.
     pub more: bool,
-    /// Partition 0's subscriptions were copied here (they differed).
+    /// Partition 0's subscriptions were copied here (it held an older set).
     pub synced: bool,
     /// The call that stopped this partition's round, if one failed.
     pub error: Option<StoreError>,
@@ -207,7 +207,7 @@ impl Stores {
     /// One round over every partition: up to `batch` events of each published (each delivery
     /// job in queue and with attempts its subscription says, `default_attempts` when it says
     /// none; a queue's MAX_QUEUE_SIZE `max_queue` applies), and a partition whose
-    /// subscriptions differ from partition 0's given partition 0's.
+    /// subscriptions are older than partition 0's given partition 0's.
     pub fn dispatch(
         &mut self,
         batch: usize,
@@ -217,7 +217,7 @@ impl Stores {
         let layout = self.layout()?;
         let mut rounds = Vec::new();
         // Partition 0's subscriptions, once read: the others are compared with them.
-        let mut home: Option<(String, Vec<(String, String)>)> = None;
+        let mut home: Option<SubscriptionSet> = None;
         for p in 0..layout.len() {
             let mut round = PartitionRound {
                 partition: p,
@@ -238,7 +238,7 @@ impl Stores {
         batch: usize,
         max_queue: u64,
         default_attempts: u32,
-        home: &mut Option<(String, Vec<(String, String)>)>,
+        home: &mut Option<SubscriptionSet>,
         round: &mut PartitionRound,
     ) -> Result<(), StoreError> {
         let layout = self.layout()?;
@@ -246,12 +246,14 @@ impl Stores {
         round.dropped = outbox.dropped;
         round.more = outbox.events.len() >= batch;
         if p == 0 {
-            *home = Some((outbox.index.clone(), outbox.subscriptions.clone()));
-        } else if let Some((index, subs)) = home.as_ref() {
-            if *index != outbox.index {
-                self.parts[p].replace_subscriptions(subs)?;
+            *home = Some(SubscriptionSet {
+                version: outbox.version,
+                all: outbox.subscriptions.clone(),
+            });
+        } else if let Some(set) = home.as_ref().filter(|h| h.version > outbox.version) {
+            if self.parts[p].replace_subscriptions(set)? {
                 round.synced = true;
-                outbox.subscriptions = subs.clone();
+                outbox.subscriptions = set.all.clone();
             }
         }
         let subs: Vec<Subscription> = outbox

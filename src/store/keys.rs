@@ -74,6 +74,8 @@ pub struct Keys {
     pub subscriptions: String,
     /// What the subscriptions want, for the event steps (see `lua/subscriptions.lua`).
     pub subscriptions_index: String,
+    /// The version of the subscriptions (partition 0's, copied with them to the others).
+    pub subscriptions_version: String,
     /// The outbox: a list of event records waiting to become webhook jobs.
     pub events: String,
     /// Events dropped because the outbox was full, not yet reported.
@@ -98,6 +100,7 @@ impl Keys {
             partitions: k("partitions"),
             subscriptions: k("subscriptions"),
             subscriptions_index: k("subscriptions:index"),
+            subscriptions_version: k("subscriptions:version"),
             events: k("events"),
             events_dropped: k("events:dropped"),
         }

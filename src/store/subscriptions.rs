@@ -78,13 +78,20 @@ pub struct Outbox {
     /// Events dropped since the last look because the outbox was full (taken: one look sees
     /// each drop).
     pub dropped: u64,
-    /// The subscriptions' index ('' when there is none): equal in two partitions when they
-    /// hold the same subscriptions.
-    pub index: String,
+    /// The version of the subscriptions held (0: never any).
+    pub version: i64,
     /// The oldest events, as stored (`publish` names an event by this text).
     pub events: Vec<String>,
     /// The subscriptions (name, stored JSON) by name, when there are any.
     pub subscriptions: Vec<(String, String)>,
+}
+
+/// Partition 0's subscriptions at one version: what the other partitions are given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubscriptionSet {
+    pub version: i64,
+    /// (name, stored JSON), by name.
+    pub all: Vec<(String, String)>,
 }
 
 /// One webhook job that delivers an event to one subscription.
@@ -114,7 +121,9 @@ impl Store {
     fn subscriptions_call(&mut self, args: &[&str]) -> Result<Vec<String>, StoreError> {
         let k = &self.keys;
         let mut inv = scripts().subscriptions.prepare_invoke();
-        inv.key(&k.subscriptions).key(&k.subscriptions_index);
+        inv.key(&k.subscriptions)
+            .key(&k.subscriptions_index)
+            .key(&k.subscriptions_version);
         inv.arg(k.prefix());
         for a in args {
             inv.arg(*a);
@@ -122,41 +131,41 @@ impl Store {
         self.conn.run(|c| inv.invoke(c))
     }
 
-    /// Creates or replaces subscription `name` (`spec`, JSON); returns whether it was new and
-    /// the stored JSON, which carries its times.
+    /// Creates or replaces subscription `name` (`spec`, JSON) in this partition (partition 0:
+    /// see [`Stores::put_subscription`]); returns whether it was new, the stored JSON (with
+    /// its times) and the set it belongs to now.
     pub fn put_subscription(
         &mut self,
         name: &str,
         spec: &str,
-    ) -> Result<(bool, String), StoreError> {
+    ) -> Result<(bool, String, SubscriptionSet), StoreError> {
         let r = self.subscriptions_call(&["put", name, spec])?;
-        match r.as_slice() {
-            [how, stored] => Ok((how == "created", stored.clone())),
-            _ => Err(StoreError::redis(format!(
-                "subscriptions answered {r:?} to a put"
-            ))),
-        }
+        let (how, stored, set) = changed(r)?;
+        Ok((how == "created", stored, set))
     }
 
-    /// Writes subscription `name` as stored elsewhere (partition 0's value, times and all).
-    pub fn set_subscription(&mut self, name: &str, stored: &str) -> Result<(), StoreError> {
-        self.subscriptions_call(&["set", name, stored]).map(drop)
-    }
-
-    /// Deletes subscription `name`; false when there was none.
-    pub fn delete_subscription(&mut self, name: &str) -> Result<bool, StoreError> {
+    /// Deletes subscription `name` in this partition (partition 0); whether it had it, and the
+    /// set left.
+    pub fn delete_subscription(
+        &mut self,
+        name: &str,
+    ) -> Result<(bool, SubscriptionSet), StoreError> {
         let r = self.subscriptions_call(&["delete", name])?;
-        Ok(r.first().map(String::as_str) == Some("deleted"))
+        let (how, _, set) = changed(r)?;
+        Ok((how == "deleted", set))
     }
 
-    /// Makes this partition's subscriptions exactly `all` (name, stored JSON).
-    pub fn replace_subscriptions(&mut self, all: &[(String, String)]) -> Result<(), StoreError> {
-        let mut args: Vec<&str> = vec!["replace"];
-        for (n, v) in all {
+    /// Makes this partition's subscriptions `set`, unless it holds a newer version; whether
+    /// it did.
+    pub fn replace_subscriptions(&mut self, set: &SubscriptionSet) -> Result<bool, StoreError> {
+        let version = set.version.to_string();
+        let mut args: Vec<&str> = vec!["replace", &version];
+        for (n, v) in &set.all {
             args.push(n);
             args.push(v);
         }
-        self.subscriptions_call(&args).map(drop)
+        let r = self.subscriptions_call(&args)?;
+        Ok(r.first().map(String::as_str) == Some("replaced"))
     }
 
     /// Every subscription (name, stored JSON), by name.
@@ -183,30 +192,24 @@ impl Store {
         inv.key(&k.events)
             .key(&k.subscriptions)
             .key(&k.subscriptions_index)
-            .key(&k.events_dropped);
+            .key(&k.events_dropped)
+            .key(&k.subscriptions_version);
         inv.arg(n);
         // Not sent twice: the dropped count is taken by the call.
         let reply: Vec<RV> = self.conn.run(|c| inv.invoke(c))?;
         let flat: Vec<String> =
             redis::from_redis_value(RV::Array(reply)).map_err(|e| odd("outbox", e))?;
-        let (Some(dropped), Some(index), Some(count)) = (flat.first(), flat.get(1), flat.get(2))
+        let (Some(dropped), Some(version), Some(count)) = (flat.first(), flat.get(1), flat.get(2))
         else {
             return Err(StoreError::redis("outbox answered too little"));
         };
         let count: usize = count.parse().unwrap_or(0);
         let events = flat.get(3..3 + count).unwrap_or_default().to_vec();
-        let mut subscriptions: Vec<(String, String)> = flat
-            .get(3 + count..)
-            .unwrap_or_default()
-            .chunks_exact(2)
-            .map(|p| (p[0].clone(), p[1].clone()))
-            .collect();
-        subscriptions.sort();
         Ok(Outbox {
             dropped: dropped.parse().unwrap_or(0),
-            index: index.clone(),
+            version: version.parse().unwrap_or(0),
             events,
-            subscriptions,
+            subscriptions: pairs(flat.get(3 + count..).unwrap_or_default()),
         })
     }
 
@@ -252,35 +255,60 @@ impl Store {
 }
 
 impl Stores {
-    /// Creates or replaces subscription `name` in every partition: partition 0 first (its
-    /// answer is returned: whether it was new, the stored JSON), then its stored value in the
-    /// others. One that fails is reported once the others have it; the dispatcher copies
-    /// partition 0's subscriptions to a partition that differs, and the same call again
-    /// writes it there too.
+    /// Creates or replaces subscription `name`: in partition 0 (its answer is returned:
+    /// whether it was new, the stored JSON), then partition 0's whole set in the others. One
+    /// that fails is reported once the others have it; the dispatcher gives a partition
+    /// holding an older set partition 0's, and the same call again writes it there too.
     pub fn put_subscription(
         &mut self,
         name: &str,
         spec: &str,
     ) -> Result<(bool, String), StoreError> {
-        let (created, stored) = self.parts[0].put_subscription(name, spec)?;
-        let mut failed = None;
-        for s in self.all()?.iter_mut().skip(1) {
-            if let Err(e) = s.set_subscription(name, &stored) {
-                failed.get_or_insert(e);
-            }
-        }
-        failed.map_or(Ok((created, stored)), Err)
+        let (created, stored, set) = self.parts[0].put_subscription(name, spec)?;
+        self.spread(&set)?;
+        Ok((created, stored))
     }
 
     /// Deletes subscription `name` in every partition; whether partition 0 had it.
     pub fn delete_subscription(&mut self, name: &str) -> Result<bool, StoreError> {
-        let had = self.parts[0].delete_subscription(name)?;
+        let (had, set) = self.parts[0].delete_subscription(name)?;
+        self.spread(&set)?;
+        Ok(had)
+    }
+
+    /// Partition 0's `set` into every other partition that holds an older one.
+    fn spread(&mut self, set: &SubscriptionSet) -> Result<(), StoreError> {
         let mut failed = None;
         for s in self.all()?.iter_mut().skip(1) {
-            if let Err(e) = s.delete_subscription(name) {
+            if let Err(e) = s.replace_subscriptions(set) {
                 failed.get_or_insert(e);
             }
         }
-        failed.map_or(Ok(had), Err)
+        failed.map_or(Ok(()), Err)
+    }
+}
+
+/// (name, value) pairs of a flat list, by name.
+fn pairs(flat: &[String]) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = flat
+        .chunks_exact(2)
+        .map(|p| (p[0].clone(), p[1].clone()))
+        .collect();
+    all.sort();
+    all
+}
+
+/// A put's or delete's answer: `{how, stored, version, the set...}`.
+fn changed(r: Vec<String>) -> Result<(String, String, SubscriptionSet), StoreError> {
+    match r.as_slice() {
+        [how, stored, version, rest @ ..] => Ok((
+            how.clone(),
+            stored.clone(),
+            SubscriptionSet {
+                version: version.parse().unwrap_or(0),
+                all: pairs(rest),
+            },
+        )),
+        _ => Err(StoreError::redis(format!("subscriptions answered {r:?}"))),
     }
 }

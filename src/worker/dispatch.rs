@@ -73,7 +73,7 @@ fn report(shared: &Shared, r: &PartitionRound) {
     }
     if r.synced {
         log::warn!(
-            "partition {} held other subscriptions than partition 0 (a change it missed, or a partition added since): given partition 0's",
+            "partition {} held an older set of subscriptions than partition 0 (a change it missed, or a partition added since): given partition 0's",
             r.partition
         );
     }

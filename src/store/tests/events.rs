@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::config::{Breaker, Limits};
-use crate::store::subscriptions::Published;
+use crate::store::subscriptions::{Published, SubscriptionSet};
 use crate::store::{Ack, DueTick, Fired, Outcome, Source, Stores, Target, Tick, EVENT_KINDS};
 
 const SEC: i64 = 1_000_000;
@@ -503,6 +503,13 @@ fn every_partition_holds_the_subscriptions_and_publishes_its_own_events() {
         .unwrap();
     let rounds = stores.dispatch(64, 100, 3).unwrap();
     assert!(!rounds[0].synced && rounds[1].synced);
+    assert_eq!(index(1, &mut stores), index(0, &mut stores));
+    // A copy never goes back: a slower writer's older set is refused.
+    let old = SubscriptionSet {
+        version: 1,
+        all: Vec::new(),
+    };
+    assert!(!stores.part(1).replace_subscriptions(&old).unwrap());
     assert_eq!(index(1, &mut stores), index(0, &mut stores));
     let names: Vec<String> = stores
         .part(1)
