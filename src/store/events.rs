@@ -267,51 +267,73 @@ impl Stores {
                 s
             })
             .collect();
-        let mut full_queues: Vec<String> = Vec::new();
-        for raw in &outbox.events {
-            let Some(event) = Event::parse(raw) else {
-                if self.parts[p].publish(raw, &[], max_queue)? == Published::Done {
-                    round.unreadable.push(raw.chars().take(200).collect());
-                }
-                continue;
-            };
-            let wanted: Vec<&Subscription> = subs.iter().filter(|s| event.wanted_by(s)).collect();
-            // A queue found full in this round stays full for it: the events behind wait too.
-            if let Some(q) = wanted
-                .iter()
-                .map(|s| &s.spec.queue)
-                .find(|q| full_queues.contains(q))
-            {
-                round.full.push((event.kind().to_string(), q.clone()));
-                continue;
-            }
-            let event_id = JobId::new_random().to_string();
-            let body = event.body(&event_id);
-            let jobs: Vec<Delivery> = wanted
-                .iter()
-                .map(|s| Delivery {
-                    id: layout.id_in(JobId::new_random().as_str(), p),
-                    payload: delivery_payload(s, event.kind(), &event_id, body.clone()),
-                    max_attempts: s.spec.max_attempts.unwrap_or(default_attempts),
-                    queue: s.spec.queue.clone(),
-                    subscription: s.name.clone(),
-                })
-                .collect();
-            match self.parts[p].publish(raw, &jobs, max_queue)? {
-                Published::Done => round.published.push(PublishedEvent {
+        // Every event planned (its subscriptions, id and jobs), then all published in one
+        // round trip, each in a step of its own.
+        struct Planned<'a> {
+            raw: &'a str,
+            event: Option<Event>,
+            event_id: String,
+            jobs: Vec<Delivery>,
+        }
+        let planned: Vec<Planned> = outbox
+            .events
+            .iter()
+            .map(|raw| {
+                let event_id = JobId::new_random().to_string();
+                let Some(event) = Event::parse(raw) else {
+                    // Not an event: removed with no job.
+                    return Planned {
+                        raw,
+                        event: None,
+                        event_id,
+                        jobs: Vec::new(),
+                    };
+                };
+                let body = event.body(&event_id);
+                let jobs = subs
+                    .iter()
+                    .filter(|s| event.wanted_by(s))
+                    .map(|s| Delivery {
+                        id: layout.id_in(JobId::new_random().as_str(), p),
+                        payload: delivery_payload(s, event.kind(), &event_id, body.clone()),
+                        max_attempts: s.spec.max_attempts.unwrap_or(default_attempts),
+                        queue: s.spec.queue.clone(),
+                        subscription: s.name.clone(),
+                    })
+                    .collect();
+                Planned {
+                    raw,
+                    event: Some(event),
                     event_id,
+                    jobs,
+                }
+            })
+            .collect();
+        let calls: Vec<(&str, &[Delivery])> =
+            planned.iter().map(|e| (e.raw, e.jobs.as_slice())).collect();
+        let answers = self.parts[p].publish_each(&calls, max_queue);
+        let mut failed = None;
+        for (e, answer) in planned.into_iter().zip(answers) {
+            match (answer, e.event) {
+                (Err(err), _) => {
+                    failed.get_or_insert(err);
+                }
+                (Ok(Published::Done), None) => {
+                    round.unreadable.push(e.raw.chars().take(200).collect());
+                }
+                (Ok(Published::Done), Some(event)) => round.published.push(PublishedEvent {
+                    event_id: e.event_id,
                     kind: event.kind().to_string(),
                     about: event.about(),
-                    deliveries: jobs.into_iter().map(|j| (j.subscription, j.id)).collect(),
+                    deliveries: e.jobs.into_iter().map(|j| (j.subscription, j.id)).collect(),
                 }),
-                Published::Gone => {}
-                Published::Full(q) => {
-                    round.full.push((event.kind().to_string(), q.clone()));
-                    full_queues.push(q);
+                (Ok(Published::Full(q)), Some(event)) => {
+                    round.full.push((event.kind().to_string(), q));
                 }
+                (Ok(_), _) => {}
             }
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 }
 

@@ -7,7 +7,7 @@
 use redis::Value as RV;
 use serde::{Deserialize, Serialize};
 
-use super::decode::odd;
+use super::decode::{is_noscript, odd, pipeline_error};
 use super::scripts::scripts;
 use super::{Store, StoreError, Stores};
 
@@ -214,12 +214,107 @@ impl Store {
     }
 
     /// Turns `event` (as read from the outbox) into `jobs` and removes it, in one step.
+    #[cfg(test)]
     pub fn publish(
         &mut self,
         event: &str,
         jobs: &[Delivery],
         max_queue: u64,
     ) -> Result<Published, StoreError> {
+        self.publish_each(&[(event, jobs)], max_queue)
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::redis("no answer for an event")))
+    }
+
+    /// Publishes each event with its jobs as [`Store::publish`] does, each in a step of its
+    /// own, all in one round trip. A NOSCRIPT answer (a Redis restart, a `SCRIPT FLUSH`) means
+    /// that call did not run: only those are sent again, after loading the script. When the
+    /// round trip fails, the events not yet answered get its error (a timeout may have
+    /// published them: the next round finds them gone).
+    pub fn publish_each(
+        &mut self,
+        events: &[(&str, &[Delivery])],
+        max_queue: u64,
+    ) -> Vec<Result<Published, StoreError>> {
+        let invs: Vec<_> = events
+            .iter()
+            .map(|(event, jobs)| self.publish_invocation(event, jobs, max_queue))
+            .collect();
+        let mut out: Vec<Option<Result<Published, StoreError>>> = vec![None; events.len()];
+        let mut todo: Vec<usize> = (0..events.len()).collect();
+        for round in 0..3 {
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            for &i in &todo {
+                pipe.invoke_script(&invs[i]);
+            }
+            let replies = self.conn.run(|c| {
+                if round > 0 {
+                    scripts().publish.load(c)?;
+                }
+                pipe.query::<Vec<RV>>(c)
+            });
+            let replies = match replies {
+                Ok(r) => r,
+                Err(e) => {
+                    for &i in &todo {
+                        out[i] = Some(Err(e.clone()));
+                    }
+                    break;
+                }
+            };
+            let mut again = Vec::new();
+            for (&i, reply) in todo.iter().zip(replies) {
+                out[i] = Some(match reply {
+                    r if is_noscript(&r) => {
+                        again.push(i);
+                        continue;
+                    }
+                    RV::ServerError(e) => {
+                        self.conn.note_reply_error(e.code());
+                        Err(pipeline_error(&e))
+                    }
+                    other => redis::from_redis_value::<Vec<String>>(other)
+                        .map(|r| published(&r))
+                        .map_err(|e| odd("publish", e)),
+                });
+            }
+            todo = again;
+            if todo.is_empty() {
+                break;
+            }
+        }
+        let made: usize = events
+            .iter()
+            .zip(&out)
+            .filter(|(_, o)| matches!(o, Some(Ok(Published::Done))))
+            .map(|((_, jobs), _)| jobs.len())
+            .sum();
+        if made > 0 {
+            // Nobody waits for the answer: an unconfirmed one is told to the log, and the jobs
+            // stay (publishing again would make them twice). One WAIT covers the round trip.
+            if let Err(e) = self.confirm_replicas(|| format!("{made} webhook delivery job(s) were"))
+            {
+                log::warn!("{e}");
+            }
+        }
+        out.into_iter()
+            .map(|o| {
+                o.unwrap_or_else(|| {
+                    Err(StoreError::unavailable(
+                        "Redis kept losing jobq's scripts (SCRIPT FLUSH?); the event waits for the next round",
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    fn publish_invocation(
+        &self,
+        event: &str,
+        jobs: &[Delivery],
+        max_queue: u64,
+    ) -> redis::ScriptInvocation<'static> {
         let k = &self.keys;
         let mut inv = scripts().publish.prepare_invoke();
         inv.key(&k.counters).key(&k.events);
@@ -236,21 +331,15 @@ impl Store {
                 .arg(&j.queue)
                 .arg(&j.subscription);
         }
-        let r: Vec<String> = self.conn.run(|c| inv.invoke(c))?;
-        let published = match r.first().map(String::as_str) {
-            Some("done") => Published::Done,
-            Some("full") => Published::Full(r.get(1).cloned().unwrap_or_default()),
-            _ => Published::Gone,
-        };
-        if published == Published::Done && !jobs.is_empty() {
-            // Nobody waits for the answer: an unconfirmed one is told to the log, and the jobs
-            // stay (publishing again would make them twice).
-            let n = jobs.len();
-            if let Err(e) = self.confirm_replicas(|| format!("{n} webhook delivery job(s) were")) {
-                log::warn!("{e}");
-            }
-        }
-        Ok(published)
+        inv
+    }
+}
+
+fn published(r: &[String]) -> Published {
+    match r.first().map(String::as_str) {
+        Some("done") => Published::Done,
+        Some("full") => Published::Full(r.get(1).cloned().unwrap_or_default()),
+        _ => Published::Gone,
     }
 }
 

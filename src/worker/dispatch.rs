@@ -13,8 +13,9 @@ use crate::context::Shared;
 use crate::shutdown::{spawn_periodic, RetryDelay, Shutdown};
 use crate::store::{PartitionRound, StoreError};
 
-/// Most events published per partition per round; a full round starts the next at once.
-const BATCH: usize = 64;
+/// Most events published per partition per round (one round trip); a full round starts the
+/// next at once.
+const BATCH: usize = 256;
 /// The wait between rounds while the outboxes are empty: bounds how late an event is
 /// published (and costs each partition one small script call per round).
 const IDLE: Duration = Duration::from_millis(200);

@@ -526,3 +526,26 @@ fn every_partition_holds_the_subscriptions_and_publishes_its_own_events() {
     assert!(!stores.delete_subscription("b").unwrap());
     assert_eq!((index(0, &mut stores), index(1, &mut stores)), (None, None));
 }
+
+#[test]
+fn a_round_publishes_its_events_in_one_round_trip_even_after_a_script_flush() {
+    let redis = TestRedis::start();
+    let mut stores: Stores = redis.backend().open();
+    register(&redis, "p1");
+    subscribe(&mut stores, "a", &["job.completed"], json!({}));
+    for _ in 0..3 {
+        let c = claimed(&mut stores, &new_job());
+        stores.complete("p1", &c, None, 60, false, &ALL).unwrap();
+    }
+    // Redis forgets the scripts (a restart, a failover, SCRIPT FLUSH): the pipeline's calls
+    // answer NOSCRIPT, ran nothing, and are sent again once the script is loaded.
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut redis.raw())
+        .unwrap();
+    let round = stores.dispatch(64, 100, 3).unwrap().remove(0);
+    assert!(round.error.is_none(), "{round:?}");
+    assert_eq!(round.published.len(), 3);
+    assert_eq!(deliveries(&redis).len(), 3);
+    assert!(!redis.raw().exists::<_, bool>(key("events")).unwrap());
+}
