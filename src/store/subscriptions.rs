@@ -1,8 +1,8 @@
 //! Event subscriptions in Redis: the subscriptions themselves (`subscriptions.lua`, in every
 //! partition, so each event step reads its own), each partition's outbox of events as the
 //! dispatcher reads it (`outbox.lua`), and one event turned into its webhook delivery jobs
-//! (`publish.lua`). Which subscriptions an event goes to, and what its webhook carries, is the
-//! dispatcher's business (`worker/dispatch.rs`); here are the steps and their replies.
+//! (`publish.lua`). Which subscriptions an event goes to, and what its webhook carries, is
+//! `events.rs`'s business; here are the steps and their replies.
 
 use redis::Value as RV;
 use serde::{Deserialize, Serialize};
