@@ -40,6 +40,9 @@ pub mod field {
     /// `1` once its cancellation was asked for while it ran.
     pub const CANCEL: &str = "cancel";
     pub const SCHEDULE: &str = "schedule";
+    /// The W3C trace context it was submitted in.
+    pub const TRACEPARENT: &str = "traceparent";
+    pub const TRACESTATE: &str = "tracestate";
     /// JSON `{"percent", "message", "at"}` (`at` in ms) of a running job's last progress report.
     pub const PROGRESS: &str = "progress";
 }

@@ -43,5 +43,6 @@ mod scheduling;
 mod security;
 mod shutdown;
 mod topology;
+mod tracing;
 mod workers;
 mod workflows;

@@ -5,7 +5,8 @@
 //!
 //! The job's payload (JSON) is the program's stdin; `JOB_ID`, `JOB_TYPE`, `JOB_ATTEMPT` and
 //! `JOB_MAX_ATTEMPTS` are in its environment (and `JOB_PARENTS_FILE` for a workflow job whose
-//! parents have results, see `parents.rs`), which is otherwise only `PATH`, `HOME`, `LANG`,
+//! parents have results, see `parents.rs`; `TRACEPARENT` and `TRACESTATE` for a job submitted
+//! in a trace, the attempt's own span), which is otherwise only `PATH`, `HOME`, `LANG`,
 //! `LC_ALL`, `TZ`, `TMPDIR`, `USER`, `LOGNAME` (when jobq has them) and the table's `env`: jobq's
 //! own secrets (REDIS_URL, SMTP_URL, API_TOKEN) are not handed down. Exit status 0 is success and
 //! stdout (first 64 KiB) the result: JSON when it parses, else a string. Any other status fails
@@ -76,6 +77,13 @@ impl Handler for Command {
             .env("JOB_TYPE", &job.kind)
             .env("JOB_ATTEMPT", job.attempt.to_string())
             .env("JOB_MAX_ATTEMPTS", job.max_attempts.to_string());
+        // The OpenTelemetry convention for handing a trace to a child process.
+        if let Some(tp) = job.traceparent() {
+            cmd.env("TRACEPARENT", tp);
+        }
+        if let Some(ts) = job.tracestate() {
+            cmd.env("TRACESTATE", ts);
+        }
         if let Some(dir) = &spec.working_dir {
             cmd.current_dir(dir);
         }
@@ -137,7 +145,7 @@ impl Handler for Command {
             log::info!(
                 "job {} ({}) {program} exited 0 in {} ms, {} bytes on stdout",
                 job.id,
-                job.kind,
+                job.kind_label(),
                 elapsed.as_millis(),
                 cap.stdout_total
             );

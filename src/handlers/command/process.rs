@@ -128,7 +128,7 @@ pub fn supervise(
             log::warn!(
                 "job {} ({}): an output pipe of {program} is still open after it exited (a child outside its process group?); using the output read so far",
                 job.id,
-                job.kind
+                job.kind_label()
             );
             break;
         }
