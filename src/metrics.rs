@@ -10,7 +10,7 @@ use prometheus::{
 use std::collections::HashSet;
 use std::sync::RwLock;
 
-use crate::store::{QueueInfo, TypeInfo};
+use crate::store::{LiveProcess, QueueInfo, TypeInfo};
 
 /// Most distinct queue label values one process exports; later queues are counted under
 /// `_other`, so a client creating queues by the thousand cannot blow up the scrape.
@@ -43,6 +43,8 @@ pub struct Metrics {
     queue_size: IntGaugeVec,
     queue_latency: prometheus::GaugeVec,
     queue_paused: IntGaugeVec,
+    /// Worker threads of live processes that serve each queue.
+    queue_workers: IntGaugeVec,
     queue_limit: IntGaugeVec,
     type_running: IntGaugeVec,
     breaker_open: IntGaugeVec,
@@ -197,6 +199,11 @@ impl Metrics {
                 "1 while a queue is paused.",
                 &["queue"],
             ),
+            queue_workers: gauges(
+                "queue_workers",
+                "Worker threads of live processes (heartbeat not expired) that serve each queue, read from Redis at scrape time; 0 while no process serves it.",
+                &["queue"],
+            ),
             queue_limit: gauges(
                 "queue_concurrency_limit",
                 "A queue's global concurrency limit (absent when none).",
@@ -294,16 +301,23 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition; `queues` and `types` refresh the gauges when Redis answered.
-    pub fn render(&self, state: Option<(&[QueueInfo], &[TypeInfo])>) -> String {
+    /// The text exposition; the queues, types and live processes read from Redis refresh the
+    /// gauges when Redis answered.
+    pub fn render(&self, state: Option<(&[QueueInfo], &[TypeInfo], &[LiveProcess])>) -> String {
         self.redis_up.set(i64::from(state.is_some()));
-        if let Some((queues, types)) = state {
+        if let Some((queues, types, live)) = state {
             self.queue_size.reset();
             self.queue_latency.reset();
             self.queue_paused.reset();
             self.queue_limit.reset();
+            self.queue_workers.reset();
+            let served: Vec<Served> = live.iter().filter_map(Served::of).collect();
             for q in queues {
                 let label = self.queue_label(&q.name);
+                let threads: u64 = served.iter().map(|s| s.threads_for(&q.name)).sum();
+                self.queue_workers
+                    .with_label_values(&[label])
+                    .add(threads.min(i64::MAX as u64) as i64);
                 for (st, n) in [
                     ("waiting", q.waiting),
                     ("pending", q.pending),
@@ -339,6 +353,42 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut buf)
             .expect("text encoding of gathered metrics cannot fail");
         String::from_utf8(buf).expect("metric text is UTF-8")
+    }
+}
+
+/// What one live process's heartbeat says it serves (`worker/beat.rs`): its worker threads and
+/// the queues they take jobs from (None: every queue).
+struct Served {
+    threads: u64,
+    queues: Option<Vec<String>>,
+}
+
+impl Served {
+    /// None for a process without workers (ROLE=api) or an unreadable heartbeat.
+    fn of(p: &LiveProcess) -> Option<Served> {
+        let beat: serde_json::Value = serde_json::from_str(&p.beat).ok()?;
+        if beat["role"] == "api" {
+            return None;
+        }
+        let queues = match &beat["queues"] {
+            serde_json::Value::Array(qs) => Some(
+                qs.iter()
+                    .filter_map(|q| q.as_str().map(str::to_string))
+                    .collect(),
+            ),
+            _ => None,
+        };
+        Some(Served {
+            threads: beat["workers"].as_u64()?,
+            queues,
+        })
+    }
+
+    fn threads_for(&self, queue: &str) -> u64 {
+        match &self.queues {
+            Some(qs) if !qs.iter().any(|q| q == queue) => 0,
+            _ => self.threads,
+        }
     }
 }
 
