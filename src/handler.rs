@@ -227,6 +227,10 @@ pub struct JobContext {
     /// the job was submitted in, with a span id of this attempt's own. None when the job was
     /// submitted without one.
     pub(crate) traceparent: Option<String>,
+    /// The process's metrics, for handlers that count events of their own (commands stopped
+    /// by a resource limit), set by the worker; None in a context built with
+    /// [`JobContext::new`], where nothing is counted.
+    pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl JobContext {
@@ -251,6 +255,7 @@ impl JobContext {
             progress: None,
             parents: Map::new(),
             traceparent: None,
+            metrics: None,
         }
     }
 

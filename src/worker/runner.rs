@@ -254,6 +254,7 @@ impl Worker {
             )),
             parents,
             traceparent: None,
+            metrics: Some(self.shared.metrics.clone()),
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| handler.run(&ctx)));
         // A report held back by the rate limit goes out while the job is still running.
