@@ -275,8 +275,9 @@ impl Handler for Command {
         if let Some(secs) = limits.cpu_secs {
             // SIGXCPU comes from the kernel at the soft limit (jobq never sends it), SIGKILL at
             // the hard one, N + 1 s, when the program ignored SIGXCPU: jobq sent none here (it
-            // stopped nothing), so a SIGKILL after N s of CPU time is that. (/proc and the
-            // kernel's limit check differ by a tick or so; the second of margin covers it.)
+            // stopped nothing), so a SIGKILL after N s of CPU time is that. (/proc's count and
+            // the kernel's limit check can differ by a tenth of a second; the second between
+            // the soft and hard limits covers it.)
             let how = match status.signal().and_then(|s| Signal::try_from(s).ok()) {
                 Some(Signal::SIGXCPU) => Some("was killed by SIGXCPU"),
                 Some(Signal::SIGKILL) if cpu.is_some_and(|c| c >= Duration::from_secs(secs)) => {
