@@ -229,6 +229,10 @@ pub struct JobContext {
     pub(crate) traceparent: Option<String>,
     /// The `tracestate` submitted with the trace context, passed on as given.
     pub(crate) tracestate: Option<String>,
+    /// The process's metrics, for handlers that count events of their own (commands stopped
+    /// by a resource limit), set by the worker; None in a context built with
+    /// [`JobContext::new`], where nothing is counted.
+    pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl JobContext {
@@ -254,6 +258,7 @@ impl JobContext {
             parents: Map::new(),
             traceparent: None,
             tracestate: None,
+            metrics: None,
         }
     }
 

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub ack_batch_size: Histogram,
     /// By type and transition (`opened`, `closed`).
     pub breaker_transitions: IntCounterVec,
+    /// Command runs stopped by a resource limit, by type and limit (`memory`, `cpu`, `output`).
+    pub command_limit_exceeded: IntCounterVec,
     queue_size: IntGaugeVec,
     queue_latency: prometheus::GaugeVec,
     queue_paused: IntGaugeVec,
@@ -188,6 +190,11 @@ impl Metrics {
                 "Circuit breaker changes this process saw, by job type and transition.",
                 &["type", "transition"],
             ),
+            command_limit_exceeded: counters(
+                "command_limit_exceeded_total",
+                "Command job runs on this process that failed for a resource limit of HANDLERS_FILE, by type and limit (memory, cpu, output).",
+                &["type", "limit"],
+            ),
             queue_size: gauges(
                 "queue_size",
                 "Jobs in each state by queue, read from Redis at scrape time (state dlq: the queue's jobs in the dead-letter queue).",
@@ -292,6 +299,22 @@ impl Metrics {
                 self.job_series(q, t);
             }
         }
+    }
+
+    /// Starts the `command_limit_exceeded_total` series of command type `kind` at 0 for each
+    /// of its `limits` (`memory`, `cpu`, `output`), so they show before the first event.
+    pub fn init_command_limits(&self, kind: &str, limits: &[&str]) {
+        for limit in limits {
+            self.command_limit_exceeded
+                .with_label_values(&[kind, limit]);
+        }
+    }
+
+    /// Counts a command run of type `kind` stopped by its `limit` (`memory`, `cpu`, `output`).
+    pub fn count_command_limit(&self, kind: &str, limit: &str) {
+        self.command_limit_exceeded
+            .with_label_values(&[kind, limit])
+            .inc();
     }
 
     /// Counts one answered request; `route` is a pattern of the route table or "unmatched".
@@ -407,6 +430,13 @@ fn bounded_label<'a>(seen: &RwLock<HashSet<String>>, value: &'a str) -> &'a str 
         return value;
     }
     "_other"
+}
+
+/// Shown as a name only (a `JobContext` holds one and is `Debug`).
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
 }
 
 impl Default for Metrics {

@@ -261,6 +261,7 @@ impl Worker {
             parents,
             traceparent: job.trace.as_ref().map(|t| t.traceparent.clone()),
             tracestate: job.trace.as_ref().and_then(|t| t.tracestate.clone()),
+            metrics: Some(self.shared.metrics.clone()),
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| handler.run(&ctx)));
         // A report held back by the rate limit goes out while the job is still running.
