@@ -133,6 +133,28 @@ fn a_5xx_is_retried_and_the_next_attempt_succeeds() {
 }
 
 #[test]
+fn a_receiver_that_is_down_is_a_transient_error() {
+    let port = free_port();
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis, move |c| {
+        c.webhook_allow = Some(jobq::WebhookAllow::parse(&format!("127.0.0.1:{port}")).unwrap())
+    });
+    let id = server.submit(&json!({
+        "type": "webhook", "max_attempts": 2,
+        "payload": {"url": format!("http://127.0.0.1:{port}/down")}
+    }));
+    let job = server.wait_for_status(&id, "failed", WAIT);
+    assert_eq!(job["attempt"], 2, "retried: {job}");
+    let err = job["error"].as_str().unwrap_or_default();
+    assert!(
+        err.starts_with(&format!("POST http://127.0.0.1:{port}: "))
+            && err.to_ascii_lowercase().contains("connection refused")
+            && err.contains("retried after the backoff"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_4xx_or_a_redirect_goes_to_the_dlq_at_once_with_a_clear_error() {
     let receiver = Receiver::start();
     receiver.reply([Reply::new(422, r#"{"error": "unknown order 42"}"#)]);
