@@ -10,7 +10,11 @@ use super::queues::{parse_queue_partitions, parse_queues, QueueOrder};
 use super::redis_url::parse_multi_host;
 use super::schedules::SchedulesFile;
 use super::smtp::{is_address, SmtpUrl};
+use super::webhook::WebhookAllow;
 use super::{mask_url, Config, ConfigError};
+
+/// The problem with a webhook setting in a build without webhook jobs (`{}`: the variable).
+const WITHOUT_WEBHOOK: &str = "{} is set, but this jobq was built without the \"webhook\" feature, so it has no webhook jobs; unset {} or build with default features";
 
 /// Longest TTL a setting may ask for; larger values would make Redis refuse the EXPIRE midway
 /// through a script.
@@ -315,6 +319,28 @@ impl Config {
             &mut c.analytics_retention_days,
             |n| (1..=36_500).contains(n),
         );
+        if let Some(v) = r.string("WEBHOOK_ALLOW") {
+            match WebhookAllow::parse(&v) {
+                Ok(_) if !cfg!(feature = "webhook") => r.problems.push(WITHOUT_WEBHOOK.replace("{}", "WEBHOOK_ALLOW")),
+                Ok(list) => c.webhook_allow = Some(list),
+                Err(problems) => r.problems.extend(problems.into_iter().map(|p| {
+                    format!("WEBHOOK_ALLOW entry {p}; entries are host, host:port or *.domain, comma-separated")
+                })),
+            }
+        }
+        if let Some(v) = r.string("WEBHOOK_SECRET") {
+            // The value is never echoed: it is a secret.
+            if !cfg!(feature = "webhook") {
+                r.problems
+                    .push(WITHOUT_WEBHOOK.replace("{}", "WEBHOOK_SECRET"));
+            } else if v.len() < 16 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+                r.problems.push(
+                    "WEBHOOK_SECRET: expected at least 16 printable characters without spaces (e.g. from `openssl rand -hex 32`)".into(),
+                );
+            } else {
+                c.webhook_secret = Some(v);
+            }
+        }
         if let Some(v) = r.string("HANDLERS_FILE") {
             // Read and checked here, once: a bad file is reported with every other problem,
             // before anything starts, and the handlers get the checked commands.

@@ -42,6 +42,7 @@ pub const BUILTIN_TYPES: &[&str] = &[
     "image_resize",
     "analytics",
     "report",
+    "webhook",
     "noop",
     "sleep",
     "fail",

@@ -1,6 +1,6 @@
 //! Configuration: one [`Config`] struct read once from the environment (`env.rs`), validated as
 //! a whole, every setting parsed into a typed value (`smtp.rs`, `handlers_file.rs`, `queues.rs`,
-//! `limits.rs`, `schedules.rs`).
+//! `limits.rs`, `schedules.rs`, `webhook.rs`).
 //!
 //! This is the bottom layer: nothing under `config/` uses anything else from the crate, and the
 //! parts that need a setting (handlers, store, server) get it typed from here. Defaults live in
@@ -13,12 +13,14 @@ pub mod queues;
 pub mod redis_url;
 pub mod schedules;
 pub mod smtp;
+pub mod webhook;
 
 pub use handlers_file::{CommandSpec, HandlersFile, ResourceLimits};
 pub use limits::{Breaker, GroupLimits, Limits, LimitsFile, LimitsPatch, Rate, Scope};
 pub use queues::{QueueOrder, QueuePartitions};
 pub use schedules::{FileSchedule, Missed, Overlap, ScheduleSpec, SchedulesFile, Timing};
 pub use smtp::SmtpUrl;
+pub use webhook::WebhookAllow;
 
 use std::fmt;
 use std::str::FromStr;
@@ -169,6 +171,13 @@ pub struct Config {
     /// `ANALYTICS_RETENTION_DAYS`: how long a day of `analytics` aggregates is kept in Redis after
     /// its last event.
     pub analytics_retention_days: u64,
+    /// `WEBHOOK_ALLOW`: the hosts (`host`, `host:port`, `*.domain`) `webhook` jobs may reach;
+    /// None allows every public address. Private, loopback and link-local addresses are
+    /// reached only through a host listed here exactly. Needs the `webhook` cargo feature.
+    pub webhook_allow: Option<WebhookAllow>,
+    /// `WEBHOOK_SECRET`: when set, `webhook` requests carry `X-Jobq-Signature`, an HMAC-SHA256
+    /// of the timestamp and the body under this key. Needs the `webhook` cargo feature.
+    pub webhook_secret: Option<String>,
     /// `HANDLERS_FILE`: a TOML file of operator-defined command job types (see docs/job-types.md),
     /// read and checked when the configuration is read; [`HandlersFile::load`] reads one.
     pub handlers_file: Option<HandlersFile>,
@@ -227,6 +236,8 @@ impl Default for Config {
             image_dir: "./data/images".into(),
             report_dir: "./data/reports".into(),
             analytics_retention_days: 400,
+            webhook_allow: None,
+            webhook_secret: None,
             handlers_file: None,
             cancel_grace_secs: 10,
             limits_file: None,
@@ -265,8 +276,8 @@ impl std::error::Error for ConfigError {}
 
 impl Config {
     /// Every setting as `(VARIABLE, value)`, in the order of the README's table, with secrets
-    /// masked: API_TOKEN and API_TOKEN_READONLY show only whether they are set, REDIS_URL and SMTP_URL hide their
-    /// passwords. The start-up log line and `jobq check-config` both print this, so what an
+    /// masked: API_TOKEN, API_TOKEN_READONLY and WEBHOOK_SECRET show only whether they are set,
+    /// REDIS_URL and SMTP_URL hide their passwords. The start-up log line and `jobq check-config` both print this, so what an
     /// operator checks is what the server runs with.
     pub fn settings(&self) -> Vec<(&'static str, String)> {
         let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| UNSET.into());
@@ -355,6 +366,21 @@ impl Config {
             (
                 "ANALYTICS_RETENTION_DAYS",
                 self.analytics_retention_days.to_string(),
+            ),
+            (
+                "WEBHOOK_ALLOW",
+                self.webhook_allow
+                    .as_ref()
+                    .map_or(UNSET.into(), WebhookAllow::to_string),
+            ),
+            (
+                "WEBHOOK_SECRET",
+                if self.webhook_secret.is_some() {
+                    "***"
+                } else {
+                    UNSET
+                }
+                .into(),
             ),
             (
                 "HANDLERS_FILE",

@@ -255,6 +255,59 @@ fn smtp_url_needs_the_smtp_feature() {
 }
 
 #[test]
+fn webhook_settings_are_read_typed_and_the_secret_is_masked() {
+    let c = from(&[]).unwrap();
+    assert_eq!(
+        (c.webhook_allow.as_ref(), c.webhook_secret.as_ref()),
+        (None, None)
+    );
+    let r = from(&[
+        ("WEBHOOK_ALLOW", "Hooks.Example.com, *.partner.example:8443"),
+        ("WEBHOOK_SECRET", "whsec-0123456789abcdef"),
+    ]);
+    if cfg!(feature = "webhook") {
+        let c = r.unwrap();
+        let allow = c.webhook_allow.as_ref().expect("WEBHOOK_ALLOW is read");
+        assert_eq!(
+            allow.to_string(),
+            "hooks.example.com,*.partner.example:8443"
+        );
+        assert_eq!(c.webhook_secret.as_deref(), Some("whsec-0123456789abcdef"));
+        let line = c.summary();
+        assert!(
+            line.contains("WEBHOOK_ALLOW=hooks.example.com,*.partner.example:8443")
+                && line.contains("WEBHOOK_SECRET=***")
+                && !line.contains("0123456789abcdef"),
+            "{line}"
+        );
+        let err = from(&[
+            ("WEBHOOK_ALLOW", "ok.example,*,bad host"),
+            ("WEBHOOK_SECRET", "short secret 0123456789"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.problems.len(), 3, "{text}");
+        assert!(
+            err.problems[..2]
+                .iter()
+                .all(|p| p.starts_with("WEBHOOK_ALLOW entry ")),
+            "{text}"
+        );
+        assert!(
+            err.problems[2].starts_with("WEBHOOK_SECRET: ") && !text.contains("0123456789"),
+            "the secret must not be echoed: {text}"
+        );
+    } else {
+        let text = r.unwrap_err().to_string();
+        assert!(
+            text.contains("WEBHOOK_ALLOW is set") && text.contains("\"webhook\" feature"),
+            "{text}"
+        );
+        assert!(!text.contains("0123456789abcdef"), "{text}");
+    }
+}
+
+#[test]
 fn queues_take_weights_after_the_last_colon() {
     let c = from(&[]).unwrap();
     assert!(c.queues.is_empty(), "unset serves every queue");

@@ -8,6 +8,8 @@ pub mod email;
 pub mod image_resize;
 mod payload;
 pub mod report;
+#[cfg(feature = "webhook")]
+pub mod webhook;
 
 use std::io::Write;
 use std::path::Path;
@@ -17,7 +19,7 @@ use crate::handler::JobError;
 use crate::handler::Registry;
 
 /// The handlers the `jobq` binary registers: `email`, `analytics`, `report`, `image_resize`
-/// (with the `image` feature), the diagnostic types when ENABLE_DIAGNOSTIC_JOBS is set, and the
+/// (with the `image` feature), `webhook` (with the `webhook` feature), the diagnostic types when ENABLE_DIAGNOSTIC_JOBS is set, and the
 /// command types of HANDLERS_FILE. An embedding program starts from this and adds its own.
 ///
 /// Fails, with a message naming the variable, when SMTP_URL cannot be used (the SMTP client
@@ -38,6 +40,14 @@ pub fn builtin_registry(config: &Config) -> Result<Registry, String> {
     r.register(
         "image_resize",
         image_resize::ImageResize::new(&config.image_dir),
+    );
+    #[cfg(feature = "webhook")]
+    r.register(
+        "webhook",
+        webhook::Webhook::new(
+            config.webhook_allow.clone(),
+            config.webhook_secret.as_deref(),
+        ),
     );
     // Their Redis connections come with each job (`JobContext`), from the process's one pool;
     // the Redis settings are checked here only so a bad one still stops start-up with exit 2.

@@ -44,5 +44,7 @@ mod security;
 mod shutdown;
 mod topology;
 mod tracing;
+#[cfg(feature = "webhook")]
+mod webhooks;
 mod workers;
 mod workflows;

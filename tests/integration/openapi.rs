@@ -307,6 +307,16 @@ fn more_good_payloads(kind: &str) -> Vec<Value> {
             "source": "in/a.jpg", "output": "out/b", "height": 16384, "width": null,
             "fit": null, "format": "webp"
         })],
+        "webhook" => vec![
+            json!({
+                "url": "HTTP://Hooks.Example.com:8080/in?x=1&y=%20", "method": "PUT",
+                "headers": {"Authorization": "Bearer t", "X-Empty": ""}, "body": "text",
+                "timeout_secs": 300, "expect": [100, 599, "2xx", "5xx"]
+            }),
+            json!({"url": "https://[2606:4700::1111]/", "method": "HEAD", "body": null,
+                   "headers": null, "timeout_secs": 1, "expect": null}),
+            json!({"url": "http://8.8.8.8", "method": "DELETE", "body": [1, {"a": null}]}),
+        ],
         "sleep" => vec![json!({"ms": 0}), json!({"ms": 600_000})],
         "fail" => vec![json!({}), json!("not an object")],
         "noop" => vec![json!({}), json!([1, 2]), json!("x")],

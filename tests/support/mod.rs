@@ -1,13 +1,16 @@
 //! Test harness: a private `redis-server` per test ([`RedisServer`]), or a private Redis
 //! Cluster ([`RedisCluster`]) or Sentinel group ([`RedisSentinel`]), jobq in-process
 //! ([`TestServer`]) or as the real binary ([`BinaryServer`]), an HTTP client ([`Client`]) and a
-//! headless Chromium for the dashboard's browser tests ([`browser::Browser`]).
+//! headless Chromium for the dashboard's browser tests ([`browser::Browser`]), and a webhook
+//! receiver ([`Receiver`]).
 //! Every wait is bounded and, when it gives up, says what it waited for and what it last saw.
 
 pub mod browser;
 mod http;
 mod jobq_server;
 mod metrics;
+#[cfg(feature = "webhook")]
+mod receiver;
 mod redis_cluster;
 mod redis_node;
 mod redis_sentinel;
@@ -18,6 +21,8 @@ mod values;
 pub use self::http::*;
 pub use self::jobq_server::*;
 pub use self::metrics::*;
+#[cfg(feature = "webhook")]
+pub use self::receiver::*;
 pub use self::redis_cluster::*;
 pub use self::redis_sentinel::*;
 pub use self::redis_server::*;
