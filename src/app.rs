@@ -211,7 +211,7 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
         registry,
         store_pool: StorePool::new(backend.clone()),
         backend,
-        metrics: Metrics::new(),
+        metrics: Arc::new(Metrics::new()),
         selection,
     });
     let cfg = &shared.config;
@@ -225,6 +225,11 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
     shared
         .metrics
         .init_series(&queues, &shared.registry.types());
+    for spec in cfg.handlers_file.iter().flat_map(|f| &f.commands) {
+        shared
+            .metrics
+            .init_command_limits(&spec.kind, &spec.limits.counted());
+    }
     let shutdown = Shutdown::new();
     match shared
         .backend

@@ -17,7 +17,8 @@ pub struct Shared {
     pub backend: Backend,
     /// Redis connections for the handlers that need Redis, opened from `backend`.
     pub store_pool: Arc<StorePool>,
-    pub metrics: Metrics,
+    /// Shared with each job's context, for handlers that count events of their own.
+    pub metrics: Arc<Metrics>,
     /// The document served at `GET /openapi.json`, built at start-up from the registry.
     pub openapi: String,
     /// The queues this process's workers claim from (QUEUES, QUEUE_ORDER).

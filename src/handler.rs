@@ -227,6 +227,12 @@ pub struct JobContext {
     /// the job was submitted in, with a span id of this attempt's own. None when the job was
     /// submitted without one.
     pub(crate) traceparent: Option<String>,
+    /// The `tracestate` submitted with the trace context, passed on as given.
+    pub(crate) tracestate: Option<String>,
+    /// The process's metrics, for handlers that count events of their own (commands stopped
+    /// by a resource limit), set by the worker; None in a context built with
+    /// [`JobContext::new`], where nothing is counted.
+    pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl JobContext {
@@ -251,6 +257,8 @@ impl JobContext {
             progress: None,
             parents: Map::new(),
             traceparent: None,
+            tracestate: None,
+            metrics: None,
         }
     }
 
@@ -265,6 +273,18 @@ impl JobContext {
     /// a handler that calls out can pass it on and a tracing system can join the dots.
     pub fn traceparent(&self) -> Option<&str> {
         self.traceparent.as_deref()
+    }
+
+    /// Its type as log lines name it: with the attempt's traceparent when it has one, as the
+    /// worker's own lines about the job do.
+    pub fn kind_label(&self) -> crate::job::trace::KindLabel<'_> {
+        crate::job::trace::KindLabel(&self.kind, self.traceparent.as_deref())
+    }
+
+    /// The `tracestate` submitted with the job's trace context, to pass on beside
+    /// [`JobContext::traceparent`].
+    pub fn tracestate(&self) -> Option<&str> {
+        self.tracestate.as_deref()
     }
 
     /// Reports how far the job has got: `percent` (0-100; more is taken as 100) and what it is

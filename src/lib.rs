@@ -37,7 +37,9 @@ mod worker;
 pub use app::{start, Error, Running, ShutdownReport};
 pub use config::QueuePartitions;
 pub use config::{Breaker, GroupLimits, Limits, LimitsFile, LimitsPatch, QueueOrder, Rate, Scope};
-pub use config::{CommandSpec, Config, ConfigError, HandlersFile, Role, SmtpUrl, WebhookAllow};
+pub use config::{
+    CommandSpec, Config, ConfigError, HandlersFile, ResourceLimits, Role, SmtpUrl, WebhookAllow,
+};
 pub use config::{FileSchedule, Missed, Overlap, ScheduleSpec, SchedulesFile, Timing};
 pub use handler::{Cancellation, ErrorKind, Handler, JobContext, JobError, JobResult, Registry};
 pub use handlers::builtin_registry;

@@ -10,7 +10,7 @@ use prometheus::{
 use std::collections::HashSet;
 use std::sync::RwLock;
 
-use crate::store::{QueueInfo, TypeInfo};
+use crate::store::{LiveProcess, QueueInfo, TypeInfo};
 
 /// Most distinct queue label values one process exports; later queues are counted under
 /// `_other`, so a client creating queues by the thousand cannot blow up the scrape.
@@ -40,9 +40,13 @@ pub struct Metrics {
     pub ack_batch_size: Histogram,
     /// By type and transition (`opened`, `closed`).
     pub breaker_transitions: IntCounterVec,
+    /// Command runs stopped by a resource limit, by type and limit (`memory`, `cpu`, `output`).
+    pub command_limit_exceeded: IntCounterVec,
     queue_size: IntGaugeVec,
     queue_latency: prometheus::GaugeVec,
     queue_paused: IntGaugeVec,
+    /// Worker threads of live processes that serve each queue.
+    queue_workers: IntGaugeVec,
     queue_limit: IntGaugeVec,
     type_running: IntGaugeVec,
     breaker_open: IntGaugeVec,
@@ -191,6 +195,11 @@ impl Metrics {
                 "Circuit breaker changes this process saw, by job type and transition.",
                 &["type", "transition"],
             ),
+            command_limit_exceeded: counters(
+                "command_limit_exceeded_total",
+                "Command job runs on this process that failed for a resource limit of HANDLERS_FILE, by type and limit (memory, cpu, output).",
+                &["type", "limit"],
+            ),
             queue_size: gauges(
                 "queue_size",
                 "Jobs in each state by queue, read from Redis at scrape time (state dlq: the queue's jobs in the dead-letter queue).",
@@ -200,6 +209,11 @@ impl Metrics {
             queue_paused: gauges(
                 "queue_paused",
                 "1 while a queue is paused.",
+                &["queue"],
+            ),
+            queue_workers: gauges(
+                "queue_workers",
+                "Worker threads of live processes (heartbeat not expired) that serve each queue, read from Redis at scrape time; 0 while no process serves it.",
                 &["queue"],
             ),
             queue_limit: gauges(
@@ -301,6 +315,22 @@ impl Metrics {
         }
     }
 
+    /// Starts the `command_limit_exceeded_total` series of command type `kind` at 0 for each
+    /// of its `limits` (`memory`, `cpu`, `output`), so they show before the first event.
+    pub fn init_command_limits(&self, kind: &str, limits: &[&str]) {
+        for limit in limits {
+            self.command_limit_exceeded
+                .with_label_values(&[kind, limit]);
+        }
+    }
+
+    /// Counts a command run of type `kind` stopped by its `limit` (`memory`, `cpu`, `output`).
+    pub fn count_command_limit(&self, kind: &str, limit: &str) {
+        self.command_limit_exceeded
+            .with_label_values(&[kind, limit])
+            .inc();
+    }
+
     /// Counts one answered request; `route` is a pattern of the route table or "unmatched".
     pub fn count_request(&self, route: &str, status: u16) {
         self.http_requests
@@ -308,16 +338,23 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition; `queues` and `types` refresh the gauges when Redis answered.
-    pub fn render(&self, state: Option<(&[QueueInfo], &[TypeInfo])>) -> String {
+    /// The text exposition; the queues, types and live processes read from Redis refresh the
+    /// gauges when Redis answered.
+    pub fn render(&self, state: Option<(&[QueueInfo], &[TypeInfo], &[LiveProcess])>) -> String {
         self.redis_up.set(i64::from(state.is_some()));
-        if let Some((queues, types)) = state {
+        if let Some((queues, types, live)) = state {
             self.queue_size.reset();
             self.queue_latency.reset();
             self.queue_paused.reset();
             self.queue_limit.reset();
+            self.queue_workers.reset();
+            let served: Vec<Served> = live.iter().filter_map(Served::of).collect();
             for q in queues {
                 let label = self.queue_label(&q.name);
+                let threads: u64 = served.iter().map(|s| s.threads_for(&q.name)).sum();
+                self.queue_workers
+                    .with_label_values(&[label])
+                    .add(threads.min(i64::MAX as u64) as i64);
                 for (st, n) in [
                     ("waiting", q.waiting),
                     ("pending", q.pending),
@@ -356,6 +393,42 @@ impl Metrics {
     }
 }
 
+/// What one live process's heartbeat says it serves (`worker/beat.rs`): its worker threads and
+/// the queues they take jobs from (None: every queue).
+struct Served {
+    threads: u64,
+    queues: Option<Vec<String>>,
+}
+
+impl Served {
+    /// None for a process without workers (ROLE=api) or an unreadable heartbeat.
+    fn of(p: &LiveProcess) -> Option<Served> {
+        let beat: serde_json::Value = serde_json::from_str(&p.beat).ok()?;
+        if beat["role"] == "api" {
+            return None;
+        }
+        let queues = match &beat["queues"] {
+            serde_json::Value::Array(qs) => Some(
+                qs.iter()
+                    .filter_map(|q| q.as_str().map(str::to_string))
+                    .collect(),
+            ),
+            _ => None,
+        };
+        Some(Served {
+            threads: beat["workers"].as_u64()?,
+            queues,
+        })
+    }
+
+    fn threads_for(&self, queue: &str) -> u64 {
+        match &self.queues {
+            Some(qs) if !qs.iter().any(|q| q == queue) => 0,
+            _ => self.threads,
+        }
+    }
+}
+
 /// `value` for the first MAX_QUEUE_LABELS values seen in `seen`, `_other` after that.
 fn bounded_label<'a>(seen: &RwLock<HashSet<String>>, value: &'a str) -> &'a str {
     let known = |seen: &HashSet<String>| seen.contains(value);
@@ -371,6 +444,13 @@ fn bounded_label<'a>(seen: &RwLock<HashSet<String>>, value: &'a str) -> &'a str 
         return value;
     }
     "_other"
+}
+
+/// Shown as a name only (a `JobContext` holds one and is `Debug`).
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
 }
 
 impl Default for Metrics {

@@ -10,10 +10,20 @@
 //! env = { CACHE_DIR = "/var/cache/thumbs" }
 //! working_dir = "/srv/media"
 //! permanent_exit_codes = [65]                                 # these go straight to the DLQ
+//! memory_mb = 256          # resident memory of its process group, sampled by jobq
+//! cpu_secs = 10            # CPU time of each process (RLIMIT_CPU)
+//! max_output_kb = 512      # stdout
+//! nofile = 1024            # open files of each process (RLIMIT_NOFILE)
 //! ```
+//!
+//! The four resource limits are checked here against their ranges, and `cpu_secs` and `nofile`
+//! also against jobq's own hard limits, which its children inherit and cannot raise (unless jobq
+//! has CAP_SYS_RESOURCE): a value the kernel would refuse stops start-up, naming its line,
+//! rather than failing every job. See `handlers::command` for what each limit does.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -77,7 +87,60 @@ pub struct CommandSpec {
     pub working_dir: Option<PathBuf>,
     /// Exit codes that mean "do not retry": the job goes to the DLQ at once.
     pub permanent_exit_codes: Vec<i32>,
+    /// Resource limits of each run; none by default.
+    pub limits: ResourceLimits,
 }
+
+/// The resource limits of a command type (`memory_mb`, `cpu_secs`, `max_output_kb`, `nofile`),
+/// each None when not set. KB and MB are 1024 bytes and 1024 KB, as in `ulimit`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResourceLimits {
+    /// Most resident memory of the program's process group, summed over its processes: jobq
+    /// samples it while the program runs and kills the group past it.
+    pub memory_mb: Option<u64>,
+    /// Most CPU time of each process (RLIMIT_CPU: SIGXCPU at N s, SIGKILL at N + 1).
+    pub cpu_secs: Option<u64>,
+    /// Most bytes on stdout, in KB: past it jobq kills the group.
+    pub max_output_kb: Option<u64>,
+    /// Most open files of each process (RLIMIT_NOFILE, soft and hard).
+    pub nofile: Option<u64>,
+}
+
+impl ResourceLimits {
+    /// Whether any limit is set.
+    pub fn any(&self) -> bool {
+        *self != ResourceLimits::default()
+    }
+
+    /// The `limit` labels of `command_limit_exceeded_total` these limits can count: `memory`,
+    /// `cpu`, `output` (nofile kills nothing).
+    pub fn counted(&self) -> Vec<&'static str> {
+        [
+            (self.memory_mb, "memory"),
+            (self.cpu_secs, "cpu"),
+            (self.max_output_kb, "output"),
+        ]
+        .into_iter()
+        .filter_map(|(v, label)| v.map(|_| label))
+        .collect()
+    }
+
+    /// Whether a limit that the kernel applies in the child (`cpu_secs`, `nofile`) is set:
+    /// only then is the program started through `/bin/sh` to set them.
+    pub fn needs_rlimits(&self) -> bool {
+        self.cpu_secs.is_some() || self.nofile.is_some()
+    }
+}
+
+/// Range of `memory_mb`: 1 MB to 1 TB.
+pub const MEMORY_MB_RANGE: RangeInclusive<u64> = 1..=1_048_576;
+/// Range of `cpu_secs`: a second to a day.
+pub const CPU_SECS_RANGE: RangeInclusive<u64> = 1..=86_400;
+/// Range of `max_output_kb`: 1 KB to 1 GB.
+pub const MAX_OUTPUT_KB_RANGE: RangeInclusive<u64> = 1..=1_048_576;
+/// Range of `nofile`: enough for a program to start (stdin, stdout, stderr, a library or two),
+/// up to Linux's default `fs.nr_open`.
+pub const NOFILE_RANGE: RangeInclusive<u64> = 16..=1_048_576;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,6 +159,10 @@ struct RawCommand {
     working_dir: Option<toml::Spanned<String>>,
     #[serde(default)]
     permanent_exit_codes: Vec<i32>,
+    memory_mb: Option<toml::Spanned<u64>>,
+    cpu_secs: Option<toml::Spanned<u64>>,
+    max_output_kb: Option<toml::Spanned<u64>>,
+    nofile: Option<toml::Spanned<u64>>,
 }
 
 /// `line:column` (from 1) of byte offset `at` in `text`.
@@ -218,6 +285,40 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<CommandSpec>, String> {
                 ),
             ));
         }
+        let limit = |name: &str, value: Option<toml::Spanned<u64>>, range: RangeInclusive<u64>| {
+            let Some(v) = value else { return Ok(None) };
+            if range.contains(v.get_ref()) {
+                Ok(Some(*v.get_ref()))
+            } else {
+                Err(at(
+                    v.span(),
+                    format!(
+                        "[commands.{kind}] {name}: expected {}-{}",
+                        range.start(),
+                        range.end()
+                    ),
+                ))
+            }
+        };
+        let spans = (
+            raw.cpu_secs.as_ref().map(|v| v.span()),
+            raw.nofile.as_ref().map(|v| v.span()),
+        );
+        let limits = ResourceLimits {
+            memory_mb: limit("memory_mb", raw.memory_mb, MEMORY_MB_RANGE)?,
+            cpu_secs: limit("cpu_secs", raw.cpu_secs, CPU_SECS_RANGE)?,
+            max_output_kb: limit("max_output_kb", raw.max_output_kb, MAX_OUTPUT_KB_RANGE)?,
+            nofile: limit("nofile", raw.nofile, NOFILE_RANGE)?,
+        };
+        if let (Some(secs), Some(span)) = (limits.cpu_secs, spans.0) {
+            // RLIMIT_CPU gets a hard limit one second above the soft one (see handlers::command).
+            within_hard_limit(nix::sys::resource::Resource::RLIMIT_CPU, secs + 1)
+                .map_err(|e| at(span, format!("[commands.{kind}] cpu_secs: {e}")))?;
+        }
+        if let (Some(n), Some(span)) = (limits.nofile, spans.1) {
+            within_hard_limit(nix::sys::resource::Resource::RLIMIT_NOFILE, n)
+                .map_err(|e| at(span, format!("[commands.{kind}] nofile: {e}")))?;
+        }
         out.push(CommandSpec {
             kind,
             program,
@@ -226,9 +327,68 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<CommandSpec>, String> {
             env,
             working_dir,
             permanent_exit_codes: raw.permanent_exit_codes,
+            limits,
         });
     }
     Ok(out)
+}
+
+/// Whether a child of jobq can set the hard limit of `resource` to `want`: limits are inherited
+/// and only lowered, unless the process has CAP_SYS_RESOURCE (root outside a container, usually;
+/// not root in a default Docker container). A value above jobq's own hard limit would make every
+/// job of the type fail, so it is refused when the file is read. (The child checks again, and a
+/// job whose limits cannot be set fails; see `handlers::command`.)
+fn within_hard_limit(resource: nix::sys::resource::Resource, want: u64) -> Result<(), String> {
+    use nix::sys::resource::{getrlimit, Resource};
+    let (_, hard) =
+        getrlimit(resource).map_err(|e| format!("cannot read jobq's own limit: {e}"))?;
+    let nr_open = (resource == Resource::RLIMIT_NOFILE)
+        .then(|| std::fs::read_to_string("/proc/sys/fs/nr_open").ok())
+        .flatten()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    hard_limit_check(resource, want, hard, nr_open, has_cap_sys_resource)
+}
+
+/// [`within_hard_limit`] on given values: jobq's hard limit `hard`, the kernel's `nr_open`
+/// (for RLIMIT_NOFILE), and whether jobq can raise limits (asked only when it matters).
+fn hard_limit_check(
+    resource: nix::sys::resource::Resource,
+    want: u64,
+    hard: u64,
+    nr_open: Option<u64>,
+    can_raise: impl FnOnce() -> bool,
+) -> Result<(), String> {
+    use nix::sys::resource::{Resource, RLIM_INFINITY};
+    // Even CAP_SYS_RESOURCE cannot go past fs.nr_open.
+    if let Some(max) = nr_open.filter(|&max| want > max) {
+        return Err(format!(
+            "{want} is above the kernel's most open files per process (fs.nr_open = {max})"
+        ));
+    }
+    if hard == RLIM_INFINITY || want <= hard || can_raise() {
+        return Ok(());
+    }
+    let (what, shell) = match resource {
+        Resource::RLIMIT_CPU => ("CPU time limit, in seconds", "ulimit -Ht"),
+        _ => ("open files limit", "ulimit -Hn"),
+    };
+    Err(format!(
+        "needs a hard limit of {want}, above jobq's own hard {what} ({hard}, `{shell}`), which its programs inherit and cannot raise; lower the value or raise jobq's limit"
+    ))
+}
+
+/// Whether this process has CAP_SYS_RESOURCE in its effective set (bit 24 of `CapEff` in
+/// /proc/self/status), which lets its children raise hard limits.
+fn has_cap_sys_resource() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -332,5 +492,111 @@ mod tests {
                 .unwrap_err()
                 .contains("built-in")
         );
+    }
+
+    #[test]
+    fn resource_limits_parse_and_default_to_none() {
+        let specs = parse(
+            "[commands.a]\nrun = [\"/bin/true\"]\nmemory_mb = 256\ncpu_secs = 10\nmax_output_kb = 512\nnofile = 1024\n\n[commands.b]\nrun = [\"/bin/true\"]\n",
+            "h.toml",
+        )
+        .unwrap();
+        let a = specs[0].limits;
+        assert_eq!(
+            a,
+            ResourceLimits {
+                memory_mb: Some(256),
+                cpu_secs: Some(10),
+                max_output_kb: Some(512),
+                nofile: Some(1024),
+            }
+        );
+        assert!(a.any() && a.needs_rlimits());
+        assert_eq!(a.counted(), ["memory", "cpu", "output"]);
+        let b = specs[1].limits;
+        assert_eq!(b, ResourceLimits::default());
+        assert!(!b.any() && !b.needs_rlimits() && b.counted().is_empty());
+        let jobq_only = ResourceLimits {
+            memory_mb: Some(1),
+            max_output_kb: Some(1),
+            ..ResourceLimits::default()
+        };
+        assert!(!jobq_only.needs_rlimits());
+    }
+
+    #[test]
+    fn resource_limits_out_of_range_name_the_field_the_bounds_and_the_place() {
+        let cases = [
+            (
+                "memory_mb = 0",
+                "h.toml:3:13: [commands.a] memory_mb: expected 1-1048576",
+            ),
+            (
+                "memory_mb = 1048577",
+                "h.toml:3:13: [commands.a] memory_mb: expected 1-1048576",
+            ),
+            (
+                "cpu_secs = 0",
+                "h.toml:3:12: [commands.a] cpu_secs: expected 1-86400",
+            ),
+            (
+                "cpu_secs = 86401",
+                "h.toml:3:12: [commands.a] cpu_secs: expected 1-86400",
+            ),
+            (
+                "max_output_kb = 0",
+                "h.toml:3:17: [commands.a] max_output_kb: expected 1-1048576",
+            ),
+            (
+                "nofile = 15",
+                "h.toml:3:10: [commands.a] nofile: expected 16-1048576",
+            ),
+            (
+                "nofile = 1048577",
+                "h.toml:3:10: [commands.a] nofile: expected 16-1048576",
+            ),
+            ("memory_mb = -1", "h.toml:3:13"),
+            ("memory_mb = \"1G\"", "h.toml:3:13"),
+            ("memory = 5", "h.toml:3:1"),
+        ];
+        for (line, want) in cases {
+            let text = format!("[commands.a]\nrun = [\"/bin/true\"]\n{line}\n");
+            let err = parse(&text, "h.toml").unwrap_err();
+            assert!(err.starts_with(want), "{line:?}: {err:?} lacks {want:?}");
+        }
+    }
+
+    #[test]
+    fn limits_the_kernel_would_refuse_are_refused_when_read() {
+        use nix::sys::resource::Resource;
+        let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let err = within_hard_limit(Resource::RLIMIT_NOFILE, nr_open + 1).unwrap_err();
+        assert!(err.contains("fs.nr_open"), "{err}");
+        // What this process may set is accepted: its own hard limit.
+        let (_, hard) = nix::sys::resource::getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        within_hard_limit(Resource::RLIMIT_NOFILE, hard.min(nr_open)).unwrap();
+
+        // Above jobq's hard limit: refused unless jobq may raise it (CAP_SYS_RESOURCE).
+        let check = |want, hard, can_raise: bool| {
+            hard_limit_check(Resource::RLIMIT_CPU, want, hard, None, || can_raise)
+        };
+        assert_eq!(check(11, 11, false), Ok(()));
+        assert_eq!(check(11, nix::sys::resource::RLIM_INFINITY, false), Ok(()));
+        assert_eq!(check(12, 11, true), Ok(()));
+        let err = check(12, 11, false).unwrap_err();
+        assert!(
+            err.contains("above jobq's own hard CPU time limit, in seconds (11, `ulimit -Ht`)"),
+            "{err}"
+        );
+        let err = hard_limit_check(Resource::RLIMIT_NOFILE, 2048, 1024, Some(4096), || false)
+            .unwrap_err();
+        assert!(err.contains("(1024, `ulimit -Hn`)"), "{err}");
+        let err =
+            hard_limit_check(Resource::RLIMIT_NOFILE, 8192, 1024, Some(4096), || true).unwrap_err();
+        assert!(err.contains("fs.nr_open = 4096"), "{err}");
     }
 }

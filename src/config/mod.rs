@@ -15,7 +15,7 @@ pub mod schedules;
 pub mod smtp;
 pub mod webhook;
 
-pub use handlers_file::{CommandSpec, HandlersFile};
+pub use handlers_file::{CommandSpec, HandlersFile, ResourceLimits};
 pub use limits::{Breaker, GroupLimits, Limits, LimitsFile, LimitsPatch, Rate, Scope};
 pub use queues::{QueueOrder, QueuePartitions};
 pub use schedules::{FileSchedule, Missed, Overlap, ScheduleSpec, SchedulesFile, Timing};

@@ -212,6 +212,12 @@ pub struct Job {
     /// makes no event of its own).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subscription: Option<String>,
+    /// The W3C trace context it was submitted in, if any (`traceparent` header or field).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// The `tracestate` that came with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
     /// What its handler last reported of its progress, if it reported any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
@@ -362,5 +368,7 @@ pub fn from_micros(us: i64) -> Option<DateTime<Utc>> {
 }
 
 mod submit;
+pub mod trace;
 
 pub use submit::{check_idempotency_key, NewJob, NewJobRequest, MAX_PARENTS};
+pub use trace::Trace;

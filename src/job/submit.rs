@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::trace::{check_tracestate, parse_traceparent, Trace};
 use super::{check_group, check_queue_name, JobId, OnParentFailure, Priority, DEFAULT_QUEUE};
 
 /// The body of `POST /jobs`, exactly as a client may send it; unknown fields are refused so a
@@ -41,6 +42,11 @@ pub struct NewJobRequest {
     pub depends_on: Vec<String>,
     /// `cancel` (the default) or `run`: what a parent's failure or cancellation does to it.
     pub on_parent_failure: Option<OnParentFailure>,
+    /// The W3C trace context it is created in: handlers get it with a span id of each
+    /// attempt's own. The `traceparent` header does the same.
+    pub traceparent: Option<String>,
+    /// Vendor trace data passed on with `traceparent` (also the `tracestate` header).
+    pub tracestate: Option<String>,
 }
 
 /// A validated submission, ready for the store.
@@ -70,6 +76,18 @@ pub struct NewJob {
     pub node_ref: Option<String>,
     /// The cron schedule whose tick created it.
     pub schedule: Option<String>,
+    /// The trace it was submitted in.
+    pub trace: Option<Trace>,
+}
+
+impl NewJob {
+    /// Its type as its log lines name it, with its trace when it has one.
+    pub fn kind_label(&self) -> super::trace::KindLabel<'_> {
+        super::trace::KindLabel(
+            &self.kind,
+            self.trace.as_ref().map(|t| t.traceparent.as_str()),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -94,6 +112,7 @@ impl NewJob {
             on_parent_failure: OnParentFailure::Cancel,
             node_ref: None,
             schedule: None,
+            trace: None,
         }
     }
 }
@@ -259,7 +278,25 @@ impl NewJobRequest {
                 parents.push(id.as_str().to_string());
             }
         }
+        let trace = match (self.traceparent, self.tracestate) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err("\"tracestate\" needs a \"traceparent\" to go with it".into())
+            }
+            (Some(tp), state) => {
+                let traceparent =
+                    parse_traceparent(&tp).map_err(|e| format!("\"traceparent\": {e}"))?;
+                if let Some(s) = &state {
+                    check_tracestate(s).map_err(|e| format!("\"tracestate\": {e}"))?;
+                }
+                Some(Trace {
+                    traceparent,
+                    tracestate: state,
+                })
+            }
+        };
         Ok(NewJob {
+            trace,
             unique_key: self.unique_key,
             expires_at_us,
             parents,

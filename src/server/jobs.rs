@@ -10,14 +10,50 @@ use super::router::Call;
 use super::{ApiError, Reply};
 use crate::context::note_job_events;
 use crate::context::Shared;
+use crate::job::trace::{check_tracestate, parse_traceparent};
 use crate::job::{check_idempotency_key, NewJob, NewJobRequest};
 use crate::store::{CancelOutcome, CreateOutcome, Stores};
 
 /// Longest batch accepted by `POST /jobs/batch`.
 pub const MAX_BATCH: usize = 1000;
 
+/// The W3C trace context headers of a request (`traceparent`, `tracestate`), given to each
+/// job of it that names no `traceparent` in its body. As the W3C specification asks of a
+/// receiver, a malformed `traceparent` header is ignored (with its `tracestate`) rather than
+/// refused: it may come from a proxy the client does not control. The same fields in the body
+/// are the client's own, and a malformed one is a 400.
+pub struct TraceHeaders(Option<(String, Option<String>)>);
+
+impl TraceHeaders {
+    pub fn of(req: &tiny_http::Request) -> TraceHeaders {
+        let header = |name: &'static str| {
+            req.headers()
+                .iter()
+                .find(|h| h.field.equiv(name))
+                .map(|h| h.value.as_str().trim().to_string())
+        };
+        TraceHeaders(
+            header("traceparent")
+                .and_then(|tp| parse_traceparent(&tp).ok())
+                .map(|tp| {
+                    let state = header("tracestate").filter(|s| check_tracestate(s).is_ok());
+                    (tp, state)
+                }),
+        )
+    }
+
+    /// Gives `job` the headers' trace context unless it names its own.
+    pub fn apply(&self, job: &mut NewJobRequest) {
+        if let (Some((tp, state)), None) = (&self.0, &job.traceparent) {
+            job.traceparent = Some(tp.clone());
+            job.tracestate = job.tracestate.take().or_else(|| state.clone());
+        }
+    }
+}
+
 /// `POST /jobs`: reads and validates a submission; the caller creates it.
 pub fn prepare(call: &mut Call) -> Result<NewJob, ApiError> {
+    let trace = TraceHeaders::of(call.req);
     let header_key = call
         .req
         .headers()
@@ -39,6 +75,7 @@ pub fn prepare(call: &mut Call) -> Result<NewJob, ApiError> {
             _ => parsed.idempotency_key = Some(key),
         }
     }
+    trace.apply(&mut parsed);
     call.shared
         .validate_job(parsed)
         .map_err(ApiError::BadRequest)
@@ -91,6 +128,7 @@ struct BatchRequest {
 /// `POST /jobs/batch`: every job or none, in one script call.
 pub fn create_batch(call: &mut Call) -> Result<Reply, ApiError> {
     let shared = call.shared;
+    let trace = TraceHeaders::of(call.req);
     let body = read_body(call.req, shared.config.max_body_bytes)?;
     let batch: BatchRequest = parse_json(&body, "{\"jobs\": [{\"type\": \"...\"}, ...]}")?;
     if batch.jobs.is_empty() || batch.jobs.len() > MAX_BATCH {
@@ -102,7 +140,10 @@ pub fn create_batch(call: &mut Call) -> Result<Reply, ApiError> {
     let mut jobs = Vec::with_capacity(batch.jobs.len());
     for (i, v) in batch.jobs.into_iter().enumerate() {
         let job = from_object::<NewJobRequest>(v)
-            .and_then(|r| shared.validate_job(r))
+            .and_then(|mut r| {
+                trace.apply(&mut r);
+                shared.validate_job(r)
+            })
             .map_err(|m| ApiError::BadRequest(format!("jobs[{i}]: {m}")))?;
         jobs.push(job);
     }
@@ -195,13 +236,17 @@ pub fn note_created(shared: &Shared, job: &NewJob) {
         log::info!(
             "job {} ({}) created, waiting for {} parent(s)",
             job.id,
-            job.kind,
+            job.kind_label(),
             job.parents.len()
         );
     } else if job.delay_ms > 0 || job.run_at_us.is_some() {
-        log::info!("job {} ({}) created, scheduled for later", job.id, job.kind);
+        log::info!(
+            "job {} ({}) created, scheduled for later",
+            job.id,
+            job.kind_label()
+        );
     } else {
-        log::info!("job {} ({}) created", job.id, job.kind);
+        log::info!("job {} ({}) created", job.id, job.kind_label());
     }
 }
 

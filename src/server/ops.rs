@@ -39,7 +39,11 @@ pub fn metrics(call: &mut Call) -> Result<Reply, ApiError> {
     let types = super::queues::type_names(call)
         .and_then(|names| call.store.types(&names).map_err(ApiError::from))
         .ok();
-    let state = queues.as_deref().zip(types.as_deref());
+    let live = call.store.live_processes().ok();
+    let state = match (queues.as_deref(), types.as_deref(), &live) {
+        (Some(q), Some(t), Some(l)) => Some((q, t, l.processes.as_slice())),
+        _ => None,
+    };
     Ok(Reply::text(
         200,
         "text/plain; version=0.0.4; charset=utf-8",

@@ -70,6 +70,7 @@ fn topological(refs: &[String], deps: &[Vec<usize>]) -> Result<Vec<usize>, Vec<S
 /// job id by ref.
 pub fn create(call: &mut Call) -> Result<Reply, ApiError> {
     let shared = call.shared;
+    let trace = super::jobs::TraceHeaders::of(call.req);
     let body = read_body(call.req, shared.config.max_body_bytes)?;
     let req: WorkflowRequest = parse_json(
         &body,
@@ -112,7 +113,8 @@ pub fn create(call: &mut Call) -> Result<Reply, ApiError> {
                 ),
             ));
         }
-        let request: NewJobRequest = from_object(Value::Object(node)).map_err(|m| bad(i, m))?;
+        let mut request: NewJobRequest = from_object(Value::Object(node)).map_err(|m| bad(i, m))?;
+        trace.apply(&mut request);
         if request.idempotency_key.is_some() {
             return Err(bad(
                 i,

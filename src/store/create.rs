@@ -292,6 +292,10 @@ fn extras(j: &NewJob) -> String {
         (j.on_parent_failure == OnParentFailure::Run).then(|| "run".to_string()),
     );
     put("schedule", j.schedule.clone());
+    if let Some(t) = &j.trace {
+        put("traceparent", Some(t.traceparent.clone()));
+        put("tracestate", t.tracestate.clone());
+    }
     if x.is_empty() {
         String::new()
     } else {

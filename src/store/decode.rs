@@ -108,9 +108,9 @@ pub fn pipeline_error(e: &redis::ServerError) -> StoreError {
 }
 
 /// Entries per job in the claim step's answer.
-const CLAIMED_WIDTH: usize = 12;
+const CLAIMED_WIDTH: usize = 14;
 
-/// Jobs as the claim step returns them: 12 entries each.
+/// Jobs as the claim step returns them: 14 entries each (`start_claimed` in common.lua).
 pub fn claimed_jobs(flat: &[String]) -> Vec<Claimed> {
     flat.chunks_exact(CLAIMED_WIDTH)
         .map(|c| Claimed {
@@ -130,6 +130,10 @@ pub fn claimed_jobs(flat: &[String]) -> Vec<Claimed> {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect(),
+            trace: (!c[12].is_empty()).then(|| crate::job::Trace {
+                traceparent: c[12].clone(),
+                tracestate: (!c[13].is_empty()).then(|| c[13].clone()),
+            }),
             part: 0,
         })
         .collect()
@@ -251,9 +255,10 @@ mod tests {
     }
 
     #[test]
-    fn claimed_jobs_come_in_twelves() {
+    fn claimed_jobs_come_in_fourteens() {
         let jobs = claimed_jobs(&strings(&[
-            "id", "noop", "{}", "2", "3", "", "7", "mail", "", "high", "12", "p1,p2", "extra",
+            "id", "noop", "{}", "2", "3", "", "7", "mail", "", "high", "12", "p1,p2", "00-tp", "",
+            "extra",
         ]));
         assert_eq!(
             jobs,
@@ -270,6 +275,10 @@ mod tests {
                 priority: crate::job::Priority::High,
                 ready_since_us: 12,
                 parents: strings(&["p1", "p2"]),
+                trace: Some(crate::job::Trace {
+                    traceparent: "00-tp".into(),
+                    tracestate: None,
+                }),
                 part: 0,
             }]
         );
@@ -303,6 +312,8 @@ mod tests {
             "",
             "normal",
             "5",
+            "",
+            "",
             "",
         ]));
         assert_eq!(dead.events.len(), 1);

@@ -36,8 +36,20 @@ pub struct Claimed {
     pub ready_since_us: i64,
     /// The jobs it depends on, whose results its handler sees.
     pub parents: Vec<String>,
+    /// The trace it was submitted in, if any.
+    pub trace: Option<crate::job::Trace>,
     /// The partition it was claimed from (see `partitions.rs`), where its outcome goes.
     pub part: usize,
+}
+
+impl Claimed {
+    /// Its type as its log lines name it, with the trace of the attempt when it has one.
+    pub fn kind_label(&self) -> crate::job::trace::KindLabel<'_> {
+        crate::job::trace::KindLabel(
+            &self.kind,
+            self.trace.as_ref().map(|t| t.traceparent.as_str()),
+        )
+    }
 }
 
 /// What one claim call handed over.

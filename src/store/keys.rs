@@ -42,6 +42,9 @@ pub mod field {
     pub const SCHEDULE: &str = "schedule";
     /// The event subscription a webhook delivery job delivers for.
     pub const SUBSCRIPTION: &str = "sub";
+    /// The W3C trace context it was submitted in.
+    pub const TRACEPARENT: &str = "traceparent";
+    pub const TRACESTATE: &str = "tracestate";
     /// JSON `{"percent", "message", "at"}` (`at` in ms) of a running job's last progress report.
     pub const PROGRESS: &str = "progress";
 }

@@ -86,6 +86,8 @@ fn parse(id: &str, rec: &HashMap<String, String>) -> Result<Job, String> {
         cancel_requested: get(field::CANCEL).is_some(),
         schedule: get(field::SCHEDULE).map(str::to_string),
         subscription: get(field::SUBSCRIPTION).map(str::to_string),
+        traceparent: get(field::TRACEPARENT).map(str::to_string),
+        tracestate: get(field::TRACESTATE).map(str::to_string),
         // Informational only: an unreadable report is left out rather than failing the read.
         progress: get(field::PROGRESS).and_then(|v| serde_json::from_str(v).ok()),
     })

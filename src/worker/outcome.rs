@@ -62,17 +62,17 @@ pub(super) fn report(
         match acked.map(|(a, retried)| (a.outcome, retried)) {
             Ok((true, _)) => {
                 series.processed.inc();
-                log::info!("job {} ({}) completed in {ms} ms", job.id, job.kind);
+                log::info!("job {} ({}) completed in {ms} ms", job.id, job.kind_label());
             }
             Ok((false, retried)) => log::warn!(
                 "job {} ({}) completed in {ms} ms, but it was no longer this process's to record: {}",
                 job.id,
-                job.kind,
+                job.kind_label(),
                 not_owned_reason(retried)
             ),
             Err(why) => log::error!(
                 "job {} ({}) completed in {ms} ms but the outcome could not be stored ({why}); it will run again",
-                job.id, job.kind
+                job.id, job.kind_label()
             ),
         }
         return next;
@@ -100,7 +100,7 @@ pub(super) fn report(
             log::info!(
                 "job {} ({}) snoozed after {ms} ms until {}: {}",
                 job.id,
-                job.kind,
+                job.kind_label(),
                 crate::job::from_micros(due_us)
                     .map(|t| crate::job::api_time(&t))
                     .unwrap_or_default(),
@@ -112,7 +112,7 @@ pub(super) fn report(
             log::warn!(
                 "job {} ({}) attempt {}/{} failed after {ms} ms: {}; retry in {delay} ms",
                 job.id,
-                job.kind,
+                job.kind_label(),
                 job.attempt,
                 job.max_attempts,
                 err.message
@@ -124,7 +124,7 @@ pub(super) fn report(
             log::error!(
                 "job {} ({}) attempt {}/{} failed after {ms} ms: {}; moved to the DLQ{}",
                 job.id,
-                job.kind,
+                job.kind_label(),
                 job.attempt,
                 job.max_attempts,
                 err.message,
@@ -140,14 +140,14 @@ pub(super) fn report(
         Ok((FailOutcome::NotOwned, retried)) => log::warn!(
             "job {} ({}) attempt {} failed ({}), but it was no longer this process's to record: {}",
             job.id,
-            job.kind,
+            job.kind_label(),
             job.attempt,
             err.message,
             not_owned_reason(retried)
         ),
         Err(why) => log::error!(
             "job {} ({}) attempt {} failed ({}) but the outcome could not be stored ({why}); it will run again",
-            job.id, job.kind, job.attempt, err.message
+            job.id, job.kind_label(), job.attempt, err.message
         ),
     }
     next

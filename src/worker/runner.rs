@@ -17,6 +17,7 @@ use super::outcome::{report, Done, Unstored};
 use super::{backoff, InFlight, MAX_ERROR_BYTES};
 use crate::context::{note_job_events, Shared};
 use crate::handler::{Cancellation, ErrorKind, JobContext, JobError, JobResult, ProgressSink};
+use crate::job::trace::attempt_traceparent;
 use crate::job::JobId;
 use crate::metrics::JobSeries;
 use crate::shutdown::{RetryDelay, Shutdown};
@@ -115,13 +116,13 @@ impl Worker {
             Ok(back) if !back.ids.is_empty() => log::info!(
                 "job {} ({}) returned to pending unstarted: shutting down",
                 job.id,
-                job.kind
+                job.kind_label()
             ),
             Ok(back) => note_job_events(&self.shared, &back.events),
             Err(e) => log::warn!(
                 "job {} ({}) not started, shutting down; returning it to pending failed ({e}), the drain tries again",
                 job.id,
-                job.kind
+                job.kind_label()
             ),
         }
         self.in_flight.unclaim(&job.id);
@@ -129,7 +130,12 @@ impl Worker {
 
     /// Runs one job and records its outcome: itself, returning the next job if the
     /// acknowledgement claimed one, or through the committers (true: handed over).
-    fn run_job(&mut self, job: Claimed) -> (Option<Claimed>, bool) {
+    fn run_job(&mut self, mut job: Claimed) -> (Option<Claimed>, bool) {
+        // The attempt is a span of its own in the submitter's trace; its log lines and its
+        // handler carry that span's traceparent.
+        if let Some(t) = &mut job.trace {
+            t.traceparent = attempt_traceparent(&t.traceparent);
+        }
         let cfg = &self.shared.config;
         let timeout_secs = job.timeout_secs.unwrap_or(cfg.job_timeout_secs);
         let started = Instant::now();
@@ -141,7 +147,7 @@ impl Worker {
         log::info!(
             "job {} ({}) started, attempt {}/{}, queue {}",
             job.id,
-            job.kind,
+            job.kind_label(),
             job.attempt,
             job.max_attempts,
             job.queue
@@ -253,7 +259,9 @@ impl Worker {
                 job.claim.clone(),
             )),
             parents,
-            traceparent: None,
+            traceparent: job.trace.as_ref().map(|t| t.traceparent.clone()),
+            tracestate: job.trace.as_ref().and_then(|t| t.tracestate.clone()),
+            metrics: Some(self.shared.metrics.clone()),
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| handler.run(&ctx)));
         // A report held back by the rate limit goes out while the job is still running.

@@ -965,3 +965,127 @@ fn a_bad_handlers_file_stops_the_binary_naming_the_line() {
     );
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn commands_over_their_memory_cpu_or_output_limits_go_to_the_dlq_counted_by_limit() {
+    let redis = RedisServer::start();
+    // Every file (and so every process's command line) is under a directory named after the
+    // marker, so what is left of the commands can be found in /proc.
+    let marker = format!("jobq-limits-{}-{}", std::process::id(), now_ms());
+    let top = temp_dir("limits");
+    let dir = top.join(&marker);
+    fs::create_dir_all(&dir).unwrap();
+    let marker_sleep = dir.join("sleep");
+    fs::copy(
+        ["/bin/sleep", "/usr/bin/sleep"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("a sleep binary"),
+        &marker_sleep,
+    )
+    .unwrap();
+    // Touches 300 MB (bytes multiplication writes every page), then waits for a kill.
+    let hog = dir.join("hog.py");
+    fs::write(
+        &hog,
+        "import sys, time\nprint('allocating', file=sys.stderr, flush=True)\nb = b'x' * (300 * 1024 * 1024)\ntime.sleep(120)\n",
+    )
+    .unwrap();
+    // A child left in the group, then a busy loop.
+    let spin = script(
+        &dir,
+        "spin.sh",
+        &format!("\"{}\" 300 &\nwhile :; do :; done", marker_sleep.display()),
+    );
+    let chatty = script(
+        &dir,
+        "chatty.sh",
+        &format!(
+            "head -c 20000 /dev/zero | tr '\\0' x\n\"{}\" 120",
+            marker_sleep.display()
+        ),
+    );
+    let file = dir.join("handlers.toml");
+    fs::write(
+        &file,
+        format!(
+            "[commands.hog]\nrun = [\"python3\", {hog:?}]\ntimeout_secs = 120\nmemory_mb = 64\n\n\
+             [commands.spin]\nrun = [{spin:?}]\ntimeout_secs = 120\ncpu_secs = 1\nnofile = 64\n\n\
+             [commands.chatty]\nrun = [{chatty:?}]\ntimeout_secs = 120\nmax_output_kb = 10\n",
+            hog = hog.display().to_string(),
+            spin = spin.display().to_string(),
+            chatty = chatty.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let path = file.to_string_lossy().into_owned();
+    let server = TestServer::start(&redis, move |c| {
+        c.handlers_file = Some(jobq::HandlersFile::load(&path).unwrap());
+        c.num_workers = 3;
+    });
+    let limit_count = |text: &str, kind: &str, limit: &str| {
+        metric_value(
+            text,
+            "command_limit_exceeded_total",
+            &[("type", kind), ("limit", limit)],
+        )
+    };
+    // The series of each type's limits start at 0.
+    let text = server.metrics();
+    for (kind, limit) in [("hog", "memory"), ("spin", "cpu"), ("chatty", "output")] {
+        assert_eq!(limit_count(&text, kind, limit), Some(0.0), "{text}");
+    }
+
+    let submit = |kind: &str| server.submit(&json!({"type": kind, "max_attempts": 3}));
+    let (hog_id, spin_id, chatty_id) = (submit("hog"), submit("spin"), submit("chatty"));
+    let wait = Duration::from_secs(120);
+    let dead = |id: &str| {
+        let job = server.wait_for_status(id, "failed", wait);
+        // Permanent: one attempt, then the DLQ.
+        assert_eq!(job["attempt"], 1, "{job}");
+        let r = server.get(&format!("/dlq/{id}"));
+        r.expect_status(200, "the job is in the DLQ");
+        r.json()["error"].as_str().unwrap_or_default().to_string()
+    };
+    let err = dead(&hog_id);
+    assert!(err.starts_with("out of memory (limit 64 MB): "), "{err}");
+    assert!(err.ends_with(": allocating"), "the stderr tail: {err}");
+    let err = dead(&spin_id);
+    assert!(
+        err.starts_with(&format!(
+            "cpu time limit 1 s exceeded: {} was killed by SIGXCPU",
+            spin.display()
+        )),
+        "{err}"
+    );
+    let err = dead(&chatty_id);
+    assert!(err.starts_with("output limit 10 KB exceeded: "), "{err}");
+
+    let text = wait_for("the limits counted", Duration::from_secs(10), || {
+        let text = server.metrics();
+        let counts: Vec<_> = [("hog", "memory"), ("spin", "cpu"), ("chatty", "output")]
+            .iter()
+            .map(|(kind, limit)| limit_count(&text, kind, limit))
+            .collect();
+        if counts.iter().all(|c| *c == Some(1.0)) {
+            Ok(text)
+        } else {
+            Err(format!("{counts:?}"))
+        }
+    });
+    assert_eq!(
+        metric_sum(&text, "command_limit_exceeded_total"),
+        Some(3.0),
+        "{text}"
+    );
+    wait_for(
+        "no process of the commands left",
+        Duration::from_secs(10),
+        || match processes_with(&marker) {
+            found if found.is_empty() => Ok(()),
+            found => Err(format!("{found:?}")),
+        },
+    );
+    drop(server);
+    let _ = fs::remove_dir_all(&top);
+}

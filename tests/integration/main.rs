@@ -44,6 +44,7 @@ mod security;
 mod shutdown;
 mod subscriptions;
 mod topology;
+mod tracing;
 #[cfg(feature = "webhook")]
 mod webhooks;
 mod workers;

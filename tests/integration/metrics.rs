@@ -473,3 +473,42 @@ fn the_shipped_grafana_dashboard_queries_valid_promql_over_jobqs_metrics() {
         }
     }
 }
+
+/// `queue_workers` (which JobqNoLiveWorker watches) counts the worker threads of the live
+/// processes that serve each queue, from their heartbeats: a process with QUEUES counts for
+/// its queues only, one without for every queue, and one that stopped for none.
+#[test]
+fn queue_workers_counts_the_live_threads_serving_each_queue() {
+    let redis = RedisServer::start();
+    let mail_only = BinaryServer::spawn(&redis.url(), &[("QUEUES", "mail"), ("NUM_WORKERS", "2")]);
+    let every = BinaryServer::spawn(&redis.url(), &[("NUM_WORKERS", "3")]);
+    // Paused so the jobs stay pending and the queues are listed.
+    for q in ["mail", "other"] {
+        mail_only
+            .post_json(&format!("/queues/{q}/pause"), &json!({}))
+            .expect_status(200, "pause");
+        mail_only.submit(&json!({"type": "noop", "queue": q}));
+    }
+    let workers = |server: &BinaryServer, q: &str| {
+        metric_value(&server.metrics(), "queue_workers", &[("queue", q)])
+    };
+    wait_for(
+        "both processes' heartbeats",
+        Duration::from_secs(20),
+        || match (workers(&mail_only, "mail"), workers(&mail_only, "other")) {
+            (Some(5.0), Some(3.0)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    // The same figures from either process: they are read from Redis.
+    assert_eq!(workers(&every, "mail"), Some(5.0));
+    every.signal("TERM");
+    wait_for(
+        "the stopped process to leave",
+        Duration::from_secs(40),
+        || match (workers(&mail_only, "mail"), workers(&mail_only, "other")) {
+            (Some(2.0), Some(0.0)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+}

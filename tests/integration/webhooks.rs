@@ -133,6 +133,28 @@ fn a_5xx_is_retried_and_the_next_attempt_succeeds() {
 }
 
 #[test]
+fn a_receiver_that_is_down_is_a_transient_error() {
+    let port = free_port();
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis, move |c| {
+        c.webhook_allow = Some(jobq::WebhookAllow::parse(&format!("127.0.0.1:{port}")).unwrap())
+    });
+    let id = server.submit(&json!({
+        "type": "webhook", "max_attempts": 2,
+        "payload": {"url": format!("http://127.0.0.1:{port}/down")}
+    }));
+    let job = server.wait_for_status(&id, "failed", WAIT);
+    assert_eq!(job["attempt"], 2, "retried: {job}");
+    let err = job["error"].as_str().unwrap_or_default();
+    assert!(
+        err.starts_with(&format!("POST http://127.0.0.1:{port}: "))
+            && err.to_ascii_lowercase().contains("connection refused")
+            && err.contains("retried after the backoff"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_4xx_or_a_redirect_goes_to_the_dlq_at_once_with_a_clear_error() {
     let receiver = Receiver::start();
     receiver.reply([Reply::new(422, r#"{"error": "unknown order 42"}"#)]);
@@ -392,8 +414,41 @@ fn a_name_that_resolves_to_loopback_fails_at_run_time_without_a_connection() {
 }
 
 #[test]
-fn the_trace_context_of_the_attempt_is_sent_as_traceparent() {
+fn a_job_submitted_in_a_trace_sends_its_attempts_span_as_traceparent() {
     let receiver = Receiver::start();
+    receiver.reply([Reply::new(503, "not yet"), Reply::new(200, "ok")]);
+    let redis = RedisServer::start();
+    let server = server_for(&redis, &receiver, |c| c.backoff_base_ms = 10);
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let body = json!({"type": "webhook", "payload": {
+        "url": receiver.url("/traced"),
+        // jobq's own traceparent replaces one given here.
+        "headers": {"traceparent": "00-11111111111111111111111111111111-2222222222222222-01"}
+    }})
+    .to_string();
+    let r = server.request_with("POST", "/jobs", &[("traceparent", parent)], body.as_bytes());
+    r.expect_status(201, "POST /jobs with a traceparent header");
+    let id = r.json()["job_id"].as_str().unwrap().to_string();
+    server.wait_for_status(&id, "completed", WAIT);
+    let reqs = receiver.wait_for_requests(2, WAIT);
+    let spans: Vec<&str> = reqs
+        .iter()
+        .map(|r| {
+            let tp = r.header("traceparent").expect("a traceparent header");
+            let parts: Vec<&str> = tp.split('-').collect();
+            assert_eq!(parts.len(), 4, "{tp}");
+            assert_eq!(
+                (parts[0], parts[1], parts[3]),
+                ("00", "4bf92f3577b34da6a3ce929d0e0e4736", "01"),
+                "the submitter's trace: {tp}"
+            );
+            parts[2]
+        })
+        .collect();
+    // Each attempt is a child span of the submitter's, a span of its own.
+    assert!(!spans.contains(&"00f067aa0ba902b7"), "{spans:?}");
+    assert_ne!(spans[0], spans[1]);
+    // Outside a worker, a context without a trace sends none.
     let config = jobq::Config {
         webhook_allow: Some(
             jobq::WebhookAllow::parse(&format!("127.0.0.1:{}", receiver.port())).unwrap(),
@@ -401,21 +456,16 @@ fn the_trace_context_of_the_attempt_is_sent_as_traceparent() {
         ..jobq::Config::default()
     };
     let registry = jobq::builtin_registry(&config).unwrap();
-    let webhook = registry.get("webhook").expect("webhook is registered");
-    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let payload = json!({"url": receiver.url("/traced"), "body": {}});
     let ctx = jobq::JobContext::new(
         "job-1",
         "webhook",
-        payload.clone(),
+        json!({"url": receiver.url("/untraced")}),
         1,
         3,
         jobq::Cancellation::new(None),
     );
-    webhook.run(&ctx.clone().with_traceparent(tp)).unwrap();
-    webhook.run(&ctx).unwrap();
-    let reqs = receiver.wait_for_requests(2, WAIT);
-    assert_eq!(reqs[0].header("traceparent"), Some(tp));
-    assert_eq!(reqs[1].header("traceparent"), None);
-    assert_eq!(reqs[0].header("x-jobq-job-id"), Some("job-1"));
+    receiver.reply([Reply::new(200, "ok")]);
+    registry.get("webhook").unwrap().run(&ctx).unwrap();
+    let reqs = receiver.wait_for_requests(3, WAIT);
+    assert_eq!(reqs[2].header("traceparent"), None);
 }

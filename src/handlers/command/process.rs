@@ -4,10 +4,18 @@
 //! A job cancelled through the API gets SIGTERM first and a grace period to exit cleanly.
 //! Exit is noticed with `waitid(WNOWAIT)`, which leaves the program an unreaped zombie until its
 //! group has been killed, so its pid (the group id) cannot be reused by then.
+//!
+//! The supervisor also enforces the limits that jobq, not the kernel, applies ([`Watch`]): the
+//! resident memory of the group, sampled from /proc every [`MEMORY_SAMPLE`] (or less often on a
+//! host with many processes), and the bytes on stdout, counted by the reader; past either, the
+//! group is killed with SIGKILL. And it reads the program's CPU time from /proc while the exited
+//! program is still an unreaped zombie, so the handler can tell a kill by RLIMIT_CPU from other
+//! deaths.
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command as Process, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +25,29 @@ use crate::handler::JobContext;
 
 /// How long to wait for a finished command's output pipes to close.
 const DRAIN_WAIT: Duration = Duration::from_secs(2);
+/// How often the resident memory of a group with a memory limit is summed, at most. Each
+/// sample reads /proc/<pid>/stat of every process on the host (to find the group's members,
+/// which may have been re-parented): about 5 µs a process, under a millisecond for a hundred.
+/// So that a host with thousands of processes does not pay for it, the next sample waits at
+/// least 100 times as long as this one took (at most 1% of a core per running command), up to
+/// [`MEMORY_SAMPLE_MAX`]. A program that allocates faster than that can overshoot its limit by
+/// what it allocates in one interval.
+pub const MEMORY_SAMPLE: Duration = Duration::from_millis(100);
+/// The longest interval between two memory samples.
+pub const MEMORY_SAMPLE_MAX: Duration = Duration::from_secs(1);
+
+/// The limits the supervisor enforces itself, beyond the timeout. Default: none.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Watch {
+    /// Kill the group when the resident memory of its processes, summed, passes this many bytes.
+    pub memory_bytes: Option<u64>,
+    /// Kill the group once more than this many bytes came on stdout.
+    pub output_bytes: Option<u64>,
+    /// What the program is started through writes this on stdout just before it `exec`s the
+    /// program (see `handlers::command`): stripped from stdout, and its absence tells that the
+    /// program never started.
+    pub marker: Option<&'static [u8]>,
+}
 
 /// How a supervised program ended.
 pub struct Finished {
@@ -26,17 +57,22 @@ pub struct Finished {
     pub stop: Option<Stop>,
     pub capture: Capture,
     pub elapsed: Duration,
+    /// The program's CPU time (user and system, all its threads) when it exited by itself;
+    /// None when it was stopped or /proc could not tell.
+    pub cpu: Option<Duration>,
 }
 
 /// Runs `cmd` for `job`: in a process group of its own, the payload as JSON on its stdin,
 /// until it exits, `timeout` passes or the job is cancelled; then kills what is left of its
 /// group and collects its output. A job cancelled through the API first gets SIGTERM and up to
-/// `grace` to exit. `program` names it in logs. Fails only when it cannot start.
+/// `grace` to exit; a group past a limit of `watch` is killed at once. `program` names it in
+/// logs. Fails only when it cannot start.
 pub fn supervise(
     cmd: &mut Process,
     job: &JobContext,
     timeout: Duration,
     grace: Duration,
+    watch: Watch,
     program: &str,
 ) -> std::io::Result<Finished> {
     cmd.stdin(Stdio::piped())
@@ -47,15 +83,38 @@ pub fn supervise(
     let mut child = cmd.spawn()?;
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
 
-    let capture = Arc::new(Mutex::new(Capture::default()));
+    let capture = Arc::new(Mutex::new(Capture {
+        marker_seen: watch.marker.is_none(),
+        ..Capture::default()
+    }));
+    // Set by the stdout reader past `watch.output_bytes`; the loop below kills the group.
+    let too_much_output = Arc::new(AtomicBool::new(false));
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<()>();
     let mut pipes = 0;
     let mut helper_error = None;
     if let Some(out) = child.stdout.take() {
         let cap = capture.clone();
+        let over = too_much_output.clone();
+        // The part of the marker not read yet: it comes before anything the program writes.
+        let mut marker = watch.marker.unwrap_or_default();
         let keep = move |chunk: Option<&[u8]>| {
-            if let Some(chunk) = chunk {
-                keep_stdout(&mut cap.lock().unwrap_or_else(|e| e.into_inner()), chunk);
+            let Some(mut chunk) = chunk else { return };
+            let mut cap = cap.lock().unwrap_or_else(|e| e.into_inner());
+            if !marker.is_empty() {
+                let n = marker.len().min(chunk.len());
+                if chunk[..n] == marker[..n] {
+                    (marker, chunk) = (&marker[n..], &chunk[n..]);
+                    cap.marker_seen = marker.is_empty();
+                } else {
+                    marker = &[]; // not the wrapper's: the program never started
+                }
+            }
+            keep_stdout(&mut cap, chunk);
+            if watch
+                .output_bytes
+                .is_some_and(|max| cap.stdout_total as u64 > max)
+            {
+                over.store(true, Ordering::SeqCst);
             }
         };
         match drain(out, done_tx.clone(), keep) {
@@ -91,12 +150,16 @@ pub fn supervise(
 
     let deadline = started + timeout;
     let mut poll = Duration::from_millis(2);
+    let mut next_sample = Instant::now();
+    let mut cpu = None;
     let stop = if let Some(e) = helper_error {
         log::error!("job {}: cannot start a helper thread: {e}", job.id);
         Some(Stop::Cancelled)
     } else {
         loop {
             if has_exited(pid) {
+                // Still an unreaped zombie: /proc/<pid>/stat holds its final CPU time.
+                cpu = read_stat(pid.as_raw()).map(|s| s.cpu);
                 break None;
             }
             if Instant::now() >= deadline {
@@ -107,6 +170,20 @@ pub fn supervise(
             }
             if job.cancel.is_cancelled() {
                 break Some(Stop::Cancelled);
+            }
+            if too_much_output.load(Ordering::SeqCst) {
+                break Some(Stop::OutputLimit);
+            }
+            if let Some(max) = watch.memory_bytes {
+                let now = Instant::now();
+                if now >= next_sample {
+                    let resident = group_resident(pid.as_raw());
+                    let took = now.elapsed();
+                    next_sample = now + (took * 100).clamp(MEMORY_SAMPLE, MEMORY_SAMPLE_MAX);
+                    if resident > max {
+                        break Some(Stop::OutOfMemory { resident });
+                    }
+                }
             }
             std::thread::sleep(poll);
             poll = (poll * 2).min(Duration::from_millis(50));
@@ -128,7 +205,7 @@ pub fn supervise(
             log::warn!(
                 "job {} ({}): an output pipe of {program} is still open after it exited (a child outside its process group?); using the output read so far",
                 job.id,
-                job.kind
+                job.kind_label()
             );
             break;
         }
@@ -139,6 +216,7 @@ pub fn supervise(
         stop,
         capture,
         elapsed,
+        cpu,
     })
 }
 
@@ -151,6 +229,8 @@ pub struct Capture {
     pub stdout_total: usize,
     /// The end of stderr: at least the last [`STDERR_TAIL`] bytes.
     pub stderr: Vec<u8>,
+    /// Whether the [`Watch::marker`] came first on stdout (true when none was expected).
+    pub marker_seen: bool,
 }
 
 /// Reads a pipe to its end on a helper thread, handing each chunk to `keep` (then None at the
@@ -212,6 +292,74 @@ pub enum Stop {
     /// Cancelled through the API: SIGTERM, then SIGKILL. Holds how long after the SIGTERM the
     /// program exited, or None when it was still running after the grace period.
     JobCancelled(Option<Duration>),
+    /// The group's resident memory passed [`Watch::memory_bytes`]: `resident` bytes at the
+    /// sample that saw it.
+    OutOfMemory {
+        resident: u64,
+    },
+    /// More than [`Watch::output_bytes`] came on stdout.
+    OutputLimit,
+}
+
+/// What the supervisor reads of a process in /proc/<pid>/stat.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcStat {
+    /// Its process group.
+    pub pgrp: i32,
+    /// User and system CPU time of all its threads.
+    pub cpu: Duration,
+    /// Resident memory, in bytes.
+    pub resident: u64,
+}
+
+/// Clock ticks per second and page size, the units of /proc/<pid>/stat.
+fn units() -> (u64, u64) {
+    use nix::unistd::{sysconf, SysconfVar};
+    static UNITS: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+    *UNITS.get_or_init(|| {
+        let get = |v, default: u64| match sysconf(v) {
+            Ok(Some(n)) if n > 0 => n as u64,
+            _ => default,
+        };
+        (
+            get(SysconfVar::CLK_TCK, 100),
+            get(SysconfVar::PAGE_SIZE, 4096),
+        )
+    })
+}
+
+/// Reads /proc/<pid>/stat (see proc(5)); None when the process is gone.
+pub fn read_stat(pid: i32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces and parentheses: the
+    // fields after it follow the last ") ". Counting from field 3 (state) as 0: pgrp is 2,
+    // utime 11, stime 12, rss 21.
+    let rest = text.rsplit_once(") ")?.1;
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    let num = |i: usize| fields.get(i).and_then(|f| f.parse::<i64>().ok());
+    let (tick, page) = units();
+    let ticks = num(11)?.max(0) as u64 + num(12)?.max(0) as u64;
+    Some(ProcStat {
+        pgrp: i32::try_from(num(2)?).ok()?,
+        cpu: Duration::from_millis(ticks * 1000 / tick),
+        resident: num(21)?.max(0) as u64 * page,
+    })
+}
+
+/// The resident memory of the processes of group `pgid`, summed (pages shared between them,
+/// such as a forked child's copy-on-write pages, count once per process: an overestimate,
+/// never an underestimate). Members are found by scanning /proc, since a child whose parent
+/// exited is re-parented away from the program but stays in its group.
+pub fn group_resident(pgid: i32) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(read_stat)
+        .filter(|s| s.pgrp == pgid)
+        .map(|s| s.resident)
+        .sum()
 }
 
 /// Sends SIGTERM to group `pgid` and waits up to `grace` for the program (its leader) to exit;

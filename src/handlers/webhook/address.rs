@@ -131,9 +131,11 @@ fn refused(message: String) -> ureq::Error {
 /// One address that is not public refuses the whole name, rather than trying the others: a
 /// name that mixes them is a rebinding attempt or a misconfiguration, and either way the
 /// operator should decide.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct GuardedResolver {
-    pub allow: Option<WebhookAllow>,
+    /// WEBHOOK_ALLOW, to tell a host listed exactly (any address) from the others.
+    allow: Option<WebhookAllow>,
+    /// ureq's own: the system's resolver, on a thread of its own when a timeout applies.
     inner: DefaultResolver,
 }
 

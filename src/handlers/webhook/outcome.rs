@@ -169,19 +169,31 @@ pub fn network_failure(spec: &Spec, e: ureq::Error) -> JobError {
             "{to}: {} was not found in DNS, retried after the backoff; check the host name",
             spec.host
         )),
+        // rustls's handshake errors reach here inside an io::Error.
+        ureq::Error::Io(io) if io.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => {
+            tls_failure(&to, spec, &io.into_inner().expect("checked above"))
+        }
         e @ (ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_)) => {
-            JobError::transient(format!(
-                "{to}: TLS failed ({e}), retried after the backoff; check that the receiver's certificate is valid for {} and signed by a CA this host trusts (ca-certificates, or SSL_CERT_FILE)",
-                spec.host
-            ))
+            tls_failure(&to, spec, &e)
         }
         e @ (ureq::Error::Http(_) | ureq::Error::BadUri(_)) => {
             JobError::permanent(format!("{to}: the request cannot be sent: {e}"))
         }
+        // Without ureq's "io: " in front of a connection's error.
+        ureq::Error::Io(io) => JobError::transient(format!(
+            "{to}: {io}, retried after the backoff; check that the receiver is up and reachable from this host"
+        )),
         e => JobError::transient(format!(
             "{to}: {e}, retried after the backoff; check that the receiver is up and reachable from this host"
         )),
     }
+}
+
+fn tls_failure(to: &str, spec: &Spec, e: &dyn std::fmt::Display) -> JobError {
+    JobError::transient(format!(
+        "{to}: TLS failed ({e}), retried after the backoff; check that the receiver's certificate is valid for {} and signed by a CA this host trusts (ca-certificates, or SSL_CERT_FILE)",
+        spec.host
+    ))
 }
 
 /// A `Retry-After` value as a delay from `now`: delay-seconds, or an HTTP-date (IMF-fixdate,
@@ -325,6 +337,16 @@ mod tests {
                 ErrorKind::Permanent,
                 "POST https://hooks.example.com refused: nope"
             )
+        );
+        let bad_cert = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, bad_cert);
+        let e = network_failure(&s, ureq::Error::Io(io));
+        assert_eq!(e.kind, ErrorKind::Transient);
+        assert!(
+            e.message.starts_with("POST https://hooks.example.com: TLS failed (invalid peer certificate: UnknownIssuer)")
+                && e.message.contains("SSL_CERT_FILE"),
+            "{}",
+            e.message
         );
         let e = network_failure(&s, ureq::Error::HostNotFound);
         assert_eq!(e.kind, ErrorKind::Transient);

@@ -333,7 +333,8 @@ end
 -- The fields of a job record the claim step reads.
 local function claim_read(key)
   return redis.call('HMGET', key, 'type', 'payload', 'max_attempts', 'timeout_secs', 'attempt',
-    'run_at', 'claim', 'updated_at', 'parked', 'expires', 'parents', 'created_at')
+    'run_at', 'claim', 'updated_at', 'parked', 'expires', 'parents', 'created_at', 'traceparent',
+    'tracestate')
 end
 
 -- Whether a record's fields f = {claim, unique, children, wf, cancel} (see release) leave
@@ -351,7 +352,8 @@ end
 -- Marks a claimed job (record fields from claim_read) running: attempt and claim number +1,
 -- no due time and no parking reason any more. Returns it as the claim step answers it: id,
 -- type, payload, attempt, max_attempts, timeout_secs ('' = default), claim number, queue,
--- group, priority, ready since µs, parent ids ('' = none).
+-- group, priority, ready since µs, parent ids ('' = none), traceparent and tracestate ('' =
+-- none).
 local function start_claimed(key, id, rec, q, g, lv, now)
   local attempt = tonumber(rec[5] or '0') + 1
   local token = tonumber(rec[7] or '0') + 1
@@ -361,5 +363,5 @@ local function start_claimed(key, id, rec, q, g, lv, now)
     redis.call('HDEL', key, 'run_at', 'parked')
   end
   return {id, rec[1], rec[2] or 'null', attempt, rec[3] or '1', rec[4] or '', token, q, g, lv,
-    rec[8] or rec[12] or now, rec[11] or ''}
+    rec[8] or rec[12] or now, rec[11] or '', rec[13] or '', rec[14] or ''}
 end
