@@ -13,7 +13,7 @@ use crate::metrics::Metrics;
 use crate::server::HttpServer;
 use crate::shutdown::Shutdown;
 use crate::store::{Backend, StoreError, StorePool};
-use crate::worker::{maintenance, Pool};
+use crate::worker::{dispatch, maintenance, Pool};
 
 /// Why jobq could not start or stop cleanly.
 #[derive(Debug)]
@@ -265,6 +265,7 @@ pub fn start(config: Config, registry: Registry) -> Result<Running, Error> {
     let periodic = vec![
         maintenance::spawn_scheduler(&shared, &shutdown)?,
         maintenance::spawn_reaper(&shared, worker_id.clone(), &shutdown)?,
+        dispatch::spawn_dispatcher(&shared, &shutdown)?,
     ];
     let mut pool = None;
     // The heartbeat has a stop of its own: it must go on through the drain, or other processes

@@ -58,6 +58,11 @@ pub struct Metrics {
     pub schedule_fires: IntCounterVec,
     pub schedule_misses: IntCounterVec,
     pub schedule_skips: IntCounterVec,
+    /// Webhook delivery jobs this process created for events, by event kind (one per event and
+    /// subscription that wants it).
+    pub events_published: IntCounterVec,
+    /// Events the outbox had no room for (it holds 10,000), found by this process.
+    pub events_dropped: IntCounter,
     queue_labels: RwLock<HashSet<String>>,
     schedule_labels: RwLock<HashSet<String>>,
 }
@@ -254,6 +259,15 @@ impl Metrics {
                 "schedule_skips_total",
                 "Schedule ticks this process skipped because the last tick's job was still pending or running (overlap skip).",
                 &["schedule"],
+            ),
+            events_published: counters(
+                "events_published_total",
+                "Webhook delivery jobs this process created for subscribed events, by event kind (one per event and subscription).",
+                &["event"],
+            ),
+            events_dropped: counter(
+                "events_dropped_total",
+                "Events this process found dropped because the outbox was full (10,000 events waiting to be published).",
             ),
             queue_labels: RwLock::new(HashSet::new()),
             schedule_labels: RwLock::new(HashSet::new()),

@@ -208,6 +208,10 @@ pub struct Job {
     pub cancel_requested: bool,
     /// The cron schedule that created it, if one did.
     pub schedule: Option<String>,
+    /// For a webhook job that delivers an event: the subscription it delivers for (such a job
+    /// makes no event of its own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
     /// The W3C trace context it was submitted in, if any (`traceparent` header or field).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,

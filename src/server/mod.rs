@@ -21,6 +21,7 @@ mod queues;
 mod reply;
 mod router;
 mod schedules;
+mod subscriptions;
 mod ui;
 mod workers;
 mod workflows;

@@ -1,6 +1,6 @@
 //! The route table and the dispatch of one request through it. Adding a route is one entry in
 //! [`ROUTES`] plus its handler (in `jobs.rs`, `explorer.rs`, `dlq.rs`, `dlq_groups.rs`, `queues.rs`, `schedules.rs`,
-//! `workers.rs` or `ops.rs`) and its operation in
+//! `subscriptions.rs`, `workers.rs` or `ops.rs`) and its operation in
 //! `openapi.json`; a test checks that the table and the document list the same operations.
 //! The dashboard's files under `/ui/` are not operations: `ui.rs` answers them before the table.
 
@@ -10,8 +10,8 @@ use tiny_http::{Method, Request};
 use super::auth::{authorize, Access};
 use super::cross_site::refuse_cross_site;
 use super::{
-    dlq, dlq_groups, explorer, jobs, ops, queues, schedules, ui, workers, workflows, ApiError,
-    Reply,
+    dlq, dlq_groups, explorer, jobs, ops, queues, schedules, subscriptions, ui, workers, workflows,
+    ApiError, Reply,
 };
 use crate::context::Shared;
 use crate::job::NewJob;
@@ -162,6 +162,14 @@ pub const ROUTES: &[Endpoint] = &[
         "POST",
         "/schedules/{name}/trigger",
         Answer(schedules::trigger),
+    ),
+    api("GET", "/subscriptions", Answer(subscriptions::list)),
+    api("GET", "/subscriptions/{name}", Answer(subscriptions::get)),
+    api("PUT", "/subscriptions/{name}", Answer(subscriptions::put)),
+    api(
+        "DELETE",
+        "/subscriptions/{name}",
+        Answer(subscriptions::delete),
     ),
 ];
 

@@ -40,6 +40,8 @@ pub mod field {
     /// `1` once its cancellation was asked for while it ran.
     pub const CANCEL: &str = "cancel";
     pub const SCHEDULE: &str = "schedule";
+    /// The event subscription a webhook delivery job delivers for.
+    pub const SUBSCRIPTION: &str = "sub";
     /// The W3C trace context it was submitted in.
     pub const TRACEPARENT: &str = "traceparent";
     pub const TRACESTATE: &str = "tracestate";
@@ -71,6 +73,16 @@ pub struct Keys {
     pub schedules_due: String,
     /// List of the partitions' tags (partition 0's keys only; see `partitions.rs`).
     pub partitions: String,
+    /// Hash of the event subscriptions: name → JSON (every partition holds them all).
+    pub subscriptions: String,
+    /// What the subscriptions want, for the event steps (see `lua/subscriptions.lua`).
+    pub subscriptions_index: String,
+    /// The version of the subscriptions (partition 0's, copied with them to the others).
+    pub subscriptions_version: String,
+    /// The outbox: a list of event records waiting to become webhook jobs.
+    pub events: String,
+    /// Events dropped because the outbox was full, not yet reported.
+    pub events_dropped: String,
 }
 
 impl Keys {
@@ -89,6 +101,11 @@ impl Keys {
             schedules: k("schedules"),
             schedules_due: k("schedules:due"),
             partitions: k("partitions"),
+            subscriptions: k("subscriptions"),
+            subscriptions_index: k("subscriptions:index"),
+            subscriptions_version: k("subscriptions:version"),
+            events: k("events"),
+            events_dropped: k("events:dropped"),
         }
     }
 

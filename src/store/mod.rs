@@ -6,7 +6,7 @@
 //! `jobs.rs` (claims, acknowledgements, promotion, hand-backs), `acks.rs` (acknowledgements, one or
 //! several in one call: group commit), `progress.rs` (progress reports
 //! of running jobs), `liveness.rs` (heartbeats and the reaper), `dlq.rs`, `admin.rs` (stats,
-//! ping, start-up checks), `dlq_groups.rs` (the DLQ grouped by cause), `schedules.rs` (cron schedules and their ticks), `explore.rs` (the job explorer's walks, bulk
+//! ping, start-up checks), `dlq_groups.rs` (the DLQ grouped by cause), `schedules.rs` (cron schedules and their ticks), `subscriptions.rs` (event subscriptions, the outbox and the publishing of its events), `explore.rs` (the job explorer's walks, bulk
 //! deletion, the workflow list). `topology.rs` finds the master behind a Redis Cluster or Sentinel REDIS_URL. `partitions.rs` keeps where the partitions (QUEUE_PARTITIONS) are, and [`Stores`] (`stores.rs`, `worker_calls.rs`, `fan_out.rs`) is what the rest of jobq holds: one [`Store`] per partition, each call sent to its partition or fanned out. `decode.rs` reads the
 //! scripts' replies and `record.rs` a job's hash; `error.rs` says what can go wrong.
 
@@ -21,6 +21,7 @@ mod dlq;
 mod dlq_groups;
 mod ends;
 mod error;
+mod events;
 mod explore;
 mod fan_out;
 pub mod history;
@@ -35,6 +36,7 @@ mod record;
 mod schedules;
 mod scripts;
 mod stores;
+mod subscriptions;
 #[cfg(test)]
 pub(crate) mod test_redis;
 #[cfg(test)]
@@ -55,6 +57,7 @@ pub use dlq::DlqSelect;
 pub use dlq_groups::DlqGroup;
 pub use ends::{CancelOutcome, EventKind, JobEvent};
 pub use error::StoreError;
+pub use events::PartitionRound;
 pub use explore::{Index, JobFilter, Place, Search};
 pub use jobs::{Acked, BreakerChange, Claimed, FailMode, FailOutcome, Selection};
 pub use liveness::{LiveProcess, LiveProcesses, Reaped};
@@ -64,6 +67,9 @@ pub use schedules::{
     Control, ControlOutcome, DueTick, Fired, PutOutcome, ScheduleRecord, Source, Tick,
 };
 pub use stores::Stores;
+pub use subscriptions::{
+    Subscription, SubscriptionFilter, SubscriptionSpec, DELIVERY_TYPE, EVENT_KINDS,
+};
 
 /// How many recently completed ids the completed list keeps (it is trimmed back to this size
 /// once it has grown 100 past it).

@@ -85,6 +85,7 @@ fn parse(id: &str, rec: &HashMap<String, String>) -> Result<Job, String> {
         expires_at: time(field::EXPIRES)?,
         cancel_requested: get(field::CANCEL).is_some(),
         schedule: get(field::SCHEDULE).map(str::to_string),
+        subscription: get(field::SUBSCRIPTION).map(str::to_string),
         traceparent: get(field::TRACEPARENT).map(str::to_string),
         tracestate: get(field::TRACESTATE).map(str::to_string),
         // Informational only: an unreadable report is left out rather than failing the read.

@@ -3,6 +3,7 @@
 //! Each script is one atomic step in Redis: a crash of jobq between two commands can never leave
 //! a job half-moved. `lua/common.lua` (the clock, keys, counts, the queue selection) is prepended
 //! to each script, and to those that need them `lua/insert.lua` (writing new jobs),
+//! `lua/events.lua` (the event subscriptions' outbox, before `finish.lua` wherever it goes),
 //! `lua/finish.lua` (the ends of a job and what they settle: unique keys, workflows, children),
 //! `lua/fast.lua` (the short claim of the acknowledgements), `lua/complete_job.lua` and
 //! `lua/fail_job.lua` (the acknowledgements as functions, one job at a time or grouped by
@@ -45,6 +46,9 @@ pub struct Scripts {
     pub explore: Script,
     pub delete: Script,
     pub workflows: Script,
+    pub subscriptions: Script,
+    pub outbox: Script,
+    pub publish: Script,
 }
 
 macro_rules! script {
@@ -65,22 +69,22 @@ pub fn scripts() -> &'static Scripts {
     static SCRIPTS: OnceLock<Scripts> = OnceLock::new();
     SCRIPTS.get_or_init(|| Scripts {
         create: script!("insert"; "create.lua"),
-        claim: script!("finish", "flow"; "claim.lua"),
-        complete: script!("finish", "fast", "complete_job"; "complete.lua"),
-        fail: script!("finish", "dead", "fast", "fail_job"; "fail.lua"),
-        ack: script!("finish", "dead", "fast", "complete_job", "fail_job"; "ack.lua"),
-        promote: script!("finish", "flow"; "promote.lua"),
-        requeue: script!("finish"; "requeue.lua"),
-        reap: script!("finish", "dead"; "reap.lua"),
-        dlq_retry: script!("finish", "dead"; "dlq_retry.lua"),
-        dlq_delete: script!("finish", "dead"; "dlq_delete.lua"),
+        claim: script!("events", "finish", "flow"; "claim.lua"),
+        complete: script!("events", "finish", "fast", "complete_job"; "complete.lua"),
+        fail: script!("events", "finish", "dead", "fast", "fail_job"; "fail.lua"),
+        ack: script!("events", "finish", "dead", "fast", "complete_job", "fail_job"; "ack.lua"),
+        promote: script!("events", "finish", "flow"; "promote.lua"),
+        requeue: script!("events", "finish"; "requeue.lua"),
+        reap: script!("events", "finish", "dead"; "reap.lua"),
+        dlq_retry: script!("events", "finish", "dead"; "dlq_retry.lua"),
+        dlq_delete: script!("events", "finish", "dead"; "dlq_delete.lua"),
         dlq_page: script!(; "dlq_page.lua"),
         dlq_groups: script!("dead"; "dlq_groups.lua"),
         stats: script!(; "stats.lua"),
         queues: script!(; "queues.lua"),
-        control: script!("finish", "flow"; "control.lua"),
+        control: script!("events", "finish", "flow"; "control.lua"),
         why: script!(; "why.lua"),
-        cancel: script!("finish", "select"; "cancel.lua"),
+        cancel: script!("events", "finish", "select"; "cancel.lua"),
         workflow: script!(; "workflow.lua"),
         history: script!(; "history.lua"),
         progress: script!(; "progress.lua"),
@@ -88,10 +92,13 @@ pub fn scripts() -> &'static Scripts {
         schedule_control: script!(; "schedule_control.lua"),
         schedule_read: script!(; "schedule_read.lua"),
         schedule_due: script!(; "schedule_due.lua"),
-        fire: script!("insert"; "fire.lua"),
+        fire: script!("events", "insert"; "fire.lua"),
         workers: script!(; "workers.lua"),
         explore: script!("select"; "explore.lua"),
-        delete: script!("finish", "dead"; "delete.lua"),
+        delete: script!("events", "finish", "dead"; "delete.lua"),
         workflows: script!(; "workflows.lua"),
+        subscriptions: script!(; "subscriptions.lua"),
+        outbox: script!(; "outbox.lua"),
+        publish: script!("insert"; "publish.lua"),
     })
 }

@@ -11,6 +11,7 @@ pub mod backoff;
 mod beat;
 mod committer;
 pub mod cron;
+pub mod dispatch;
 mod fetcher;
 mod handoff;
 mod in_flight;

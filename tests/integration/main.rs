@@ -42,6 +42,7 @@ mod schedules;
 mod scheduling;
 mod security;
 mod shutdown;
+mod subscriptions;
 mod topology;
 mod tracing;
 #[cfg(feature = "webhook")]

@@ -32,6 +32,18 @@ impl TestServer {
         TestServer::at(redis.url(), redis.dir(), register, tweak)
     }
 
+    /// Starts jobq with no job types but those `register` adds (none built in).
+    pub fn bare(
+        redis: &RedisServer,
+        register: impl FnOnce(&mut jobq::Registry),
+        tweak: impl FnOnce(&mut jobq::Config),
+    ) -> TestServer {
+        let mut registry = jobq::Registry::new();
+        register(&mut registry);
+        TestServer::try_at(redis.url(), redis.dir(), Some(registry), |_| {}, tweak)
+            .unwrap_or_else(|e| panic!("jobq::start failed: {e:?}"))
+    }
+
     /// Starts jobq with the built-in handlers against REDIS_URL `url` (a Redis Cluster's or a
     /// Sentinel group's, say), mail into `dir`.
     pub fn with_url(
@@ -49,7 +61,7 @@ impl TestServer {
         dir: &std::path::Path,
         tweak: impl FnOnce(&mut jobq::Config),
     ) -> Result<TestServer, jobq::Error> {
-        TestServer::try_at(url, dir, |_| {}, tweak)
+        TestServer::try_at(url, dir, None, |_| {}, tweak)
     }
 
     fn at(
@@ -58,13 +70,15 @@ impl TestServer {
         register: impl FnOnce(&mut jobq::Registry),
         tweak: impl FnOnce(&mut jobq::Config),
     ) -> TestServer {
-        TestServer::try_at(url, dir, register, tweak)
+        TestServer::try_at(url, dir, None, register, tweak)
             .unwrap_or_else(|e| panic!("jobq::start failed: {e:?}"))
     }
 
+    /// `registry`: the job types to start with (None: the built-in ones).
     fn try_at(
         url: String,
         dir: &std::path::Path,
+        registry: Option<jobq::Registry>,
         register: impl FnOnce(&mut jobq::Registry),
         tweak: impl FnOnce(&mut jobq::Config),
     ) -> Result<TestServer, jobq::Error> {
@@ -83,8 +97,10 @@ impl TestServer {
             ..jobq::Config::default()
         };
         tweak(&mut config);
-        let mut registry = jobq::builtin_registry(&config)
-            .unwrap_or_else(|e| panic!("builtin_registry failed: {e}"));
+        let mut registry = registry.unwrap_or_else(|| {
+            jobq::builtin_registry(&config)
+                .unwrap_or_else(|e| panic!("builtin_registry failed: {e}"))
+        });
         register(&mut registry);
         let running = jobq::start(config, registry)?;
         let mut addr = running.addr();

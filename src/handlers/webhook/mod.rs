@@ -127,6 +127,11 @@ impl Webhook {
         }
         h.push(("X-Jobq-Job-Id".into(), job.id.to_string()));
         h.push(("X-Jobq-Attempt".into(), job.attempt.to_string()));
+        if let Some(e) = &spec.event {
+            h.push(("X-Jobq-Event".into(), e.kind.clone()));
+            h.push(("X-Jobq-Event-Id".into(), e.id.clone()));
+            h.push(("X-Jobq-Subscription".into(), e.subscription.clone()));
+        }
         if let Some(tp) = trace {
             h.push(("traceparent".into(), tp.into()));
         }
@@ -213,6 +218,9 @@ impl Webhook {
 
 impl Handler for Webhook {
     fn validate(&self, payload: &Value) -> Result<(), String> {
+        if payload.get("event").is_some_and(|e| !e.is_null()) {
+            return Err(payload::SUBMITTED_EVENT.into());
+        }
         self.check(payload).map(|_| ())
     }
 

@@ -122,6 +122,20 @@ pub struct Spec {
     pub body: Body,
     pub timeout: Duration,
     pub expect: Expect,
+    /// The event a subscription's delivery job carries (`event`, written by jobq only), sent
+    /// as jobq's own headers.
+    pub event: Option<EventMark>,
+}
+
+/// What a delivery job's `event` says: the event's kind and id and the subscription, sent as
+/// `X-Jobq-Event`, `X-Jobq-Event-Id` and `X-Jobq-Subscription`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventMark {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    pub subscription: String,
 }
 
 impl Spec {
@@ -149,7 +163,14 @@ struct Payload {
     timeout_secs: Option<Number>,
     #[serde(default)]
     expect: Option<Vec<Value>>,
+    /// Written by jobq on the jobs that deliver a subscription's events (src/store/events.rs);
+    /// refused at submission (see [`SUBMITTED_EVENT`]), so X-Jobq-* headers stay jobq's own.
+    #[serde(default)]
+    event: Option<EventMark>,
 }
+
+/// Why a submitted payload may not carry `event`.
+pub const SUBMITTED_EVENT: &str = "\"event\" is jobq's own: it marks the webhook jobs that deliver a subscription's events (PUT /subscriptions/{name}), and cannot be submitted";
 
 /// Checks a payload.
 pub fn parse(payload: &Value) -> Result<Spec, String> {
@@ -200,6 +221,16 @@ pub fn parse(payload: &Value) -> Result<Spec, String> {
         None => Expect::default(),
         Some(items) => check_expect(items)?,
     };
+    if let Some(e) = &p.event {
+        let header_safe =
+            |v: &str| !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic());
+        if ![&e.kind, &e.id, &e.subscription]
+            .iter()
+            .all(|v| header_safe(v))
+        {
+            return Err("\"event\": its values must be 1-200 printable ASCII characters".into());
+        }
+    }
     Ok(Spec {
         url,
         origin,
@@ -210,6 +241,7 @@ pub fn parse(payload: &Value) -> Result<Spec, String> {
         body,
         timeout: Duration::from_secs(timeout_secs),
         expect,
+        event: p.event,
     })
 }
 
@@ -557,5 +589,23 @@ mod tests {
         }
         let many: Map<String, Value> = (0..51).map(|i| (format!("X-{i}"), json!("v"))).collect();
         assert!(err(json!({"url": "http://h.example", "headers": many})).contains("at most 50"));
+    }
+
+    #[test]
+    fn a_delivery_job_carries_its_event_which_becomes_headers_not_payload_headers() {
+        let s = ok(json!({"url": "http://h.example", "body": {"id": "e1"},
+            "event": {"type": "job.dead", "id": "e1", "subscription": "ops"}}));
+        let e = s.event.expect("the mark");
+        assert_eq!(
+            (e.kind.as_str(), e.id.as_str(), e.subscription.as_str()),
+            ("job.dead", "e1", "ops")
+        );
+        assert!(s.headers.is_empty());
+        let e = err(
+            json!({"url": "http://h.example", "event": {"type": "job.dead", "id": "a b", "subscription": "ops"}}),
+        );
+        assert!(e.contains("\"event\""), "{e}");
+        let e = err(json!({"url": "http://h.example", "event": {"type": "job.dead", "id": "e1"}}));
+        assert!(e.contains("subscription"), "{e}");
     }
 }

@@ -26,11 +26,16 @@ local function complete_job(K, A, sel, c)
     forget_meta(c)
     finish().settle(P, K[4], id, true, now, ev, f)
   end
+  local job
   if A[6] == '1' and A[10] == '' then
-    local job = next_fast(P, K[1], c, sel, A[8], A[9], ev)
-    if job then
-      return extend(extend({1, '', #ev / 5}, ev), job)
-    end
+    job = next_fast(P, K[1], c, sel, A[8], A[9], ev)
+  end
+  -- After next_fast, which learns in passing whether any subscription exists.
+  if wants(P, 'job.completed', A[8], A[9]) then
+    events().job(P, 'job.completed', K[4], id, A[8], A[9], now, {r = A[3] ~= '' and A[3] or nil})
+  end
+  if job then
+    return extend(extend({1, '', #ev / 5}, ev), job)
   end
   -- Otherwise no next job here: the worker asks its fetcher, whose claim takes every rule into
   -- account. The finished job leaves the running counts, and waiting processes are told (it

@@ -70,6 +70,18 @@ local function fail_job(K, A, sel, c)
   if A[7] == '1' and g == '' and not types_active(P) then
     job = next_fast(P, K[1], c, sel, q, t, ev)
   end
+  -- The events, after next_fast (which learns in passing whether any subscription exists). A
+  -- cancelled job's is written by end_cancelled; a snooze is no failure.
+  if out[1] == 1 and wants(P, 'job.failed', q, t) then
+    events().job(P, 'job.failed', key, id, q, t, now, {e = A[3], d = string.format('%.0f', out[2])})
+  elseif out[1] == 2 and wants(P, 'job.dead', q, t) then
+    events().job(P, 'job.dead', key, id, q, t, now, {e = A[3]})
+  end
+  if changed == 'opened' and wants(P, 'breaker.opened', q, t) and not redis.call('HGET', key, 'sub')
+  then
+    events().emit(P, {k = 'breaker.opened', t = t, q = q, j = id,
+      u = redis.call('HGET', tk(P, t), 'b_until')}, now)
+  end
   out[#out + 1] = #ev / 5
   extend(out, ev)
   if job then

@@ -37,7 +37,13 @@ local function next_fast(P, running, c, sel, q_ack, t_ack, ev)
   local now = c.now
   if c.names == nil then
     c.names, c.weights, c.total = selection(P, sel)
-    c.alive = redis.call('EXISTS', c.heartbeat) == 1
+    -- The heartbeat named twice: 2 or 3 when it exists, and odd when the subscriptions' index
+    -- does (see events.lua), so the call learns both from the one command it makes anyway.
+    local n = redis.call('EXISTS', c.heartbeat, c.heartbeat, P .. ':subscriptions:index')
+    c.alive = n >= 2
+    if n % 2 == 0 and subs_index_cache == nil then
+      subs_index_cache = false
+    end
   end
   local names, weights, total = c.names, c.weights, c.total
   local _, first = draw(tonumber(sel[2]) % 2147483647, sel[1], weights, total)

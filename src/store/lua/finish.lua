@@ -3,7 +3,8 @@
 -- to every script that ends a job or makes a waiting one ready (see src/store/scripts.rs).
 -- Events for the caller's log and metrics are gathered in `ev`, five entries each: kind
 -- ('cancelled', 'expired', 'ready'), id, type, queue, detail (the stage a job was cancelled in,
--- or the reason).
+-- or the reason); a cancellation or expiry a subscription wants goes to the outbox too
+-- (events.lua, prepended before this file).
 --
 -- The functions are built on first use in a call (`finish()`), not on every call: every
 -- function of a script is defined anew each time it runs, and the hot acknowledgements need
@@ -77,6 +78,9 @@ local function finish()
     redis.call('EXPIRE', key, record_ttl(key))
     redis.call('HINCRBY', P .. ':counters', 'cancelled', 1)
     event(ev, 'cancelled', id, t, q, stage)
+    if wants(P, 'job.cancelled', q, t) then
+      events().job(P, 'job.cancelled', key, id, q, t, now, {e = why, d = stage})
+    end
     settle(P, key, id, false, now, ev)
     return stage
   end
@@ -93,6 +97,9 @@ local function finish()
     redis.call('EXPIRE', key, record_ttl(key))
     redis.call('HINCRBY', P .. ':counters', 'cancelled', 1)
     event(ev, 'cancelled', id, t, q, 'running')
+    if wants(P, 'job.cancelled', q, t) then
+      events().job(P, 'job.cancelled', key, id, q, t, now, {e = why or true, d = 'running'})
+    end
     settle(P, key, id, false, now, ev)
   end
 
@@ -104,6 +111,9 @@ local function finish()
     redis.call('EXPIRE', key, record_ttl(key))
     redis.call('HINCRBY', P .. ':counters', 'expired', 1)
     event(ev, 'expired', id, t, q)
+    if wants(P, 'job.expired', q, t) then
+      events().job(P, 'job.expired', key, id, q, t, now)
+    end
     settle(P, key, id, false, now, ev)
   end
 

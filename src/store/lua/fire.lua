@@ -37,6 +37,14 @@ local function make_job(fire_at)
   return true
 end
 
+-- Ticks that made no job: an event when a subscription wants it (see events.lua).
+local function missed_event(n, reason)
+  if wants(P, 'schedule.missed', q, kind) then
+    events().emit(P, {k = 'schedule.missed', n = name, ticks = n, reason = reason, q = q,
+      t = kind, f = string.format('%.0f', expected)}, now)
+  end
+end
+
 local function record(fire_at, how)
   redis.call('HSET', h, 'last_fire', fire_at, 'last_job', id, 'last_at', now, 'last_kind', how)
 end
@@ -67,6 +75,7 @@ if now - expected > grace then
   redis.call('ZADD', due, future, name)
   if missed == 'skip' then
     redis.call('HINCRBY', h, 'misses', ticks)
+    missed_event(ticks, 'late')
     return {'missed', ticks, 'late'}
   end
   how, skipped = 'catch_up', ticks - 1
@@ -86,6 +95,7 @@ if overlap == 'skip' then
 end
 if not make_job(expected) then
   redis.call('HINCRBY', h, 'misses', 1)
+  missed_event(skipped + 1, 'queue_full')
   return {'missed', skipped + 1, 'queue_full'}
 end
 record(expected, how)

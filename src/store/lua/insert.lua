@@ -25,14 +25,15 @@ local function room(P, fresh, max)
 end
 
 local EXTRA_FIELDS = {'unique', 'expires', 'ttl', 'parents', 'wf', 'ref', 'opf', 'schedule',
-  'traceparent', 'tracestate'}
+  'traceparent', 'tracestate', 'sub'}
 
 -- Writes one new job's record and puts it where it waits: its queue's ready list, the
 -- scheduled set (due later), or its queue's waiting set (x.deps parents not finished yet).
 -- The job: id, record key, type, payload, max_attempts, due (µs), timeout_secs ('' =
 -- default), queue q, priority lv, group g ('' = none), and x: nil for a plain job, else its
 -- rarer settings, any of unique, expires (µs), ttl, parents (ids, comma-separated), wf, ref,
--- opf ('run'), schedule, traceparent, tracestate, and link (the parents to tell when it ends: those not finished yet)
+-- opf ('run'), schedule, traceparent, tracestate, sub (the subscription a webhook delivery job
+-- is for), and link (the parents to tell when it ends: those not finished yet)
 -- with deps (#link). Plain arguments, not a table: a table per job shows in a batch of 1000.
 local function insert_job(P, st, now, id, key, kind, payload, attempts, due, timeout, q, lv, g,
                           x)

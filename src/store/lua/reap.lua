@@ -34,10 +34,17 @@ for _, id in ipairs(ids) do
     bump(d, KEYS[3], 'retried', 1)
     requeued[#requeued + 1] = id
     extend(where_r, {q, t})
+    if wants(P, 'job.failed', q, t) then
+      events().job(P, 'job.failed', key, id, q, t, now, {e = ARGV[3],
+        d = string.format('%.0f', now)})
+    end
   else
     dead[#dead + 1] = id
     extend(where_d, {q, t})
     extend(evicted, bury(KEYS[2], KEYS[3], P, id, now, tonumber(ARGV[4])))
+    if wants(P, 'job.dead', q, t) then
+      events().job(P, 'job.dead', key, id, q, t, now, {e = ARGV[3]})
+    end
     finish().settle(P, key, id, false, now, ev)
   end
   flush(d)

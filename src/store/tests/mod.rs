@@ -7,6 +7,7 @@ mod claims;
 mod create;
 mod dlq;
 mod ends;
+mod events;
 mod explore;
 mod flow;
 mod group_commit;
