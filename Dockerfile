@@ -21,8 +21,10 @@ RUN mkdir src \
     && cargo build --release --locked \
     && rm -rf src
 
-# The real sources. COPY keeps the files' own timestamps, which may be older
+# The real sources, and build.rs (which embeds the Lua scripts and the API document
+# without their comments and indentation). COPY keeps the files' own timestamps, which may be older
 # than the placeholder build above; touch them so cargo rebuilds the crate.
+COPY build.rs ./
 COPY src ./src
 RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked

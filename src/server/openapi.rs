@@ -11,8 +11,8 @@ use crate::handler::Registry;
 
 /// The part of the document written by hand: every route of `router::ROUTES` (a test checks
 /// that they agree), the shared schemas, and `NewJob` and `WorkflowNode` as the bases of each
-/// job type's schemas.
-pub const BASE: &str = include_str!("openapi.json");
+/// job type's schemas. Embedded as build.rs copies it, without its indentation.
+pub const BASE: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
 
 /// The served document, as JSON text.
 pub fn document(config: &Config, registry: &Registry) -> String {

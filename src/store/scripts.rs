@@ -52,14 +52,15 @@ pub struct Scripts {
 }
 
 macro_rules! script {
-    // `lua/common.lua`, then the preludes named (in this order), then the script itself.
+    // `lua/common.lua`, then the preludes named (in this order), then the script itself, as
+    // build.rs copies them: without their comment lines.
     // Each script carries only the preludes it uses: every function of a script is defined
     // anew on each call, and Redis runs Lua slowly enough for that to show in the drain.
     ($($prelude:literal),* ; $file:literal) => {
         Script::new(concat!(
-            include_str!("lua/common.lua"),
-            $(include_str!(concat!("lua/", $prelude, ".lua")),)*
-            include_str!(concat!("lua/", $file))
+            include_str!(concat!(env!("OUT_DIR"), "/lua/common.lua")),
+            $(include_str!(concat!(env!("OUT_DIR"), "/lua/", $prelude, ".lua")),)*
+            include_str!(concat!(env!("OUT_DIR"), "/lua/", $file))
         ))
     };
 }
