@@ -3,7 +3,7 @@
 
 use redis::Value as RV;
 
-use super::decode::{create_outcome, is_noscript, pipeline_error};
+use super::decode::create_outcome;
 use super::scripts::scripts;
 use super::{Store, StoreError};
 use crate::job::{NewJob, OnParentFailure};
@@ -123,12 +123,8 @@ impl Store {
     /// capacity check and outcome) in one round trip: the HTTP threads gather concurrent
     /// `POST /jobs` requests into one of these. Returns one outcome per job, in order.
     ///
-    /// A pipeline sends EVALSHA only, so after a Redis restart, failover or `SCRIPT FLUSH` some
-    /// of its calls may answer NOSCRIPT while others ran (another connection may load the
-    /// script between two of them). Only the calls that answered NOSCRIPT are sent again,
-    /// after loading the script: a job that was stored is never reported as failed. When a
-    /// round trip fails, the jobs not yet answered get that error (a timeout may have stored
-    /// them; the error says so).
+    /// NOSCRIPT answers and a failed round trip are handled as [`Store::invoke_each`] says: a
+    /// job that was stored is never reported as failed.
     pub fn create_each(
         &mut self,
         jobs: &[NewJob],
@@ -146,54 +142,12 @@ impl Store {
                 )
             })
             .collect();
-        let mut out: Vec<Option<Result<CreateOutcome, StoreError>>> = vec![None; jobs.len()];
-        let mut todo: Vec<usize> = (0..jobs.len()).collect();
-        // A second NOSCRIPT right after loading needs yet another SCRIPT FLUSH in between;
-        // three rounds end even that, with an honest error for what is left.
-        for round in 0..3 {
-            let mut pipe = redis::pipe();
-            pipe.ignore_errors();
-            for &i in &todo {
-                pipe.invoke_script(&invs[i]);
-            }
-            let replies = self.conn.run(|c| {
-                if round > 0 {
-                    scripts().create.load(c)?;
-                }
-                pipe.query::<Vec<RV>>(c)
-            });
-            let replies = match replies {
-                Ok(r) => r,
-                Err(e) => {
-                    for &i in &todo {
-                        out[i] = Some(Err(e.clone()));
-                    }
-                    todo.clear();
-                    break;
-                }
-            };
-            let mut again = Vec::new();
-            for (&i, reply) in todo.iter().zip(replies) {
-                out[i] = Some(match reply {
-                    r if is_noscript(&r) => {
-                        again.push(i);
-                        continue;
-                    }
-                    RV::Array(items) => create_outcome(items),
-                    RV::ServerError(e) => {
-                        self.conn.note_reply_error(e.code());
-                        Err(pipeline_error(&e))
-                    }
-                    other => Err(StoreError::redis(format!(
-                        "create script answered {other:?}"
-                    ))),
-                });
-            }
-            todo = again;
-            if todo.is_empty() {
-                break;
-            }
-        }
+        let out = self.invoke_each(&scripts().create, &invs, |reply| match reply {
+            RV::Array(items) => create_outcome(items),
+            other => Err(StoreError::redis(format!(
+                "create script answered {other:?}"
+            ))),
+        });
         let mut out: Vec<Result<CreateOutcome, StoreError>> = out
             .into_iter()
             .map(|o| {

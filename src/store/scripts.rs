@@ -13,8 +13,11 @@
 //! is written once.
 //! `redis::Script` sends EVALSHA and reloads the script after a Redis restart.
 
-use redis::Script;
+use redis::{Script, ScriptInvocation, Value as RV};
 use std::sync::OnceLock;
+
+use super::decode::{is_noscript, pipeline_error};
+use super::{Store, StoreError};
 
 pub struct Scripts {
     pub create: Script,
@@ -102,4 +105,67 @@ pub fn scripts() -> &'static Scripts {
         outbox: script!(; "outbox.lua"),
         publish: script!("insert"; "publish.lua"),
     })
+}
+
+impl Store {
+    /// Sends `invs`, calls of `script`, in one pipelined round trip, each still its own atomic
+    /// step, and decodes each answer with `decode` (a server error is classified first).
+    ///
+    /// A pipeline sends EVALSHA only, so after a Redis restart, failover or `SCRIPT FLUSH` some
+    /// calls may answer NOSCRIPT while others ran (another connection may load the script
+    /// between two of them). Only the calls that answered NOSCRIPT are sent again, after
+    /// loading the script, so a call that ran is never reported as failed. When a round trip
+    /// fails, the calls not yet answered get its error (a timeout may have run them). A second
+    /// NOSCRIPT right after loading needs yet another SCRIPT FLUSH in between; three rounds end
+    /// even that: None for a call that never ran.
+    pub(super) fn invoke_each<T: Clone>(
+        &mut self,
+        script: &Script,
+        invs: &[ScriptInvocation<'_>],
+        decode: impl Fn(RV) -> Result<T, StoreError>,
+    ) -> Vec<Option<Result<T, StoreError>>> {
+        let mut out: Vec<Option<Result<T, StoreError>>> = vec![None; invs.len()];
+        let mut todo: Vec<usize> = (0..invs.len()).collect();
+        for round in 0..3 {
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            for &i in &todo {
+                pipe.invoke_script(&invs[i]);
+            }
+            let replies = self.conn.run(|c| {
+                if round > 0 {
+                    script.load(c)?;
+                }
+                pipe.query::<Vec<RV>>(c)
+            });
+            let replies = match replies {
+                Ok(r) => r,
+                Err(e) => {
+                    for &i in &todo {
+                        out[i] = Some(Err(e.clone()));
+                    }
+                    break;
+                }
+            };
+            let mut again = Vec::new();
+            for (&i, reply) in todo.iter().zip(replies) {
+                out[i] = Some(match reply {
+                    r if is_noscript(&r) => {
+                        again.push(i);
+                        continue;
+                    }
+                    RV::ServerError(e) => {
+                        self.conn.note_reply_error(e.code());
+                        Err(pipeline_error(&e))
+                    }
+                    other => decode(other),
+                });
+            }
+            todo = again;
+            if todo.is_empty() {
+                break;
+            }
+        }
+        out
+    }
 }

@@ -7,7 +7,7 @@
 use redis::Value as RV;
 use serde::{Deserialize, Serialize};
 
-use super::decode::{is_noscript, odd, pipeline_error};
+use super::decode::odd;
 use super::scripts::scripts;
 use super::{Store, StoreError, Stores};
 
@@ -227,10 +227,8 @@ impl Store {
     }
 
     /// Publishes each event with its jobs as [`Store::publish`] does, each in a step of its
-    /// own, all in one round trip. A NOSCRIPT answer (a Redis restart, a `SCRIPT FLUSH`) means
-    /// that call did not run: only those are sent again, after loading the script. When the
-    /// round trip fails, the events not yet answered get its error (a timeout may have
-    /// published them: the next round finds them gone).
+    /// own, all in one round trip ([`Store::invoke_each`]). An event whose call failed (a
+    /// timeout may have published it) is found gone by the next round if it was.
     pub fn publish_each(
         &mut self,
         events: &[(&str, &[Delivery])],
@@ -240,50 +238,11 @@ impl Store {
             .iter()
             .map(|(event, jobs)| self.publish_invocation(event, jobs, max_queue))
             .collect();
-        let mut out: Vec<Option<Result<Published, StoreError>>> = vec![None; events.len()];
-        let mut todo: Vec<usize> = (0..events.len()).collect();
-        for round in 0..3 {
-            let mut pipe = redis::pipe();
-            pipe.ignore_errors();
-            for &i in &todo {
-                pipe.invoke_script(&invs[i]);
-            }
-            let replies = self.conn.run(|c| {
-                if round > 0 {
-                    scripts().publish.load(c)?;
-                }
-                pipe.query::<Vec<RV>>(c)
-            });
-            let replies = match replies {
-                Ok(r) => r,
-                Err(e) => {
-                    for &i in &todo {
-                        out[i] = Some(Err(e.clone()));
-                    }
-                    break;
-                }
-            };
-            let mut again = Vec::new();
-            for (&i, reply) in todo.iter().zip(replies) {
-                out[i] = Some(match reply {
-                    r if is_noscript(&r) => {
-                        again.push(i);
-                        continue;
-                    }
-                    RV::ServerError(e) => {
-                        self.conn.note_reply_error(e.code());
-                        Err(pipeline_error(&e))
-                    }
-                    other => redis::from_redis_value::<Vec<String>>(other)
-                        .map(|r| published(&r))
-                        .map_err(|e| odd("publish", e)),
-                });
-            }
-            todo = again;
-            if todo.is_empty() {
-                break;
-            }
-        }
+        let out = self.invoke_each(&scripts().publish, &invs, |reply| {
+            redis::from_redis_value::<Vec<String>>(reply)
+                .map(|r| published(&r))
+                .map_err(|e| odd("publish", e))
+        });
         let made: usize = events
             .iter()
             .zip(&out)
