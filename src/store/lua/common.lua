@@ -9,6 +9,18 @@ local function now_us()
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
+-- s cut to at most n bytes, never inside a UTF-8 character (the API decodes it as UTF-8).
+local function cut(s, n)
+  if #s <= n then
+    return s
+  end
+  local i = n + 1
+  while i > 1 and s:byte(i) >= 128 and s:byte(i) < 192 do
+    i = i - 1
+  end
+  return s:sub(1, i - 1)
+end
+
 -- Appends the items of list b to list a.
 local function extend(a, b)
   for _, v in ipairs(b) do

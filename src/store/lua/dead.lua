@@ -23,18 +23,6 @@ end
 -- one reads that group only. docs/redis-keys.md states the rules with examples;
 -- src/store/tests/groups.rs tests them.
 
--- s cut to at most n bytes, never inside a UTF-8 character (the API decodes it as UTF-8).
-local function cut(s, n)
-  if #s <= n then
-    return s
-  end
-  local i = n + 1
-  while i > 1 and s:byte(i) >= 128 and s:byte(i) < 192 do
-    i = i - 1
-  end
-  return s:sub(1, i - 1)
-end
-
 -- A long word of letters and digits with both is an id ("k3f9x2m8q1"); one of only hex digits,
 -- 16 or more, a hash ("5d41402abc4b2a76b9719d911017c592"). Returning nil keeps the word.
 local function id_word(w)

@@ -45,16 +45,9 @@ local function events()
     return events_lib
   end
 
-  -- s cut to at most EVENT_TEXT_MAX bytes, never inside a UTF-8 character.
+  -- s (or nil) cut to at most EVENT_TEXT_MAX bytes (see cut in common.lua).
   local function clip(s)
-    if not s or #s <= EVENT_TEXT_MAX then
-      return s
-    end
-    local i = EVENT_TEXT_MAX + 1
-    while i > 1 and s:byte(i) >= 128 and s:byte(i) < 192 do
-      i = i - 1
-    end
-    return s:sub(1, i - 1)
+    return s and cut(s, EVENT_TEXT_MAX)
   end
 
   -- Appends record `rec` (a table; its kind in rec.k) to the outbox, stamped with `now` (µs,
