@@ -84,7 +84,7 @@ pub fn put(call: &mut Call) -> Result<Reply, ApiError> {
         "subscription {name} {}: {} to {} (deliveries in queue {})",
         if created { "created" } else { "replaced" },
         spec.events.join(", "),
-        spec.url,
+        origin(&spec.url),
         spec.queue
     );
     Ok(Reply::json(
@@ -102,6 +102,16 @@ pub fn delete(call: &mut Call) -> Result<Reply, ApiError> {
     }
     log::info!("subscription {name} deleted");
     Ok(Reply::json(200, &json!({ "deleted": name })))
+}
+
+/// `url` up to its path: the scheme, host and port. The log names a subscription's destination
+/// as webhook errors and logs do, since a webhook URL's path or query often carries a token.
+fn origin(url: &str) -> &str {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    &url[..end]
 }
 
 fn not_found(name: &str) -> ApiError {
@@ -256,6 +266,16 @@ mod tests {
 
     fn err(v: Value) -> String {
         spec_from(&v).unwrap_err()
+    }
+
+    #[test]
+    fn the_log_names_a_destination_without_its_path_or_query() {
+        assert_eq!(
+            origin("https://hooks.example.com/t/0123secret?sig=x"),
+            "https://hooks.example.com"
+        );
+        assert_eq!(origin("http://[::1]:9000?token=x"), "http://[::1]:9000");
+        assert_eq!(origin("http://127.0.0.1:9000"), "http://127.0.0.1:9000");
     }
 
     #[test]
