@@ -367,6 +367,12 @@ pub fn from_micros(us: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_micros(us)
 }
 
+/// Microseconds since the epoch as an API document field: [`api_time`], or null for a time
+/// out of range.
+pub fn api_time_value(us: i64) -> Value {
+    from_micros(us).map_or(Value::Null, |t| Value::String(api_time(&t)))
+}
+
 mod submit;
 pub mod trace;
 

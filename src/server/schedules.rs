@@ -10,7 +10,7 @@ use super::router::Call;
 use super::{ApiError, Reply};
 use crate::config::schedules::check_schedule_name;
 use crate::config::ScheduleSpec;
-use crate::job::{api_time, from_micros};
+use crate::job::api_time_value;
 use crate::store::{Control, ControlOutcome, Fired, PutOutcome, ScheduleRecord, Source};
 
 /// How many fire times `GET /schedules/{name}` shows.
@@ -195,10 +195,6 @@ fn schedule_name(raw: &str) -> Result<String, ApiError> {
     Ok(name)
 }
 
-fn time(us: i64) -> Value {
-    from_micros(us).map_or(Value::Null, |t| Value::String(api_time(&t)))
-}
-
 fn schedule_json(s: &ScheduleRecord) -> Value {
     let doc: Value = serde_json::from_str(&s.spec).unwrap_or(Value::Null);
     let spec = ScheduleSpec::from_json(&doc).ok();
@@ -207,14 +203,14 @@ fn schedule_json(s: &ScheduleRecord) -> Value {
             .timing
             .runs_from(next, NEXT_RUNS)
             .into_iter()
-            .map(time)
+            .map(api_time_value)
             .collect(),
         _ => Vec::new(),
     };
     let last_run = s.last.as_ref().map_or(Value::Null, |l| {
         json!({
-            "fire_time": time(l.fire_us),
-            "enqueued_at": time(l.at_us),
+            "fire_time": api_time_value(l.fire_us),
+            "enqueued_at": api_time_value(l.at_us),
             "job_id": l.job_id,
             "kind": l.kind,
             "status": l.status,
@@ -237,7 +233,7 @@ fn schedule_json(s: &ScheduleRecord) -> Value {
             "skips": s.skips,
             "triggers": s.triggers,
         },
-        "created_at": time(s.created_at_us),
-        "updated_at": time(s.updated_at_us),
+        "created_at": api_time_value(s.created_at_us),
+        "updated_at": api_time_value(s.updated_at_us),
     })
 }

@@ -11,7 +11,7 @@ use super::router::Call;
 use super::{ApiError, Reply};
 use crate::config::queues::{is_valid_queue_name, MAX_QUEUE_NAME_LEN};
 use crate::handler::is_valid_type_name;
-use crate::job::{api_time, from_micros, DEFAULT_QUEUE};
+use crate::job::{api_time_value, DEFAULT_QUEUE};
 use crate::store::{
     Subscription, SubscriptionFilter, SubscriptionSpec, DELIVERY_TYPE, EVENT_KINDS,
 };
@@ -243,10 +243,6 @@ fn spec_from(doc: &Value) -> Result<SubscriptionSpec, String> {
     })
 }
 
-fn time(ms: i64) -> Value {
-    from_micros(ms.saturating_mul(1000)).map_or(Value::Null, |t| Value::String(api_time(&t)))
-}
-
 fn subscription_json(s: &Subscription) -> Value {
     json!({
         "name": s.name,
@@ -255,8 +251,8 @@ fn subscription_json(s: &Subscription) -> Value {
         "filter": {"queue": s.spec.filter.queue, "type": s.spec.filter.kind},
         "queue": s.spec.queue,
         "max_attempts": s.spec.max_attempts,
-        "created_at": time(s.created_at),
-        "updated_at": time(s.updated_at),
+        "created_at": api_time_value(s.created_at.saturating_mul(1000)),
+        "updated_at": api_time_value(s.updated_at.saturating_mul(1000)),
     })
 }
 

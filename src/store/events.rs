@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 use super::subscriptions::{Delivery, Published, Subscription, SubscriptionSet};
 use super::{StoreError, Stores};
-use crate::job::{api_time, from_micros, JobId};
+use crate::job::{api_time_value, JobId};
 
 /// An outbox record as `lua/events.lua` writes it (short names: records may be many).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -57,10 +57,10 @@ pub struct Event {
     rec: Record,
 }
 
+/// A record's µs time (text) as the API writes times; null when absent or unreadable.
 fn time(us: Option<&str>) -> Value {
     us.and_then(|s| s.parse::<i64>().ok())
-        .and_then(from_micros)
-        .map_or(Value::Null, |t| Value::String(api_time(&t)))
+        .map_or(Value::Null, api_time_value)
 }
 
 impl Event {
