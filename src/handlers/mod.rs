@@ -19,8 +19,9 @@ use crate::handler::JobError;
 use crate::handler::Registry;
 
 /// The handlers the `jobq` binary registers: `email`, `analytics`, `report`, `image_resize`
-/// (with the `image` feature), `webhook` (with the `webhook` feature), the diagnostic types when ENABLE_DIAGNOSTIC_JOBS is set, and the
-/// command types of HANDLERS_FILE. An embedding program starts from this and adds its own.
+/// (with the `image` feature), `webhook` (with the `webhook` feature), the diagnostic types
+/// when ENABLE_DIAGNOSTIC_JOBS is set, and the command types of HANDLERS_FILE. An embedding
+/// program starts from this and adds its own.
 ///
 /// Fails, with a message naming the variable, when SMTP_URL cannot be used (the SMTP client
 /// cannot be set up, or this build lacks the `smtp` feature). HANDLERS_FILE was read and
