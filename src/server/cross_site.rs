@@ -8,6 +8,7 @@
 
 use tiny_http::Request;
 
+use super::input::header;
 use super::ApiError;
 
 /// Refuses a request that a browser marks as coming from another site. Only routes that change
@@ -33,13 +34,6 @@ pub fn refuse_cross_site(req: &Request) -> Result<(), ApiError> {
             req.url().split('?').next().unwrap_or_default()
         ))),
     }
-}
-
-fn header<'r>(req: &'r Request, name: &'static str) -> Option<&'r str> {
-    req.headers()
-        .iter()
-        .find(|h| h.field.equiv(name))
-        .map(|h| h.value.as_str().trim())
 }
 
 /// Whether `origin` (`scheme://host[:port]`) names the host the request was sent to. Only the

@@ -1,5 +1,5 @@
-//! Reading what a request carries: its body (bounded), JSON objects (bounded in depth, with
-//! errors that say what to send), query parameters and job ids in the path.
+//! Reading what a request carries: its headers, its body (bounded), JSON objects (bounded in
+//! depth, with errors that say what to send), query parameters and job ids in the path.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -12,6 +12,14 @@ use crate::job::JobId;
 /// Most nested arrays and objects a request body may have; deeper input is refused before
 /// parsing so no request can exhaust the stack.
 pub const MAX_JSON_DEPTH: usize = 64;
+
+/// The value of header `name` (any case), without surrounding whitespace.
+pub fn header<'r>(req: &'r Request, name: &'static str) -> Option<&'r str> {
+    req.headers()
+        .iter()
+        .find(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str().trim())
+}
 
 /// Reads the body, refusing more than `max` bytes without reading them all.
 pub fn read_body(req: &mut Request, max: usize) -> Result<Vec<u8>, ApiError> {

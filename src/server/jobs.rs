@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::input::{from_object, job_id, parse_json, read_body};
+use super::input::{from_object, header, job_id, parse_json, read_body};
 use super::router::Call;
 use super::{ApiError, Reply};
 use crate::context::note_job_events;
@@ -26,17 +26,13 @@ pub struct TraceHeaders(Option<(String, Option<String>)>);
 
 impl TraceHeaders {
     pub fn of(req: &tiny_http::Request) -> TraceHeaders {
-        let header = |name: &'static str| {
-            req.headers()
-                .iter()
-                .find(|h| h.field.equiv(name))
-                .map(|h| h.value.as_str().trim().to_string())
-        };
         TraceHeaders(
-            header("traceparent")
-                .and_then(|tp| parse_traceparent(&tp).ok())
+            header(req, "traceparent")
+                .and_then(|tp| parse_traceparent(tp).ok())
                 .map(|tp| {
-                    let state = header("tracestate").filter(|s| check_tracestate(s).is_ok());
+                    let state = header(req, "tracestate")
+                        .filter(|s| check_tracestate(s).is_ok())
+                        .map(str::to_string);
                     (tp, state)
                 }),
         )
@@ -54,12 +50,7 @@ impl TraceHeaders {
 /// `POST /jobs`: reads and validates a submission; the caller creates it.
 pub fn prepare(call: &mut Call) -> Result<NewJob, ApiError> {
     let trace = TraceHeaders::of(call.req);
-    let header_key = call
-        .req
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Idempotency-Key"))
-        .map(|h| h.value.as_str().trim().to_string());
+    let header_key = header(call.req, "Idempotency-Key").map(str::to_string);
     let body = read_body(call.req, call.shared.config.max_body_bytes)?;
     let mut parsed: NewJobRequest = parse_json(&body, "{\"type\": \"...\", \"payload\": {...}}")?;
     if let Some(key) = header_key {
